@@ -1,0 +1,113 @@
+#ifndef AIFLEET_HTTP_H
+#define AIFLEET_HTTP_H
+
+/*
+ * The signed API transport: one call = sign, send over libcurl, classify
+ * the answer, retry what is transient, respect the rate limits.
+ *
+ * af_client is shared by all threads of a run: it holds options, rate
+ * limiters (token bucket per provider/product/account, AIMD on throttling),
+ * the run's retry budget and counters, all behind a mutex.
+ * af_session is one libcurl handle (one connection cache): one per worker
+ * thread, reused across calls so connections are kept alive.
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aifleet/buf.h"
+#include "aifleet/creds.h"
+#include "aifleet/sign.h"
+
+typedef enum af_api_style {
+	AF_API_ACS3_RPC, /* Alibaba RPC: GET /?query, V3 signed */
+	AF_API_ACS3_ROA, /* Alibaba ROA: GET /path, V3 signed */
+	AF_API_TC3,      /* Tencent API 3.0: POST / JSON, TC3 signed */
+} af_api_style;
+
+typedef struct af_api_request {
+	af_api_style style;
+	const char *endpoint; /* scheme://host[:port], no path: https://r-kvstore.aliyuncs.com
+	                         or http://127.0.0.1:8080 for the simulator */
+	const char *method;   /* GET or POST */
+	const char *path;     /* "/" or the ROA path, segments already encoded */
+	const af_kv *query;   /* decoded parameters, flattened (Tag.1.Key) */
+	size_t nquery;
+	const char *body;     /* request body (TC3 JSON) or NULL */
+	size_t body_len;
+	const char *action;   /* x-acs-action / X-TC-Action */
+	const char *version;  /* x-acs-version / X-TC-Version */
+	const char *region;   /* X-TC-Region; also named in messages */
+	const char *service;  /* TC3 credential-scope service, e.g. "tione" */
+	/* Labels: named in error messages, and the rate-limit key. */
+	const char *provider; /* AF_PROVIDER_* */
+	const char *product;  /* AF_PRODUCT_* */
+	const char *account;  /* account label, never a key */
+} af_api_request;
+
+typedef struct af_api_response {
+	long http_status;
+	af_buf body;          /* raw body bytes */
+	json_object *json;    /* parsed body (owned); NULL unless the call succeeded */
+	char request_id[128]; /* provider RequestId, "" if none */
+	char error_code[128]; /* provider error code on failure, "" otherwise */
+	int attempts;         /* 1 + retries */
+} af_api_response;
+
+void af_api_response_init(af_api_response *r);
+void af_api_response_free(af_api_response *r);
+
+typedef struct af_client_options {
+	const char *ca_bundle;      /* NULL: the system default; verification is always on */
+	long connect_timeout_ms;    /* default 5000 */
+	long total_timeout_ms;      /* default 30000 */
+	size_t max_response_bytes;  /* default 32 MiB */
+	int max_attempts;           /* default 4 (1 + 3 retries) */
+	long base_delay_ms;         /* default 200 */
+	long max_delay_ms;          /* default 20000 */
+	int retry_budget;           /* retries allowed in the whole run; default 200 */
+	int max_concurrency;        /* per provider; default 4 */
+} af_client_options;
+
+void af_client_options_default(af_client_options *o);
+
+typedef struct af_client_stats {
+	uint64_t requests;      /* HTTP attempts made */
+	uint64_t retries;
+	uint64_t throttled;     /* throttling answers received */
+	uint64_t errors;        /* calls that failed for good */
+	uint64_t bytes;         /* response bytes received */
+	uint64_t connects;      /* new connections opened (reuse = requests - connects) */
+} af_client_stats;
+
+typedef struct af_client af_client;
+typedef struct af_session af_session;
+
+int af_client_new(af_client **out, const af_client_options *opts);
+void af_client_free(af_client *c);
+
+/* Rate limit for one (provider, product, account): `rps` requests per second,
+ * bursts up to `burst`. Without a call, defaults apply (TI-ONE: 20/s;
+ * Alibaba: 10/s). */
+int af_client_set_rate(af_client *c, const char *provider, const char *product,
+		       const char *account, double rps, double burst);
+
+void af_client_get_stats(af_client *c, af_client_stats *out);
+
+int af_session_new(af_session **out, af_client *c);
+void af_session_free(af_session *s);
+
+/*
+ * Performs one API call with retries. On success returns 0 with
+ * out->json parsed. On failure returns a negative af_error_class
+ * (AF_ERR_TRANSIENT after exhausting retries, AF_ERR_AUTH, AF_ERR_PARAM,
+ * AF_ERR_DATA for an unparseable body, AF_ERR_LIMIT) and sets the last
+ * error to a message naming provider, action, region, account, HTTP
+ * status, error code and RequestId -- never a secret.
+ */
+int af_session_call(af_session *s, const af_api_request *req, const af_credentials *creds,
+		    af_api_response *out);
+
+#endif

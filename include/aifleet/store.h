@@ -1,0 +1,98 @@
+#ifndef AIFLEET_STORE_H
+#define AIFLEET_STORE_H
+
+/*
+ * The PostgreSQL store: migrations, the loader, and status queries. This is
+ * the only module that talks to PostgreSQL.
+ *
+ * A run: af_loader_begin() takes the advisory lock and opens the run's
+ * transaction, records are streamed with COPY into staging tables through
+ * af_loader_sink(), each scope is reported with af_loader_scope_done(), and
+ * af_loader_commit() merges set-based and commits -- or, for a dry run,
+ * computes the plan and rolls back. A failure anywhere commits nothing.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "aifleet/record.h"
+
+typedef struct af_store af_store;
+
+/* conninfo: libpq keyword/value string or URI; NULL or "" uses the PG*
+ * environment. */
+int af_store_connect(af_store **out, const char *conninfo);
+void af_store_free(af_store *s);
+
+/* Applies pending migrations, each in its own transaction, recorded with a
+ * SHA-256 checksum; an applied migration whose text changed is an error.
+ * *applied (may be NULL) receives how many were applied now. */
+int af_store_migrate(af_store *s, int *applied);
+
+/* Prints recent runs and per-scope freshness and errors. */
+int af_store_print_status(af_store *s, FILE *out, int max_runs);
+
+typedef enum af_scope_state {
+	AF_SCOPE_COMPLETE = 0, /* every page fetched and every item normalized */
+	AF_SCOPE_PARTIAL = 1,  /* some data arrived, not all: nothing tombstoned */
+	AF_SCOPE_FAILED = 2,   /* nothing usable arrived: nothing tombstoned */
+} af_scope_state;
+
+typedef struct af_scope_report {
+	af_scope scope;
+	af_scope_state state;
+	const char *error;     /* first error, or NULL; never holds a secret */
+	uint64_t pages;
+	uint64_t items;        /* items fetched (after de-duplication) */
+	uint64_t duplicates;   /* items seen twice while paging */
+	uint64_t rejected;     /* items the normalizer rejected */
+	uint64_t requests;
+	uint64_t retries;
+	uint64_t throttled;
+	double seconds;
+} af_scope_report;
+
+typedef struct af_run_options {
+	bool dry_run;         /* compute the plan, then roll back */
+	bool wait_for_lock;   /* wait for a concurrent run instead of failing */
+	const char *trigger;  /* free text stored with the run, e.g. "aifleet sync" */
+} af_run_options;
+
+typedef struct af_entity_counts {
+	uint64_t staged;
+	uint64_t created;
+	uint64_t updated;
+	uint64_t deleted;
+	uint64_t restored;
+	uint64_t unchanged;
+} af_entity_counts;
+
+typedef struct af_load_summary {
+	int64_t run_id;             /* 0 for a dry run */
+	af_entity_counts instances;
+	af_entity_counts services;
+	af_entity_counts resources;
+	uint64_t history_rows;
+	double copy_seconds;
+	double merge_seconds;
+} af_load_summary;
+
+typedef struct af_loader af_loader;
+
+/* Fails with AF_ERR_LOCKED (message says who holds it) when another run is
+ * active and wait_for_lock is false. */
+int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts);
+
+/* The sink to hand to normalizers. Not thread-safe: callers serialize. */
+af_record_sink af_loader_sink(af_loader *l);
+
+int af_loader_scope_done(af_loader *l, const af_scope_report *report);
+
+/* Merges and commits (or rolls back for a dry run). */
+int af_loader_commit(af_loader *l, af_load_summary *out);
+
+/* Rolls back unless committed, releases the lock, frees. NULL is fine. */
+void af_loader_free(af_loader *l);
+
+#endif
