@@ -74,6 +74,9 @@ typedef struct af_tc3_input {
 	int64_t timestamp;        /* X-TC-Timestamp, Unix seconds */
 	const char *secret_id;
 	const char *secret_key;
+	/* Added after the first contract, so NULL keeps the old behaviour:
+	 * the canonical URI, i.e. the path as sent; NULL means "/". */
+	const char *canonical_uri;
 } af_tc3_input;
 
 int af_tc3_sign(af_sign_steps *out, const af_tc3_input *in);
