@@ -1,0 +1,76 @@
+#ifndef AIFLEET_CONFIG_H
+#define AIFLEET_CONFIG_H
+
+/*
+ * The INI configuration (inih). deploy/aifleet.example.ini documents every
+ * key. Nothing secret lives here: accounts say *where* their credentials
+ * are (environment variables or the official CLIs' files), not what they are.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define AF_CONFIG_MAX_REGIONS 32
+
+typedef enum af_cred_source {
+	AF_CRED_ENV = 0,        /* environment variables (names configurable) */
+	AF_CRED_ALIYUN_CLI = 1, /* ~/.aliyun/config.json profile */
+	AF_CRED_TENCENT_FILE = 2, /* ~/.tencentcloud/credentials profile */
+} af_cred_source;
+
+/* Per product settings inside an account. */
+typedef struct af_product_config {
+	bool enabled;
+	char *endpoint;    /* override, may contain {region}; NULL = default */
+	double rate_limit; /* requests per second; 0 = default */
+	double burst;      /* token bucket size; 0 = default */
+	int page_size;     /* 0 = product default */
+} af_product_config;
+
+typedef struct af_account_config {
+	char *name;     /* label used in logs, the database and messages */
+	char *provider; /* AF_PROVIDER_* */
+	af_cred_source cred_source;
+	char *id_env;     /* names of environment variables, never values */
+	char *secret_env;
+	char *token_env;
+	char *cred_file;  /* NULL = the CLI's default path */
+	char *profile;    /* NULL = the CLI's default profile */
+	bool intl;        /* Tencent: use the international endpoint */
+	char *regions[AF_CONFIG_MAX_REGIONS];
+	size_t nregions;
+	af_product_config tair;
+	af_product_config hologres;
+	af_product_config tione;
+} af_account_config;
+
+typedef struct af_config {
+	char *path;          /* file it came from, or NULL */
+	char *db_conninfo;   /* NULL = libpq defaults (PG* environment) */
+	bool wait_for_lock;
+	int concurrency;     /* scopes collected at once; default 4 */
+	int detail_concurrency; /* Hologres GetInstanceModel calls in flight per scope; default 4 */
+	int max_attempts;
+	int retry_budget;
+	long connect_timeout_ms;
+	long timeout_ms;
+	long max_response_mb;
+	char *ca_bundle;
+	int max_pages;       /* guard against paging that never ends; default 10000 */
+	af_account_config *accounts;
+	size_t naccounts;
+} af_config;
+
+/* Defaults only (no accounts). */
+void af_config_init(af_config *cfg);
+
+/* Parses and validates an INI file; errors (AF_ERR_CONFIG) name the file,
+ * line and key. A file that group or others may write is refused. */
+int af_config_load(af_config *cfg, const char *path);
+
+void af_config_free(af_config *cfg);
+
+/* The product config for a product name, or NULL if unknown. */
+af_product_config *af_account_product(af_account_config *a, const char *product);
+
+#endif

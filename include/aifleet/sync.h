@@ -1,0 +1,58 @@
+#ifndef AIFLEET_SYNC_H
+#define AIFLEET_SYNC_H
+
+/*
+ * `aifleet sync`: migrate, take the run lock, collect every scope
+ * (account x region x product) concurrently within the rate limits,
+ * normalize, load, merge, commit.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "aifleet/collect.h"
+#include "aifleet/config.h"
+#include "aifleet/store.h"
+
+typedef struct af_sync_options {
+	const char *db_conninfo; /* overrides the config's; NULL = config, then PG* env */
+	const char *only;        /* collect only this product, or NULL */
+	bool dry_run;
+	bool wait_for_lock;
+	bool progress;           /* redraw a progress line on stderr */
+	af_raw_options raw;
+	const char *trigger;
+	FILE *plan_out;          /* dry run: where the plan is printed; NULL = none */
+} af_sync_options;
+
+typedef struct af_sync_result {
+	af_load_summary load;
+	size_t scopes;
+	size_t complete;
+	size_t partial;
+	size_t failed;
+	uint64_t items;
+	uint64_t duplicates;
+	uint64_t rejected;
+	uint64_t requests;
+	uint64_t retries;
+	uint64_t throttled;
+	size_t auth_failures;    /* scopes refused authentication */
+	double seconds;          /* wall time of the whole run */
+	double collect_seconds;  /* wall time of the collection phase */
+	double fetch_seconds;    /* summed over workers: waiting for HTTP */
+	double normalize_seconds;/* summed: normalizing + streaming COPY */
+} af_sync_result;
+
+/*
+ * Returns 0 when the run committed (check result->partial/failed for
+ * scopes that did not complete), or a negative af_error_class when
+ * nothing was committed.
+ */
+int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_result *result);
+
+/* One line: "sync: run 12 partial: 9 scopes (8 complete, 1 failed), ..." */
+void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * Hologres AI nodes: ListInstanceModel, then GetInstanceModel for every
+ * Holo instance it lists (hologram 2022-06-01, ROA GETs, ACS3 signed).
+ * The detail calls run concurrently, at most [sync] detail_concurrency at
+ * a time, each worker on its own session.
+ */
+#include "aifleet/collect.h"
+#include "aifleet/error.h"
+#include "aifleet/log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOLO_VERSION "2022-06-01"
+#define HOLO_LIST_ACTION "ListInstanceModel"
+#define HOLO_LIST_PATH "/api/v1/instances/rpc/listInstanceModel"
+#define HOLO_GET_ACTION "GetInstanceModel"
+
+typedef struct detail_pool {
+	af_job *job;
+	json_object *list;    /* instanceModelList (borrowed) */
+	size_t n;
+	atomic_size_t next;   /* next index to fetch */
+	atomic_int failed;    /* first error class, 0 if none */
+} detail_pool;
+
+static int fetch_detail(af_job *job, af_session *session, json_object *item, json_object **out)
+{
+	json_object *holo_id;
+	const char *id;
+	af_buf path = AF_BUF_INIT;
+	af_api_request req;
+	char key[300];
+	int err;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(item, "holoInstanceId", &holo_id) ||
+	    !json_object_is_type(holo_id, json_type_string) || !*json_object_get_string(holo_id))
+		return 0; /* nothing to ask about: the normalizer sees no detail */
+	id = json_object_get_string(holo_id);
+	if ((err = af_buf_puts(&path, "/api/v1/instances/")) < 0 ||
+	    (err = af_rfc3986_encode(&path, id, strlen(id))) < 0 ||
+	    (err = af_buf_puts(&path, "/getInstanceModel")) < 0)
+		goto done;
+	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_GET_ACTION, HOLO_VERSION);
+	req.path = path.data;
+	snprintf(key, sizeof(key), "get-%s", id);
+	if ((err = af_job_fetch(job, session, &req, key, out)) < 0)
+		af_error_prefix(err, "instance %s: ", id);
+done:
+	af_buf_free(&path);
+	return err;
+}
+
+static int emit_node(af_job *job, json_object *item, json_object *detail)
+{
+	af_norm_stats st = {0};
+	int err;
+
+	af_job_lock(job);
+	err = af_normalize_hologres_node(&job->scope, item, detail, af_job_sink(job), &st);
+	af_job_unlock(job);
+	af_job_add_norm_stats(job, &st);
+	return err;
+}
+
+static void *detail_worker(void *arg)
+{
+	detail_pool *pool = arg;
+	af_job *job = pool->job;
+	af_session *session = NULL;
+	int err = 0;
+
+	if (!(job->raw && job->raw->replay_dir) &&
+	    (err = af_session_new(&session, job->client)) < 0)
+		goto done;
+	for (;;) {
+		size_t i = atomic_fetch_add(&pool->next, 1);
+		json_object *item, *detail = NULL;
+
+		if (i >= pool->n || atomic_load(&pool->failed))
+			break;
+		item = json_object_array_get_idx(pool->list, i);
+		if ((err = fetch_detail(job, session, item, &detail)) < 0)
+			break;
+		err = emit_node(job, item, detail);
+		json_object_put(detail);
+		if (err < 0)
+			break;
+	}
+done:
+	if (err < 0) {
+		int expected = 0;
+
+		af_job_fail(job, err);
+		atomic_compare_exchange_strong(&pool->failed, &expected, err);
+	}
+	af_session_free(session);
+	return NULL;
+}
+
+static int hologres_collect(af_job *job)
+{
+	af_api_request req;
+	json_object *body = NULL, *list;
+	detail_pool pool;
+	pthread_t threads[64];
+	size_t nthreads = 0, want;
+	int err;
+
+	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_LIST_ACTION, HOLO_VERSION);
+	req.path = HOLO_LIST_PATH;
+	if ((err = af_job_fetch(job, job->session, &req, "list", &body)) < 0)
+		return err;
+	if (!json_object_object_get_ex(body, "instanceModelList", &list) ||
+	    json_object_is_type(list, json_type_null)) {
+		json_object_put(body);
+		return 0; /* no AI nodes in this region */
+	}
+	if (!json_object_is_type(list, json_type_array)) {
+		json_object_put(body);
+		return af_error_set(AF_ERR_DATA, "instanceModelList is not an array");
+	}
+
+	pool.job = job;
+	pool.list = list;
+	pool.n = json_object_array_length(list);
+	atomic_init(&pool.next, 0);
+	atomic_init(&pool.failed, 0);
+	want = (size_t)(job->config->detail_concurrency > 0 ? job->config->detail_concurrency : 1);
+	if (want > pool.n)
+		want = pool.n;
+	if (want > sizeof(threads) / sizeof(threads[0]))
+		want = sizeof(threads) / sizeof(threads[0]);
+	for (; nthreads < want; nthreads++)
+		if (pthread_create(&threads[nthreads], NULL, detail_worker, &pool) != 0)
+			break;
+	if (nthreads == 0 && pool.n > 0) {
+		json_object_put(body);
+		return af_error_set(AF_ERR_GENERIC, "cannot start detail workers");
+	}
+	for (size_t i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+	json_object_put(body);
+
+	err = atomic_load(&pool.failed);
+	if (err < 0)
+		/* The message was recorded by the worker that failed. */
+		return af_error_set(err, "%s", job->error);
+	return 0;
+}
+
+const af_collector af_collector_hologres = {
+	.product = AF_PRODUCT_HOLOGRES,
+	.provider = AF_PROVIDER_ALIBABA,
+	.default_page_size = 0,
+	.collect = hologres_collect,
+};

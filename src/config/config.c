@@ -1,0 +1,488 @@
+/*
+ * INI configuration loading and validation.
+ *
+ *   [database] conninfo, wait_for_lock
+ *   [sync]     concurrency, detail_concurrency, max_attempts, retry_budget,
+ *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
+ *              max_pages
+ *   [account NAME] provider, credentials, *_env, credentials_file, profile,
+ *              intl, regions, products, <product>_endpoint,
+ *              <product>_rate_limit, <product>_burst, <product>_page_size
+ */
+#include "aifleet/config.h"
+#include "aifleet/error.h"
+#include "aifleet/record.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+typedef struct parse_state {
+	af_config *cfg;
+	int err;      /* first error class, 0 if none */
+	char msg[512];
+} parse_state;
+
+void af_config_init(af_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->concurrency = 4;
+	cfg->detail_concurrency = 4;
+	cfg->max_attempts = 4;
+	cfg->retry_budget = 200;
+	cfg->connect_timeout_ms = 5000;
+	cfg->timeout_ms = 30000;
+	cfg->max_response_mb = 32;
+	cfg->max_pages = 10000;
+}
+
+static void account_free(af_account_config *a)
+{
+	free(a->name);
+	free(a->provider);
+	free(a->id_env);
+	free(a->secret_env);
+	free(a->token_env);
+	free(a->cred_file);
+	free(a->profile);
+	for (size_t i = 0; i < a->nregions; i++)
+		free(a->regions[i]);
+	free(a->tair.endpoint);
+	free(a->hologres.endpoint);
+	free(a->tione.endpoint);
+}
+
+void af_config_free(af_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->naccounts; i++)
+		account_free(&cfg->accounts[i]);
+	free(cfg->accounts);
+	free(cfg->path);
+	free(cfg->db_conninfo);
+	free(cfg->ca_bundle);
+	af_config_init(cfg);
+}
+
+af_product_config *af_account_product(af_account_config *a, const char *product)
+{
+	if (strcmp(product, AF_PRODUCT_TAIR) == 0)
+		return &a->tair;
+	if (strcmp(product, AF_PRODUCT_HOLOGRES) == 0)
+		return &a->hologres;
+	if (strcmp(product, AF_PRODUCT_TIONE) == 0)
+		return &a->tione;
+	return NULL;
+}
+
+static int fail(parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(parse_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!st->err) {
+		va_start(ap, fmt);
+		vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
+		va_end(ap);
+		st->err = AF_ERR_CONFIG;
+	}
+	return 0; /* inih: stop with this line's number */
+}
+
+static int set_string(parse_state *st, char **dst, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy) {
+		st->err = AF_ERR_NOMEM;
+		return 0;
+	}
+	free(*dst);
+	*dst = *value ? copy : NULL;
+	if (!*value)
+		free(copy);
+	return 1;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1") || !strcasecmp(v, "on"))
+		*out = true;
+	else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0") ||
+		 !strcasecmp(v, "off"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+static bool parse_long(const char *v, long min, long max, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < min || n > max)
+		return false;
+	*out = n;
+	return true;
+}
+
+static bool parse_double(const char *v, double min, double max, double *out)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || end == v || *end || !(d >= min && d <= max))
+		return false;
+	*out = d;
+	return true;
+}
+
+/* Splits "a, b ,c" into trimmed, non-empty items; calls `add` for each. */
+static int split_list(parse_state *st, const char *value, const char *key,
+		      int (*add)(parse_state *, void *, const char *, const char *), void *target)
+{
+	char *copy = strdup(value), *save = NULL, *tok;
+	int ok = 1;
+
+	if (!copy) {
+		st->err = AF_ERR_NOMEM;
+		return 0;
+	}
+	for (tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		end = tok + strlen(tok);
+		while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*tok)
+			ok = add(st, target, tok, key);
+	}
+	free(copy);
+	return ok;
+}
+
+static int add_region(parse_state *st, void *target, const char *item, const char *key)
+{
+	af_account_config *a = target;
+
+	for (const char *p = item; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return fail(st, "account %s: %s: invalid region '%s'", a->name, key, item);
+	if (a->nregions == AF_CONFIG_MAX_REGIONS)
+		return fail(st, "account %s: more than %d regions", a->name, AF_CONFIG_MAX_REGIONS);
+	for (size_t i = 0; i < a->nregions; i++)
+		if (strcmp(a->regions[i], item) == 0)
+			return fail(st, "account %s: region %s listed twice", a->name, item);
+	if (!(a->regions[a->nregions] = strdup(item))) {
+		st->err = AF_ERR_NOMEM;
+		return 0;
+	}
+	a->nregions++;
+	return 1;
+}
+
+static int add_product(parse_state *st, void *target, const char *item, const char *key)
+{
+	af_account_config *a = target;
+	af_product_config *p = af_account_product(a, item);
+
+	if (!p)
+		return fail(st, "account %s: %s: unknown product '%s' (tair_kvcache, hologres, tione)",
+			    a->name, key, item);
+	p->enabled = true;
+	return 1;
+}
+
+static af_account_config *find_or_add_account(parse_state *st, const char *name)
+{
+	af_config *cfg = st->cfg;
+	af_account_config *accounts, *a;
+
+	for (size_t i = 0; i < cfg->naccounts; i++)
+		if (strcmp(cfg->accounts[i].name, name) == 0)
+			return &cfg->accounts[i];
+	accounts = realloc(cfg->accounts, (cfg->naccounts + 1) * sizeof(*accounts));
+	if (!accounts) {
+		st->err = AF_ERR_NOMEM;
+		return NULL;
+	}
+	cfg->accounts = accounts;
+	a = &accounts[cfg->naccounts];
+	memset(a, 0, sizeof(*a));
+	if (!(a->name = strdup(name))) {
+		st->err = AF_ERR_NOMEM;
+		return NULL;
+	}
+	cfg->naccounts++;
+	return a;
+}
+
+static bool valid_account_name(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+static int product_key(parse_state *st, af_account_config *a, const char *name, const char *value)
+{
+	static const char *const products[] = {AF_PRODUCT_TAIR, AF_PRODUCT_HOLOGRES, AF_PRODUCT_TIONE};
+
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(products[i]);
+		af_product_config *p = af_account_product(a, products[i]);
+		const char *suffix;
+		long l;
+
+		if (strncmp(name, products[i], n) != 0 || name[n] != '_')
+			continue;
+		suffix = name + n + 1;
+		if (strcmp(suffix, "endpoint") == 0) {
+			if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+				return fail(st, "account %s: %s must start with http:// or https://",
+					    a->name, name);
+			return set_string(st, &p->endpoint, value);
+		}
+		if (strcmp(suffix, "rate_limit") == 0) {
+			if (!parse_double(value, 0.01, 10000, &p->rate_limit))
+				return fail(st, "account %s: %s must be a number of requests per second "
+						"between 0.01 and 10000", a->name, name);
+			return 1;
+		}
+		if (strcmp(suffix, "burst") == 0) {
+			if (!parse_double(value, 1, 10000, &p->burst))
+				return fail(st, "account %s: %s must be between 1 and 10000", a->name, name);
+			return 1;
+		}
+		if (strcmp(suffix, "page_size") == 0) {
+			if (!parse_long(value, 1, 1000, &l))
+				return fail(st, "account %s: %s must be between 1 and 1000", a->name, name);
+			p->page_size = (int)l;
+			return 1;
+		}
+	}
+	return -1; /* not a product key */
+}
+
+static int account_key(parse_state *st, af_account_config *a, const char *name, const char *value)
+{
+	int r;
+
+	if (strcmp(name, "provider") == 0) {
+		if (strcmp(value, AF_PROVIDER_ALIBABA) && strcmp(value, AF_PROVIDER_TENCENT))
+			return fail(st, "account %s: provider must be alibaba or tencent, not '%s'",
+				    a->name, value);
+		return set_string(st, &a->provider, value);
+	}
+	if (strcmp(name, "credentials") == 0) {
+		if (strcmp(value, "env") == 0)
+			a->cred_source = AF_CRED_ENV;
+		else if (strcmp(value, "aliyun-cli") == 0)
+			a->cred_source = AF_CRED_ALIYUN_CLI;
+		else if (strcmp(value, "tencent-file") == 0)
+			a->cred_source = AF_CRED_TENCENT_FILE;
+		else
+			return fail(st, "account %s: credentials must be env, aliyun-cli or "
+					"tencent-file, not '%s'", a->name, value);
+		return 1;
+	}
+	if (strcmp(name, "access_key_id_env") == 0 || strcmp(name, "secret_id_env") == 0)
+		return set_string(st, &a->id_env, value);
+	if (strcmp(name, "access_key_secret_env") == 0 || strcmp(name, "secret_key_env") == 0)
+		return set_string(st, &a->secret_env, value);
+	if (strcmp(name, "security_token_env") == 0 || strcmp(name, "session_token_env") == 0)
+		return set_string(st, &a->token_env, value);
+	if (strcmp(name, "credentials_file") == 0)
+		return set_string(st, &a->cred_file, value);
+	if (strcmp(name, "profile") == 0)
+		return set_string(st, &a->profile, value);
+	if (strcmp(name, "intl") == 0) {
+		if (!parse_bool(value, &a->intl))
+			return fail(st, "account %s: intl must be true or false", a->name);
+		return 1;
+	}
+	if (strcmp(name, "regions") == 0)
+		return split_list(st, value, name, add_region, a);
+	if (strcmp(name, "products") == 0)
+		return split_list(st, value, name, add_product, a);
+	if ((r = product_key(st, a, name, value)) >= 0)
+		return r;
+	return fail(st, "account %s: unknown key '%s'", a->name, name);
+}
+
+static int sync_key(parse_state *st, const char *name, const char *value)
+{
+	af_config *cfg = st->cfg;
+	long l;
+
+	struct {
+		const char *name;
+		long min, max;
+		void *dst;
+		bool is_int;
+	} keys[] = {
+		{"concurrency", 1, 64, &cfg->concurrency, true},
+		{"detail_concurrency", 1, 64, &cfg->detail_concurrency, true},
+		{"max_attempts", 1, 20, &cfg->max_attempts, true},
+		{"retry_budget", 0, 100000, &cfg->retry_budget, true},
+		{"max_pages", 1, 10000000, &cfg->max_pages, true},
+		{"connect_timeout_ms", 100, 600000, &cfg->connect_timeout_ms, false},
+		{"timeout_ms", 100, 3600000, &cfg->timeout_ms, false},
+		{"max_response_mb", 1, 4096, &cfg->max_response_mb, false},
+	};
+
+	if (strcmp(name, "ca_bundle") == 0)
+		return set_string(st, &cfg->ca_bundle, value);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(name, keys[i].name) != 0)
+			continue;
+		if (!parse_long(value, keys[i].min, keys[i].max, &l))
+			return fail(st, "[sync] %s must be an integer between %ld and %ld", name,
+				    keys[i].min, keys[i].max);
+		if (keys[i].is_int)
+			*(int *)keys[i].dst = (int)l;
+		else
+			*(long *)keys[i].dst = l;
+		return 1;
+	}
+	return fail(st, "[sync]: unknown key '%s'", name);
+}
+
+static int handle_line(void *user, const char *section, const char *name, const char *value)
+{
+	parse_state *st = user;
+
+	if (st->err)
+		return 0;
+	if (strcmp(section, "database") == 0) {
+		if (strcmp(name, "conninfo") == 0)
+			return set_string(st, &st->cfg->db_conninfo, value);
+		if (strcmp(name, "wait_for_lock") == 0) {
+			if (!parse_bool(value, &st->cfg->wait_for_lock))
+				return fail(st, "[database] wait_for_lock must be true or false");
+			return 1;
+		}
+		return fail(st, "[database]: unknown key '%s'", name);
+	}
+	if (strcmp(section, "sync") == 0)
+		return sync_key(st, name, value);
+	if (strncmp(section, "account ", 8) == 0) {
+		const char *label = section + 8;
+		af_account_config *a;
+
+		while (*label == ' ')
+			label++;
+		if (!valid_account_name(label))
+			return fail(st, "[%s]: account names use letters, digits, '-', '_', '.'",
+				    section);
+		if (!(a = find_or_add_account(st, label)))
+			return 0;
+		return account_key(st, a, name, value);
+	}
+	return fail(st, "unknown section [%s]", section);
+}
+
+static int default_env(char **dst, const char *name)
+{
+	if (*dst)
+		return 0;
+	if (!(*dst = strdup(name)))
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* Fills defaults and checks what only makes sense account-wide. */
+static int validate_account(af_config *cfg, af_account_config *a)
+{
+	bool ali;
+	int err;
+
+	if (!a->provider)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: provider is required",
+				    cfg->path, a->name);
+	ali = strcmp(a->provider, AF_PROVIDER_ALIBABA) == 0;
+	if (a->nregions == 0)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: regions is required", cfg->path,
+				    a->name);
+	if (!a->tair.enabled && !a->hologres.enabled && !a->tione.enabled) {
+		/* No products listed: everything the provider offers. */
+		if (ali)
+			a->tair.enabled = a->hologres.enabled = true;
+		else
+			a->tione.enabled = true;
+	}
+	if (ali && a->tione.enabled)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tione is a Tencent Cloud product",
+				    cfg->path, a->name);
+	if (!ali && (a->tair.enabled || a->hologres.enabled))
+		return af_error_set(AF_ERR_CONFIG,
+				    "%s: account %s: tair_kvcache and hologres are Alibaba Cloud products",
+				    cfg->path, a->name);
+	if (ali && a->cred_source == AF_CRED_TENCENT_FILE)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tencent-file credentials on an "
+				    "Alibaba account", cfg->path, a->name);
+	if (!ali && a->cred_source == AF_CRED_ALIYUN_CLI)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: aliyun-cli credentials on a "
+				    "Tencent account", cfg->path, a->name);
+	if (a->cred_source == AF_CRED_ENV) {
+		if ((err = default_env(&a->id_env, ali ? "ALIBABA_CLOUD_ACCESS_KEY_ID"
+						       : "TENCENTCLOUD_SECRET_ID")) < 0 ||
+		    (err = default_env(&a->secret_env, ali ? "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+							   : "TENCENTCLOUD_SECRET_KEY")) < 0 ||
+		    (err = default_env(&a->token_env, ali ? "ALIBABA_CLOUD_SECURITY_TOKEN"
+							  : "TENCENTCLOUD_SESSION_TOKEN")) < 0)
+			return err;
+	}
+	return 0;
+}
+
+int af_config_load(af_config *cfg, const char *path)
+{
+	parse_state st = {.cfg = cfg};
+	struct stat sb;
+	FILE *f;
+	int line, err;
+
+	if (!(cfg->path = strdup(path)))
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	f = fopen(path, "r");
+	if (!f)
+		return af_error_set(AF_ERR_CONFIG, "cannot open configuration %s: %s", path,
+				    strerror(errno));
+	/* The file holds no secrets, but it decides where requests (and
+	 * signatures) go: refuse one that anybody could have rewritten. */
+	if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & (S_IWGRP | S_IWOTH))) {
+		fclose(f);
+		return af_error_set(AF_ERR_CONFIG, "%s is writable by group or others; "
+				    "run chmod go-w %s", path, path);
+	}
+	line = ini_parse_file(f, handle_line, &st);
+	fclose(f);
+	if (st.err == AF_ERR_NOMEM)
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	if (st.err)
+		return af_error_set(AF_ERR_CONFIG, "%s:%d: %s", path, line, st.msg);
+	if (line != 0)
+		return af_error_set(AF_ERR_CONFIG, "%s:%d: syntax error", path, line);
+	for (size_t i = 0; i < cfg->naccounts; i++)
+		if ((err = validate_account(cfg, &cfg->accounts[i])) < 0)
+			return err;
+	return 0;
+}
