@@ -29,8 +29,10 @@ typedef enum af_api_style {
 
 typedef struct af_api_request {
 	af_api_style style;
-	const char *endpoint; /* scheme://host[:port], no path: https://r-kvstore.aliyuncs.com
-	                         or http://127.0.0.1:8080 for the simulator */
+	const char *endpoint; /* scheme://host[:port][/base]: https://r-kvstore.aliyuncs.com
+	                         or http://127.0.0.1:8080 for the simulator. A base path
+	                         (http://127.0.0.1:8089/cn-hangzhou) is prepended to
+	                         `path`, and the full path as sent is what is signed. */
 	const char *method;   /* GET or POST */
 	const char *path;     /* "/" or the ROA path, segments already encoded */
 	const af_kv *query;   /* decoded parameters, flattened (Tag.1.Key) */
@@ -109,5 +111,62 @@ void af_session_free(af_session *s);
  */
 int af_session_call(af_session *s, const af_api_request *req, const af_credentials *creds,
 		    af_api_response *out);
+
+/* ---- Helpers, exposed so that they can be unit-tested ------------------ */
+
+/* Default endpoint (https://host) for a product (AF_PRODUCT_*) and region,
+ * per SPEC.md: Tair -> r-kvstore.aliyuncs.com for the central regions, else
+ * r-kvstore.<region>.aliyuncs.com; Hologres -> hologram.<region>.aliyuncs.com;
+ * TI-ONE -> tione.tencentcloudapi.com (tione.intl.tencentcloudapi.com when
+ * `intl`). AF_ERR_CONFIG for an unknown product or a missing region,
+ * AF_ERR_LIMIT if `n` is too small. */
+int af_default_endpoint(char *out, size_t n, const char *product, const char *region, bool intl);
+
+/* Copies a configured endpoint, replacing every "{region}" with `region`.
+ * AF_ERR_CONFIG if the template needs a region and none is given. */
+int af_endpoint_expand(char *out, size_t n, const char *tmpl, const char *region);
+
+/* Retry delay before retry number `attempt` (0 = the first retry):
+ * retry_after_ms > 0 (x-acs-retry-after) -> min(retry_after_ms, max_ms);
+ * otherwise full jitter: floor(u * (cap + 1)) with cap = min(max_ms,
+ * base_ms * 2^attempt), u uniform in [0, 1). */
+long af_backoff_delay_ms(long base_ms, long max_ms, int attempt, long retry_after_ms, double u);
+
+/* What one HTTP answer means. */
+typedef struct af_api_verdict {
+	int klass;              /* 0 = success, else a negative af_error_class */
+	bool retry;             /* transient: worth another attempt */
+	bool throttled;         /* a throttling answer: slow this bucket down */
+	char code[128];         /* provider error code, "" if none */
+	char request_id[128];   /* provider RequestId, "" if none */
+	char message[512];      /* provider message or parser/HTTP description */
+} af_api_verdict;
+
+/* Classifies one answer (see docs/transport.md for the code lists). On
+ * success *json (if json is not NULL) receives the parsed body (caller
+ * owns). retry_after_ms: the x-acs-retry-after header value, 0 if none. */
+void af_api_classify(af_api_verdict *out, json_object **json, af_api_style style,
+		     long http_status, const char *body, size_t len, long retry_after_ms);
+
+/* A token bucket with AIMD rate adaptation; times in seconds on a monotonic
+ * clock. Not locked: af_client serialises access. */
+typedef struct af_token_bucket {
+	double rate;      /* current requests per second */
+	double max_rate;  /* the configured rate (recovery ceiling) */
+	double min_rate;  /* floor for multiplicative decrease */
+	double burst;     /* bucket depth */
+	double tokens;    /* may go negative: reservations of future slots */
+	double last;      /* time of the last refill */
+} af_token_bucket;
+
+void af_token_bucket_init(af_token_bucket *b, double rps, double burst, double now);
+/* Reserves one request slot at `now`; returns the seconds to wait before
+ * sending (0 if a token was available). Reservations are FIFO, so callers
+ * that sleep the returned time never exceed the rate together. */
+double af_token_bucket_reserve(af_token_bucket *b, double now);
+/* AIMD: halve the rate (not below min_rate) on throttling ... */
+void af_token_bucket_throttled(af_token_bucket *b, double now);
+/* ... and add max_rate/20 (at least 0.1/s) per success, up to max_rate. */
+void af_token_bucket_success(af_token_bucket *b, double now);
 
 #endif
