@@ -1,0 +1,276 @@
+/*
+ * The store: connection, migrations and status. The loader is in loader.c.
+ */
+#include "store_internal.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aifleet/error.h"
+#include "aifleet/log.h"
+#include "aifleet/migrate.h"
+#include "aifleet/store.h"
+
+int af_store_db_error(PGconn *conn, const PGresult *res, const char *what)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : NULL;
+	size_t len;
+
+	if (!msg || !*msg)
+		msg = PQerrorMessage(conn);
+	len = strlen(msg);
+	/* libpq messages end in a newline; keep the error one line. */
+	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+		len--;
+	return af_error_set(PQstatus(conn) == CONNECTION_BAD ? AF_ERR_TRANSIENT : AF_ERR_DB,
+			    "%s: %.*s", what, (int)len, msg);
+}
+
+int af_store_exec(PGconn *conn, const char *what, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int err = 0;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		err = af_store_db_error(conn, res, what);
+	PQclear(res);
+	return err;
+}
+
+int af_store_connect(af_store **out, const char *conninfo)
+{
+	af_store *s;
+	int err = 0;
+
+	*out = NULL;
+	if (!(s = calloc(1, sizeof(*s))))
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	s->conn = PQconnectdb(conninfo ? conninfo : "");
+	if (!s->conn) {
+		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		/* PQerrorMessage never echoes the password, only host/port/user. */
+		err = af_error_set(AF_ERR_TRANSIENT, "cannot connect to PostgreSQL: %s",
+				   PQerrorMessage(s->conn));
+		goto done;
+	}
+	/* Times are written and shown in UTC regardless of the server's zone. */
+	if ((err = af_store_exec(s->conn, "session setup",
+				 "SET TIME ZONE 'UTC'; SET application_name = 'aifleet'")) < 0)
+		goto done;
+	*out = s;
+	s = NULL;
+done:
+	af_store_free(s);
+	return err;
+}
+
+void af_store_free(af_store *s)
+{
+	if (!s)
+		return;
+	if (s->conn)
+		PQfinish(s->conn);
+	free(s);
+}
+
+static void sha256_hex(char out[65], const char *text)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0, i;
+
+	EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL);
+	for (i = 0; i < len && i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static const char bookkeeping_sql[] =
+	"CREATE SCHEMA IF NOT EXISTS aifleet;"
+	"CREATE TABLE IF NOT EXISTS aifleet.schema_migrations ("
+	" version integer PRIMARY KEY,"
+	" name text NOT NULL,"
+	" checksum text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),"
+	" applied_at timestamptz NOT NULL DEFAULT now());"
+	"COMMENT ON TABLE aifleet.schema_migrations IS"
+	" 'Migrations applied by aifleet (sql/NNN_name.sql embedded in the binary).';"
+	"COMMENT ON COLUMN aifleet.schema_migrations.version IS 'NNN prefix of the file.';"
+	"COMMENT ON COLUMN aifleet.schema_migrations.name IS 'File name.';"
+	"COMMENT ON COLUMN aifleet.schema_migrations.checksum IS"
+	" 'SHA-256 (hex) of the file text; a mismatch means the migration was edited after it was applied.';"
+	"COMMENT ON COLUMN aifleet.schema_migrations.applied_at IS 'When it was applied.';";
+
+static int apply_one(PGconn *conn, const af_migration *m, const char *checksum)
+{
+	char version[16];
+	const char *params[3];
+	char what[160];
+	PGresult *res = NULL;
+	int err;
+
+	snprintf(what, sizeof(what), "migration %s", m->name);
+	if ((err = af_store_exec(conn, what, "BEGIN")) < 0)
+		return err;
+	if ((err = af_store_exec(conn, what, m->sql)) < 0)
+		goto done;
+	snprintf(version, sizeof(version), "%d", m->version);
+	params[0] = version;
+	params[1] = m->name;
+	params[2] = checksum;
+	res = PQexecParams(conn,
+			   "INSERT INTO aifleet.schema_migrations (version, name, checksum)"
+			   " VALUES ($1, $2, $3)",
+			   3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		err = af_store_db_error(conn, res, what);
+		goto done;
+	}
+	err = af_store_exec(conn, what, "COMMIT");
+done:
+	PQclear(res);
+	if (err < 0 && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return err;
+}
+
+int af_store_migrate(af_store *s, int *applied)
+{
+	PGconn *conn = s->conn;
+	PGresult *res = NULL;
+	char sql[128];
+	int err, nrows, i, count = 0;
+	size_t m;
+	bool locked = false;
+
+	if (applied)
+		*applied = 0;
+	/* Concurrent migrators (two timers firing at once) wait for each other;
+	 * the second then finds everything applied. */
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%lld)", AF_STORE_MIGRATE_LOCK_KEY);
+	if ((err = af_store_exec(conn, "taking the migration lock", sql)) < 0)
+		goto done;
+	locked = true;
+	if ((err = af_store_exec(conn, "creating aifleet.schema_migrations", bookkeeping_sql)) < 0)
+		goto done;
+	res = PQexec(conn, "SELECT version, name, checksum FROM aifleet.schema_migrations ORDER BY version");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(conn, res, "reading aifleet.schema_migrations");
+		goto done;
+	}
+	nrows = PQntuples(res);
+	for (i = 0; i < nrows; i++) {
+		int version = atoi(PQgetvalue(res, i, 0));
+		bool known = false;
+
+		for (m = 0; m < af_migrations_count; m++)
+			known = known || af_migrations[m].version == version;
+		if (!known) {
+			err = af_error_set(AF_ERR_CONFIG,
+					   "the database has migration %s, which this aifleet does not "
+					   "know: upgrade aifleet",
+					   PQgetvalue(res, i, 1));
+			goto done;
+		}
+	}
+	for (m = 0; m < af_migrations_count; m++) {
+		const af_migration *mig = &af_migrations[m];
+		char checksum[65];
+		int row = -1;
+
+		sha256_hex(checksum, mig->sql);
+		for (i = 0; i < nrows; i++)
+			if (atoi(PQgetvalue(res, i, 0)) == mig->version)
+				row = i;
+		if (row >= 0) {
+			if (strcmp(PQgetvalue(res, row, 2), checksum) != 0) {
+				err = af_error_set(AF_ERR_CONFIG,
+						   "migration %s was changed after it was applied "
+						   "(checksum in the database %.12s..., in this aifleet "
+						   "%.12s...): refusing to continue",
+						   mig->name, PQgetvalue(res, row, 2), checksum);
+				goto done;
+			}
+			continue;
+		}
+		if ((err = apply_one(conn, mig, checksum)) < 0)
+			goto done;
+		af_info("store", "applied migration %s", mig->name);
+		count++;
+	}
+	if (applied)
+		*applied = count;
+done:
+	PQclear(res);
+	if (locked) {
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)",
+			 AF_STORE_MIGRATE_LOCK_KEY);
+		PQclear(PQexec(conn, sql));
+	}
+	return err;
+}
+
+static const char *val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? "-" : PQgetvalue(res, row, col);
+}
+
+int af_store_print_status(af_store *s, FILE *out, int max_runs)
+{
+	PGresult *res = NULL;
+	char limit[16];
+	const char *params[1] = {limit};
+	int err = 0, i;
+
+	snprintf(limit, sizeof(limit), "%d", max_runs > 0 ? max_runs : 10);
+	res = PQexecParams(s->conn,
+			   "SELECT id, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'),"
+			   " round(extract(epoch FROM duration)::numeric, 1), status,"
+			   " created, updated, deleted, restored, unchanged, history_rows, rejected"
+			   " FROM aifleet.run_status ORDER BY id DESC LIMIT $1::int",
+			   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(s->conn, res, "reading runs");
+		goto done;
+	}
+	fprintf(out, "Recent runs (UTC):\n");
+	fprintf(out, "%6s  %-19s  %8s  %-9s  %8s %8s %8s %8s %9s %8s %8s\n", "run", "started",
+		"seconds", "status", "created", "updated", "deleted", "restored", "unchanged",
+		"history", "rejected");
+	for (i = 0; i < PQntuples(res); i++)
+		fprintf(out, "%6s  %-19s  %8s  %-9s  %8s %8s %8s %8s %9s %8s %8s\n", val(res, i, 0),
+			val(res, i, 1), val(res, i, 2), val(res, i, 3), val(res, i, 4),
+			val(res, i, 5), val(res, i, 6), val(res, i, 7), val(res, i, 8),
+			val(res, i, 9), val(res, i, 10));
+	if (PQntuples(res) == 0)
+		fprintf(out, "  (no runs yet)\n");
+	PQclear(res);
+	res = PQexec(s->conn,
+		     "SELECT provider || '/' || account || '/' || region || '/' || product, last_state,"
+		     " to_char(last_complete_at, 'YYYY-MM-DD HH24:MI:SS'),"
+		     " CASE WHEN age IS NULL THEN NULL ELSE"
+		     "  justify_interval(date_trunc('second', age))::text END,"
+		     " last_error FROM aifleet.scope_freshness ORDER BY 1");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(s->conn, res, "reading scope freshness");
+		goto done;
+	}
+	fprintf(out, "\nScopes:\n");
+	fprintf(out, "%-48s  %-8s  %-19s  %-16s  %s\n", "scope", "state", "last complete", "age",
+		"last error");
+	for (i = 0; i < PQntuples(res); i++)
+		fprintf(out, "%-48s  %-8s  %-19s  %-16s  %s\n", val(res, i, 0), val(res, i, 1),
+			val(res, i, 2), val(res, i, 3), val(res, i, 4));
+	if (PQntuples(res) == 0)
+		fprintf(out, "  (no scopes yet)\n");
+done:
+	PQclear(res);
+	return err;
+}

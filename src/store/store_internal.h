@@ -1,0 +1,45 @@
+#ifndef AIFLEET_STORE_INTERNAL_H
+#define AIFLEET_STORE_INTERNAL_H
+
+/*
+ * Internals of the store module shared by store.c, loader.c and copytext.c
+ * (and the store tests). Not part of the public contract.
+ */
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aifleet/buf.h"
+#include "aifleet/record.h"
+
+struct af_store {
+	PGconn *conn;
+	bool in_run; /* a loader owns the connection */
+};
+
+/* Session advisory lock keys: one for runs, one for migrations. */
+#define AF_STORE_RUN_LOCK_KEY 0x61696601LL
+#define AF_STORE_MIGRATE_LOCK_KEY 0x61696602LL
+
+/* Runs a command, turns a failure into AF_ERR_DB (or AF_ERR_TRANSIENT when the
+ * connection is gone) with `what` and the server's message. */
+int af_store_exec(PGconn *conn, const char *what, const char *sql);
+/* Maps the connection / result state to an error class and sets the message. */
+int af_store_db_error(PGconn *conn, const PGresult *res, const char *what);
+
+/*
+ * COPY text format helpers (PostgreSQL "COPY ... FROM STDIN", text format):
+ * fields separated by tabs, rows by newlines, NULL as \N, and backslash,
+ * tab, newline and carriage return escaped with a backslash.
+ */
+int af_store_copy_text(af_buf *b, const char *s);   /* NULL -> \N */
+int af_store_copy_null(af_buf *b);
+int af_store_copy_time(af_buf *b, af_time t);       /* AF_TIME_NULL -> \N */
+int af_store_copy_num(af_buf *b, af_num n);         /* unset -> \N */
+int af_store_copy_hash(af_buf *b, const unsigned char hash[32]); /* bytea hex */
+/* Field separator and end of row. */
+int af_store_copy_sep(af_buf *b);
+int af_store_copy_eol(af_buf *b);
+
+#endif
