@@ -472,8 +472,15 @@ static int build_headers(struct curl_slist **list, af_kv *h, size_t *nh, af_sign
 	for (size_t i = 0; i < *nh; i++)
 		if ((err = slist_add(list, h[i].key, h[i].value)) < 0)
 			return err;
-	/* No "Expect: 100-continue" round trip for bodies. */
-	return slist_add(list, "Expect", "");
+	/* "Expect:" removes curl's 100-continue round trip for bodies. */
+	{
+		struct curl_slist *n = curl_slist_append(*list, "Expect:");
+
+		if (!n)
+			return af_error_set(AF_ERR_NOMEM, "out of memory");
+		*list = n;
+	}
+	return 0;
 }
 
 typedef struct attempt_result {
