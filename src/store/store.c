@@ -61,7 +61,8 @@ int af_store_connect(af_store **out, const char *conninfo)
 	}
 	/* Times are written and shown in UTC regardless of the server's zone. */
 	if ((err = af_store_exec(s->conn, "session setup",
-				 "SET TIME ZONE 'UTC'; SET application_name = 'aifleet'")) < 0)
+				 "SET TIME ZONE 'UTC'; SET application_name = 'aifleet';"
+				 " SET client_min_messages = warning")) < 0)
 		goto done;
 	*out = s;
 	s = NULL;

@@ -1,0 +1,217 @@
+/* Migrations against a real PostgreSQL: from empty, idempotent, checksum
+ * tampering refused, concurrent migrators serialized, every object commented,
+ * the read-only role. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "aifleet/error.h"
+#include "aifleet/migrate.h"
+#include "aifleet/store.h"
+#include "storetest.h"
+#include "testdb.h"
+
+static void test_migrate_from_empty_and_again(void **state)
+{
+	af_testdb db;
+	af_store *s = NULL;
+	int applied = -1;
+
+	af_testdb_create(&db);
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.schema_migrations"),
+			 (long long)af_migrations_count);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM pg_tables WHERE schemaname"
+						  " = 'aifleet' AND tablename IN ('instance', 'service',"
+						  " 'resource', 'history', 'sync_run', 'scope_state')"),
+			 6);
+	/* checksum is the SHA-256 of the embedded text, computed here by PostgreSQL */
+	{
+		char sql[256];
+		char *want;
+
+		snprintf(sql, sizeof(sql), "SELECT checksum FROM aifleet.schema_migrations WHERE version = %d",
+			 af_migrations[0].version);
+		want = af_testdb_query_value(&db, sql);
+		assert_non_null(want);
+		assert_int_equal(strlen(want), 64);
+		free(want);
+	}
+	/* idempotent */
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, 0);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+static void test_checksum_matches_postgres_sha256(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+	PGconn *c = PQconnectdb(db.conninfo);
+	const char *params[1] = {af_migrations[0].sql};
+	PGresult *res;
+	char *stored;
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	/* An independent SHA-256: PostgreSQL's sha256() over the same text. */
+	res = PQexecParams(c, "SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')", 1, NULL,
+			   params, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	stored = af_testdb_query_value(&db, "SELECT checksum FROM aifleet.schema_migrations ORDER BY version LIMIT 1");
+	assert_string_equal(stored, PQgetvalue(res, 0, 0));
+	free(stored);
+	PQclear(res);
+	PQfinish(c);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+static void test_tampered_checksum_refused(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+	int applied = -1;
+
+	af_testdb_exec(&db, "UPDATE aifleet.schema_migrations SET checksum = repeat('0', 64)"
+			    " WHERE version = 1");
+	assert_int_equal(af_store_migrate(s, &applied), AF_ERR_CONFIG);
+	assert_non_null(strstr(af_error_last(), af_migrations[0].name));
+	assert_non_null(strstr(af_error_last(), "changed"));
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+static void test_unknown_migration_refused(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+
+	af_testdb_exec(&db, "INSERT INTO aifleet.schema_migrations (version, name, checksum)"
+			    " VALUES (999, '999_future.sql', repeat('a', 64))");
+	assert_int_equal(af_store_migrate(s, NULL), AF_ERR_CONFIG);
+	assert_non_null(strstr(af_error_last(), "999_future.sql"));
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+struct mig_thread {
+	const char *conninfo;
+	int rc, applied;
+};
+
+static void *migrate_thread(void *arg)
+{
+	struct mig_thread *t = arg;
+	af_store *s = NULL;
+
+	t->rc = af_store_connect(&s, t->conninfo);
+	if (t->rc == 0)
+		t->rc = af_store_migrate(s, &t->applied);
+	af_store_free(s);
+	return NULL;
+}
+
+static void test_concurrent_migrators(void **state)
+{
+	af_testdb db;
+	struct mig_thread t[3];
+	pthread_t th[3];
+	int total = 0;
+
+	af_testdb_create(&db);
+	for (int i = 0; i < 3; i++) {
+		t[i] = (struct mig_thread){db.conninfo, -100, -1};
+		assert_int_equal(pthread_create(&th[i], NULL, migrate_thread, &t[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].rc, 0);
+		total += t[i].applied;
+	}
+	/* the advisory lock makes exactly one of them apply everything */
+	assert_int_equal(total, (int)af_migrations_count);
+	af_testdb_drop(&db);
+}
+
+static void test_everything_commented(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+
+	/* every table and view */
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE n.nspname = 'aifleet' AND c.relkind IN ('r', 'v')"
+		" AND obj_description(c.oid, 'pg_class') IS NULL"), 0);
+	/* every column of every table and view */
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+		" JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE n.nspname = 'aifleet' AND c.relkind IN ('r', 'v') AND a.attnum > 0"
+		" AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NULL"), 0);
+	assert_true(af_testdb_query_int(&db,
+		"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE n.nspname = 'aifleet' AND c.relkind = 'v'") >= 6);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+static void test_reader_role(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+	PGconn *c = PQconnectdb(db.conninfo);
+	PGresult *res;
+	static const char *views[] = {"current_instances", "current_services", "current_resources",
+				      "capacity_summary", "change_feed", "run_status", "scope_freshness"};
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM pg_roles WHERE rolname ="
+						  " 'aifleet_reader' AND NOT rolcanlogin"), 1);
+	PQclear(PQexec(c, "SET ROLE aifleet_reader"));
+	for (size_t i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "SELECT * FROM aifleet.%s", views[i]);
+		res = PQexec(c, sql);
+		assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+		PQclear(res);
+	}
+	res = PQexec(c, "SELECT count(*) FROM aifleet.fleet_as_of(now())");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	/* but not the tables, and no writes */
+	res = PQexec(c, "SELECT * FROM aifleet.instance");
+	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+	PQclear(res);
+	res = PQexec(c, "DELETE FROM aifleet.sync_run");
+	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+	PQclear(res);
+	PQfinish(c);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_migrate_from_empty_and_again),
+		cmocka_unit_test(test_checksum_matches_postgres_sha256),
+		cmocka_unit_test(test_tampered_checksum_refused),
+		cmocka_unit_test(test_unknown_migration_refused),
+		cmocka_unit_test(test_concurrent_migrators),
+		cmocka_unit_test(test_everything_commented),
+		cmocka_unit_test(test_reader_role),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
