@@ -89,7 +89,7 @@ static char *unescape_dup(const char *s, size_t len)
 	return d;
 }
 
-static int split_uri(sim_req *r)
+int sim_req_parse_uri(sim_req *r)
 {
 	const char *q = strchr(r->raw_uri, '?');
 	size_t plen = q ? (size_t)(q - r->raw_uri) : strlen(r->raw_uri);
@@ -349,7 +349,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	memset(&resp, 0, sizeof(resp));
 	af_buf_init(&resp.body, 0);
 	resp.status = 500;
-	if (split_uri(r) < 0)
+	if (sim_req_parse_uri(r) < 0)
 		return MHD_NO;
 	if (strncmp(r->path, "/_sim/", 6) == 0) {
 		sim_control_handle(s, r, &resp);
@@ -373,7 +373,7 @@ int af_sim_start(af_sim **out, const sim_options *opt)
 {
 	af_sim *s = calloc(1, sizeof(*s));
 	struct sockaddr_in sa;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (opt->verbose ? MHD_USE_ERROR_LOG : 0);
 	const union MHD_DaemonInfo *info;
 	int err = 0;
 

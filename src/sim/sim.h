@@ -178,6 +178,8 @@ void af_sim_stop(af_sim *s);
 void sim_options_defaults(sim_options *o);
 const char *sim_req_header(const sim_req *r, const char *name);
 const char *sim_req_param(const sim_req *r, const char *name);
+/* Splits r->raw_uri into raw path, raw query and decoded parameters. */
+int sim_req_parse_uri(sim_req *r);
 
 /* util.c */
 uint64_t sim_mix64(uint64_t x);

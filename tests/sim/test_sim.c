@@ -1,0 +1,1119 @@
+/*
+ * aifleet-sim over real HTTP: requests are built and signed here, on the
+ * client side, with sign.h and libcurl, exactly as a collector would.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "aifleet/error.h"
+#include "aifleet/sign.h"
+#include "sim.h"
+#include "testutil.h"
+
+/* demo accounts, as documented in docs/simulator.md */
+#define ALI_AK "LTAI5tSimDemoAli0000001"
+#define ALI_SK "sim-demo-ali-secret-NOT-REAL"
+#define STS_AK "STS.SimDemoAliSts000001"
+#define STS_SK "sim-demo-sts-secret-NOT-REAL"
+#define STS_TOKEN "sim-demo-sts-token-NOT-REAL"
+#define TC_ID "AKIDSimDemoTencent000000001"
+#define TC_SK "sim-demo-tc-secret-NOT-REAL"
+
+static af_sim *g_sim;
+static char g_base[64];
+
+typedef struct http_result {
+	long status;
+	af_buf body;
+	char retry_after[32];
+	CURLcode curl;
+} http_result;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	af_buf *b = ud;
+	return af_buf_append(b, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	http_result *r = ud;
+	size_t len = sz * n;
+	if (len > 19 && strncasecmp(p, "x-acs-retry-after:", 18) == 0)
+		snprintf(r->retry_after, sizeof(r->retry_after), "%.*s", (int)(len - 20), p + 19);
+	return len;
+}
+
+/* headers: NULL-terminated "Name: value" strings */
+static void http(http_result *res, const char *method, const char *url, const char **headers,
+		 const char *body)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	memset(res, 0, sizeof(*res));
+	af_buf_init(&res->body, 0);
+	for (size_t i = 0; headers && headers[i]; i++)
+		h = curl_slist_append(h, headers[i]);
+	h = curl_slist_append(h, "Accept:");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &res->body);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, res);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	res->curl = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+}
+
+static json_object *res_json(const http_result *r)
+{
+	json_object *o = json_tokener_parse(r->body.data ? r->body.data : "");
+	assert_non_null(o);
+	return o;
+}
+
+/* The error code of an Alibaba (Code/code) or Tencent (Response.Error.Code) body. */
+static void err_code(char *out, size_t n, const http_result *r)
+{
+	json_object *o = json_tokener_parse(r->body.data ? r->body.data : ""), *v, *e;
+	out[0] = '\0';
+	if (!o)
+		return;
+	if (json_object_object_get_ex(o, "Code", &v) || json_object_object_get_ex(o, "code", &v))
+		snprintf(out, n, "%s", json_object_get_string(v));
+	else if (json_object_object_get_ex(o, "Response", &v) &&
+		 json_object_object_get_ex(v, "Error", &e) &&
+		 json_object_object_get_ex(e, "Code", &v))
+		snprintf(out, n, "%s", json_object_get_string(v));
+	json_object_put(o);
+}
+
+/* ---- Alibaba ACS3 client ---- */
+
+typedef struct ali_call {
+	const char *path;   /* as sent; default "/" */
+	const char *action; /* x-acs-action */
+	const char *version;
+	const af_kv *query;
+	size_t nquery;
+	const char *ak, *sk, *token;
+	const char *host;     /* Host header; default 127.0.0.1:PORT */
+	int64_t skew;         /* seconds added to the clock */
+	const char *nonce;    /* default fresh */
+	const char *tamper;   /* query string sent instead of the signed one */
+	const char *sign_sha; /* x-acs-content-sha256 sent; default the real one */
+} ali_call;
+
+static void ali(http_result *res, const ali_call *c)
+{
+	char date[21], nonce[33], sha[65], url[2048], hh[9][512];
+	const char *hdrs[10];
+	af_kv kv[8];
+	size_t nkv = 0, nh = 0;
+	af_buf q = AF_BUF_INIT;
+	af_sign_steps st;
+	char hostbuf[128];
+	const char *host = c->host;
+	if (!host) {
+		snprintf(hostbuf, sizeof(hostbuf), "127.0.0.1:%u", af_sim_port(g_sim));
+		host = hostbuf;
+	}
+	af_acs3_format_date(date, (int64_t)time(NULL) + c->skew);
+	assert_int_equal(af_sign_nonce(nonce), 0);
+	af_sha256_hex(sha, "", 0);
+	kv[nkv++] = (af_kv){"host", host};
+	kv[nkv++] = (af_kv){"x-acs-action", c->action};
+	kv[nkv++] = (af_kv){"x-acs-version", c->version};
+	kv[nkv++] = (af_kv){"x-acs-date", date};
+	kv[nkv++] = (af_kv){"x-acs-signature-nonce", c->nonce ? c->nonce : nonce};
+	kv[nkv++] = (af_kv){"x-acs-content-sha256", c->sign_sha ? c->sign_sha : sha};
+	if (c->token)
+		kv[nkv++] = (af_kv){"x-acs-security-token", c->token};
+	assert_int_equal(af_canonical_query(&q, c->query, c->nquery), 0);
+	af_sign_steps_init(&st);
+	af_acs3_input in = {.method = "GET",
+			    .canonical_uri = c->path ? c->path : "/",
+			    .query = c->query,
+			    .nquery = c->nquery,
+			    .headers = kv,
+			    .nheaders = nkv,
+			    .payload_hash = sha,
+			    .access_key_id = c->ak,
+			    .access_key_secret = c->sk};
+	assert_int_equal(af_acs3_sign(&st, &in), 0);
+	for (size_t i = 0; i < nkv; i++) {
+		snprintf(hh[nh], sizeof(hh[nh]), "%s: %s", kv[i].key, kv[i].value);
+		hdrs[nh] = hh[nh];
+		nh++;
+	}
+	snprintf(hh[nh], sizeof(hh[nh]), "Authorization: %s", st.authorization.data);
+	hdrs[nh] = hh[nh];
+	nh++;
+	hdrs[nh] = NULL;
+	const char *qs = c->tamper ? c->tamper : (q.data ? q.data : "");
+	snprintf(url, sizeof(url), "%s%s%s%s", g_base, c->path ? c->path : "/", *qs ? "?" : "", qs);
+	http(res, "GET", url, hdrs, NULL);
+	af_sign_steps_free(&st);
+	af_buf_free(&q);
+}
+
+static void tair(http_result *res, const char *ak, const char *sk, const af_kv *q, size_t nq)
+{
+	ali_call c = {.action = "DescribeTairKVCacheInferInstances",
+		      .version = "2015-01-01",
+		      .query = q,
+		      .nquery = nq,
+		      .ak = ak,
+		      .sk = sk};
+	ali(res, &c);
+}
+
+/* ---- Tencent TC3 client ---- */
+
+typedef struct tc_call {
+	const char *body;
+	const char *id, *sk;
+	const char *service; /* default tione */
+	const char *region;  /* default ap-guangzhou */
+	int64_t skew;
+	bool host_without_port;
+	const char *tamper_body;
+} tc_call;
+
+static void tc(http_result *res, const tc_call *c)
+{
+	char sha[65], host[64], h1[512], h2[128], h3[64], h4[64], h5[64];
+	const char *ct = "application/json; charset=utf-8";
+	int64_t ts = (int64_t)time(NULL) + c->skew;
+	af_sign_steps st;
+	if (c->host_without_port)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	else
+		snprintf(host, sizeof(host), "127.0.0.1:%u", af_sim_port(g_sim));
+	af_sha256_hex(sha, c->body, strlen(c->body));
+	af_sign_steps_init(&st);
+	af_tc3_input in = {.method = "POST",
+			   .content_type = ct,
+			   .host = host,
+			   .payload_hash = sha,
+			   .service = c->service ? c->service : "tione",
+			   .timestamp = ts,
+			   .secret_id = c->id,
+			   .secret_key = c->sk};
+	assert_int_equal(af_tc3_sign(&st, &in), 0);
+	snprintf(h1, sizeof(h1), "Authorization: %s", st.authorization.data);
+	snprintf(h2, sizeof(h2), "X-TC-Region: %s", c->region ? c->region : "ap-guangzhou");
+	snprintf(h3, sizeof(h3), "X-TC-Timestamp: %lld", (long long)ts);
+	snprintf(h4, sizeof(h4), "Content-Type: %s", ct);
+	snprintf(h5, sizeof(h5), "X-TC-Version: 2021-11-11");
+	const char *hdrs[] = {h1, h2, h3, h4, h5, "X-TC-Action: DescribeModelServiceGroups", NULL};
+	http(res, "POST", g_base, hdrs, c->tamper_body ? c->tamper_body : c->body);
+	af_sign_steps_free(&st);
+}
+
+/* ---- fixtures ---- */
+
+static int start(int items, bool fixtures, const char *config)
+{
+	sim_options o;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = items;
+	o.fixtures = fixtures;
+	o.config_file = (char *)config;
+	if (af_sim_start(&g_sim, &o) < 0) {
+		fprintf(stderr, "af_sim_start: %s\n", af_error_last());
+		return -1;
+	}
+	snprintf(g_base, sizeof(g_base), "http://127.0.0.1:%u", af_sim_port(g_sim));
+	return 0;
+}
+
+static int setup_small(void **state)
+{
+	(void)state;
+	return start(237, false, NULL);
+}
+
+static int setup_fixtures(void **state)
+{
+	(void)state;
+	return start(5, true, NULL);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	af_sim_stop(g_sim);
+	g_sim = NULL;
+	return 0;
+}
+
+static void reset_control(void)
+{
+	http_result r;
+	char url[128];
+	snprintf(url, sizeof(url), "%s/_sim/faults", g_base);
+	http(&r, "DELETE", url, NULL, NULL);
+	af_buf_free(&r.body);
+	snprintf(url, sizeof(url), "%s/_sim/stats/reset", g_base);
+	http(&r, "POST", url, NULL, "");
+	af_buf_free(&r.body);
+}
+
+static json_object *control_get(const char *path)
+{
+	http_result r;
+	char url[512];
+	snprintf(url, sizeof(url), "%s%s", g_base, path);
+	http(&r, "GET", url, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	json_object *o = res_json(&r);
+	af_buf_free(&r.body);
+	return o;
+}
+
+static json_object *control_post(const char *path, const char *body)
+{
+	http_result r;
+	char url[512];
+	snprintf(url, sizeof(url), "%s%s", g_base, path);
+	http(&r, "POST", url, NULL, body);
+	assert_int_equal(r.status, 200);
+	json_object *o = res_json(&r);
+	af_buf_free(&r.body);
+	return o;
+}
+
+static int64_t jget_int(json_object *o, const char *path)
+{
+	/* "a.b.c" */
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *t = strtok_r(buf, ".", &save); t; t = strtok_r(NULL, ".", &save))
+		assert_true(json_object_object_get_ex(o, t, &o));
+	return json_object_get_int64(o);
+}
+
+/* ---- tests: official vectors through the verifier's URI decoding ---- */
+
+static void test_verifier_decodes_a3_request_line(void **state)
+{
+	(void)state;
+	/* SPEC.md A3 [OFFICIAL-DOC]: the final request line, fed to the same
+	 * raw-URI decoding the server does, must reproduce the official signature. */
+	sim_req r;
+	memset(&r, 0, sizeof(r));
+	r.raw_uri =
+		strdup("/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai");
+	assert_int_equal(sim_req_parse_uri(&r), 0);
+	assert_string_equal(r.path, "/");
+	assert_int_equal(r.nparams, 2);
+	af_kv h[] = {
+		{"host", "ecs.cn-shanghai.aliyuncs.com"},
+		{"x-acs-action", "RunInstances"},
+		{"x-acs-content-sha256",
+		 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"x-acs-date", "2023-10-26T10:22:32Z"},
+		{"x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"},
+		{"x-acs-version", "2014-05-26"},
+	};
+	af_sign_steps st;
+	af_sign_steps_init(&st);
+	af_acs3_input in = {.method = "POST",
+			    .canonical_uri = r.path,
+			    .query = r.params,
+			    .nquery = r.nparams,
+			    .headers = h,
+			    .nheaders = 6,
+			    .payload_hash = h[2].value,
+			    .access_key_id = "YourAccessKeyId",
+			    .access_key_secret = "YourAccessKeySecret"};
+	assert_int_equal(af_acs3_sign(&st, &in), 0);
+	assert_string_equal(st.signature,
+			    "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
+	af_sign_steps_free(&st);
+	for (size_t i = 0; i < r.nparams; i++) {
+		free((char *)r.params[i].key);
+		free((char *)r.params[i].value);
+	}
+	free(r.params);
+	free(r.raw_uri);
+	free(r.path);
+	free(r.query);
+}
+
+static void test_uri_percent_decoding(void **state)
+{
+	(void)state;
+	sim_req r;
+	memset(&r, 0, sizeof(r));
+	r.raw_uri = strdup("/a%2Fb?SearchKey=%E6%8E%A8%E7%90%86%20x%2A&Tag.1.Key=env&Empty=&Flag");
+	assert_int_equal(sim_req_parse_uri(&r), 0);
+	assert_string_equal(r.path, "/a%2Fb"); /* the path stays raw: it is the canonical URI */
+	assert_int_equal(r.nparams, 4);
+	assert_string_equal(sim_req_param(&r, "SearchKey"), "推理 x*");
+	assert_string_equal(sim_req_param(&r, "Tag.1.Key"), "env");
+	assert_string_equal(sim_req_param(&r, "Empty"), "");
+	assert_string_equal(sim_req_param(&r, "Flag"), "");
+	for (size_t i = 0; i < r.nparams; i++) {
+		free((char *)r.params[i].key);
+		free((char *)r.params[i].value);
+	}
+	free(r.params);
+	free(r.raw_uri);
+	free(r.path);
+	free(r.query);
+}
+
+static void test_id_codec_roundtrip(void **state)
+{
+	(void)state;
+	uint64_t xs[] = {0, 1, 0x123456789abcdefULL, UINT64_MAX, 0x8000000000000000ULL};
+	char b[14];
+	for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]); i++) {
+		uint64_t back;
+		assert_int_equal(sim_unmix64(sim_mix64(xs[i])), xs[i]);
+		sim_base36(b, xs[i]);
+		assert_int_equal(sim_unbase36(&back, b), 0);
+		assert_int_equal(back, xs[i]);
+	}
+	assert_string_equal((sim_base36(b, 35), b), "000000000000z");
+}
+
+/* ---- Tair: authentication ---- */
+
+static void expect_ali(const ali_call *c, long status, const char *code)
+{
+	http_result r;
+	char got[128];
+	ali(&r, c);
+	err_code(got, sizeof(got), &r);
+	if (r.status != status || strcmp(got, code) != 0)
+		fprintf(stderr, "expected %ld %s, got %ld %s: %s\n", status, code, r.status, got,
+			r.body.data ? r.body.data : "");
+	assert_int_equal(r.status, status);
+	assert_string_equal(got, code);
+	af_buf_free(&r.body);
+}
+
+static void test_tair_auth(void **state)
+{
+	(void)state;
+	af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "1"}, {"PageSize", "10"}};
+	ali_call ok = {.action = "DescribeTairKVCacheInferInstances",
+		       .version = "2015-01-01",
+		       .query = q,
+		       .nquery = 3,
+		       .ak = ALI_AK,
+		       .sk = ALI_SK};
+	ali_call c;
+
+	reset_control();
+	expect_ali(&ok, 200, "");
+	c = ok;
+	c.sk = "wrong-secret";
+	expect_ali(&c, 400, "SignatureDoesNotMatch");
+	c = ok;
+	c.ak = "LTAInobody";
+	expect_ali(&c, 404, "InvalidAccessKeyId.NotFound");
+	c = ok;
+	c.skew = -16 * 60;
+	expect_ali(&c, 400, "InvalidTimeStamp.Expired");
+	c = ok;
+	c.skew = 14 * 60; /* inside the window */
+	expect_ali(&c, 200, "");
+	c = ok;
+	c.nonce = "0123456789abcdef0123456789abcdef";
+	expect_ali(&c, 200, "");
+	expect_ali(&c, 400, "SignatureNonceUsed");
+	c = ok;
+	c.tamper = "PageNumber=1&PageSize=10&RegionId=cn-hangzhou";
+	expect_ali(&c, 400, "SignatureDoesNotMatch");
+	c = ok;
+	c.sign_sha = "0000000000000000000000000000000000000000000000000000000000000000";
+	expect_ali(&c, 400, "SignatureDoesNotMatch");
+	/* STS account: the token is required and must match */
+	c = ok;
+	c.ak = STS_AK;
+	c.sk = STS_SK;
+	expect_ali(&c, 400, "InvalidSecurityToken.MismatchWithAccessKey");
+	c.token = "not-the-token";
+	expect_ali(&c, 400, "InvalidSecurityToken.MismatchWithAccessKey");
+	c.token = STS_TOKEN;
+	expect_ali(&c, 200, "");
+
+	/* missing Authorization, and a missing RegionId after a good signature */
+	{
+		http_result r;
+		char url[256], got[64];
+		snprintf(url, sizeof(url), "%s/?RegionId=cn-beijing", g_base);
+		const char *h[] = {"x-acs-action: DescribeTairKVCacheInferInstances", NULL};
+		http(&r, "GET", url, h, NULL);
+		err_code(got, sizeof(got), &r);
+		assert_int_equal(r.status, 400);
+		assert_string_equal(got, "MissingAuthorization");
+		af_buf_free(&r.body);
+	}
+	c = ok;
+	c.query = q + 1;
+	c.nquery = 2;
+	expect_ali(&c, 400, "MissingParameter");
+
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "rejected_signatures"), 9);
+	assert_int_equal(jget_int(st, "auth_errors.SignatureNonceUsed"), 1);
+	json_object_put(st);
+}
+
+static void test_tair_encoded_query_verifies(void **state)
+{
+	(void)state;
+	/* unicode, space and '*' in the query: the server must decode the raw
+	 * query itself for the signature to match */
+	af_kv q[] = {{"RegionId", "cn-hangzhou"}, {"SearchKey", "推理 缓存*"}, {"PageSize", "100"}};
+	http_result r;
+	tair(&r, ALI_AK, ALI_SK, q, 3);
+	assert_int_equal(r.status, 200);
+	json_object *o = res_json(&r);
+	json_object *arr;
+	assert_true(json_object_object_get_ex(o, "Instances", &arr));
+	assert_true(json_object_object_get_ex(arr, "TairInferInstanceDTO", &arr));
+	assert_int_equal(jget_int(o, "TotalCount"), (int64_t)json_object_array_length(arr));
+	json_object_put(o);
+	af_buf_free(&r.body);
+
+	af_kv q2[] = {{"RegionId", "cn-hangzhou"}, {"SearchKey", "推理缓存"}, {"PageSize", "100"}};
+	tair(&r, ALI_AK, ALI_SK, q2, 3);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_true(jget_int(o, "TotalCount") > 0); /* 1 in 8 names is unicode */
+	json_object_put(o);
+	af_buf_free(&r.body);
+
+	af_kv q3[] = {{"RegionId", "cn-hangzhou"}, {"PageSize", "101"}};
+	tair(&r, ALI_AK, ALI_SK, q3, 2);
+	assert_int_equal(r.status, 400);
+	af_buf_free(&r.body);
+}
+
+/* ---- paging: every item exactly once ---- */
+
+static void fleet_ids(json_object **ids_out, const char *product, const char *account,
+		      const char *region)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/_sim/fleet?product=%s&account=%s&region=%s", product,
+		 account, region);
+	json_object *f = control_get(path), *items, *ids = json_object_new_object();
+	assert_true(json_object_object_get_ex(f, "items", &items));
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		json_object *it = json_object_array_get_idx(items, i), *id;
+		assert_true(json_object_object_get_ex(it, "id", &id));
+		json_object_object_add(ids, json_object_get_string(id), json_object_new_int(0));
+	}
+	assert_int_equal(json_object_object_length(ids), json_object_array_length(items));
+	json_object_put(f);
+	*ids_out = ids;
+}
+
+static void mark_seen(json_object *ids, const char *id)
+{
+	json_object *v;
+	assert_true(json_object_object_get_ex(ids, id, &v)); /* known */
+	assert_int_equal(json_object_get_int(v), 0);         /* not seen before */
+	json_object_object_add(ids, id, json_object_new_int(1));
+}
+
+static void all_seen(json_object *ids)
+{
+	json_object_object_foreach(ids, k, v)
+	{
+		(void)k;
+		assert_int_equal(json_object_get_int(v), 1);
+	}
+}
+
+static void test_tair_paging_exactly_once(void **state)
+{
+	(void)state;
+	json_object *ids;
+	fleet_ids(&ids, "tair_kvcache", "demo-ali", "cn-beijing");
+	assert_int_equal(json_object_object_length(ids), 237);
+	for (int page = 1;; page++) {
+		char pn[16];
+		snprintf(pn, sizeof(pn), "%d", page);
+		af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", pn}, {"PageSize", "50"}};
+		http_result r;
+		json_object *o, *arr;
+		tair(&r, ALI_AK, ALI_SK, q, 3);
+		assert_int_equal(r.status, 200);
+		o = res_json(&r);
+		assert_int_equal(jget_int(o, "TotalCount"), 237);
+		assert_int_equal(jget_int(o, "PageNumber"), page);
+		json_object_object_get_ex(o, "Instances", &arr);
+		json_object_object_get_ex(arr, "TairInferInstanceDTO", &arr);
+		size_t n = json_object_array_length(arr);
+		for (size_t i = 0; i < n; i++) {
+			json_object *id, *it = json_object_array_get_idx(arr, i), *rg;
+			json_object_object_get_ex(it, "InstanceId", &id);
+			json_object_object_get_ex(it, "RegionId", &rg);
+			assert_string_equal(json_object_get_string(rg), "cn-beijing");
+			mark_seen(ids, json_object_get_string(id));
+		}
+		json_object_put(o);
+		af_buf_free(&r.body);
+		if (n == 0)
+			break;
+		assert_true(page <= 5);
+	}
+	all_seen(ids);
+	json_object_put(ids);
+}
+
+static void test_tione_paging_exactly_once(void **state)
+{
+	(void)state;
+	json_object *ids;
+	fleet_ids(&ids, "tione", "demo-tc", "ap-shanghai");
+	assert_int_equal(json_object_object_length(ids), 237);
+	for (int off = 0; off < 237; off += 40) {
+		char body[64];
+		http_result r;
+		json_object *o, *in, *arr;
+		snprintf(body, sizeof(body), "{\"Offset\":%d,\"Limit\":40}", off);
+		tc_call c = {.body = body, .id = TC_ID, .sk = TC_SK, .region = "ap-shanghai"};
+		for (;;) { /* TI-ONE's 20/s limit may answer RequestLimitExceeded: wait, retry */
+			tc(&r, &c);
+			assert_int_equal(r.status, 200);
+			o = res_json(&r);
+			json_object_object_get_ex(o, "Response", &in);
+			if (!json_object_object_get_ex(in, "Error", &arr))
+				break;
+			json_object_put(o);
+			af_buf_free(&r.body);
+			usleep(100000);
+		}
+		assert_int_equal(jget_int(in, "TotalCount"), 237);
+		json_object_object_get_ex(in, "ServiceGroups", &arr);
+		assert_int_equal(json_object_array_length(arr), off + 40 <= 237 ? 40 : 237 - off);
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			json_object *id, *g = json_object_array_get_idx(arr, i), *svcs;
+			json_object_object_get_ex(g, "ServiceGroupId", &id);
+			mark_seen(ids, json_object_get_string(id));
+			assert_true(json_object_object_get_ex(g, "Services", &svcs));
+			assert_true(json_object_array_length(svcs) >= 1 &&
+				    json_object_array_length(svcs) <= 3);
+		}
+		json_object_put(o);
+		af_buf_free(&r.body);
+	}
+	all_seen(ids);
+	json_object_put(ids);
+}
+
+/* ---- TI-ONE: authentication ---- */
+
+static void expect_tc(const tc_call *c, const char *code)
+{
+	http_result r;
+	char got[128];
+	tc(&r, c);
+	err_code(got, sizeof(got), &r);
+	if (strcmp(got, code) != 0)
+		fprintf(stderr, "expected %s, got %s: %s\n", code, got, r.body.data);
+	assert_int_equal(r.status, 200); /* Tencent errors come with HTTP 200 */
+	assert_string_equal(got, code);
+	af_buf_free(&r.body);
+}
+
+static void test_tione_auth(void **state)
+{
+	(void)state;
+	tc_call ok = {.body = "{\"Offset\":0,\"Limit\":5}", .id = TC_ID, .sk = TC_SK}, c;
+	usleep(1100000); /* a fresh rate-limit window */
+	expect_tc(&ok, "");
+	c = ok;
+	c.host_without_port = true; /* what the official SDKs sign */
+	expect_tc(&c, "");
+	c = ok;
+	c.sk = "wrong";
+	expect_tc(&c, "AuthFailure.SignatureFailure");
+	c = ok;
+	c.id = "AKIDnobody";
+	expect_tc(&c, "AuthFailure.SecretIdNotFound");
+	c = ok;
+	c.skew = 6 * 60;
+	expect_tc(&c, "AuthFailure.SignatureExpire");
+	c = ok;
+	c.service = "cvm";
+	expect_tc(&c, "AuthFailure.InvalidAuthorization");
+	c = ok;
+	c.tamper_body = "{\"Offset\":0,\"Limit\":6}";
+	expect_tc(&c, "AuthFailure.SignatureFailure");
+	c = ok;
+	c.body = "{\"Offset\":0,\"Limit\":101}";
+	expect_tc(&c, "InvalidParameterValue");
+	c.body = "{\"Limit\":5,\"Filters\":[{\"Name\":\"Bogus\",\"Values\":[\"x\"]}]}";
+	expect_tc(&c, "InvalidParameterValue");
+}
+
+static void test_tione_filters(void **state)
+{
+	(void)state;
+	json_object *f = control_get("/_sim/fleet?product=tione&account=demo-tc&region=ap-guangzhou");
+	json_object *items, *first, *id, *svcs, *sid;
+	json_object_object_get_ex(f, "items", &items);
+	first = json_object_array_get_idx(items, 7);
+	json_object_object_get_ex(first, "id", &id);
+	json_object_object_get_ex(first, "services", &svcs);
+	json_object_object_get_ex(json_object_array_get_idx(svcs, 0), "id", &sid);
+	char body[256];
+	http_result r;
+	usleep(1100000);
+	snprintf(body, sizeof(body),
+		 "{\"Limit\":100,\"Filters\":[{\"Name\":\"ServiceId\",\"Values\":[\"%s\"]}]}",
+		 json_object_get_string(sid));
+	tc_call c = {.body = body, .id = TC_ID, .sk = TC_SK};
+	tc(&r, &c);
+	json_object *o = res_json(&r), *in, *groups, *gid;
+	json_object_object_get_ex(o, "Response", &in);
+	assert_int_equal(jget_int(in, "TotalCount"), 1);
+	json_object_object_get_ex(in, "ServiceGroups", &groups);
+	json_object_object_get_ex(json_object_array_get_idx(groups, 0), "ServiceGroupId", &gid);
+	assert_string_equal(json_object_get_string(gid), json_object_get_string(id));
+	json_object_put(o);
+	af_buf_free(&r.body);
+	json_object_put(f);
+}
+
+/* ---- Hologres ---- */
+
+static void test_hologres_list_and_get(void **state)
+{
+	(void)state;
+	http_result r;
+	char path[256], host[128], got[64];
+	json_object *ids, *o, *list;
+	fleet_ids(&ids, "hologres", "demo-ali", "cn-hangzhou");
+
+	/* region from a /<region> path prefix, signed over the full path */
+	ali_call c = {.path = "/cn-hangzhou/api/v1/instances/rpc/listInstanceModel",
+		      .action = "ListInstanceModel",
+		      .version = "2022-06-01",
+		      .ak = ALI_AK,
+		      .sk = ALI_SK};
+	ali(&r, &c);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "instanceModelList", &list));
+	assert_int_equal(json_object_array_length(list), 237);
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *id, *it = json_object_array_get_idx(list, i);
+		json_object_object_get_ex(it, "aiInstanceId", &id);
+		mark_seen(ids, json_object_get_string(id));
+	}
+	all_seen(ids);
+	json_object *hid;
+	json_object_object_get_ex(json_object_array_get_idx(list, 3), "holoInstanceId", &hid);
+	snprintf(path, sizeof(path), "/api/v1/instances/%s/getInstanceModel",
+		 json_object_get_string(hid));
+	af_buf_free(&r.body);
+
+	/* region from Host: hologram.<region>.aliyuncs.com:port */
+	snprintf(host, sizeof(host), "hologram.cn-hangzhou.aliyuncs.com:%u", af_sim_port(g_sim));
+	ali_call g = {.path = path,
+		      .action = "GetInstanceModel",
+		      .version = "2022-06-01",
+		      .ak = ALI_AK,
+		      .sk = ALI_SK,
+		      .host = host};
+	ali(&r, &g);
+	assert_int_equal(r.status, 200);
+	json_object *d = res_json(&r), *svcs, *rid;
+	assert_true(json_object_object_get_ex(d, "requestId", &rid));
+	assert_true(json_object_object_get_ex(d, "modelServiceList", &svcs));
+	assert_true(json_object_array_length(svcs) <= 3);
+	for (size_t i = 0; i < json_object_array_length(svcs); i++) {
+		json_object *k;
+		assert_true(json_object_object_get_ex(json_object_array_get_idx(svcs, i), "apiKey",
+						      &k));
+		assert_memory_equal(json_object_get_string(k), "sk-", 3);
+	}
+	json_object_put(d);
+	af_buf_free(&r.body);
+
+	/* the same node is not in another region */
+	snprintf(host, sizeof(host), "hologram.cn-beijing.aliyuncs.com:%u", af_sim_port(g_sim));
+	ali(&r, &g);
+	err_code(got, sizeof(got), &r);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(got, "InstanceNotFound");
+	af_buf_free(&r.body);
+
+	g.path = "/cn-hangzhou/api/v1/instances/hgpostcn-cn-nosuchthing0/getInstanceModel";
+	g.host = NULL;
+	ali(&r, &g);
+	err_code(got, sizeof(got), &r);
+	assert_int_equal(r.status, 404);
+	assert_string_equal(got, "InstanceNotFound");
+	af_buf_free(&r.body);
+
+	/* no region anywhere */
+	c.path = "/api/v1/instances/rpc/listInstanceModel";
+	expect_ali(&c, 400, "InvalidRegionId");
+	json_object_put(o);
+	json_object_put(ids);
+}
+
+/* ---- isolation ---- */
+
+static void test_accounts_see_own_fleet(void **state)
+{
+	(void)state;
+	af_kv q[] = {{"RegionId", "cn-shanghai"}};
+	http_result r;
+	/* demo-ali has no cn-shanghai; demo-ali-sts has only cn-shanghai */
+	tair(&r, ALI_AK, ALI_SK, q, 1);
+	json_object *o = res_json(&r);
+	assert_int_equal(jget_int(o, "TotalCount"), 0);
+	json_object_put(o);
+	af_buf_free(&r.body);
+	ali_call c = {.action = "DescribeTairKVCacheInferInstances",
+		      .version = "2015-01-01",
+		      .query = q,
+		      .nquery = 1,
+		      .ak = STS_AK,
+		      .sk = STS_SK,
+		      .token = STS_TOKEN};
+	ali(&r, &c);
+	o = res_json(&r);
+	assert_int_equal(jget_int(o, "TotalCount"), 237);
+	json_object_put(o);
+	af_buf_free(&r.body);
+}
+
+/* ---- scripted faults ---- */
+
+static void test_scripted_fault_page3_once(void **state)
+{
+	(void)state;
+	reset_control();
+	json_object *f = control_post(
+		"/_sim/faults",
+		"[{\"product\":\"tair_kvcache\",\"account\":\"demo-ali\",\"region\":\"cn-beijing\","
+		"\"action\":\"DescribeTairKVCacheInferInstances\",\"page\":3,\"kind\":\"http500\","
+		"\"times\":1},"
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":2,"
+		"\"kind\":\"throttle\",\"times\":1},"
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":4,"
+		"\"kind\":\"malformed\",\"times\":1},"
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":5,"
+		"\"kind\":\"drop\",\"times\":1}]");
+	assert_int_equal(json_object_array_length(f), 4);
+	json_object_put(f);
+	http_result r;
+	char got[64];
+	for (int page = 1; page <= 4; page++) {
+		char pn[8];
+		snprintf(pn, sizeof(pn), "%d", page);
+		af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", pn}, {"PageSize", "30"}};
+		tair(&r, ALI_AK, ALI_SK, q, 3);
+		err_code(got, sizeof(got), &r);
+		assert_int_equal(r.status, page == 3 ? 500 : 200);
+		assert_string_equal(got, page == 3 ? "InternalError" : "");
+		af_buf_free(&r.body);
+	}
+	/* once only: page 3 again succeeds */
+	af_kv q3[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "3"}, {"PageSize", "30"}};
+	tair(&r, ALI_AK, ALI_SK, q3, 3);
+	assert_int_equal(r.status, 200);
+	af_buf_free(&r.body);
+
+	af_kv t2[] = {{"RegionId", "cn-hangzhou"}, {"PageNumber", "2"}};
+	tair(&r, ALI_AK, ALI_SK, t2, 2);
+	err_code(got, sizeof(got), &r);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(got, "Throttling.User");
+	assert_true(atoi(r.retry_after) > 0);
+	af_buf_free(&r.body);
+
+	af_kv t4[] = {{"RegionId", "cn-hangzhou"}, {"PageNumber", "4"}};
+	tair(&r, ALI_AK, ALI_SK, t4, 2);
+	assert_int_equal(r.status, 200);
+	assert_null(json_tokener_parse(r.body.data)); /* malformed */
+	af_buf_free(&r.body);
+
+	af_kv t5[] = {{"RegionId", "cn-hangzhou"}, {"PageNumber", "5"}};
+	tair(&r, ALI_AK, ALI_SK, t5, 2);
+	assert_int_not_equal(r.curl, CURLE_OK); /* dropped connection */
+	af_buf_free(&r.body);
+
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.http500"), 1);
+	assert_int_equal(jget_int(st, "faults.throttle"), 1);
+	assert_int_equal(jget_int(st, "faults.malformed"), 1);
+	assert_int_equal(jget_int(st, "faults.drop"), 1);
+	assert_int_equal(jget_int(st, "by_action.DescribeTairKVCacheInferInstances"), 8);
+	json_object_put(st);
+	reset_control();
+}
+
+/* ---- rate limit ---- */
+
+static void test_tione_rate_limit(void **state)
+{
+	(void)state;
+	tc_call c = {.body = "{\"Limit\":1}", .id = TC_ID, .sk = TC_SK};
+	int limited = 0, ok = 0;
+	struct timespec a, b;
+	usleep(1100000);
+	reset_control();
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 60; i++) {
+		http_result r;
+		char got[64];
+		tc(&r, &c);
+		err_code(got, sizeof(got), &r);
+		if (strcmp(got, "RequestLimitExceeded") == 0)
+			limited++;
+		else if (got[0] == '\0')
+			ok++;
+		af_buf_free(&r.body);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	assert_int_equal(ok + limited, 60);
+	/* a sliding window of 20 per second: exactly 20 pass if the burst fits
+	 * in one second, and never more than 20 per started second */
+	if (secs < 1.0)
+		assert_int_equal(ok, 20);
+	assert_true(ok >= 20 && ok <= 20 * ((int)secs + 1));
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "throttled"), limited);
+	json_object_put(st);
+}
+
+/* ---- mutation ---- */
+
+static void test_mutation(void **state)
+{
+	(void)state;
+	json_object *before, *after, *m, *arr, *v;
+	fleet_ids(&before, "tair_kvcache", "demo-ali", "cn-hangzhou");
+	m = control_post("/_sim/mutate", "{\"create\":0.02,\"update\":0.05,\"delete\":0.03,"
+					 "\"seed\":7,\"product\":\"tair_kvcache\","
+					 "\"account\":\"demo-ali\",\"region\":\"cn-hangzhou\"}");
+	/* 237 items: round(4.74)=5 created, round(11.85)=12 updated, round(7.11)=7 deleted */
+	assert_int_equal(jget_int(m, "created"), 5);
+	assert_int_equal(jget_int(m, "updated"), 12);
+	assert_int_equal(jget_int(m, "deleted"), 7);
+	fleet_ids(&after, "tair_kvcache", "demo-ali", "cn-hangzhou");
+	assert_int_equal(json_object_object_length(after), 237 + 5 - 7);
+	json_object_object_get_ex(m, "deleted_ids", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(arr, i));
+		assert_true(json_object_object_get_ex(before, id, &v));
+		assert_false(json_object_object_get_ex(after, id, &v));
+	}
+	json_object_object_get_ex(m, "created_ids", &arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		const char *id = json_object_get_string(json_object_array_get_idx(arr, i));
+		assert_false(json_object_object_get_ex(before, id, &v));
+		assert_true(json_object_object_get_ex(after, id, &v));
+	}
+	/* updated items keep their id and carry a new version */
+	json_object *f = control_get("/_sim/fleet?product=tair_kvcache&account=demo-ali&region=cn-hangzhou"), *items;
+	json_object_object_get_ex(f, "items", &items);
+	int bumped = 0;
+	for (size_t i = 0; i < json_object_array_length(items); i++)
+		bumped += jget_int(json_object_array_get_idx(items, i), "version") == 1;
+	assert_int_equal(bumped, 12);
+	/* other scopes untouched */
+	json_object *other = control_get("/_sim/fleet?product=tair_kvcache&account=demo-ali&region=cn-beijing");
+	assert_int_equal(jget_int(other, "count"), 237);
+	json_object_put(other);
+	json_object_put(f);
+	json_object_put(m);
+	json_object_put(before);
+	json_object_put(after);
+}
+
+/* ---- fixture mode ---- */
+
+static void test_fixture_mode_verbatim(void **state)
+{
+	(void)state;
+	size_t len;
+	char *want = af_test_read_fixture("api/tair_describe_example.json", &len);
+	af_kv q[] = {{"RegionId", "cn-beijing"}};
+	http_result r;
+	tair(&r, ALI_AK, ALI_SK, q, 1);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body.len, len);
+	assert_memory_equal(r.body.data, want, len);
+	free(want);
+	af_buf_free(&r.body);
+
+	want = af_test_read_fixture("api/tione_describe_example.json", &len);
+	tc_call c = {.body = "{}", .id = TC_ID, .sk = TC_SK};
+	tc(&r, &c);
+	assert_int_equal(r.body.len, len);
+	assert_memory_equal(r.body.data, want, len);
+	free(want);
+	af_buf_free(&r.body);
+
+	want = af_test_read_fixture("api/hologres_get_example.json", &len);
+	ali_call g = {.path = "/cn-shanghai/api/v1/instances/hgpostcn-cn-any/getInstanceModel",
+		      .action = "GetInstanceModel",
+		      .version = "2022-06-01",
+		      .ak = ALI_AK,
+		      .sk = ALI_SK};
+	ali(&r, &g);
+	assert_int_equal(r.body.len, len);
+	assert_memory_equal(r.body.data, want, len);
+	free(want);
+	af_buf_free(&r.body);
+
+	/* still authenticated */
+	tair(&r, ALI_AK, "wrong", q, 1);
+	assert_int_equal(r.status, 400);
+	af_buf_free(&r.body);
+}
+
+/* ---- determinism ---- */
+
+static void test_same_seed_same_fleet(void **state)
+{
+	(void)state;
+	af_sim *a = NULL, *b = NULL;
+	sim_options o;
+	json_object *da, *db;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 300;
+	assert_int_equal(af_sim_start(&a, &o), 0);
+	assert_int_equal(af_sim_start(&b, &o), 0);
+	pthread_mutex_lock(&a->lock);
+	sim_fleet_dump(a, &da, NULL, NULL, NULL);
+	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_lock(&b->lock);
+	sim_fleet_dump(b, &db, NULL, NULL, NULL);
+	pthread_mutex_unlock(&b->lock);
+	assert_string_equal(json_object_to_json_string(da), json_object_to_json_string(db));
+	json_object_put(db);
+	af_sim_stop(b);
+	o.seed = 2;
+	assert_int_equal(af_sim_start(&b, &o), 0);
+	sim_fleet_dump(b, &db, NULL, NULL, NULL);
+	assert_string_not_equal(json_object_to_json_string(da), json_object_to_json_string(db));
+	json_object_put(da);
+	json_object_put(db);
+	af_sim_stop(a);
+	af_sim_stop(b);
+}
+
+/* ---- the binary ---- */
+
+static void test_binary_cli(void **state)
+{
+	(void)state;
+	char *dir = af_test_tempdir(), pf[512], cmd[1024], url[128];
+	snprintf(pf, sizeof(pf), "%s/port", dir);
+	snprintf(cmd, sizeof(cmd), "%s --help", AF_SIM_BINARY);
+	FILE *p = popen(cmd, "r");
+	char buf[4096];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(buf, "--listen"));
+	assert_non_null(strstr(buf, "--port-file"));
+
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(AF_SIM_BINARY, "aifleet-sim", "--listen", "127.0.0.1:0", "--port-file", pf,
+		      "--items", "3", (char *)NULL);
+		_exit(127);
+	}
+	int port = 0;
+	for (int i = 0; i < 100 && port == 0; i++) {
+		FILE *f = fopen(pf, "r");
+		if (f) {
+			if (fscanf(f, "%d", &port) != 1)
+				port = 0;
+			fclose(f);
+		}
+		if (!port)
+			usleep(50000);
+	}
+	assert_true(port > 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sim/health", port);
+	http_result r;
+	http(&r, "GET", url, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	af_buf_free(&r.body);
+	kill(pid, SIGTERM);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	unlink(pf);
+	rmdir(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest unit[] = {
+		cmocka_unit_test(test_verifier_decodes_a3_request_line),
+		cmocka_unit_test(test_uri_percent_decoding),
+		cmocka_unit_test(test_id_codec_roundtrip),
+		cmocka_unit_test(test_same_seed_same_fleet),
+		cmocka_unit_test(test_binary_cli),
+	};
+	const struct CMUnitTest live[] = {
+		cmocka_unit_test(test_tair_auth),
+		cmocka_unit_test(test_tair_encoded_query_verifies),
+		cmocka_unit_test(test_tair_paging_exactly_once),
+		cmocka_unit_test(test_tione_auth),
+		cmocka_unit_test(test_tione_paging_exactly_once),
+		cmocka_unit_test(test_tione_filters),
+		cmocka_unit_test(test_hologres_list_and_get),
+		cmocka_unit_test(test_accounts_see_own_fleet),
+		cmocka_unit_test(test_scripted_fault_page3_once),
+		cmocka_unit_test(test_tione_rate_limit),
+		cmocka_unit_test(test_mutation),
+	};
+	const struct CMUnitTest fixtures[] = {
+		cmocka_unit_test(test_fixture_mode_verbatim),
+	};
+	int fails = 0;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	fails += cmocka_run_group_tests_name("sim_unit", unit, NULL, NULL);
+	fails += cmocka_run_group_tests_name("sim_live", live, setup_small, teardown);
+	fails += cmocka_run_group_tests_name("sim_fixtures", fixtures, setup_fixtures, teardown);
+	curl_global_cleanup();
+	return fails ? 1 : 0;
+}
