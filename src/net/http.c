@@ -784,6 +784,6 @@ fail_local:
 	pthread_mutex_lock(&c->mu);
 	c->stats.errors++;
 	pthread_mutex_unlock(&c->mu);
-	return af_error_prefix(err, "%s %s %s region=%s account=%s", provider, nz(req->product),
+	return af_error_prefix(err, "%s %s %s region=%s account=%s: ", provider, nz(req->product),
 			       nz(req->action), nz(req->region), nz(req->account));
 }
