@@ -56,6 +56,7 @@ typedef struct af_api_response {
 	char request_id[128]; /* provider RequestId, "" if none */
 	char error_code[128]; /* provider error code on failure, "" otherwise */
 	int attempts;         /* 1 + retries */
+	int throttled;        /* attempts the provider answered with throttling */
 } af_api_response;
 
 void af_api_response_init(af_api_response *r);

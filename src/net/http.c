@@ -722,6 +722,7 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 	out->json = NULL;
 	out->request_id[0] = out->error_code[0] = '\0';
 	out->attempts = 0;
+	out->throttled = 0;
 	if (!creds || !creds->access_key_id || !creds->access_key_secret)
 		return af_error_set(AF_ERR_CONFIG, "%s %s %s account=%s: no credentials", provider,
 				    nz(req->product), nz(req->action), nz(req->account));
@@ -742,6 +743,8 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 		snprintf(out->request_id, sizeof(out->request_id), "%s", v.request_id);
 		snprintf(out->error_code, sizeof(out->error_code), "%s", v.code);
 		rate_feedback(c, req, v.klass == 0, v.throttled);
+		if (v.throttled)
+			out->throttled++;
 		if (v.klass == 0)
 			return 0;
 		if (!v.retry)
