@@ -396,7 +396,8 @@ static void row_nulls(row *r, int n)
 static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 {
 	af_loader *l = ctx;
-	const char *why = NULL;
+	const char *why = NULL, *p;
+	char msg[160];
 	size_t start;
 	row r;
 	int err;
@@ -414,10 +415,10 @@ static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 		why = "a text field is not valid UTF-8";
 	else if (!time_ok(in->created_at) || !time_ok(in->updated_at) || !time_ok(in->expires_at))
 		why = "a time is out of range";
-	else if ((why = json_problem(l, in->tags_json, true)) != NULL)
-		why = "tags_json is not a JSON object";
-	else if ((why = json_problem(l, in->raw_json, false)) != NULL)
-		why = "raw_json is not valid JSON";
+	else if ((p = json_problem(l, in->tags_json, true)) != NULL)
+		why = snprintf(msg, sizeof(msg), "tags_json: %s", p) > 0 ? msg : p;
+	else if ((p = json_problem(l, in->raw_json, false)) != NULL)
+		why = snprintf(msg, sizeof(msg), "raw_json: %s", p) > 0 ? msg : p;
 	if (why)
 		return reject(l, sc, "instance", in->native_id, why);
 
@@ -446,7 +447,8 @@ static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 {
 	af_loader *l = ctx;
-	const char *why = NULL;
+	const char *why = NULL, *p;
+	char msg[160];
 	size_t start;
 	row r;
 	int err;
@@ -468,10 +470,10 @@ static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 		why = "replicas is not a finite non-negative number";
 	else if (!time_ok(sv->created_at) || !time_ok(sv->updated_at))
 		why = "a time is out of range";
-	else if (json_problem(l, sv->tags_json, true))
-		why = "tags_json is not a JSON object";
-	else if (json_problem(l, sv->raw_json, false))
-		why = "raw_json is not valid JSON";
+	else if ((p = json_problem(l, sv->tags_json, true)) != NULL)
+		why = snprintf(msg, sizeof(msg), "tags_json: %s", p) > 0 ? msg : p;
+	else if ((p = json_problem(l, sv->raw_json, false)) != NULL)
+		why = snprintf(msg, sizeof(msg), "raw_json: %s", p) > 0 ? msg : p;
 	if (why)
 		return reject(l, sc, "service", sv->native_id, why);
 
@@ -941,7 +943,7 @@ static int classify(af_loader *l, const entity_sql *e, af_entity_counts *c)
 		case 'u': c->updated = n; break;
 		case 'r': c->restored = n; break;
 		case 'n': c->unchanged = n; break;
-		default: break;
+		default: continue; /* orphans are rejected, not staged */
 		}
 		c->staged += n;
 	}
@@ -1037,6 +1039,9 @@ static int apply_deletes(af_loader *l, const entity_sql *e, const char *run_id,
 		      "  FROM af_scope sc WHERE sc.eligible AND t.deleted_at IS NULL"
 		      "  AND t.provider = sc.provider AND t.account = sc.account"
 		      "  AND t.region = sc.region AND t.product = sc.product"
+		      /* rows written by this run (created, updated, restored) are
+		       * present; unchanged ones are matched in m_ by id */
+		      "  AND t.last_run_id <> $1"
 		      "  AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)"
 		      "  RETURNING t.*),"
 		      " closed AS (UPDATE aifleet.history h SET valid = tstzrange(lower(h.valid), now())"
