@@ -347,7 +347,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		return MHD_YES;
 	}
 	memset(&resp, 0, sizeof(resp));
-	af_buf_init(&resp.body, 0);
+	/* a Hologres list of 100k nodes is ~50 MB; allow for more than that */
+	af_buf_init(&resp.body, (size_t)1 << 30);
 	resp.status = 500;
 	if (sim_req_parse_uri(r) < 0)
 		return MHD_NO;

@@ -137,7 +137,12 @@ int sim_json_out(sim_resp *resp, int status, json_object *o)
 	int err;
 	resp->status = status;
 	af_buf_reset(&resp->body);
-	err = af_buf_puts(&resp->body, txt);
+	if ((err = af_buf_puts(&resp->body, txt)) < 0) {
+		/* never a silent empty 200: say what happened */
+		resp->status = 500;
+		af_buf_reset(&resp->body);
+		af_buf_puts(&resp->body, "{\"Code\":\"InternalError\",\"Message\":\"response too large\"}");
+	}
 	json_object_put(o);
 	return err;
 }
