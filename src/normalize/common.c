@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,13 @@ af_num nz_num(nz_ctx *c, json_object *obj, const char *key)
 		return n;
 	switch (json_object_get_type(v)) {
 	case json_type_int:
+		/* json-c saturates integers beyond 64 bits at these values */
+		if (json_object_get_uint64(v) == UINT64_MAX ||
+		    json_object_get_int64(v) == INT64_MIN) {
+			nz_warn(c, key, "number out of range");
+			return n;
+		}
+		/* fall through */
 	case json_type_double:
 		d = json_object_get_double(v);
 		if (!isfinite(d)) {
@@ -365,6 +373,7 @@ bool nz_is_secret_key(const char *key)
 }
 
 static bool contains_secret(json_object *o, int depth);
+static bool secret_pair(json_object *o);
 
 /* A string that holds a JSON document (Hologres modelParams) may carry a
  * key too: parse it when it looks like JSON. NULL if it does not parse. */
@@ -388,6 +397,8 @@ static bool contains_secret(json_object *o, int depth)
 		return false;
 	switch (json_object_get_type(o)) {
 	case json_type_object: {
+		if (secret_pair(o))
+			return true;
 		json_object_object_foreach(o, k, v)
 		{
 			if (nz_is_secret_key(k) || contains_secret(v, depth + 1))
@@ -409,6 +420,18 @@ static bool contains_secret(json_object *o, int depth)
 	default:
 		return false;
 	}
+}
+
+/* A tag {"Key": "apiKey", "Value": ...} hides a secret as well as a member
+ * named apiKey does. */
+static bool secret_pair(json_object *o)
+{
+	json_object *k = nz_get(o, "Key");
+
+	if (!k)
+		k = nz_get(o, "TagKey");
+	return k && json_object_is_type(k, json_type_string) &&
+	       nz_is_secret_key(json_object_get_string(k));
 }
 
 static bool in_list(const char *key, const char *const *list)
@@ -433,12 +456,16 @@ static int strip(json_object **out, json_object *o, const char *const *drop, int
 	if (!o || depth > NZ_MAX_DEPTH)
 		return 0;
 	switch (json_object_get_type(o)) {
-	case json_type_object:
+	case json_type_object: {
+		bool pair = secret_pair(o);
+
 		if (!(copy = json_object_new_object()))
 			goto nomem;
 		json_object_object_foreach(o, k, v)
 		{
 			if (nz_is_secret_key(k) || in_list(k, drop))
+				continue;
+			if (pair && (strcmp(k, "Value") == 0 || strcmp(k, "TagValue") == 0))
 				continue;
 			if ((err = strip(&child, v, NULL, depth + 1)) < 0)
 				goto done;
@@ -448,6 +475,7 @@ static int strip(json_object **out, json_object *o, const char *const *drop, int
 			}
 		}
 		break;
+	}
 	case json_type_array:
 		if (!(copy = json_object_new_array()))
 			goto nomem;

@@ -185,6 +185,16 @@ void af_time_format(char out[40], af_time t)
 		days--;
 	}
 	civil_from_days(days, &y, &m, &d);
-	snprintf(out, 40, "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%06d+00", y, m, d,
+	/* the widest int64 time is 31 characters; the compiler cannot know
+	 * the ranges, so format into a roomy buffer and copy */
+	char buf[128];
+	size_t n;
+
+	snprintf(buf, sizeof(buf), "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%06d+00", y, m, d,
 		 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)usec);
+	n = strlen(buf);
+	if (n > 39)
+		n = 39;
+	memcpy(out, buf, n);
+	out[n] = '\0';
 }
