@@ -1035,6 +1035,168 @@ static void test_same_seed_same_fleet(void **state)
 	af_sim_stop(b);
 }
 
+
+/* ---- configuration file, random faults ---- */
+
+static char *write_config(const char *text)
+{
+	char *dir = af_test_tempdir(), *path = malloc(strlen(dir) + 16);
+	sprintf(path, "%s/sim.ini", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	free(dir);
+	return path;
+}
+
+static void remove_config(char *path)
+{
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+	free(path);
+}
+
+static void test_example_config_loads(void **state)
+{
+	(void)state;
+	assert_int_equal(start(4, false, AF_SOURCE_DIR "/deploy/sim.example.ini"), 0);
+	assert_int_equal(g_sim->naccounts, 3);
+	json_object *f = control_get("/_sim/fleet?account=team-a&product=tair_kvcache");
+	assert_int_equal(jget_int(f, "count"), 3 * 200); /* items = 200 in 3 regions */
+	json_object_put(f);
+	f = control_get("/_sim/fleet?account=team-b");
+	assert_int_equal(jget_int(f, "count"), 3 * 4); /* --items for team-b */
+	json_object_put(f);
+	teardown(NULL);
+}
+
+static void test_bad_config_hides_values(void **state)
+{
+	(void)state;
+	char *path = write_config("[account x]\nprovider = alibaba\n"
+				  "acess_key_secret = TOPSECRET-VALUE\n");
+	sim_options o;
+	af_sim *s = NULL;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.config_file = path;
+	assert_int_equal(af_sim_start(&s, &o), AF_ERR_CONFIG);
+	assert_null(s);
+	assert_non_null(strstr(af_error_last(), "acess_key_secret"));
+	assert_null(strstr(af_error_last(), "TOPSECRET"));
+	remove_config(path);
+}
+
+static void random_fault_run(char *out, size_t n)
+{
+	af_kv q[] = {{"RegionId", "cn-hangzhou"}, {"PageSize", "1"}};
+	for (size_t i = 0; i + 1 < n; i++) {
+		http_result r;
+		tair(&r, "LTAIcfg", "cfg-secret", q, 2);
+		out[i] = r.status == 200 ? '.' : r.status == 500 ? 'E' : '?';
+		af_buf_free(&r.body);
+	}
+	out[n - 1] = '\0';
+}
+
+static void test_random_faults_deterministic(void **state)
+{
+	(void)state;
+	char *path = write_config("[account cfg]\nprovider = alibaba\naccess_key_id = LTAIcfg\n"
+				  "access_key_secret = cfg-secret\nregions = cn-hangzhou\n"
+				  "[limits tair_kvcache]\nhttp500 = 0.9\n"
+				  "[limits tair_kvcache cfg]\nhttp500 = 0.5\n");
+	char a[65], b[65];
+	int errors = 0;
+	assert_int_equal(start(10, false, path), 0);
+	random_fault_run(a, sizeof(a));
+	teardown(NULL);
+	assert_int_equal(start(10, false, path), 0);
+	random_fault_run(b, sizeof(b));
+	json_object *st = control_get("/_sim/stats");
+	teardown(NULL);
+	remove_config(path);
+	assert_string_equal(a, b); /* same seed, same faults */
+	for (const char *p = a; *p; p++) {
+		assert_true(*p == '.' || *p == 'E');
+		errors += *p == 'E';
+	}
+	/* the account override (0.5) wins over the product-wide 0.9 */
+	assert_true(errors > 16 && errors < 48);
+	assert_int_equal(jget_int(st, "faults.http500"), errors);
+	json_object_put(st);
+}
+
+static void test_more_fault_kinds(void **state)
+{
+	(void)state;
+	http_result r;
+	char got[64], body[512];
+	reset_control();
+	/* a Hologres Get for one instance, TI-ONE page 2 (Offset 10 / Limit 10 + 1) */
+	json_object *f = control_get("/_sim/fleet?product=hologres&account=demo-ali&region=cn-beijing"),
+		    *items, *hid;
+	json_object_object_get_ex(f, "items", &items);
+	json_object_object_get_ex(json_object_array_get_idx(items, 0), "holoInstanceId", &hid);
+	snprintf(body, sizeof(body),
+		 "[{\"product\":\"hologres\",\"action\":\"GetInstanceModel\",\"instance\":\"%s\","
+		 "\"kind\":\"truncated\"},"
+		 "{\"product\":\"tione\",\"page\":2,\"kind\":\"throttle\",\"times\":2},"
+		 "{\"product\":\"tione\",\"page\":3,\"kind\":\"auth\"},"
+		 "{\"product\":\"tione\",\"page\":4,\"kind\":\"timeout\",\"hang_ms\":300}]",
+		 json_object_get_string(hid));
+	json_object_put(control_post("/_sim/faults", body));
+
+	char path[256];
+	snprintf(path, sizeof(path), "/cn-beijing/api/v1/instances/%s/getInstanceModel",
+		 json_object_get_string(hid));
+	ali_call g = {.path = path,
+		      .action = "GetInstanceModel",
+		      .version = "2022-06-01",
+		      .ak = ALI_AK,
+		      .sk = ALI_SK};
+	ali(&r, &g);
+	assert_int_equal(r.status, 200);
+	assert_null(json_tokener_parse(r.body.data)); /* truncated */
+	af_buf_free(&r.body);
+	ali(&r, &g); /* once only */
+	json_object *ok = res_json(&r);
+	json_object_put(ok);
+	af_buf_free(&r.body);
+	json_object_put(f);
+
+	usleep(1100000);
+	tc_call c = {.body = "{\"Offset\":10,\"Limit\":10}", .id = TC_ID, .sk = TC_SK};
+	for (int i = 0; i < 3; i++) {
+		tc(&r, &c);
+		err_code(got, sizeof(got), &r);
+		assert_string_equal(got, i < 2 ? "RequestLimitExceeded" : "");
+		af_buf_free(&r.body);
+	}
+	c.body = "{\"Offset\":20,\"Limit\":10}";
+	tc(&r, &c);
+	err_code(got, sizeof(got), &r);
+	assert_string_equal(got, "AuthFailure.SignatureFailure");
+	af_buf_free(&r.body);
+	c.body = "{\"Offset\":30,\"Limit\":10}";
+	tc(&r, &c); /* hangs 300 ms, then the connection is closed */
+	assert_int_not_equal(r.curl, CURLE_OK);
+	af_buf_free(&r.body);
+
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.truncated"), 1);
+	assert_int_equal(jget_int(st, "faults.throttle"), 2);
+	assert_int_equal(jget_int(st, "faults.auth"), 1);
+	assert_int_equal(jget_int(st, "faults.timeout"), 1);
+	json_object_put(st);
+	json_object *left = control_get("/_sim/faults");
+	assert_int_equal(json_object_array_length(left), 4); /* kept, with times 0 */
+	json_object_put(left);
+	reset_control();
+}
+
 /* ---- the binary ---- */
 
 static void test_binary_cli(void **state)
@@ -1092,6 +1254,9 @@ int main(void)
 		cmocka_unit_test(test_id_codec_roundtrip),
 		cmocka_unit_test(test_same_seed_same_fleet),
 		cmocka_unit_test(test_binary_cli),
+		cmocka_unit_test(test_example_config_loads),
+		cmocka_unit_test(test_bad_config_hides_values),
+		cmocka_unit_test(test_random_faults_deterministic),
 	};
 	const struct CMUnitTest live[] = {
 		cmocka_unit_test(test_tair_auth),
@@ -1103,6 +1268,7 @@ int main(void)
 		cmocka_unit_test(test_hologres_list_and_get),
 		cmocka_unit_test(test_accounts_see_own_fleet),
 		cmocka_unit_test(test_scripted_fault_page3_once),
+		cmocka_unit_test(test_more_fault_kinds),
 		cmocka_unit_test(test_tione_rate_limit),
 		cmocka_unit_test(test_mutation),
 	};
