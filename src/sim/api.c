@@ -7,7 +7,7 @@
 #include "aifleet/error.h"
 #include "sim.h"
 
-#define TAIR_MAX_PAGE 100 /* documented choice: larger PageSize -> InvalidParameter */
+#define TAIR_MAX_PAGE   100 /* documented choice: larger PageSize -> InvalidParameter */
 #define TIONE_MAX_LIMIT 100
 
 static int parse_int(long *out, const char *s)
@@ -62,11 +62,11 @@ int sim_tair_handle(af_sim *s, sim_req *r, sim_resp *resp)
 
 	if ((v = sim_req_param(r, "PageNumber")) && (parse_int(&page, v) < 0 || page < 1))
 		return sim_ali_error(resp, r, 400, false, "InvalidParameter",
-				     "The specified parameter PageNumber is not valid.");
+		                     "The specified parameter PageNumber is not valid.");
 	if ((v = sim_req_param(r, "PageSize")) &&
 	    (parse_int(&size, v) < 0 || size < 1 || size > TAIR_MAX_PAGE))
 		return sim_ali_error(resp, r, 400, false, "InvalidParameter",
-				     "The specified parameter PageSize is not valid (1-100).");
+		                     "The specified parameter PageSize is not valid (1-100).");
 	f.status = sim_req_param(r, "InstanceStatus");
 	f.charge = sim_req_param(r, "ChargeType");
 	f.zone = sim_req_param(r, "ZoneId");
@@ -155,12 +155,13 @@ int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp)
 			pthread_mutex_unlock(&s->lock);
 			json_object_put(o);
 			o = json_object_new_object();
-			json_object_object_add(o, "code", json_object_new_string("InstanceNotFound"));
+			json_object_object_add(o, "code",
+			                       json_object_new_string("InstanceNotFound"));
 			json_object_object_add(
-				o, "message",
-				json_object_new_string("The specified instance is not found."));
+			    o, "message",
+			    json_object_new_string("The specified instance is not found."));
 			json_object_object_add(o, "requestId",
-					       json_object_new_string(r->request_id));
+			                       json_object_new_string(r->request_id));
 			return sim_json_out(resp, 404, o);
 		}
 		sim_holo_gen(&h, s, sc, sl);
@@ -177,11 +178,18 @@ int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp)
 
 /* ---- TI-ONE ---- */
 
-enum { TF_GROUP_ID, TF_GROUP_NAME, TF_STATUS, TF_SERVICE_ID, TF_CLUSTER, TF_CREATED_BY,
-       TF_MODEL_VERSION };
+enum {
+	TF_GROUP_ID,
+	TF_GROUP_NAME,
+	TF_STATUS,
+	TF_SERVICE_ID,
+	TF_CLUSTER,
+	TF_CREATED_BY,
+	TF_MODEL_VERSION
+};
 static const char *tfilter_names[] = {"ServiceGroupId", "ServiceGroupName", "Status",
-				      "ServiceId",      "ClusterId",        "CreatedBy",
-				      "ModelVersionId"};
+                                      "ServiceId",      "ClusterId",        "CreatedBy",
+                                      "ModelVersionId"};
 
 typedef struct tione_filter {
 	int name;
@@ -222,10 +230,10 @@ static bool tione_match(const sim_tione *g, const tione_filter *f, size_t nf)
 		default:
 			for (int k = 0; k < g->nsvc && !hit; k++) {
 				const sim_tione_svc *v = &g->svc[k];
-				const char *field = f[i].name == TF_SERVICE_ID	 ? v->id
-						    : f[i].name == TF_CLUSTER ? v->cluster
-						    : v->model_null	      ? ""
-									      : v->model_version;
+				const char *field = f[i].name == TF_SERVICE_ID ? v->id
+				                    : f[i].name == TF_CLUSTER  ? v->cluster
+				                    : v->model_null            ? ""
+				                                               : v->model_version;
 				hit = value_hit(f[i].values, field, false);
 			}
 		}
@@ -245,27 +253,30 @@ int sim_tione_handle(af_sim *s, sim_req *r, sim_resp *resp, json_object *body)
 
 	if (json_object_object_get_ex(body, "Offset", &v)) {
 		if (!json_object_is_type(v, json_type_int))
-			return sim_tc_error(resp, r, "InvalidParameter", "Offset must be an integer.");
+			return sim_tc_error(resp, r, "InvalidParameter",
+			                    "Offset must be an integer.");
 		offset = json_object_get_int64(v);
 	}
 	if (json_object_object_get_ex(body, "Limit", &v)) {
 		if (!json_object_is_type(v, json_type_int))
-			return sim_tc_error(resp, r, "InvalidParameter", "Limit must be an integer.");
+			return sim_tc_error(resp, r, "InvalidParameter",
+			                    "Limit must be an integer.");
 		limit = json_object_get_int64(v);
 	}
 	if (offset < 0 || limit < 0 || limit > TIONE_MAX_LIMIT)
 		return sim_tc_error(resp, r, "InvalidParameterValue",
-				    "Offset must be >= 0 and Limit within 0-100.");
+		                    "Offset must be >= 0 and Limit within 0-100.");
 	if (json_object_object_get_ex(body, "Filters", &filters) && filters) {
 		if (!json_object_is_type(filters, json_type_array))
-			return sim_tc_error(resp, r, "InvalidParameter", "Filters must be an array.");
+			return sim_tc_error(resp, r, "InvalidParameter",
+			                    "Filters must be an array.");
 		for (size_t i = 0; i < json_object_array_length(filters); i++) {
 			json_object *fo = json_object_array_get_idx(filters, i), *x;
 			const char *name = NULL;
 			int idx = -1;
 			if (nf >= 16)
 				return sim_tc_error(resp, r, "InvalidParameterValue",
-						    "Too many filters.");
+				                    "Too many filters.");
 			if (json_object_object_get_ex(fo, "Name", &x))
 				name = json_object_get_string(x);
 			for (int k = 0; name && k < 7; k++)
@@ -274,13 +285,13 @@ int sim_tione_handle(af_sim *s, sim_req *r, sim_resp *resp, json_object *body)
 			if (idx < 0 || !json_object_object_get_ex(fo, "Values", &x) ||
 			    !json_object_is_type(x, json_type_array))
 				return sim_tc_error(resp, r, "InvalidParameterValue",
-						    "Unsupported filter name or missing Values.");
+				                    "Unsupported filter name or missing Values.");
 			f[nf].name = idx;
 			f[nf].values = x;
 			f[nf].fuzzy = json_object_object_get_ex(fo, "Fuzzy", &x) &&
-				      json_object_get_boolean(x);
+			              json_object_get_boolean(x);
 			f[nf].negative = json_object_object_get_ex(fo, "Negative", &x) &&
-					 json_object_get_boolean(x);
+			                 json_object_get_boolean(x);
 			nf++;
 		}
 	}

@@ -17,7 +17,7 @@
 #include "sim.h"
 
 #define ACS3_SKEW 900 /* seconds: Alibaba accepts x-acs-date within 15 min */
-#define TC3_SKEW 300  /* seconds: Tencent accepts X-TC-Timestamp within 5 min */
+#define TC3_SKEW  300 /* seconds: Tencent accepts X-TC-Timestamp within 5 min */
 
 static void count_reject(af_sim *s, const char *code)
 {
@@ -27,8 +27,8 @@ static void count_reject(af_sim *s, const char *code)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static int ali_reject(af_sim *s, sim_req *r, sim_resp *resp, bool roa, int status,
-		      const char *code, const char *msg)
+static int ali_reject(af_sim *s, sim_req *r, sim_resp *resp, bool roa, int status, const char *code,
+                      const char *msg)
 {
 	count_reject(s, code);
 	sim_ali_error(resp, r, status, roa, code, msg);
@@ -152,11 +152,11 @@ typedef struct hdr_list {
 } hdr_list;
 
 static enum MHD_Result collect_acs3(void *cls, enum MHD_ValueKind kind, const char *key,
-				    const char *value)
+                                    const char *value)
 {
 	hdr_list *h = cls;
 	if (h->n < 64 && (strcasecmp(key, "host") == 0 || strcasecmp(key, "content-type") == 0 ||
-			  strncasecmp(key, "x-acs-", 6) == 0)) {
+	                  strncasecmp(key, "x-acs-", 6) == 0)) {
 		h->kv[h->n].key = key;
 		h->kv[h->n].value = value ? value : "";
 		h->n++;
@@ -190,68 +190,69 @@ int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa)
 
 	if (!auth || !*auth)
 		return ali_reject(s, r, resp, roa, 400, "MissingAuthorization",
-				  "Authorization is mandatory for this action.");
+		                  "Authorization is mandatory for this action.");
 	if (strncmp(auth, "ACS3-HMAC-SHA256 ", 17) != 0 ||
 	    auth_field(cred, sizeof(cred), auth + 17, "Credential") < 0 ||
 	    auth_field(signed_hdrs, sizeof(signed_hdrs), auth + 17, "SignedHeaders") < 0 ||
 	    auth_field(sig, sizeof(sig), auth + 17, "Signature") < 0)
 		return ali_reject(s, r, resp, roa, 400, "IncompleteSignature",
-				  "The Authorization header is not a valid ACS3-HMAC-SHA256 one.");
+		                  "The Authorization header is not a valid ACS3-HMAC-SHA256 one.");
 	acc = sim_account_by_key(s, SIM_ALIBABA, cred);
 	if (acc < 0)
 		return ali_reject(s, r, resp, roa, 404, "InvalidAccessKeyId.NotFound",
-				  "Specified access key is not found.");
+		                  "Specified access key is not found.");
 	a = &s->accounts[acc];
 	if (parse_acs_date(&ts, date) < 0)
 		return ali_reject(s, r, resp, roa, 400, "InvalidTimeStamp.Format",
-				  "Specified time stamp or date value is not well formatted.");
+		                  "Specified time stamp or date value is not well formatted.");
 	if (llabs(ts - (int64_t)time(NULL)) > ACS3_SKEW)
 		return ali_reject(s, r, resp, roa, 400, "InvalidTimeStamp.Expired",
-				  "Specified time stamp or date value is expired.");
+		                  "Specified time stamp or date value is expired.");
 	if (!nonce || !*nonce)
 		return ali_reject(s, r, resp, roa, 400, "MissingSignatureNonce",
-				  "x-acs-signature-nonce is mandatory for this action.");
+		                  "x-acs-signature-nonce is mandatory for this action.");
 	af_sha256_hex(body_hash, r->body.data ? r->body.data : "", r->body.len);
 	if (sha && strcmp(sha, body_hash) != 0)
 		return ali_reject(s, r, resp, roa, 400, "SignatureDoesNotMatch",
-				  "x-acs-content-sha256 does not match the request body.");
+		                  "x-acs-content-sha256 does not match the request body.");
 
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_acs3, &h);
 	af_acs3_input in = {
-		.method = r->method,
-		.canonical_uri = r->path,
-		.query = r->params,
-		.nquery = r->nparams,
-		.headers = h.kv,
-		.nheaders = h.n,
-		.payload_hash = body_hash,
-		.access_key_id = a->key_id,
-		.access_key_secret = a->secret,
+	    .method = r->method,
+	    .canonical_uri = r->path,
+	    .query = r->params,
+	    .nquery = r->nparams,
+	    .headers = h.kv,
+	    .nheaders = h.n,
+	    .payload_hash = body_hash,
+	    .access_key_id = a->key_id,
+	    .access_key_secret = a->secret,
 	};
 	af_sign_steps_init(&steps);
 	if (af_acs3_sign(&steps, &in) < 0) {
 		ali_reject(s, r, resp, roa, 400, "SignatureDoesNotMatch",
-			   "The request cannot be canonicalized.");
+		           "The request cannot be canonicalized.");
 		goto done;
 	}
 	/* SignedHeaders must name exactly the headers that arrived (every x-acs-*) */
 	if (strcmp(steps.signed_headers.data ? steps.signed_headers.data : "", signed_hdrs) != 0 ||
 	    strlen(sig) != 64 || CRYPTO_memcmp(sig, steps.signature, 64) != 0) {
 		if (s->opt.verbose)
-			fprintf(stderr, "aifleet-sim: %s: ACS3 mismatch; server canonical request:\n%s\n",
-				r->request_id, steps.canonical_request.data);
+			fprintf(stderr,
+			        "aifleet-sim: %s: ACS3 mismatch; server canonical request:\n%s\n",
+			        r->request_id, steps.canonical_request.data);
 		ali_reject(s, r, resp, roa, 400, "SignatureDoesNotMatch",
-			   "The request signature does not conform to Aliyun standards.");
+		           "The request signature does not conform to Aliyun standards.");
 		goto done;
 	}
 	if (a->token && !same_secret(a->token, sim_req_header(r, "x-acs-security-token"))) {
 		ali_reject(s, r, resp, roa, 400, "InvalidSecurityToken.MismatchWithAccessKey",
-			   "The security token does not match the access key.");
+		           "The security token does not match the access key.");
 		goto done;
 	}
 	if (nonce_seen(s, a->label, nonce)) {
 		ali_reject(s, r, resp, roa, 400, "SignatureNonceUsed",
-			   "Specified signature nonce was used already.");
+		           "Specified signature nonce was used already.");
 		goto done;
 	}
 	r->account = acc;
@@ -280,35 +281,35 @@ int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 	af_sign_steps_init(&steps);
 	if (!auth || !*auth)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-				 "Authorization is missing.");
+		                 "Authorization is missing.");
 	if (strncmp(auth, "TC3-HMAC-SHA256 ", 16) != 0 ||
 	    auth_field(cred, sizeof(cred), auth + 16, "Credential") < 0 ||
 	    auth_field(signed_hdrs, sizeof(signed_hdrs), auth + 16, "SignedHeaders") < 0 ||
 	    auth_field(sig, sizeof(sig), auth + 16, "Signature") < 0)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-				 "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
+		                 "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
 	id = strtok_r(cred, "/", &save);
 	cdate = strtok_r(NULL, "/", &save);
 	service = strtok_r(NULL, "/", &save);
 	term = strtok_r(NULL, "/", &save);
 	if (!id || !cdate || !service || !term || strcmp(term, "tc3_request") != 0)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-				 "The credential scope is malformed.");
+		                 "The credential scope is malformed.");
 	acc = sim_account_by_key(s, SIM_TENCENT, id);
 	if (acc < 0)
 		return tc_reject(s, r, resp, "AuthFailure.SecretIdNotFound",
-				 "The SecretId is not found.");
+		                 "The SecretId is not found.");
 	a = &s->accounts[acc];
 	if (strcmp(service, "tione") != 0)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-				 "The credential scope service must be tione.");
+		                 "The credential scope service must be tione.");
 	ts = tsh ? strtoll(tsh, &endp, 10) : 0;
 	if (!tsh || !*tsh || *endp)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-				 "X-TC-Timestamp is missing or malformed.");
+		                 "X-TC-Timestamp is missing or malformed.");
 	if (llabs(ts - (int64_t)time(NULL)) > TC3_SKEW)
 		return tc_reject(s, r, resp, "AuthFailure.SignatureExpire",
-				 "Signature expired: the timestamp is more than 5 minutes off.");
+		                 "Signature expired: the timestamp is more than 5 minutes off.");
 	{
 		time_t tt = (time_t)ts;
 		struct tm tm;
@@ -318,19 +319,19 @@ int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 	if (strcmp(date, cdate) != 0 || strcmp(signed_hdrs, "content-type;host") != 0 ||
 	    strlen(sig) != 64 || !host || !ct)
 		return tc_reject(s, r, resp, "AuthFailure.SignatureFailure",
-				 "The provided credentials could not be validated.");
+		                 "The provided credentials could not be validated.");
 	af_sha256_hex(body_hash, r->body.data ? r->body.data : "", r->body.len);
 	af_tc3_input in = {
-		.method = r->method,
-		.query = r->nparams ? r->params : NULL,
-		.nquery = r->nparams,
-		.content_type = ct,
-		.host = host,
-		.payload_hash = body_hash,
-		.service = service,
-		.timestamp = ts,
-		.secret_id = a->key_id,
-		.secret_key = a->secret,
+	    .method = r->method,
+	    .query = r->nparams ? r->params : NULL,
+	    .nquery = r->nparams,
+	    .content_type = ct,
+	    .host = host,
+	    .payload_hash = body_hash,
+	    .service = service,
+	    .timestamp = ts,
+	    .secret_id = a->key_id,
+	    .secret_key = a->secret,
 	};
 	bool ok = af_tc3_sign(&steps, &in) == 0 && CRYPTO_memcmp(sig, steps.signature, 64) == 0;
 	if (!ok && strchr(host, ':')) {
@@ -344,7 +345,7 @@ int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 	}
 	if (!ok) {
 		tc_reject(s, r, resp, "AuthFailure.SignatureFailure",
-			  "The provided credentials could not be validated.");
+		          "The provided credentials could not be validated.");
 		goto done;
 	}
 	if (a->token && !same_secret(a->token, sim_req_header(r, "X-TC-Token"))) {

@@ -17,12 +17,12 @@ static const struct {
 	const char *key_id, *secret, *token;
 	const char *regions;
 } demo[] = {
-	{"demo-ali", SIM_ALIBABA, "LTAI5tSimDemoAli0000001", "sim-demo-ali-secret-NOT-REAL", NULL,
-	 "cn-hangzhou,cn-beijing"},
-	{"demo-ali-sts", SIM_ALIBABA, "STS.SimDemoAliSts000001", "sim-demo-sts-secret-NOT-REAL",
-	 "sim-demo-sts-token-NOT-REAL", "cn-shanghai"},
-	{"demo-tc", SIM_TENCENT, "AKIDSimDemoTencent000000001", "sim-demo-tc-secret-NOT-REAL", NULL,
-	 "ap-guangzhou,ap-shanghai"},
+    {"demo-ali", SIM_ALIBABA, "LTAI5tSimDemoAli0000001", "sim-demo-ali-secret-NOT-REAL", NULL,
+     "cn-hangzhou,cn-beijing"},
+    {"demo-ali-sts", SIM_ALIBABA, "STS.SimDemoAliSts000001", "sim-demo-sts-secret-NOT-REAL",
+     "sim-demo-sts-token-NOT-REAL", "cn-shanghai"},
+    {"demo-tc", SIM_TENCENT, "AKIDSimDemoTencent000000001", "sim-demo-tc-secret-NOT-REAL", NULL,
+     "ap-guangzhou,ap-shanghai"},
 };
 
 typedef struct limit_entry {
@@ -115,7 +115,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			free(a->key_id);
 			a->key_id = strdup(value);
 		} else if (strcmp(name, "access_key_secret") == 0 ||
-			   strcmp(name, "secret_key") == 0) {
+		           strcmp(name, "secret_key") == 0) {
 			free(a->secret);
 			a->secret = strdup(value);
 		} else if (strcmp(name, "security_token") == 0) {
@@ -184,15 +184,15 @@ int sim_config_load(af_sim *s, const char *path)
 	}
 	if (c.err || rc > 0) {
 		err = af_error_set(AF_ERR_CONFIG, "%s: line %d: %s", path, rc,
-				   c.err ? c.msg : "syntax error");
+		                   c.err ? c.msg : "syntax error");
 		goto done;
 	}
 	for (size_t i = 0; i < s->naccounts; i++) {
 		sim_account *a = &s->accounts[i];
 		if (!a->key_id || !a->secret || a->nregions == 0) {
 			err = af_error_set(AF_ERR_CONFIG,
-					   "%s: account %s needs access_key_id, secret and regions",
-					   path, a->label);
+			                   "%s: account %s needs access_key_id, secret and regions",
+			                   path, a->label);
 			goto done;
 		}
 	}
@@ -210,9 +210,10 @@ int sim_config_load(af_sim *s, const char *path)
 				if (e->account && strcmp(e->account, s->accounts[i].label) != 0)
 					continue;
 				if (limit_apply(&s->accounts[i].limits[e->product], e->key,
-						e->value) < 0) {
-					err = af_error_set(AF_ERR_CONFIG, "%s: unknown limit key %s",
-							   path, e->key);
+				                e->value) < 0) {
+					err =
+					    af_error_set(AF_ERR_CONFIG, "%s: unknown limit key %s",
+					                 path, e->key);
 					goto done;
 				}
 			}
@@ -223,7 +224,8 @@ resolve:
 		sim_account *a = &s->accounts[i];
 		for (int p = 0; p < SIM_NPRODUCTS; p++) {
 			if (a->limits[p].rate_limit > 0) {
-				a->window[p] = calloc((size_t)a->limits[p].rate_limit, sizeof(int64_t));
+				a->window[p] =
+				    calloc((size_t)a->limits[p].rate_limit, sizeof(int64_t));
 				if (!a->window[p]) {
 					err = af_error_set(AF_ERR_NOMEM, "out of memory");
 					goto done;

@@ -10,7 +10,7 @@ static int body_json(json_object **out, const sim_req *r)
 	*out = json_tokener_parse_verbose(r->body.data ? r->body.data : "", &jerr);
 	if (!*out)
 		return af_error_set(AF_ERR_PARAM, "body is not JSON: %s",
-				    json_tokener_error_desc(jerr));
+		                    json_tokener_error_desc(jerr));
 	return 0;
 }
 
@@ -41,7 +41,7 @@ int sim_control_handle(af_sim *s, sim_req *r, sim_resp *resp)
 	if (strcmp(p, "/fleet") == 0 && get) {
 		pthread_mutex_lock(&s->lock);
 		err = sim_fleet_dump(s, &out, sim_req_param(r, "product"),
-				     sim_req_param(r, "account"), sim_req_param(r, "region"));
+		                     sim_req_param(r, "account"), sim_req_param(r, "region"));
 		pthread_mutex_unlock(&s->lock);
 		if (err < 0)
 			return control_error(resp, 400, af_error_last());

@@ -81,9 +81,9 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 	if (kind == SIM_F_NONE) {
 		/* random faults are a pure function of (seed, account, product, n-th request) */
 		double u = (double)(sim_hash(s->opt.seed ^ sim_hash_str(a->label),
-					     ((uint64_t)p << 56) | a->fault_counter[p]++) >>
-				    11) /
-			   (double)(1ULL << 53);
+		                             ((uint64_t)p << 56) | a->fault_counter[p]++) >>
+		                    11) /
+		           (double)(1ULL << 53);
 		double acc = 0;
 		for (int k = 1; k < SIM_F_NKINDS && kind == SIM_F_NONE; k++) {
 			acc += l->rate[k];
@@ -103,20 +103,21 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 	if (wait > 0 || kind == SIM_F_THROTTLE) {
 		if (ali) {
 			snprintf(resp->retry_after, sizeof(resp->retry_after), "%lld",
-				 (long long)(wait > 0 ? wait : 200));
+			         (long long)(wait > 0 ? wait : 200));
 			sim_ali_error(resp, r, 400, roa, "Throttling.User",
-				      "Request was denied due to user flow control.");
+			              "Request was denied due to user flow control.");
 		} else {
 			sim_tc_error(resp, r, "RequestLimitExceeded",
-				     "Your current request rate exceeds the limit.");
+			             "Your current request rate exceeds the limit.");
 		}
 		return 1;
 	}
 	switch (kind) {
 	case SIM_F_HTTP500:
 		if (ali) {
-			sim_ali_error(resp, r, 500, roa, "InternalError",
-				      "The request processing has failed due to some unknown error.");
+			sim_ali_error(
+			    resp, r, 500, roa, "InternalError",
+			    "The request processing has failed due to some unknown error.");
 		} else {
 			sim_tc_error(resp, r, "InternalError", "Internal error.");
 			resp->status = 500;
@@ -131,11 +132,12 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 		return 1;
 	case SIM_F_AUTH:
 		if (ali)
-			sim_ali_error(resp, r, 400, roa, "SignatureDoesNotMatch",
-				      "The request signature does not conform to Aliyun standards.");
+			sim_ali_error(
+			    resp, r, 400, roa, "SignatureDoesNotMatch",
+			    "The request signature does not conform to Aliyun standards.");
 		else
 			sim_tc_error(resp, r, "AuthFailure.SignatureFailure",
-				     "The provided credentials could not be validated.");
+			             "The provided credentials could not be validated.");
 		return 1;
 	case SIM_F_MALFORMED:
 	case SIM_F_TRUNCATED:
@@ -222,8 +224,8 @@ int sim_faults_add(af_sim *s, json_object *arr)
 		sim_fault *f = &s->faults[s->nfaults++];
 		memset(f, 0, sizeof(*f));
 		f->product = json_object_object_get_ex(o, "product", &k)
-				     ? sim_product_parse(json_object_get_string(k))
-				     : -1;
+		                 ? sim_product_parse(json_object_get_string(k))
+		                 : -1;
 		f->account = jdup(o, "account");
 		f->region = jdup(o, "region");
 		f->action = jdup(o, "action");
@@ -257,8 +259,8 @@ json_object *sim_faults_json(af_sim *s)
 		sim_fault *f = &s->faults[i];
 		json_object *o = json_object_new_object();
 		if (f->product >= 0)
-			json_object_object_add(o, "product",
-					       json_object_new_string(sim_product_name(f->product)));
+			json_object_object_add(
+			    o, "product", json_object_new_string(sim_product_name(f->product)));
 #define OPT(k, v)                                                                                  \
 	if (v)                                                                                     \
 	json_object_object_add(o, k, json_object_new_string(v))
@@ -287,22 +289,22 @@ static json_object *counters(const sim_counter *c, size_t n)
 json_object *sim_stats_json(af_sim *s)
 {
 	json_object *o = json_object_new_object(), *act = json_object_new_object(),
-		    *fk = json_object_new_object();
+	            *fk = json_object_new_object();
 	pthread_mutex_lock(&s->lock);
 	sim_stats *st = &s->stats;
 	json_object_object_add(o, "requests", json_object_new_int64((int64_t)st->requests));
 	for (int i = 0; i < SIM_NACTIONS; i++)
 		json_object_object_add(act, sim_action_name(i),
-				       json_object_new_int64((int64_t)st->by_action[i]));
+		                       json_object_new_int64((int64_t)st->by_action[i]));
 	json_object_object_add(o, "by_action", act);
 	json_object_object_add(o, "by_scope", counters(st->by_scope, st->nby_scope));
 	json_object_object_add(o, "rejected_signatures",
-			       json_object_new_int64((int64_t)st->rejected_signatures));
+	                       json_object_new_int64((int64_t)st->rejected_signatures));
 	json_object_object_add(o, "auth_errors", counters(st->auth_errors, st->nauth_errors));
 	json_object_object_add(o, "throttled", json_object_new_int64((int64_t)st->throttled));
 	for (int k = 1; k < SIM_F_NKINDS; k++)
 		json_object_object_add(fk, sim_fault_name(k),
-				       json_object_new_int64((int64_t)st->faults[k]));
+		                       json_object_new_int64((int64_t)st->faults[k]));
 	json_object_object_add(o, "faults", fk);
 	json_object_object_add(o, "control", json_object_new_int64((int64_t)st->control));
 	json_object_object_add(o, "in_flight", json_object_new_int(st->in_flight));

@@ -115,9 +115,9 @@ sim_scope *sim_fleet_scope(af_sim *s, int account, const char *region, sim_produ
 
 /* ---- value tables ---- */
 
-static const char *models[] = {"Qwen3-32B",   "Qwen2.5-72B-Instruct", "DeepSeek-V3",
-			       "DeepSeek-R1", "DeepSeek-OCR",         "GLM-4.5",
-			       "Llama-3.1-70B", "Llama-3.1-8B",       "Qwen3-Embedding-8B"};
+static const char *models[] = {"Qwen3-32B",     "Qwen2.5-72B-Instruct", "DeepSeek-V3",
+                               "DeepSeek-R1",   "DeepSeek-OCR",         "GLM-4.5",
+                               "Llama-3.1-70B", "Llama-3.1-8B",         "Qwen3-Embedding-8B"};
 #define NMODELS (sizeof(models) / sizeof(models[0]))
 
 /* a macro so that strftime sees literal formats (-Wformat-nonliteral) */
@@ -138,7 +138,7 @@ static const char *pick(uint64_t *st, const char *const *arr, size_t n)
 #define PICK(st, arr) pick(st, arr, sizeof(arr) / sizeof(arr[0]))
 
 static void item_id(char *out, size_t n, const af_sim *s, const sim_scope *sc, uint32_t serial,
-		    int which)
+                    int which)
 {
 	char b[14];
 	uint64_t v = idval(s, sc, serial);
@@ -150,10 +150,10 @@ static void item_id(char *out, size_t n, const af_sim *s, const sim_scope *sc, u
 	}
 	sim_base36(b, v);
 	snprintf(out, n, "%s%s",
-		 sc->product == SIM_TAIR	 ? "tk-"
-		 : sc->product == SIM_TIONE ? "ms-"
-					   : "hgpostcn-cn-",
-		 b);
+	         sc->product == SIM_TAIR    ? "tk-"
+	         : sc->product == SIM_TIONE ? "ms-"
+	                                    : "hgpostcn-cn-",
+	         b);
 }
 
 static uint64_t base_state(const af_sim *s, const sim_scope *sc, const sim_slot *sl)
@@ -165,8 +165,8 @@ static uint64_t base_state(const af_sim *s, const sim_scope *sc, const sim_slot 
 
 void sim_tair_gen(sim_tair *t, const af_sim *s, const sim_scope *sc, const sim_slot *sl)
 {
-	static const char *statuses[] = {"Normal", "Normal", "Normal", "Normal", "Normal",
-					 "Normal", "Creating", "Changing", "Stopped", "Abnormal"};
+	static const char *statuses[] = {"Normal", "Normal",   "Normal",   "Normal",  "Normal",
+	                                 "Normal", "Creating", "Changing", "Stopped", "Abnormal"};
 	static const char *tagkeys[] = {"env", "team", "thread", "priority", "owner"};
 	static const char *envs[] = {"prod", "staging", "dev"};
 	static const char *teams[] = {"search", "ads", "推荐", "llm-platform"};
@@ -192,13 +192,12 @@ void sim_tair_gen(sim_tair *t, const af_sim *s, const sim_scope *sc, const sim_s
 	snprintf(t->vpc, sizeof(t->vpc), "vpc-%013llx", (unsigned long long)(sim_rng(&st) >> 12));
 	snprintf(t->vsw, sizeof(t->vsw), "vsw-%013llx", (unsigned long long)(sim_rng(&st) >> 12));
 	snprintf(t->ip, sizeof(t->ip), "172.16.%u.%u", (unsigned)(sim_rng(&st) % 256),
-		 (unsigned)(sim_rng(&st) % 254 + 1));
-	snprintf(t->rg, sizeof(t->rg), "rg-acfm%010llx",
-		 (unsigned long long)(sim_rng(&st) >> 24));
+	         (unsigned)(sim_rng(&st) % 254 + 1));
+	snprintf(t->rg, sizeof(t->rg), "rg-acfm%010llx", (unsigned long long)(sim_rng(&st) >> 24));
 	snprintf(t->ack, sizeof(t->ack), "c%016llx%015llx", (unsigned long long)sim_rng(&st),
-		 (unsigned long long)(sim_rng(&st) >> 4));
+	         (unsigned long long)(sim_rng(&st) >> 4));
 	snprintf(t->vnode, sizeof(t->vnode), "tv-%010llx",
-		 (unsigned long long)(sim_rng(&st) >> 24));
+	         (unsigned long long)(sim_rng(&st) >> 24));
 	t->ntags = (int)(sim_rng(&st) % 4);
 	for (int i = 0; i < t->ntags; i++) {
 		int k = (int)((sim_rng(&st) % 5 + (uint64_t)i) % 5);
@@ -206,15 +205,15 @@ void sim_tair_gen(sim_tair *t, const af_sim *s, const sim_scope *sc, const sim_s
 		if (k == 2 || k == 3) {
 			t->tags[i].numeric = true; /* numeric JSON Value, as in the page */
 			snprintf(t->tags[i].value, sizeof(t->tags[i].value), "%u",
-				 k == 2 ? 900u : (unsigned)(sim_rng(&st) % 10));
+			         k == 2 ? 900u : (unsigned)(sim_rng(&st) % 10));
 		} else if (k == 0) {
 			snprintf(t->tags[i].value, sizeof(t->tags[i].value), "%s", PICK(&st, envs));
 		} else if (k == 1) {
 			snprintf(t->tags[i].value, sizeof(t->tags[i].value), "%s",
-				 PICK(&st, teams));
+			         PICK(&st, teams));
 		} else {
 			snprintf(t->tags[i].value, sizeof(t->tags[i].value), "u%u",
-				 (unsigned)(sim_rng(&st) % 100));
+			         (unsigned)(sim_rng(&st) % 100));
 		}
 	}
 	/* mutable part */
@@ -232,7 +231,7 @@ void sim_tair_gen(sim_tair *t, const af_sim *s, const sim_scope *sc, const sim_s
 json_object *sim_tair_json(const sim_tair *t, const char *region)
 {
 	json_object *o = json_object_new_object(), *tags = json_object_new_object(),
-		    *arr = json_object_new_array();
+	            *arr = json_object_new_array();
 #define S(k, v) json_object_object_add(o, k, json_object_new_string(v))
 #define I(k, v) json_object_object_add(o, k, json_object_new_int64(v))
 	S("VpcId", t->vpc);
@@ -254,9 +253,9 @@ json_object *sim_tair_json(const sim_tair *t, const char *region)
 		json_object *tag = json_object_new_object();
 		json_object_object_add(tag, "Key", json_object_new_string(t->tags[i].key));
 		json_object_object_add(tag, "Value",
-				       t->tags[i].numeric
-					       ? json_object_new_int64(atoll(t->tags[i].value))
-					       : json_object_new_string(t->tags[i].value));
+		                       t->tags[i].numeric
+		                           ? json_object_new_int64(atoll(t->tags[i].value))
+		                           : json_object_new_string(t->tags[i].value));
 		json_object_array_add(arr, tag);
 	}
 	json_object_object_add(tags, "Tag", arr);
@@ -280,21 +279,21 @@ static const struct itype {
 	const char *name, *gpu;
 	int cpu, mem, gpu100;
 } itypes[] = {
-	{"TI.GNV4.3XLARGE44.POST", "A10", 12000, 45056, 100},
-	{"TI.GNV4.6XLARGE88.POST", "A10", 24000, 90112, 200},
-	{"TI.GN7.2XLARGE32.POST", "T4", 8000, 32768, 100},
-	{"TI.GT4.20XLARGE234.POST", "A100", 80000, 239616, 800},
-	{"TI.HCCPNV5.32XLARGE512.POST", "H800", 128000, 524288, 800},
-	{"TI.GNL20.8XLARGE128.POST", "L20", 32000, 131072, 200},
+    {"TI.GNV4.3XLARGE44.POST", "A10", 12000, 45056, 100},
+    {"TI.GNV4.6XLARGE88.POST", "A10", 24000, 90112, 200},
+    {"TI.GN7.2XLARGE32.POST", "T4", 8000, 32768, 100},
+    {"TI.GT4.20XLARGE234.POST", "A100", 80000, 239616, 800},
+    {"TI.HCCPNV5.32XLARGE512.POST", "H800", 128000, 524288, 800},
+    {"TI.GNL20.8XLARGE128.POST", "L20", 32000, 131072, 200},
 };
 #define NITYPES (sizeof(itypes) / sizeof(itypes[0]))
 
 void sim_tione_gen(sim_tione *g, const af_sim *s, const sim_scope *sc, const sim_slot *sl)
 {
-	static const char *gstat[] = {"Normal", "Normal", "Normal", "Normal", "Stopped",
-				      "Abnormal", "Waiting", "Pending"};
+	static const char *gstat[] = {"Normal",  "Normal",   "Normal",  "Normal",
+	                              "Stopped", "Abnormal", "Waiting", "Pending"};
 	static const char *charges[] = {"POSTPAID_BY_HOUR", "POSTPAID_BY_HOUR", "PREPAID",
-					"HYBRID_PAID"};
+	                                "HYBRID_PAID"};
 	uint64_t st = base_state(s, sc, sl), mt = sim_hash(st, sl->version + 1);
 	int64_t created = T0 + (int64_t)(sim_rng(&st) % (600 * 86400));
 	unsigned uin = 100000000u + (unsigned)(sim_rng(&st) % 900000000u);
@@ -308,12 +307,12 @@ void sim_tione_gen(sim_tione *g, const af_sim *s, const sim_scope *sc, const sim
 		snprintf(g->name, sizeof(g->name), "llm-svc-%u", sl->serial);
 	snprintf(g->uin, sizeof(g->uin), "1000%08u", uin % 100000000u);
 	snprintf(g->created_by, sizeof(g->created_by), "1000%08u",
-		 (unsigned)(sim_rng(&st) % 100000000u));
+	         (unsigned)(sim_rng(&st) % 100000000u));
 	fmt_time(g->create, sizeof(g->create), "%Y-%m-%dT%H:%M:%SZ", created);
 	g->tags_mode = (int)(sim_rng(&st) % 3);
 	g->nsvc = 1 + (int)(sim_rng(&st) % 3);
 	fmt_time(g->update, sizeof(g->update), "%Y-%m-%dT%H:%M:%SZ",
-		 created + 3600 + (int64_t)sl->version * 86400 + (int64_t)(sim_rng(&mt) % 86400));
+	         created + 3600 + (int64_t)sl->version * 86400 + (int64_t)(sim_rng(&mt) % 86400));
 	for (int i = 0; i < g->nsvc; i++) {
 		sim_tione_svc *v = &g->svc[i];
 		uint64_t ss = sim_hash(st, (uint64_t)i + 100);
@@ -321,7 +320,7 @@ void sim_tione_gen(sim_tione *g, const af_sim *s, const sim_scope *sc, const sim
 		snprintf(v->id, sizeof(v->id), "%s-%d", g->id, i + 1);
 		snprintf(v->charge, sizeof(v->charge), "%s", PICK(&ss, charges));
 		snprintf(v->cluster, sizeof(v->cluster), "%s",
-			 sim_rng(&ss) % 2 ? "" : "tke-gz-001");
+		         sim_rng(&ss) % 2 ? "" : "tke-gz-001");
 		snprintf(v->status, sizeof(v->status), "%s", PICK(&mt, gstat));
 		v->replicas = strcmp(v->status, "Stopped") == 0 ? 0 : 1 + (int)(sim_rng(&mt) % 8);
 		v->ready = strcmp(v->status, "Normal") == 0 ? v->replicas : v->replicas / 2;
@@ -335,9 +334,9 @@ void sim_tione_gen(sim_tione *g, const af_sim *s, const sim_scope *sc, const sim
 		v->total_present = sim_rng(&ss) % 2 == 0;
 		snprintf(v->model, sizeof(v->model), "%s", models[sim_rng(&ss) % NMODELS]);
 		snprintf(v->model_id, sizeof(v->model_id), "m-%llu",
-			 (unsigned long long)(sim_rng(&ss) % 1000000000000000000ULL));
+		         (unsigned long long)(sim_rng(&ss) % 1000000000000000000ULL));
 		snprintf(v->model_version, sizeof(v->model_version), "mv-v%u-%s",
-			 (unsigned)(sim_rng(&mt) % 9) + 1, v->model_id + 2);
+		         (unsigned)(sim_rng(&mt) % 9) + 1, v->model_id + 2);
 		if (strcmp(v->status, "Normal") == 0)
 			running++;
 	}
@@ -351,7 +350,7 @@ static json_object *jstr(const char *s)
 }
 
 static json_object *condition(const char *type, const char *reason, const char *msg,
-			      const char *when)
+                              const char *when)
 {
 	json_object *c = json_object_new_object();
 	json_object_object_add(c, "Message", jstr(msg));
@@ -366,7 +365,7 @@ static json_object *condition(const char *type, const char *reason, const char *
 static json_object *resources(const sim_tione_svc *v, int mult)
 {
 	json_object *r = json_object_new_object(), *set = json_object_new_array(),
-		    *d = json_object_new_object();
+	            *d = json_object_new_object();
 	json_object_object_add(r, "Cpu", json_object_new_int64((int64_t)v->cpu * mult));
 	json_object_object_add(r, "Memory", json_object_new_int64((int64_t)v->mem * mult));
 	json_object_object_add(r, "Gpu", json_object_new_int64((int64_t)v->gpu * mult));
@@ -382,14 +381,14 @@ static json_object *resources(const sim_tione_svc *v, int mult)
 static json_object *tione_service(const sim_tione *g, const sim_tione_svc *v, const char *region)
 {
 	json_object *o = json_object_new_object(), *si = json_object_new_object(),
-		    *img = json_object_new_object(), *st = json_object_new_object(),
-		    *conds = json_object_new_array();
+	            *img = json_object_new_object(), *st = json_object_new_object(),
+	            *conds = json_object_new_array();
 	char when[40], ns[40], img_url[96];
 	/* Conditions carry local times with +08:00, unlike the Z times around them */
 	snprintf(when, sizeof(when), "%.19s+08:00", g->update);
 	snprintf(ns, sizeof(ns), "infer-%s", g->uin);
 	snprintf(img_url, sizeof(img_url), "tione.tencentcloudcr.com/qcloud-ti-platform/%s:latest",
-		 v->model);
+	         v->model);
 	for (char *p = img_url; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
@@ -439,9 +438,9 @@ static json_object *tione_service(const sim_tione *g, const sim_tione_svc *v, co
 	OS(st, "Status", v->status);
 	OS(st, "Reason", "");
 	json_object_array_add(conds, condition("Available", "MinimumReplicasAvailable",
-					       "Deployment has minimum availability.", when));
+	                                       "Deployment has minimum availability.", when));
 	json_object_array_add(conds, condition("Progressing", "NewReplicaSetAvailable",
-					       "ReplicaSet has successfully progressed.", when));
+	                                       "ReplicaSet has successfully progressed.", when));
 	json_object_object_add(st, "Conditions", conds);
 	json_object_object_add(si, "Status", st);
 	OI(si, "Weight", 0);
@@ -449,7 +448,7 @@ static json_object *tione_service(const sim_tione *g, const sim_tione_svc *v, co
 	json_object_object_add(si, "Pods", NULL);
 	json_object_object_add(si, "PodInfos", json_object_new_array());
 	json_object_object_add(si, "ResourceTotal",
-			       v->total_present ? resources(v, v->replicas) : NULL);
+	                       v->total_present ? resources(v, v->replicas) : NULL);
 	OI(si, "OldReplicas", 0);
 	OI(si, "HybridBillingPrepaidReplicas", 0);
 	OI(si, "OldHybridBillingPrepaidReplicas", 0);
@@ -528,18 +527,18 @@ static const struct holo_spec {
 	const char *name, *type;
 	int cpu, mem, gpu, gpu_mem;
 } specs[] = {
-	{"small-8core-30G-24G", "small", 8, 30, 1, 24},
-	{"middle-32core-128G-96G", "middle", 32, 128, 4, 96},
-	{"large-64core-256G-320G", "large", 64, 256, 4, 320},
+    {"small-8core-30G-24G", "small", 8, 30, 1, 24},
+    {"middle-32core-128G-96G", "middle", 32, 128, 4, 96},
+    {"large-64core-256G-320G", "large", 64, 256, 4, 320},
 };
 
 void sim_holo_gen(sim_holo *h, const af_sim *s, const sim_scope *sc, const sim_slot *sl)
 {
 	static const char *nstat[] = {"ResourceReady", "ResourceReady", "ResourceReady",
-				      "ResourceReady", "Creating",      "Stopped",
-				      "Abnormal"};
+	                              "ResourceReady", "Creating",      "Stopped",
+	                              "Abnormal"};
 	static const char *mtypes[] = {"qwen3.5-plus", "deepseek-v3", "glm-4.5", "llama-3.1-8b",
-				       "qwen3-embedding-8b"};
+	                               "qwen3-embedding-8b"};
 	static const char *providers[] = {"bailian", "modelscope", "huggingface"};
 	static const char *tasks[] = {"chat", "embedding", "rerank"};
 	static const char *sstat[] = {"Running", "Running", "Running", "Deploying", "Failed"};
@@ -560,7 +559,7 @@ void sim_holo_gen(sim_holo *h, const af_sim *s, const sim_scope *sc, const sim_s
 	bool prepaid = sim_rng(&st) % 3 == 0;
 	snprintf(h->charge, sizeof(h->charge), "%s", prepaid ? "PrePaid" : "PostPaid");
 	snprintf(h->commodity, sizeof(h->commodity), "%s",
-		 prepaid ? "hologram_aiprepay_public_cn" : "hologram_aipostpay_public_cn");
+	         prepaid ? "hologram_aiprepay_public_cn" : "hologram_aipostpay_public_cn");
 	fmt_time(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", exp);
 	snprintf(h->expire, sizeof(h->expire), "%s.%03uZ", when, (unsigned)(sim_rng(&st) % 1000));
 	h->auto_renew = sim_rng(&st) % 2;
@@ -584,10 +583,10 @@ void sim_holo_gen(sim_holo *h, const af_sim *s, const sim_scope *sc, const sim_s
 		snprintf(v->task, sizeof(v->task), "%s", PICK(&ss, tasks));
 		/* a fake key, but shaped like the real thing: it must never leak */
 		snprintf(v->api_key, sizeof(v->api_key), "sk-%016llx%016llx",
-			 (unsigned long long)sim_rng(&ss), (unsigned long long)sim_rng(&ss));
+		         (unsigned long long)sim_rng(&ss), (unsigned long long)sim_rng(&ss));
 		snprintf(v->status, sizeof(v->status), "%s", PICK(&mt, sstat));
 		snprintf(v->message, sizeof(v->message), "%s",
-			 strcmp(v->status, "Failed") == 0 ? "Failed" : "");
+		         strcmp(v->status, "Failed") == 0 ? "Failed" : "");
 		snprintf(v->version, sizeof(v->version), "v1.%u", (unsigned)(sim_rng(&mt) % 10));
 		v->count = 1 + (int)(sim_rng(&mt) % 2);
 		v->gpu = h->gpu / 4 > 0 ? h->gpu / 4 : 1;
@@ -618,9 +617,9 @@ json_object *sim_holo_json(const sim_holo *h, const char *region, bool detail)
 			json_object *m = json_object_new_object();
 			char params[128];
 			snprintf(params, sizeof(params),
-				 "{\"timeout\":600,\"max_retries\":%d,\"max_retry_delay\":8,"
-				 "\"initial_retry_delay\":0.5}",
-				 5 + i * 5);
+			         "{\"timeout\":600,\"max_retries\":%d,\"max_retry_delay\":8,"
+			         "\"initial_retry_delay\":0.5}",
+			         5 + i * 5);
 			OI(m, "gpuMemory", v->gpu_mem);
 			OI(m, "memory", v->mem);
 			OI(m, "cpu", v->cpu);
@@ -667,8 +666,8 @@ json_object *sim_holo_json(const sim_holo *h, const char *region, bool detail)
 const sim_slot *sim_fleet_lookup(const af_sim *s, const sim_scope *sc, const char *id)
 {
 	const char *prefix = sc->product == SIM_TAIR    ? "tk-"
-			     : sc->product == SIM_TIONE ? "ms-"
-							: "hgpostcn-cn-";
+	                     : sc->product == SIM_TIONE ? "ms-"
+	                                                : "hgpostcn-cn-";
 	uint64_t v;
 	size_t pl = strlen(prefix);
 	if (strncmp(id, prefix, pl) != 0 || sim_unbase36(&v, id + pl) < 0)
@@ -682,7 +681,7 @@ static void primary_id(char *out, size_t n, const af_sim *s, const sim_scope *sc
 }
 
 static bool scope_match(const af_sim *s, const sim_scope *sc, const char *product,
-			const char *account, const char *region)
+                        const char *account, const char *region)
 {
 	const sim_account *a = &s->accounts[sc->account];
 	if (product && *product && sim_product_parse(product) != (int)sc->product)
@@ -704,8 +703,8 @@ static const char *jstring(json_object *o, const char *k)
 {
 	json_object *v;
 	return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-		       ? json_object_get_string(v)
-		       : NULL;
+	           ? json_object_get_string(v)
+	           : NULL;
 }
 
 static size_t frac_count(double f, size_t n)
@@ -722,9 +721,9 @@ int sim_fleet_mutate(af_sim *s, json_object **out, json_object *req)
 	double fc = jnum(req, "create"), fu = jnum(req, "update"), fd = jnum(req, "delete");
 	uint64_t seed = (uint64_t)jnum(req, "seed");
 	const char *product = jstring(req, "product"), *account = jstring(req, "account"),
-		   *region = jstring(req, "region");
+	           *region = jstring(req, "region");
 	json_object *res = json_object_new_object(), *created = json_object_new_array(),
-		    *updated = json_object_new_array(), *deleted = json_object_new_array();
+	            *updated = json_object_new_array(), *deleted = json_object_new_array();
 	size_t nc = 0, nu = 0, nd = 0;
 	uint32_t *idx = NULL;
 	int err = 0;
@@ -815,7 +814,7 @@ done:
 }
 
 int sim_fleet_dump(af_sim *s, json_object **out, const char *product, const char *account,
-		   const char *region)
+                   const char *region)
 {
 	json_object *res = json_object_new_object(), *items = json_object_new_array();
 	size_t count = 0;

@@ -24,8 +24,10 @@ static void usage(FILE *f)
 	      "  --threads N         thread pool of N (default 0: one thread per connection)\n"
 	      "  --verbose           log one line per request to stderr (never secrets)\n"
 	      "  --help              this text\n\n"
-	      "Control API (unauthenticated): GET /_sim/health, GET /_sim/fleet?product=&account=&region=,\n"
-	      "POST /_sim/mutate, GET|POST|DELETE /_sim/faults, GET /_sim/stats, POST /_sim/stats/reset.\n"
+	      "Control API (unauthenticated): GET /_sim/health, GET "
+	      "/_sim/fleet?product=&account=&region=,\n"
+	      "POST /_sim/mutate, GET|POST|DELETE /_sim/faults, GET /_sim/stats, POST "
+	      "/_sim/stats/reset.\n"
 	      "Fault kinds: http500 throttle drop timeout malformed truncated auth.\n"
 	      "See docs/simulator.md for the config file, demo keys and control API.\n",
 	      f);
@@ -49,13 +51,17 @@ static int parse_listen(sim_options *o, const char *arg)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, 'l'},  {"port-file", required_argument, NULL, 'p'},
-		{"config", required_argument, NULL, 'c'},  {"seed", required_argument, NULL, 's'},
-		{"items", required_argument, NULL, 'n'},   {"fixtures", no_argument, NULL, 'f'},
-		{"latency-ms", required_argument, NULL, 'L'}, {"threads", required_argument, NULL, 't'},
-		{"verbose", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
+	                                         {"port-file", required_argument, NULL, 'p'},
+	                                         {"config", required_argument, NULL, 'c'},
+	                                         {"seed", required_argument, NULL, 's'},
+	                                         {"items", required_argument, NULL, 'n'},
+	                                         {"fixtures", no_argument, NULL, 'f'},
+	                                         {"latency-ms", required_argument, NULL, 'L'},
+	                                         {"threads", required_argument, NULL, 't'},
+	                                         {"verbose", no_argument, NULL, 'v'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	sim_options o;
 	af_sim *s = NULL;
 	sigset_t set;

@@ -69,7 +69,7 @@ static void req_free(sim_req *r)
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
-		      enum MHD_RequestTerminationCode toe)
+                      enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -106,8 +106,8 @@ int sim_req_parse_uri(sim_req *r)
 			r->params = n;
 			eq = memchr(p, '=', (size_t)(end - p));
 			n[r->nparams].key = unescape_dup(p, (size_t)((eq ? eq : end) - p));
-			n[r->nparams].value = eq ? unescape_dup(eq + 1, (size_t)(end - eq - 1))
-						 : strdup("");
+			n[r->nparams].value =
+			    eq ? unescape_dup(eq + 1, (size_t)(end - eq - 1)) : strdup("");
 			r->nparams++;
 		}
 		p = amp ? amp + 1 : end;
@@ -146,7 +146,8 @@ static void route_tencent(af_sim *s, sim_req *r, sim_resp *resp)
 
 	sim_request_id(r->request_id, false);
 	if (strcmp(r->method, "POST") != 0) {
-		sim_tc_error(resp, r, "InvalidParameter", "Only POST with a JSON body is supported.");
+		sim_tc_error(resp, r, "InvalidParameter",
+		             "Only POST with a JSON body is supported.");
 		return;
 	}
 	if (sim_auth_tc3(s, r, resp) != 0)
@@ -238,59 +239,62 @@ static void route_alibaba(af_sim *s, sim_req *r, sim_resp *resp)
 			r->action = SIM_ACT_HOLO_GET;
 			r->instance = unescape_dup(rest, (size_t)(slash - rest));
 		} else {
-			sim_ali_error(resp, r, 404, true, "InvalidAction.NotFound",
-				      "Specified api is not found, please check your url and method.");
+			sim_ali_error(
+			    resp, r, 404, true, "InvalidAction.NotFound",
+			    "Specified api is not found, please check your url and method.");
 			return;
 		}
 	} else if (strcmp(r->path, "/") == 0 && action &&
-		   strcmp(action, "DescribeTairKVCacheInferInstances") == 0) {
+	           strcmp(action, "DescribeTairKVCacheInferInstances") == 0) {
 		p = SIM_TAIR;
 		r->action = SIM_ACT_TAIR;
 		want_version = "2015-01-01";
 	} else {
 		sim_ali_error(resp, r, 404, false, "InvalidAction.NotFound",
-			      "Specified api is not found, please check your url and method.");
+		              "Specified api is not found, please check your url and method.");
 		return;
 	}
 	if (strcmp(r->method, "GET") != 0) {
 		sim_ali_error(resp, r, 400, roa, "UnsupportedHTTPMethod",
-			      "This action does not support the HTTP method.");
+		              "This action does not support the HTTP method.");
 		return;
 	}
 	if (sim_auth_acs3(s, r, resp, roa) != 0)
 		return;
 	if (action && strcmp(action, sim_action_name(r->action)) != 0) {
 		sim_ali_error(resp, r, 400, roa, "InvalidAction.Mismatch",
-			      "x-acs-action does not match the request path.");
+		              "x-acs-action does not match the request path.");
 		return;
 	}
 	if (version && strcmp(version, want_version) != 0) {
-		sim_ali_error(resp, r, 400, roa, "InvalidVersion", "Specified version is not valid.");
+		sim_ali_error(resp, r, 400, roa, "InvalidVersion",
+		              "Specified version is not valid.");
 		return;
 	}
 	if (p == SIM_TAIR) {
-		const char *reg = sim_req_param(r, "RegionId"), *pg = sim_req_param(r, "PageNumber");
+		const char *reg = sim_req_param(r, "RegionId"),
+		           *pg = sim_req_param(r, "PageNumber");
 		if (!reg || !*reg) {
 			sim_ali_error(resp, r, 400, false, "MissingParameter",
-				      "The input parameter \"RegionId\" that is mandatory for "
-				      "processing this request is not supplied.");
+			              "The input parameter \"RegionId\" that is mandatory for "
+			              "processing this request is not supplied.");
 			return;
 		}
 		snprintf(r->region, sizeof(r->region), "%s", reg);
 		r->page = pg ? atoi(pg) : 1;
 	} else if (!holo_region(r->region, sizeof(r->region), r, r->path,
-				(size_t)(apip - r->path))) {
+	                        (size_t)(apip - r->path))) {
 		sim_ali_error(resp, r, 400, true, "InvalidRegionId",
-			      "Cannot tell the region: use Host hologram.<region>.aliyuncs.com "
-			      "or a /<region> path prefix.");
+		              "Cannot tell the region: use Host hologram.<region>.aliyuncs.com "
+		              "or a /<region> path prefix.");
 		return;
 	}
 	if (sim_faults_apply(s, r, resp, p, &post) != 0)
 		return;
 	if (s->opt.fixtures)
-		fixture_out(resp, p == SIM_TAIR			      ? "tair_describe_example.json"
-				  : r->action == SIM_ACT_HOLO_LIST ? "hologres_list_example.json"
-								   : "hologres_get_example.json");
+		fixture_out(resp, p == SIM_TAIR                    ? "tair_describe_example.json"
+		                  : r->action == SIM_ACT_HOLO_LIST ? "hologres_list_example.json"
+		                                                   : "hologres_get_example.json");
 	else if (p == SIM_TAIR)
 		sim_tair_handle(s, r, resp);
 	else
@@ -304,11 +308,12 @@ static enum MHD_Result send_resp(af_sim *s, sim_req *r, sim_resp *resp, bool ali
 	enum MHD_Result ret;
 	if (s->opt.verbose)
 		fprintf(stderr, "aifleet-sim: %s %s -> %d %s%s\n", r->method, r->path,
-			resp->drop ? 0 : resp->status, r->request_id, resp->drop ? " (dropped)" : "");
+		        resp->drop ? 0 : resp->status, r->request_id,
+		        resp->drop ? " (dropped)" : "");
 	if (resp->drop)
 		return MHD_NO;
 	mr = MHD_create_response_from_buffer(resp->body.len, resp->body.data ? resp->body.data : "",
-					     MHD_RESPMEM_MUST_COPY);
+	                                     MHD_RESPMEM_MUST_COPY);
 	if (!mr)
 		return MHD_NO;
 	MHD_add_response_header(mr, "Content-Type", "application/json;charset=utf-8");
@@ -322,8 +327,8 @@ static enum MHD_Result send_resp(af_sim *s, sim_req *r, sim_resp *resp, bool ali
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-			       const char *method, const char *version, const char *upload_data,
-			       size_t *upload_data_size, void **req_cls)
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **req_cls)
 {
 	af_sim *s = cls;
 	sim_req *r = *req_cls;
@@ -396,14 +401,14 @@ int af_sim_start(af_sim **out, const sim_options *opt)
 	sa.sin_port = htons((uint16_t)opt->port);
 	if (inet_pton(AF_INET, s->opt.listen_host, &sa.sin_addr) != 1) {
 		err = af_error_set(AF_ERR_CONFIG, "--listen: %s is not an IPv4 address",
-				   s->opt.listen_host);
+		                   s->opt.listen_host);
 		goto done;
 	}
 	/* One thread per connection by default: a "timeout" fault then hangs only
 	 * its own connection. --threads N switches to a pool of N. */
 	struct MHD_OptionItem pool[] = {
-		{MHD_OPTION_THREAD_POOL_SIZE, opt->threads, NULL},
-		{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_THREAD_POOL_SIZE, opt->threads, NULL},
+	    {MHD_OPTION_END, 0, NULL},
 	};
 	if (opt->threads > 0) {
 		flags |= MHD_USE_AUTO;
@@ -412,13 +417,13 @@ int af_sim_start(af_sim **out, const sim_options *opt)
 		pool[0].option = MHD_OPTION_END;
 	}
 	s->daemon = MHD_start_daemon(
-		flags, (uint16_t)opt->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
-		(const struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, s,
-		MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)120, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+	    flags, (uint16_t)opt->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
+	    (const struct sockaddr *)&sa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+	    MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
 	if (!s->daemon) {
 		err = af_error_set(AF_ERR_IO, "cannot listen on %s:%d", s->opt.listen_host,
-				   opt->port);
+		                   opt->port);
 		goto done;
 	}
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);

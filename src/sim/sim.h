@@ -20,7 +20,12 @@
 struct MHD_Connection;
 struct MHD_Daemon;
 
-typedef enum sim_product { SIM_TAIR = 0, SIM_HOLO = 1, SIM_TIONE = 2, SIM_NPRODUCTS = 3 } sim_product;
+typedef enum sim_product {
+	SIM_TAIR = 0,
+	SIM_HOLO = 1,
+	SIM_TIONE = 2,
+	SIM_NPRODUCTS = 3
+} sim_product;
 typedef enum sim_provider { SIM_ALIBABA = 0, SIM_TENCENT = 1 } sim_provider;
 
 typedef enum sim_fault_kind {
@@ -194,7 +199,7 @@ int64_t sim_now_ms(void);
 void sim_sleep_ms(af_sim *s, int ms);
 int sim_json_out(sim_resp *resp, int status, json_object *o);
 int sim_ali_error(sim_resp *resp, const sim_req *r, int status, bool roa, const char *code,
-		  const char *msg);
+                  const char *msg);
 int sim_tc_error(sim_resp *resp, const sim_req *r, const char *code, const char *msg);
 const char *sim_product_name(int p);
 int sim_product_parse(const char *s);
@@ -217,7 +222,7 @@ sim_scope *sim_fleet_scope(af_sim *s, int account, const char *region, sim_produ
 const sim_slot *sim_fleet_lookup(const af_sim *s, const sim_scope *sc, const char *id);
 int sim_fleet_mutate(af_sim *s, json_object **out, json_object *req);
 int sim_fleet_dump(af_sim *s, json_object **out, const char *product, const char *account,
-		   const char *region);
+                   const char *region);
 
 /* Generated items: compact, rendered on demand. */
 typedef struct sim_tair {

@@ -132,8 +132,8 @@ void sim_sleep_ms(af_sim *s, int ms)
 
 int sim_json_out(sim_resp *resp, int status, json_object *o)
 {
-	const char *txt =
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+	                                                        JSON_C_TO_STRING_NOSLASHESCAPE);
 	int err;
 	resp->status = status;
 	af_buf_reset(&resp->body);
@@ -141,30 +141,31 @@ int sim_json_out(sim_resp *resp, int status, json_object *o)
 		/* never a silent empty 200: say what happened */
 		resp->status = 500;
 		af_buf_reset(&resp->body);
-		af_buf_puts(&resp->body, "{\"Code\":\"InternalError\",\"Message\":\"response too large\"}");
+		af_buf_puts(&resp->body,
+		            "{\"Code\":\"InternalError\",\"Message\":\"response too large\"}");
 	}
 	json_object_put(o);
 	return err;
 }
 
 int sim_ali_error(sim_resp *resp, const sim_req *r, int status, bool roa, const char *code,
-		  const char *msg)
+                  const char *msg)
 {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, roa ? "requestId" : "RequestId",
-			       json_object_new_string(r->request_id));
+	                       json_object_new_string(r->request_id));
 	json_object_object_add(o, roa ? "hostId" : "HostId", json_object_new_string("aifleet-sim"));
 	json_object_object_add(o, roa ? "code" : "Code", json_object_new_string(code));
 	json_object_object_add(o, roa ? "message" : "Message", json_object_new_string(msg));
 	json_object_object_add(o, roa ? "recommend" : "Recommend",
-			       json_object_new_string("https://api.aliyun.com/troubleshoot"));
+	                       json_object_new_string("https://api.aliyun.com/troubleshoot"));
 	return sim_json_out(resp, status, o);
 }
 
 int sim_tc_error(sim_resp *resp, const sim_req *r, const char *code, const char *msg)
 {
 	json_object *o = json_object_new_object(), *in = json_object_new_object(),
-		    *e = json_object_new_object();
+	            *e = json_object_new_object();
 	json_object_object_add(e, "Code", json_object_new_string(code));
 	json_object_object_add(e, "Message", json_object_new_string(msg));
 	json_object_object_add(in, "Error", e);
@@ -174,10 +175,10 @@ int sim_tc_error(sim_resp *resp, const sim_req *r, const char *code, const char 
 }
 
 static const char *products[] = {"tair_kvcache", "hologres", "tione"};
-static const char *kinds[] = {"none",      "http500",   "throttle", "drop",
-			      "timeout",   "malformed", "truncated", "auth"};
+static const char *kinds[] = {"none",    "http500",   "throttle",  "drop",
+                              "timeout", "malformed", "truncated", "auth"};
 static const char *actions[] = {"DescribeTairKVCacheInferInstances", "ListInstanceModel",
-				"GetInstanceModel", "DescribeModelServiceGroups"};
+                                "GetInstanceModel", "DescribeModelServiceGroups"};
 
 const char *sim_product_name(int p)
 {

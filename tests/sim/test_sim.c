@@ -24,13 +24,13 @@
 #include "testutil.h"
 
 /* demo accounts, as documented in docs/simulator.md */
-#define ALI_AK "LTAI5tSimDemoAli0000001"
-#define ALI_SK "sim-demo-ali-secret-NOT-REAL"
-#define STS_AK "STS.SimDemoAliSts000001"
-#define STS_SK "sim-demo-sts-secret-NOT-REAL"
+#define ALI_AK    "LTAI5tSimDemoAli0000001"
+#define ALI_SK    "sim-demo-ali-secret-NOT-REAL"
+#define STS_AK    "STS.SimDemoAliSts000001"
+#define STS_SK    "sim-demo-sts-secret-NOT-REAL"
 #define STS_TOKEN "sim-demo-sts-token-NOT-REAL"
-#define TC_ID "AKIDSimDemoTencent000000001"
-#define TC_SK "sim-demo-tc-secret-NOT-REAL"
+#define TC_ID     "AKIDSimDemoTencent000000001"
+#define TC_SK     "sim-demo-tc-secret-NOT-REAL"
 
 static af_sim *g_sim;
 static char g_base[64];
@@ -59,7 +59,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 
 /* headers: NULL-terminated "Name: value" strings */
 static void http(http_result *res, const char *method, const char *url, const char **headers,
-		 const char *body)
+                 const char *body)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -104,8 +104,8 @@ static void err_code(char *out, size_t n, const http_result *r)
 	if (json_object_object_get_ex(o, "Code", &v) || json_object_object_get_ex(o, "code", &v))
 		snprintf(out, n, "%s", json_object_get_string(v));
 	else if (json_object_object_get_ex(o, "Response", &v) &&
-		 json_object_object_get_ex(v, "Error", &e) &&
-		 json_object_object_get_ex(e, "Code", &v))
+	         json_object_object_get_ex(v, "Error", &e) &&
+	         json_object_object_get_ex(e, "Code", &v))
 		snprintf(out, n, "%s", json_object_get_string(v));
 	json_object_put(o);
 }
@@ -154,14 +154,14 @@ static void ali(http_result *res, const ali_call *c)
 	assert_int_equal(af_canonical_query(&q, c->query, c->nquery), 0);
 	af_sign_steps_init(&st);
 	af_acs3_input in = {.method = "GET",
-			    .canonical_uri = c->path ? c->path : "/",
-			    .query = c->query,
-			    .nquery = c->nquery,
-			    .headers = kv,
-			    .nheaders = nkv,
-			    .payload_hash = sha,
-			    .access_key_id = c->ak,
-			    .access_key_secret = c->sk};
+	                    .canonical_uri = c->path ? c->path : "/",
+	                    .query = c->query,
+	                    .nquery = c->nquery,
+	                    .headers = kv,
+	                    .nheaders = nkv,
+	                    .payload_hash = sha,
+	                    .access_key_id = c->ak,
+	                    .access_key_secret = c->sk};
 	assert_int_equal(af_acs3_sign(&st, &in), 0);
 	for (size_t i = 0; i < nkv; i++) {
 		snprintf(hh[nh], sizeof(hh[nh]), "%s: %s", kv[i].key, kv[i].value);
@@ -182,11 +182,11 @@ static void ali(http_result *res, const ali_call *c)
 static void tair(http_result *res, const char *ak, const char *sk, const af_kv *q, size_t nq)
 {
 	ali_call c = {.action = "DescribeTairKVCacheInferInstances",
-		      .version = "2015-01-01",
-		      .query = q,
-		      .nquery = nq,
-		      .ak = ak,
-		      .sk = sk};
+	              .version = "2015-01-01",
+	              .query = q,
+	              .nquery = nq,
+	              .ak = ak,
+	              .sk = sk};
 	ali(res, &c);
 }
 
@@ -215,13 +215,13 @@ static void tc(http_result *res, const tc_call *c)
 	af_sha256_hex(sha, c->body, strlen(c->body));
 	af_sign_steps_init(&st);
 	af_tc3_input in = {.method = "POST",
-			   .content_type = ct,
-			   .host = host,
-			   .payload_hash = sha,
-			   .service = c->service ? c->service : "tione",
-			   .timestamp = ts,
-			   .secret_id = c->id,
-			   .secret_key = c->sk};
+	                   .content_type = ct,
+	                   .host = host,
+	                   .payload_hash = sha,
+	                   .service = c->service ? c->service : "tione",
+	                   .timestamp = ts,
+	                   .secret_id = c->id,
+	                   .secret_key = c->sk};
 	assert_int_equal(af_tc3_sign(&st, &in), 0);
 	snprintf(h1, sizeof(h1), "Authorization: %s", st.authorization.data);
 	snprintf(h2, sizeof(h2), "X-TC-Region: %s", c->region ? c->region : "ap-guangzhou");
@@ -326,34 +326,34 @@ static void test_verifier_decodes_a3_request_line(void **state)
 	 * raw-URI decoding the server does, must reproduce the official signature. */
 	sim_req r;
 	memset(&r, 0, sizeof(r));
-	r.raw_uri =
-		strdup("/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai");
+	r.raw_uri = strdup(
+	    "/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai");
 	assert_int_equal(sim_req_parse_uri(&r), 0);
 	assert_string_equal(r.path, "/");
 	assert_int_equal(r.nparams, 2);
 	af_kv h[] = {
-		{"host", "ecs.cn-shanghai.aliyuncs.com"},
-		{"x-acs-action", "RunInstances"},
-		{"x-acs-content-sha256",
-		 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-		{"x-acs-date", "2023-10-26T10:22:32Z"},
-		{"x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"},
-		{"x-acs-version", "2014-05-26"},
+	    {"host", "ecs.cn-shanghai.aliyuncs.com"},
+	    {"x-acs-action", "RunInstances"},
+	    {"x-acs-content-sha256",
+	     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+	    {"x-acs-date", "2023-10-26T10:22:32Z"},
+	    {"x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"},
+	    {"x-acs-version", "2014-05-26"},
 	};
 	af_sign_steps st;
 	af_sign_steps_init(&st);
 	af_acs3_input in = {.method = "POST",
-			    .canonical_uri = r.path,
-			    .query = r.params,
-			    .nquery = r.nparams,
-			    .headers = h,
-			    .nheaders = 6,
-			    .payload_hash = h[2].value,
-			    .access_key_id = "YourAccessKeyId",
-			    .access_key_secret = "YourAccessKeySecret"};
+	                    .canonical_uri = r.path,
+	                    .query = r.params,
+	                    .nquery = r.nparams,
+	                    .headers = h,
+	                    .nheaders = 6,
+	                    .payload_hash = h[2].value,
+	                    .access_key_id = "YourAccessKeyId",
+	                    .access_key_secret = "YourAccessKeySecret"};
 	assert_int_equal(af_acs3_sign(&st, &in), 0);
 	assert_string_equal(st.signature,
-			    "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
+	                    "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
 	af_sign_steps_free(&st);
 	for (size_t i = 0; i < r.nparams; i++) {
 		free((char *)r.params[i].key);
@@ -413,7 +413,7 @@ static void expect_ali(const ali_call *c, long status, const char *code)
 	err_code(got, sizeof(got), &r);
 	if (r.status != status || strcmp(got, code) != 0)
 		fprintf(stderr, "expected %ld %s, got %ld %s: %s\n", status, code, r.status, got,
-			r.body.data ? r.body.data : "");
+		        r.body.data ? r.body.data : "");
 	assert_int_equal(r.status, status);
 	assert_string_equal(got, code);
 	af_buf_free(&r.body);
@@ -424,11 +424,11 @@ static void test_tair_auth(void **state)
 	(void)state;
 	af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "1"}, {"PageSize", "10"}};
 	ali_call ok = {.action = "DescribeTairKVCacheInferInstances",
-		       .version = "2015-01-01",
-		       .query = q,
-		       .nquery = 3,
-		       .ak = ALI_AK,
-		       .sk = ALI_SK};
+	               .version = "2015-01-01",
+	               .query = q,
+	               .nquery = 3,
+	               .ak = ALI_AK,
+	               .sk = ALI_SK};
 	ali_call c;
 
 	reset_control();
@@ -522,11 +522,11 @@ static void test_tair_encoded_query_verifies(void **state)
 /* ---- paging: every item exactly once ---- */
 
 static void fleet_ids(json_object **ids_out, const char *product, const char *account,
-		      const char *region)
+                      const char *region)
 {
 	char path[256];
 	snprintf(path, sizeof(path), "/_sim/fleet?product=%s&account=%s&region=%s", product,
-		 account, region);
+	         account, region);
 	json_object *f = control_get(path), *items, *ids = json_object_new_object();
 	assert_true(json_object_object_get_ex(f, "items", &items));
 	for (size_t i = 0; i < json_object_array_length(items); i++) {
@@ -625,7 +625,7 @@ static void test_tione_paging_exactly_once(void **state)
 			mark_seen(ids, json_object_get_string(id));
 			assert_true(json_object_object_get_ex(g, "Services", &svcs));
 			assert_true(json_object_array_length(svcs) >= 1 &&
-				    json_object_array_length(svcs) <= 3);
+			            json_object_array_length(svcs) <= 3);
 		}
 		json_object_put(o);
 		af_buf_free(&r.body);
@@ -683,7 +683,8 @@ static void test_tione_auth(void **state)
 static void test_tione_filters(void **state)
 {
 	(void)state;
-	json_object *f = control_get("/_sim/fleet?product=tione&account=demo-tc&region=ap-guangzhou");
+	json_object *f =
+	    control_get("/_sim/fleet?product=tione&account=demo-tc&region=ap-guangzhou");
 	json_object *items, *first, *id, *svcs, *sid;
 	json_object_object_get_ex(f, "items", &items);
 	first = json_object_array_get_idx(items, 7);
@@ -694,8 +695,8 @@ static void test_tione_filters(void **state)
 	http_result r;
 	usleep(1100000);
 	snprintf(body, sizeof(body),
-		 "{\"Limit\":100,\"Filters\":[{\"Name\":\"ServiceId\",\"Values\":[\"%s\"]}]}",
-		 json_object_get_string(sid));
+	         "{\"Limit\":100,\"Filters\":[{\"Name\":\"ServiceId\",\"Values\":[\"%s\"]}]}",
+	         json_object_get_string(sid));
 	tc_call c = {.body = body, .id = TC_ID, .sk = TC_SK};
 	tc(&r, &c);
 	json_object *o = res_json(&r), *in, *groups, *gid;
@@ -721,10 +722,10 @@ static void test_hologres_list_and_get(void **state)
 
 	/* region from a /<region> path prefix, signed over the full path */
 	ali_call c = {.path = "/cn-hangzhou/api/v1/instances/rpc/listInstanceModel",
-		      .action = "ListInstanceModel",
-		      .version = "2022-06-01",
-		      .ak = ALI_AK,
-		      .sk = ALI_SK};
+	              .action = "ListInstanceModel",
+	              .version = "2022-06-01",
+	              .ak = ALI_AK,
+	              .sk = ALI_SK};
 	ali(&r, &c);
 	assert_int_equal(r.status, 200);
 	o = res_json(&r);
@@ -739,17 +740,17 @@ static void test_hologres_list_and_get(void **state)
 	json_object *hid;
 	json_object_object_get_ex(json_object_array_get_idx(list, 3), "holoInstanceId", &hid);
 	snprintf(path, sizeof(path), "/api/v1/instances/%s/getInstanceModel",
-		 json_object_get_string(hid));
+	         json_object_get_string(hid));
 	af_buf_free(&r.body);
 
 	/* region from Host: hologram.<region>.aliyuncs.com:port */
 	snprintf(host, sizeof(host), "hologram.cn-hangzhou.aliyuncs.com:%u", af_sim_port(g_sim));
 	ali_call g = {.path = path,
-		      .action = "GetInstanceModel",
-		      .version = "2022-06-01",
-		      .ak = ALI_AK,
-		      .sk = ALI_SK,
-		      .host = host};
+	              .action = "GetInstanceModel",
+	              .version = "2022-06-01",
+	              .ak = ALI_AK,
+	              .sk = ALI_SK,
+	              .host = host};
 	ali(&r, &g);
 	assert_int_equal(r.status, 200);
 	json_object *d = res_json(&r), *svcs, *rid;
@@ -758,8 +759,8 @@ static void test_hologres_list_and_get(void **state)
 	assert_true(json_object_array_length(svcs) <= 3);
 	for (size_t i = 0; i < json_object_array_length(svcs); i++) {
 		json_object *k;
-		assert_true(json_object_object_get_ex(json_object_array_get_idx(svcs, i), "apiKey",
-						      &k));
+		assert_true(
+		    json_object_object_get_ex(json_object_array_get_idx(svcs, i), "apiKey", &k));
 		assert_memory_equal(json_object_get_string(k), "sk-", 3);
 	}
 	json_object_put(d);
@@ -802,12 +803,12 @@ static void test_accounts_see_own_fleet(void **state)
 	json_object_put(o);
 	af_buf_free(&r.body);
 	ali_call c = {.action = "DescribeTairKVCacheInferInstances",
-		      .version = "2015-01-01",
-		      .query = q,
-		      .nquery = 1,
-		      .ak = STS_AK,
-		      .sk = STS_SK,
-		      .token = STS_TOKEN};
+	              .version = "2015-01-01",
+	              .query = q,
+	              .nquery = 1,
+	              .ak = STS_AK,
+	              .sk = STS_SK,
+	              .token = STS_TOKEN};
 	ali(&r, &c);
 	o = res_json(&r);
 	assert_int_equal(jget_int(o, "TotalCount"), 237);
@@ -822,16 +823,16 @@ static void test_scripted_fault_page3_once(void **state)
 	(void)state;
 	reset_control();
 	json_object *f = control_post(
-		"/_sim/faults",
-		"[{\"product\":\"tair_kvcache\",\"account\":\"demo-ali\",\"region\":\"cn-beijing\","
-		"\"action\":\"DescribeTairKVCacheInferInstances\",\"page\":3,\"kind\":\"http500\","
-		"\"times\":1},"
-		"{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":2,"
-		"\"kind\":\"throttle\",\"times\":1},"
-		"{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":4,"
-		"\"kind\":\"malformed\",\"times\":1},"
-		"{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":5,"
-		"\"kind\":\"drop\",\"times\":1}]");
+	    "/_sim/faults",
+	    "[{\"product\":\"tair_kvcache\",\"account\":\"demo-ali\",\"region\":\"cn-beijing\","
+	    "\"action\":\"DescribeTairKVCacheInferInstances\",\"page\":3,\"kind\":\"http500\","
+	    "\"times\":1},"
+	    "{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":2,"
+	    "\"kind\":\"throttle\",\"times\":1},"
+	    "{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":4,"
+	    "\"kind\":\"malformed\",\"times\":1},"
+	    "{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"page\":5,"
+	    "\"kind\":\"drop\",\"times\":1}]");
 	assert_int_equal(json_object_array_length(f), 4);
 	json_object_put(f);
 	http_result r;
@@ -924,8 +925,8 @@ static void test_mutation(void **state)
 	json_object *before, *after, *m, *arr, *v;
 	fleet_ids(&before, "tair_kvcache", "demo-ali", "cn-hangzhou");
 	m = control_post("/_sim/mutate", "{\"create\":0.02,\"update\":0.05,\"delete\":0.03,"
-					 "\"seed\":7,\"product\":\"tair_kvcache\","
-					 "\"account\":\"demo-ali\",\"region\":\"cn-hangzhou\"}");
+	                                 "\"seed\":7,\"product\":\"tair_kvcache\","
+	                                 "\"account\":\"demo-ali\",\"region\":\"cn-hangzhou\"}");
 	/* 237 items: round(4.74)=5 created, round(11.85)=12 updated, round(7.11)=7 deleted */
 	assert_int_equal(jget_int(m, "created"), 5);
 	assert_int_equal(jget_int(m, "updated"), 12);
@@ -945,14 +946,17 @@ static void test_mutation(void **state)
 		assert_true(json_object_object_get_ex(after, id, &v));
 	}
 	/* updated items keep their id and carry a new version */
-	json_object *f = control_get("/_sim/fleet?product=tair_kvcache&account=demo-ali&region=cn-hangzhou"), *items;
+	json_object *f = control_get(
+	                "/_sim/fleet?product=tair_kvcache&account=demo-ali&region=cn-hangzhou"),
+	            *items;
 	json_object_object_get_ex(f, "items", &items);
 	int bumped = 0;
 	for (size_t i = 0; i < json_object_array_length(items); i++)
 		bumped += jget_int(json_object_array_get_idx(items, i), "version") == 1;
 	assert_int_equal(bumped, 12);
 	/* other scopes untouched */
-	json_object *other = control_get("/_sim/fleet?product=tair_kvcache&account=demo-ali&region=cn-beijing");
+	json_object *other =
+	    control_get("/_sim/fleet?product=tair_kvcache&account=demo-ali&region=cn-beijing");
 	assert_int_equal(jget_int(other, "count"), 237);
 	json_object_put(other);
 	json_object_put(f);
@@ -987,10 +991,10 @@ static void test_fixture_mode_verbatim(void **state)
 
 	want = af_test_read_fixture("api/hologres_get_example.json", &len);
 	ali_call g = {.path = "/cn-shanghai/api/v1/instances/hgpostcn-cn-any/getInstanceModel",
-		      .action = "GetInstanceModel",
-		      .version = "2022-06-01",
-		      .ak = ALI_AK,
-		      .sk = ALI_SK};
+	              .action = "GetInstanceModel",
+	              .version = "2022-06-01",
+	              .ak = ALI_AK,
+	              .sk = ALI_SK};
 	ali(&r, &g);
 	assert_int_equal(r.body.len, len);
 	assert_memory_equal(r.body.data, want, len);
@@ -1035,7 +1039,6 @@ static void test_same_seed_same_fleet(void **state)
 	af_sim_stop(b);
 }
 
-
 /* ---- configuration file, random faults ---- */
 
 static char *write_config(const char *text)
@@ -1076,7 +1079,7 @@ static void test_bad_config_hides_values(void **state)
 {
 	(void)state;
 	char *path = write_config("[account x]\nprovider = alibaba\n"
-				  "acess_key_secret = TOPSECRET-VALUE\n");
+	                          "acess_key_secret = TOPSECRET-VALUE\n");
 	sim_options o;
 	af_sim *s = NULL;
 	sim_options_defaults(&o);
@@ -1105,9 +1108,9 @@ static void test_random_faults_deterministic(void **state)
 {
 	(void)state;
 	char *path = write_config("[account cfg]\nprovider = alibaba\naccess_key_id = LTAIcfg\n"
-				  "access_key_secret = cfg-secret\nregions = cn-hangzhou\n"
-				  "[limits tair_kvcache]\nhttp500 = 0.9\n"
-				  "[limits tair_kvcache cfg]\nhttp500 = 0.5\n");
+	                          "access_key_secret = cfg-secret\nregions = cn-hangzhou\n"
+	                          "[limits tair_kvcache]\nhttp500 = 0.9\n"
+	                          "[limits tair_kvcache cfg]\nhttp500 = 0.5\n");
 	char a[65], b[65];
 	int errors = 0;
 	assert_int_equal(start(10, false, path), 0);
@@ -1136,27 +1139,28 @@ static void test_more_fault_kinds(void **state)
 	char got[64], body[512];
 	reset_control();
 	/* a Hologres Get for one instance, TI-ONE page 2 (Offset 10 / Limit 10 + 1) */
-	json_object *f = control_get("/_sim/fleet?product=hologres&account=demo-ali&region=cn-beijing"),
-		    *items, *hid;
+	json_object *f = control_get(
+	                "/_sim/fleet?product=hologres&account=demo-ali&region=cn-beijing"),
+	            *items, *hid;
 	json_object_object_get_ex(f, "items", &items);
 	json_object_object_get_ex(json_object_array_get_idx(items, 0), "holoInstanceId", &hid);
 	snprintf(body, sizeof(body),
-		 "[{\"product\":\"hologres\",\"action\":\"GetInstanceModel\",\"instance\":\"%s\","
-		 "\"kind\":\"truncated\"},"
-		 "{\"product\":\"tione\",\"page\":2,\"kind\":\"throttle\",\"times\":2},"
-		 "{\"product\":\"tione\",\"page\":3,\"kind\":\"auth\"},"
-		 "{\"product\":\"tione\",\"page\":4,\"kind\":\"timeout\",\"hang_ms\":300}]",
-		 json_object_get_string(hid));
+	         "[{\"product\":\"hologres\",\"action\":\"GetInstanceModel\",\"instance\":\"%s\","
+	         "\"kind\":\"truncated\"},"
+	         "{\"product\":\"tione\",\"page\":2,\"kind\":\"throttle\",\"times\":2},"
+	         "{\"product\":\"tione\",\"page\":3,\"kind\":\"auth\"},"
+	         "{\"product\":\"tione\",\"page\":4,\"kind\":\"timeout\",\"hang_ms\":300}]",
+	         json_object_get_string(hid));
 	json_object_put(control_post("/_sim/faults", body));
 
 	char path[256];
 	snprintf(path, sizeof(path), "/cn-beijing/api/v1/instances/%s/getInstanceModel",
-		 json_object_get_string(hid));
+	         json_object_get_string(hid));
 	ali_call g = {.path = path,
-		      .action = "GetInstanceModel",
-		      .version = "2022-06-01",
-		      .ak = ALI_AK,
-		      .sk = ALI_SK};
+	              .action = "GetInstanceModel",
+	              .version = "2022-06-01",
+	              .ak = ALI_AK,
+	              .sk = ALI_SK};
 	ali(&r, &g);
 	assert_int_equal(r.status, 200);
 	assert_null(json_tokener_parse(r.body.data)); /* truncated */
@@ -1249,31 +1253,31 @@ static void test_binary_cli(void **state)
 int main(void)
 {
 	const struct CMUnitTest unit[] = {
-		cmocka_unit_test(test_verifier_decodes_a3_request_line),
-		cmocka_unit_test(test_uri_percent_decoding),
-		cmocka_unit_test(test_id_codec_roundtrip),
-		cmocka_unit_test(test_same_seed_same_fleet),
-		cmocka_unit_test(test_binary_cli),
-		cmocka_unit_test(test_example_config_loads),
-		cmocka_unit_test(test_bad_config_hides_values),
-		cmocka_unit_test(test_random_faults_deterministic),
+	    cmocka_unit_test(test_verifier_decodes_a3_request_line),
+	    cmocka_unit_test(test_uri_percent_decoding),
+	    cmocka_unit_test(test_id_codec_roundtrip),
+	    cmocka_unit_test(test_same_seed_same_fleet),
+	    cmocka_unit_test(test_binary_cli),
+	    cmocka_unit_test(test_example_config_loads),
+	    cmocka_unit_test(test_bad_config_hides_values),
+	    cmocka_unit_test(test_random_faults_deterministic),
 	};
 	const struct CMUnitTest live[] = {
-		cmocka_unit_test(test_tair_auth),
-		cmocka_unit_test(test_tair_encoded_query_verifies),
-		cmocka_unit_test(test_tair_paging_exactly_once),
-		cmocka_unit_test(test_tione_auth),
-		cmocka_unit_test(test_tione_paging_exactly_once),
-		cmocka_unit_test(test_tione_filters),
-		cmocka_unit_test(test_hologres_list_and_get),
-		cmocka_unit_test(test_accounts_see_own_fleet),
-		cmocka_unit_test(test_scripted_fault_page3_once),
-		cmocka_unit_test(test_more_fault_kinds),
-		cmocka_unit_test(test_tione_rate_limit),
-		cmocka_unit_test(test_mutation),
+	    cmocka_unit_test(test_tair_auth),
+	    cmocka_unit_test(test_tair_encoded_query_verifies),
+	    cmocka_unit_test(test_tair_paging_exactly_once),
+	    cmocka_unit_test(test_tione_auth),
+	    cmocka_unit_test(test_tione_paging_exactly_once),
+	    cmocka_unit_test(test_tione_filters),
+	    cmocka_unit_test(test_hologres_list_and_get),
+	    cmocka_unit_test(test_accounts_see_own_fleet),
+	    cmocka_unit_test(test_scripted_fault_page3_once),
+	    cmocka_unit_test(test_more_fault_kinds),
+	    cmocka_unit_test(test_tione_rate_limit),
+	    cmocka_unit_test(test_mutation),
 	};
 	const struct CMUnitTest fixtures[] = {
-		cmocka_unit_test(test_fixture_mode_verbatim),
+	    cmocka_unit_test(test_fixture_mode_verbatim),
 	};
 	int fails = 0;
 	curl_global_init(CURL_GLOBAL_DEFAULT);

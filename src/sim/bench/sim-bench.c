@@ -32,7 +32,7 @@ static size_t sink(char *p, size_t sz, size_t n, void *ud)
 
 /* One signed Alibaba GET; returns the HTTP status, adds the body size. */
 static long ali_get(CURL *c, uint16_t port, const char *path, const char *action,
-		    const char *version, const af_kv *q, size_t nq, size_t *bytes)
+                    const char *version, const af_kv *q, size_t nq, size_t *bytes)
 {
 	char host[32], date[21], nonce[33], sha[65], url[1024], hh[8][256];
 	af_buf qs = AF_BUF_INIT;
@@ -43,20 +43,20 @@ static long ali_get(CURL *c, uint16_t port, const char *path, const char *action
 	af_acs3_format_date(date, (int64_t)time(NULL));
 	af_sign_nonce(nonce);
 	af_sha256_hex(sha, "", 0);
-	af_kv kv[] = {{"host", host},		      {"x-acs-action", action},
-		      {"x-acs-version", version},     {"x-acs-date", date},
-		      {"x-acs-signature-nonce", nonce}, {"x-acs-content-sha256", sha}};
+	af_kv kv[] = {
+	    {"host", host},       {"x-acs-action", action},         {"x-acs-version", version},
+	    {"x-acs-date", date}, {"x-acs-signature-nonce", nonce}, {"x-acs-content-sha256", sha}};
 	af_canonical_query(&qs, q, nq);
 	af_sign_steps_init(&st);
 	af_acs3_input in = {.method = "GET",
-			    .canonical_uri = path,
-			    .query = q,
-			    .nquery = nq,
-			    .headers = kv,
-			    .nheaders = 6,
-			    .payload_hash = sha,
-			    .access_key_id = "LTAI5tSimDemoAli0000001",
-			    .access_key_secret = "sim-demo-ali-secret-NOT-REAL"};
+	                    .canonical_uri = path,
+	                    .query = q,
+	                    .nquery = nq,
+	                    .headers = kv,
+	                    .nheaders = 6,
+	                    .payload_hash = sha,
+	                    .access_key_id = "LTAI5tSimDemoAli0000001",
+	                    .access_key_secret = "sim-demo-ali-secret-NOT-REAL"};
 	if (af_acs3_sign(&st, &in) < 0)
 		goto done;
 	for (int i = 1; i < 6; i++) {
@@ -66,7 +66,7 @@ static long ali_get(CURL *c, uint16_t port, const char *path, const char *action
 	snprintf(hh[0], sizeof(hh[0]), "Authorization: %s", st.authorization.data);
 	h = curl_slist_append(h, hh[0]);
 	snprintf(url, sizeof(url), "http://%s%s%s%s", host, path, qs.len ? "?" : "",
-		 qs.data ? qs.data : "");
+	         qs.data ? qs.data : "");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
@@ -92,13 +92,13 @@ static long tc_post(CURL *c, uint16_t port, const char *body, size_t *bytes)
 	af_sha256_hex(sha, body, strlen(body));
 	af_sign_steps_init(&st);
 	af_tc3_input in = {.method = "POST",
-			   .content_type = ct,
-			   .host = host,
-			   .payload_hash = sha,
-			   .service = "tione",
-			   .timestamp = ts,
-			   .secret_id = "AKIDSimDemoTencent000000001",
-			   .secret_key = "sim-demo-tc-secret-NOT-REAL"};
+	                   .content_type = ct,
+	                   .host = host,
+	                   .payload_hash = sha,
+	                   .service = "tione",
+	                   .timestamp = ts,
+	                   .secret_id = "AKIDSimDemoTencent000000001",
+	                   .secret_key = "sim-demo-tc-secret-NOT-REAL"};
 	if (af_tc3_sign(&st, &in) < 0)
 		goto done;
 	snprintf(h[0], sizeof(h[0]), "Authorization: %s", st.authorization.data);
@@ -155,7 +155,7 @@ int main(int argc, char **argv)
 		snprintf(pn, sizeof(pn), "%d", page);
 		af_kv q[] = {{"PageNumber", pn}, {"PageSize", "100"}, {"RegionId", "cn-beijing"}};
 		long st = ali_get(c, af_sim_port(s), "/", "DescribeTairKVCacheInferInstances",
-				  "2015-01-01", q, 3, &bytes);
+		                  "2015-01-01", q, 3, &bytes);
 		if (st != 200) {
 			fprintf(stderr, "sim-bench: page %d: HTTP %ld\n", page, st);
 			break;
@@ -188,7 +188,7 @@ int main(int argc, char **argv)
 	bytes = 0;
 	t0 = now();
 	long st = ali_get(c, af_sim_port(s), "/cn-hangzhou/api/v1/instances/rpc/listInstanceModel",
-			  "ListInstanceModel", "2022-06-01", NULL, 0, &bytes);
+	                  "ListInstanceModel", "2022-06-01", NULL, 0, &bytes);
 	t1 = now();
 	printf("Hologres ListInstanceModel with %d nodes: HTTP %ld, %zu bytes in %.2f s\n", items,
 	       st, bytes, t1 - t0);
