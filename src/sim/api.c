@@ -132,6 +132,55 @@ int sim_tair_handle(af_sim *s, sim_req *r, sim_resp *resp)
 
 /* ---- Hologres ---- */
 
+/* The list has no paging, so it can be huge: render it from a snapshot of
+ * the slots outside the lock, one item at a time, straight into the body. */
+static int holo_list(af_sim *s, sim_req *r, sim_resp *resp, const sim_scope *sc)
+{
+	sim_scope snap;
+	sim_slot *slots = NULL;
+	int err = 0;
+
+	memset(&snap, 0, sizeof(snap));
+	if (sc) {
+		snap = *sc;
+		slots = malloc((sc->n + 1) * sizeof(*slots));
+		if (slots)
+			memcpy(slots, sc->slots, sc->n * sizeof(*slots));
+		snap.slots = slots;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (sc && !slots) {
+		err = AF_ERR_NOMEM;
+		goto done;
+	}
+	af_buf_reset(&resp->body);
+	resp->status = 200;
+	if ((err = af_buf_printf(&resp->body, "{\"requestId\":\"%s\",\"instanceModelList\":[",
+	                         r->request_id)) < 0)
+		goto done;
+	for (size_t k = 0; k < snap.n; k++) {
+		sim_holo h;
+		json_object *o;
+		sim_holo_gen(&h, s, &snap, &slots[k]);
+		o = sim_holo_json(&h, r->region, false);
+		if (k > 0)
+			err = af_buf_puts(&resp->body, ",");
+		if (err == 0)
+			err = af_buf_puts(&resp->body, json_object_to_json_string_ext(
+			                                   o, JSON_C_TO_STRING_PLAIN |
+			                                          JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+		if (err < 0)
+			goto done;
+	}
+	err = af_buf_puts(&resp->body, "]}");
+done:
+	if (err < 0)
+		sim_ali_error(resp, r, 500, true, "InternalError", "response too large");
+	free(slots);
+	return err;
+}
+
 int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp)
 {
 	json_object *o = json_object_new_object();
@@ -141,13 +190,8 @@ int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp)
 	pthread_mutex_lock(&s->lock);
 	sc = sim_fleet_scope(s, r->account, r->region, SIM_HOLO);
 	if (r->action == SIM_ACT_HOLO_LIST) {
-		json_object *list = json_object_new_array();
-		for (size_t k = 0; sc && k < sc->n; k++) {
-			sim_holo h;
-			sim_holo_gen(&h, s, sc, &sc->slots[k]);
-			json_object_array_add(list, sim_holo_json(&h, r->region, false));
-		}
-		json_object_object_add(o, "instanceModelList", list);
+		json_object_put(o);
+		return holo_list(s, r, resp, sc);
 	} else {
 		const sim_slot *sl = sc ? sim_fleet_lookup(s, sc, r->instance) : NULL;
 		sim_holo h;

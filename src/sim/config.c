@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include <ini.h>
+#include <openssl/crypto.h>
 
 #include "aifleet/error.h"
 #include "sim.h"
@@ -252,8 +253,10 @@ void sim_config_free(af_sim *s)
 		free(a->label);
 		free(a->key_id);
 		if (a->secret)
-			memset(a->secret, 0, strlen(a->secret));
+			OPENSSL_cleanse(a->secret, strlen(a->secret));
 		free(a->secret);
+		if (a->token)
+			OPENSSL_cleanse(a->token, strlen(a->token));
 		free(a->token);
 		for (int r = 0; r < a->nregions; r++)
 			free(a->regions[r]);

@@ -413,7 +413,7 @@ int af_sim_start(af_sim **out, const sim_options *opt)
 	if (opt->threads > 0) {
 		flags |= MHD_USE_AUTO;
 	} else {
-		flags |= MHD_USE_THREAD_PER_CONNECTION;
+		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_AUTO; /* poll, not select */
 		pool[0].option = MHD_OPTION_END;
 	}
 	s->daemon = MHD_start_daemon(
