@@ -18,6 +18,8 @@
 
 #define USEC_PER_SEC INT64_C(1000000)
 #define SEC_PER_DAY INT64_C(86400)
+#define MIN_SEC INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
+#define MAX_SEC INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 static int64_t days_from_civil(int64_t y, int m, int d)
@@ -158,6 +160,10 @@ int af_time_parse(af_time *out, const char *s)
 	days = days_from_civil(y, mo, d);
 	t = days * SEC_PER_DAY + h * 3600 + mi * 60 + sec;
 	t -= sign * (oh * 3600 + om * 60);
+	/* an offset can push a date past year 1 or 9999; PostgreSQL takes it,
+	 * but af_time_format's output would then not parse back */
+	if (t < MIN_SEC || t > MAX_SEC)
+		return fail(out, "outside years 1..9999 in UTC");
 	*out = t * USEC_PER_SEC + usec;
 	return 0;
 }

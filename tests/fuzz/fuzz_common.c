@@ -1,0 +1,160 @@
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aifleet/log.h"
+#include "fuzz_common.h"
+
+#define CHECK(cond)                                                                            \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__,     \
+				__LINE__);                                                     \
+			abort();                                                               \
+		}                                                                              \
+	} while (0)
+
+json_object *fz_parse(const uint8_t *data, size_t size)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o;
+
+	/* quiet: warnings for every bad field would drown the fuzzer's output */
+	af_log_setup(AF_LOG_OFF, AF_LOG_TEXT);
+	if (!tok || size > 1 << 20)
+		return NULL;
+	o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+	json_tokener_free(tok);
+	return o;
+}
+
+static bool secret_name(const char *k)
+{
+	char f[16];
+	size_t n = 0;
+
+	for (; *k; k++) {
+		if (*k == '_' || *k == '-' || isspace((unsigned char)*k))
+			continue;
+		if (n + 1 >= sizeof(f))
+			return false;
+		f[n++] = (char)tolower((unsigned char)*k);
+	}
+	f[n] = '\0';
+	return strcmp(f, "apikey") == 0;
+}
+
+static void no_secret_members(json_object *o)
+{
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, k, v)
+		{
+			CHECK(!secret_name(k));
+			no_secret_members(v);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			no_secret_members(json_object_array_get_idx(o, i));
+	}
+}
+
+static void check_raw(const char *raw)
+{
+	json_object *o;
+
+	if (!raw)
+		return;
+	o = json_tokener_parse(raw);
+	CHECK(o != NULL);
+	no_secret_members(o);
+	json_object_put(o);
+}
+
+static void check_tags(const char *tags)
+{
+	json_object *o;
+
+	if (!tags)
+		return;
+	o = json_tokener_parse(tags);
+	CHECK(o && json_object_is_type(o, json_type_object));
+	json_object_object_foreach(o, k, v)
+	{
+		(void)k;
+		CHECK(json_object_is_type(v, json_type_string));
+	}
+	json_object_put(o);
+}
+
+static void check_time(af_time t)
+{
+	char buf[40];
+	af_time back;
+
+	if (t == AF_TIME_NULL)
+		return;
+	af_time_format(buf, t);
+	CHECK(af_time_parse(&back, buf) == 0 && back == t);
+}
+
+static void check_num(af_num n)
+{
+	/* finite only: inf or nan would not survive COPY into numeric */
+	CHECK(!n.set || (n.value == n.value && n.value - n.value == 0));
+}
+
+static int on_inst(void *ctx, const af_scope *scope, const af_instance *in)
+{
+	((fz_counts *)ctx)->inst++;
+	CHECK(in->native_id && *in->native_id);
+	CHECK(!in->status == !in->status_raw);
+	check_raw(in->raw_json);
+	check_tags(in->tags_json);
+	check_time(in->created_at);
+	check_time(in->updated_at);
+	check_time(in->expires_at);
+	return 0;
+}
+
+static int on_svc(void *ctx, const af_scope *scope, const af_service *s)
+{
+	((fz_counts *)ctx)->svc++;
+	CHECK(s->native_id && *s->native_id);
+	CHECK(s->instance_id && *s->instance_id);
+	check_raw(s->raw_json);
+	check_tags(s->tags_json);
+	check_num(s->replicas);
+	check_time(s->created_at);
+	check_time(s->updated_at);
+	return 0;
+}
+
+static int on_res(void *ctx, const af_scope *scope, const af_resource *r)
+{
+	((fz_counts *)ctx)->res++;
+	CHECK(r->owner_id && *r->owner_id);
+	CHECK(r->kind && r->unit);
+	check_num(r->capacity);
+	check_num(r->used);
+	check_num(r->per_replica);
+	return 0;
+}
+
+af_record_sink fz_sink(fz_counts *counts)
+{
+	af_record_sink s = {on_inst, on_svc, on_res, counts};
+
+	memset(counts, 0, sizeof(*counts));
+	return s;
+}
+
+void fz_check_stats(const af_norm_stats *st, const fz_counts *c, int err)
+{
+	if (err < 0)
+		return;
+	CHECK(st->instances == c->inst);
+	CHECK(st->services == c->svc);
+	CHECK(st->resources == c->res);
+}

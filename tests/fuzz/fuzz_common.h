@@ -1,0 +1,26 @@
+#ifndef AIFLEET_FUZZ_COMMON_H
+#define AIFLEET_FUZZ_COMMON_H
+
+/*
+ * Shared by the normalizer fuzz targets: parse the input with json-c, and a
+ * sink that counts records and checks the invariants of record.h on each
+ * (required fields set, raw/tags valid JSON, tags all strings, no secret
+ * member in raw). A broken invariant aborts, which libFuzzer reports.
+ */
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aifleet/normalize.h"
+
+json_object *fz_parse(const uint8_t *data, size_t size);
+/* A sink whose ctx must point to a fz_counts. */
+typedef struct fz_counts {
+	uint64_t inst, svc, res;
+} fz_counts;
+af_record_sink fz_sink(fz_counts *counts);
+/* Checks the stats agree with what reached the sink. */
+void fz_check_stats(const af_norm_stats *st, const fz_counts *c, int err);
+
+#endif
