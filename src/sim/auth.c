@@ -144,24 +144,66 @@ void sim_nonces_free(af_sim *s)
 	s->nonce_cap = s->nonce_len = 0;
 }
 
-/* ---- ACS3 ---- */
+/* ---- what arrived ---- */
 
-typedef struct hdr_list {
-	af_kv kv[64];
-	size_t n;
-} hdr_list;
-
-static enum MHD_Result collect_acs3(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+const char *sim_wire_header(const sim_wire *w, const char *name)
 {
-	hdr_list *h = cls;
-	if (h->n < 64 && (strcasecmp(key, "host") == 0 || strcasecmp(key, "content-type") == 0 ||
-	                  strncasecmp(key, "x-acs-", 6) == 0)) {
-		h->kv[h->n].key = key;
-		h->kv[h->n].value = value ? value : "";
-		h->n++;
+	for (size_t i = 0; i < w->nheaders; i++)
+		if (strcasecmp(w->headers[i].key, name) == 0)
+			return w->headers[i].value;
+	return NULL;
+}
+
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+	sim_req *r = cls;
+	(void)kind;
+	if (r->nhdrs < SIM_MAX_HEADERS) {
+		r->hdrs[r->nhdrs].key = key;
+		r->hdrs[r->nhdrs].value = value ? value : "";
+		r->nhdrs++;
 	}
 	return MHD_YES;
+}
+
+static void req_wire(sim_wire *w, sim_req *r)
+{
+	if (r->nhdrs == 0)
+		MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect, r);
+	w->method = r->method;
+	w->path = r->path;
+	w->params = r->params;
+	w->nparams = r->nparams;
+	w->headers = r->hdrs;
+	w->nheaders = r->nhdrs;
+	w->body = r->body.data ? r->body.data : "";
+	w->body_len = r->body.len;
+}
+
+static int verdict(sim_verdict *v, int status, const char *code, const char *msg)
+{
+	v->status = status;
+	v->code = code;
+	v->message = msg;
+	return -1;
+}
+
+/* ---- ACS3 ---- */
+
+int sim_auth_credential(char *out, size_t n, const char *auth)
+{
+	const char *p;
+	if (!auth)
+		return -1;
+	if (strncmp(auth, "ACS3-HMAC-SHA256 ", 17) == 0)
+		return auth_field(out, n, auth + 17, "Credential");
+	if (strncmp(auth, "TC3-HMAC-SHA256 ", 16) == 0 &&
+	    auth_field(out, n, auth + 16, "Credential") == 0 && (p = strchr(out, '/'))) {
+		out[p - out] = '\0'; /* the SecretId, before the scope */
+		return 0;
+	}
+	return -1;
 }
 
 static int parse_acs_date(int64_t *out, const char *v)
@@ -175,26 +217,86 @@ static int parse_acs_date(int64_t *out, const char *v)
 	return 0;
 }
 
+static bool acs3_signed(const char *name)
+{
+	return strcasecmp(name, "host") == 0 || strcasecmp(name, "content-type") == 0 ||
+	       strncasecmp(name, "x-acs-", 6) == 0;
+}
+
+int sim_acs3_check(sim_verdict *v, const sim_wire *w, const char *key_id, const char *secret,
+                   int64_t now)
+{
+	const char *auth = sim_wire_header(w, "Authorization");
+	const char *date = sim_wire_header(w, "x-acs-date");
+	const char *nonce = sim_wire_header(w, "x-acs-signature-nonce");
+	const char *sha = sim_wire_header(w, "x-acs-content-sha256");
+	char cred[128], signed_hdrs[1024], sig[80], body_hash[65];
+	af_kv h[SIM_MAX_HEADERS];
+	size_t nh = 0;
+	int64_t ts;
+	af_sign_steps steps;
+	int rc;
+
+	if (!auth || strncmp(auth, "ACS3-HMAC-SHA256 ", 17) != 0 ||
+	    auth_field(cred, sizeof(cred), auth + 17, "Credential") < 0 ||
+	    auth_field(signed_hdrs, sizeof(signed_hdrs), auth + 17, "SignedHeaders") < 0 ||
+	    auth_field(sig, sizeof(sig), auth + 17, "Signature") < 0 || strcmp(cred, key_id) != 0)
+		return verdict(v, 400, "IncompleteSignature",
+		               "The Authorization header is not a valid ACS3-HMAC-SHA256 one.");
+	if (parse_acs_date(&ts, date) < 0)
+		return verdict(v, 400, "InvalidTimeStamp.Format",
+		               "Specified time stamp or date value is not well formatted.");
+	if (llabs(ts - now) > ACS3_SKEW)
+		return verdict(v, 400, "InvalidTimeStamp.Expired",
+		               "Specified time stamp or date value is expired.");
+	if (!nonce || !*nonce)
+		return verdict(v, 400, "MissingSignatureNonce",
+		               "x-acs-signature-nonce is mandatory for this action.");
+	af_sha256_hex(body_hash, w->body, w->body_len);
+	if (sha && strcmp(sha, body_hash) != 0)
+		return verdict(v, 400, "SignatureDoesNotMatch",
+		               "x-acs-content-sha256 does not match the request body.");
+	for (size_t i = 0; i < w->nheaders; i++)
+		if (acs3_signed(w->headers[i].key))
+			h[nh++] = w->headers[i];
+	af_acs3_input in = {
+	    .method = w->method,
+	    .canonical_uri = w->path,
+	    .query = w->params,
+	    .nquery = w->nparams,
+	    .headers = h,
+	    .nheaders = nh,
+	    .payload_hash = body_hash,
+	    .access_key_id = key_id,
+	    .access_key_secret = secret,
+	};
+	af_sign_steps_init(&steps);
+	/* SignedHeaders must name exactly the headers that arrived (every x-acs-*) */
+	if (af_acs3_sign(&steps, &in) < 0 ||
+	    strcmp(steps.signed_headers.data ? steps.signed_headers.data : "", signed_hdrs) != 0 ||
+	    strlen(sig) != 64 || CRYPTO_memcmp(sig, steps.signature, 64) != 0)
+		rc = verdict(v, 400, "SignatureDoesNotMatch",
+		             "The request signature does not conform to Aliyun standards.");
+	else
+		rc = 0;
+	af_sign_steps_free(&steps);
+	return rc;
+}
+
 int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa)
 {
 	const char *auth = sim_req_header(r, "Authorization");
-	const char *date = sim_req_header(r, "x-acs-date");
-	const char *nonce = sim_req_header(r, "x-acs-signature-nonce");
-	const char *sha = sim_req_header(r, "x-acs-content-sha256");
-	char cred[128], signed_hdrs[1024], sig[80], body_hash[65];
-	int64_t ts;
-	hdr_list h = {.n = 0};
-	af_sign_steps steps;
-	int acc, rc = 1;
+	char cred[128];
+	sim_wire w;
+	sim_verdict v;
+	int acc;
 	sim_account *a;
 
 	if (!auth || !*auth)
 		return ali_reject(s, r, resp, roa, 400, "MissingAuthorization",
 		                  "Authorization is mandatory for this action.");
 	if (strncmp(auth, "ACS3-HMAC-SHA256 ", 17) != 0 ||
-	    auth_field(cred, sizeof(cred), auth + 17, "Credential") < 0 ||
-	    auth_field(signed_hdrs, sizeof(signed_hdrs), auth + 17, "SignedHeaders") < 0 ||
-	    auth_field(sig, sizeof(sig), auth + 17, "Signature") < 0)
+	    sim_auth_credential(cred, sizeof(cred), auth) < 0)
 		return ali_reject(s, r, resp, roa, 400, "IncompleteSignature",
 		                  "The Authorization header is not a valid ACS3-HMAC-SHA256 one.");
 	acc = sim_account_by_key(s, SIM_ALIBABA, cred);
@@ -202,114 +304,68 @@ int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa)
 		return ali_reject(s, r, resp, roa, 404, "InvalidAccessKeyId.NotFound",
 		                  "Specified access key is not found.");
 	a = &s->accounts[acc];
-	if (parse_acs_date(&ts, date) < 0)
-		return ali_reject(s, r, resp, roa, 400, "InvalidTimeStamp.Format",
-		                  "Specified time stamp or date value is not well formatted.");
-	if (llabs(ts - (int64_t)time(NULL)) > ACS3_SKEW)
-		return ali_reject(s, r, resp, roa, 400, "InvalidTimeStamp.Expired",
-		                  "Specified time stamp or date value is expired.");
-	if (!nonce || !*nonce)
-		return ali_reject(s, r, resp, roa, 400, "MissingSignatureNonce",
-		                  "x-acs-signature-nonce is mandatory for this action.");
-	af_sha256_hex(body_hash, r->body.data ? r->body.data : "", r->body.len);
-	if (sha && strcmp(sha, body_hash) != 0)
-		return ali_reject(s, r, resp, roa, 400, "SignatureDoesNotMatch",
-		                  "x-acs-content-sha256 does not match the request body.");
-
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_acs3, &h);
-	af_acs3_input in = {
-	    .method = r->method,
-	    .canonical_uri = r->path,
-	    .query = r->params,
-	    .nquery = r->nparams,
-	    .headers = h.kv,
-	    .nheaders = h.n,
-	    .payload_hash = body_hash,
-	    .access_key_id = a->key_id,
-	    .access_key_secret = a->secret,
-	};
-	af_sign_steps_init(&steps);
-	if (af_acs3_sign(&steps, &in) < 0) {
-		ali_reject(s, r, resp, roa, 400, "SignatureDoesNotMatch",
-		           "The request cannot be canonicalized.");
-		goto done;
-	}
-	/* SignedHeaders must name exactly the headers that arrived (every x-acs-*) */
-	if (strcmp(steps.signed_headers.data ? steps.signed_headers.data : "", signed_hdrs) != 0 ||
-	    strlen(sig) != 64 || CRYPTO_memcmp(sig, steps.signature, 64) != 0) {
-		if (s->opt.verbose)
-			fprintf(stderr,
-			        "aifleet-sim: %s: ACS3 mismatch; server canonical request:\n%s\n",
-			        r->request_id, steps.canonical_request.data);
-		ali_reject(s, r, resp, roa, 400, "SignatureDoesNotMatch",
-		           "The request signature does not conform to Aliyun standards.");
-		goto done;
-	}
-	if (a->token && !same_secret(a->token, sim_req_header(r, "x-acs-security-token"))) {
-		ali_reject(s, r, resp, roa, 400, "InvalidSecurityToken.MismatchWithAccessKey",
-		           "The security token does not match the access key.");
-		goto done;
-	}
-	if (nonce_seen(s, a->label, nonce)) {
-		ali_reject(s, r, resp, roa, 400, "SignatureNonceUsed",
-		           "Specified signature nonce was used already.");
-		goto done;
-	}
+	req_wire(&w, r);
+	if (sim_acs3_check(&v, &w, a->key_id, a->secret, (int64_t)time(NULL)) < 0)
+		return ali_reject(s, r, resp, roa, v.status, v.code, v.message);
+	if (a->token && !same_secret(a->token, sim_req_header(r, "x-acs-security-token")))
+		return ali_reject(s, r, resp, roa, 400,
+		                  "InvalidSecurityToken.MismatchWithAccessKey",
+		                  "The security token does not match the access key.");
+	if (nonce_seen(s, a->label, sim_req_header(r, "x-acs-signature-nonce")))
+		return ali_reject(s, r, resp, roa, 400, "SignatureNonceUsed",
+		                  "Specified signature nonce was used already.");
 	r->account = acc;
-	rc = 0;
-done:
-	af_sign_steps_free(&steps);
-	return rc;
+	return 0;
 }
 
 /* ---- TC3 ---- */
 
-int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
+static bool tc3_matches(af_tc3_input *in, const char *sig)
 {
-	const char *auth = sim_req_header(r, "Authorization");
-	const char *tsh = sim_req_header(r, "X-TC-Timestamp");
-	const char *host = sim_req_header(r, "Host");
-	const char *ct = sim_req_header(r, "Content-Type");
-	char cred[256], signed_hdrs[256], sig[80], body_hash[65], date[16];
-	char *id, *cdate, *service, *term, *save = NULL, *endp = NULL;
-	char host_noport[256];
-	int64_t ts;
-	int acc, rc = 1;
 	af_sign_steps steps;
-	sim_account *a;
-
+	bool ok;
 	af_sign_steps_init(&steps);
-	if (!auth || !*auth)
-		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-		                 "Authorization is missing.");
-	if (strncmp(auth, "TC3-HMAC-SHA256 ", 16) != 0 ||
+	ok = af_tc3_sign(&steps, in) == 0 && CRYPTO_memcmp(sig, steps.signature, 64) == 0;
+	af_sign_steps_free(&steps);
+	return ok;
+}
+
+int sim_tc3_check(sim_verdict *v, const sim_wire *w, const char *secret_id, const char *secret,
+                  const char *service, int64_t now)
+{
+	const char *auth = sim_wire_header(w, "Authorization");
+	const char *tsh = sim_wire_header(w, "X-TC-Timestamp");
+	const char *host = sim_wire_header(w, "Host");
+	const char *ct = sim_wire_header(w, "Content-Type");
+	char cred[256], signed_hdrs[256], sig[80], body_hash[65], date[16], host_noport[256];
+	char *id, *cdate, *svc, *term, *save = NULL, *endp = NULL;
+	int64_t ts;
+
+	if (!auth || strncmp(auth, "TC3-HMAC-SHA256 ", 16) != 0 ||
 	    auth_field(cred, sizeof(cred), auth + 16, "Credential") < 0 ||
 	    auth_field(signed_hdrs, sizeof(signed_hdrs), auth + 16, "SignedHeaders") < 0 ||
 	    auth_field(sig, sizeof(sig), auth + 16, "Signature") < 0)
-		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-		                 "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
+		return verdict(v, 200, "AuthFailure.InvalidAuthorization",
+		               "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
 	id = strtok_r(cred, "/", &save);
 	cdate = strtok_r(NULL, "/", &save);
-	service = strtok_r(NULL, "/", &save);
+	svc = strtok_r(NULL, "/", &save);
 	term = strtok_r(NULL, "/", &save);
-	if (!id || !cdate || !service || !term || strcmp(term, "tc3_request") != 0)
-		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-		                 "The credential scope is malformed.");
-	acc = sim_account_by_key(s, SIM_TENCENT, id);
-	if (acc < 0)
-		return tc_reject(s, r, resp, "AuthFailure.SecretIdNotFound",
-		                 "The SecretId is not found.");
-	a = &s->accounts[acc];
-	if (strcmp(service, "tione") != 0)
-		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-		                 "The credential scope service must be tione.");
+	if (!id || !cdate || !svc || !term || strcmp(term, "tc3_request") != 0 ||
+	    strcmp(id, secret_id) != 0)
+		return verdict(v, 200, "AuthFailure.InvalidAuthorization",
+		               "The credential scope is malformed.");
+	/* the service comes from the scope as sent, and must be this API's */
+	if (strcmp(svc, service) != 0)
+		return verdict(v, 200, "AuthFailure.InvalidAuthorization",
+		               "The credential scope names another service.");
 	ts = tsh ? strtoll(tsh, &endp, 10) : 0;
 	if (!tsh || !*tsh || *endp)
-		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
-		                 "X-TC-Timestamp is missing or malformed.");
-	if (llabs(ts - (int64_t)time(NULL)) > TC3_SKEW)
-		return tc_reject(s, r, resp, "AuthFailure.SignatureExpire",
-		                 "Signature expired: the timestamp is more than 5 minutes off.");
+		return verdict(v, 200, "AuthFailure.InvalidAuthorization",
+		               "X-TC-Timestamp is missing or malformed.");
+	if (llabs(ts - now) > TC3_SKEW)
+		return verdict(v, 200, "AuthFailure.SignatureExpire",
+		               "Signature expired: the timestamp is more than 5 minutes off.");
 	{
 		time_t tt = (time_t)ts;
 		struct tm tm;
@@ -318,43 +374,61 @@ int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 	}
 	if (strcmp(date, cdate) != 0 || strcmp(signed_hdrs, "content-type;host") != 0 ||
 	    strlen(sig) != 64 || !host || !ct)
-		return tc_reject(s, r, resp, "AuthFailure.SignatureFailure",
-		                 "The provided credentials could not be validated.");
-	af_sha256_hex(body_hash, r->body.data ? r->body.data : "", r->body.len);
+		return verdict(v, 200, "AuthFailure.SignatureFailure",
+		               "The provided credentials could not be validated.");
+	af_sha256_hex(body_hash, w->body, w->body_len);
 	af_tc3_input in = {
-	    .method = r->method,
-	    .query = r->nparams ? r->params : NULL,
-	    .nquery = r->nparams,
+	    .method = w->method,
+	    .query = w->nparams ? w->params : NULL,
+	    .nquery = w->nparams,
 	    .content_type = ct,
 	    .host = host,
 	    .payload_hash = body_hash,
-	    .service = service,
+	    .service = svc,
 	    .timestamp = ts,
-	    .secret_id = a->key_id,
-	    .secret_key = a->secret,
+	    .secret_id = secret_id,
+	    .secret_key = secret,
 	};
-	bool ok = af_tc3_sign(&steps, &in) == 0 && CRYPTO_memcmp(sig, steps.signature, 64) == 0;
-	if (!ok && strchr(host, ':')) {
-		/* the official SDKs sign the host without the port */
+	if (tc3_matches(&in, sig))
+		return 0;
+	/* the official SDKs sign the host without the port */
+	if (strchr(host, ':') && strlen(host) < sizeof(host_noport)) {
 		snprintf(host_noport, sizeof(host_noport), "%s", host);
 		*strrchr(host_noport, ':') = '\0';
 		in.host = host_noport;
-		af_sign_steps_free(&steps);
-		af_sign_steps_init(&steps);
-		ok = af_tc3_sign(&steps, &in) == 0 && CRYPTO_memcmp(sig, steps.signature, 64) == 0;
+		if (tc3_matches(&in, sig))
+			return 0;
 	}
-	if (!ok) {
-		tc_reject(s, r, resp, "AuthFailure.SignatureFailure",
-		          "The provided credentials could not be validated.");
-		goto done;
-	}
-	if (a->token && !same_secret(a->token, sim_req_header(r, "X-TC-Token"))) {
-		tc_reject(s, r, resp, "AuthFailure.TokenFailure", "The token is invalid.");
-		goto done;
-	}
+	return verdict(v, 200, "AuthFailure.SignatureFailure",
+	               "The provided credentials could not be validated.");
+}
+
+int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
+{
+	const char *auth = sim_req_header(r, "Authorization");
+	char id[256];
+	sim_wire w;
+	sim_verdict v;
+	int acc;
+	sim_account *a;
+
+	if (!auth || !*auth)
+		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
+		                 "Authorization is missing.");
+	if (strncmp(auth, "TC3-HMAC-SHA256 ", 16) != 0 ||
+	    sim_auth_credential(id, sizeof(id), auth) < 0)
+		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
+		                 "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
+	acc = sim_account_by_key(s, SIM_TENCENT, id);
+	if (acc < 0)
+		return tc_reject(s, r, resp, "AuthFailure.SecretIdNotFound",
+		                 "The SecretId is not found.");
+	a = &s->accounts[acc];
+	req_wire(&w, r);
+	if (sim_tc3_check(&v, &w, a->key_id, a->secret, "tione", (int64_t)time(NULL)) < 0)
+		return tc_reject(s, r, resp, v.code, v.message);
+	if (a->token && !same_secret(a->token, sim_req_header(r, "X-TC-Token")))
+		return tc_reject(s, r, resp, "AuthFailure.TokenFailure", "The token is invalid.");
 	r->account = acc;
-	rc = 0;
-done:
-	af_sign_steps_free(&steps);
-	return rc;
+	return 0;
 }

@@ -149,6 +149,26 @@ typedef struct af_sim {
 	uint16_t port;
 } af_sim;
 
+#define SIM_MAX_HEADERS 128
+
+/* What arrived on the wire, as the verifiers see it. */
+typedef struct sim_wire {
+	const char *method;
+	const char *path;    /* raw, as in the request line */
+	const af_kv *params; /* the raw query, percent-decoded */
+	size_t nparams;
+	const af_kv *headers; /* every received header */
+	size_t nheaders;
+	const char *body;
+	size_t body_len;
+} sim_wire;
+
+typedef struct sim_verdict {
+	int status; /* HTTP status for Alibaba; 200 for Tencent */
+	const char *code;
+	const char *message;
+} sim_verdict;
+
 /* One HTTP request as it arrived on the wire. */
 typedef struct sim_req {
 	struct MHD_Connection *conn;
@@ -164,9 +184,10 @@ typedef struct sim_req {
 	int account;
 	char region[64];
 	int action;
-	int page;             /* for scripted faults; -1 = n/a */
-	const char *instance; /* Hologres Get: holoInstanceId */
-	bool counted;
+	int page;                    /* for scripted faults; -1 = n/a */
+	const char *instance;        /* Hologres Get: holoInstanceId */
+	af_kv hdrs[SIM_MAX_HEADERS]; /* borrowed from MHD, filled on demand */
+	size_t nhdrs;
 } sim_req;
 
 typedef struct sim_resp {
@@ -276,7 +297,17 @@ int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp);
 int sim_tione_handle(af_sim *s, sim_req *r, sim_resp *resp, json_object *body);
 int sim_control_handle(af_sim *s, sim_req *r, sim_resp *resp);
 
-/* auth.c: 0 = verified (r->account set); 1 = rejected (resp filled) */
+/* auth.c: the signature checks alone, pure functions of what arrived, the
+ * secret and the clock: 0 = verified, -1 = rejected with *v filled. */
+int sim_acs3_check(sim_verdict *v, const sim_wire *w, const char *key_id, const char *secret,
+                   int64_t now);
+int sim_tc3_check(sim_verdict *v, const sim_wire *w, const char *secret_id, const char *secret,
+                  const char *service, int64_t now);
+const char *sim_wire_header(const sim_wire *w, const char *name);
+/* The AK / SecretId of an ACS3 or TC3 Authorization header. */
+int sim_auth_credential(char *out, size_t n, const char *auth);
+/* Full verification incl. accounts, tokens and nonces:
+ * 0 = verified (r->account set); 1 = rejected (resp filled) */
 int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa);
 int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp);
 void sim_nonces_free(af_sim *s);

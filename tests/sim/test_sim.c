@@ -319,12 +319,30 @@ static int64_t jget_int(json_object *o, const char *path)
 
 /* ---- tests: official vectors through the verifier's URI decoding ---- */
 
-static void test_verifier_decodes_a3_request_line(void **state)
+static void free_req_uri(sim_req *r)
+{
+	for (size_t i = 0; i < r->nparams; i++) {
+		free((char *)r->params[i].key);
+		free((char *)r->params[i].value);
+	}
+	free(r->params);
+	free(r->raw_uri);
+	free(r->path);
+	free(r->query);
+}
+
+#define A3_AUTH                                                                                    \
+	"ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;"             \
+	"x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature="           \
+	"06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0"
+
+static void test_verifier_official_a3(void **state)
 {
 	(void)state;
-	/* SPEC.md A3 [OFFICIAL-DOC]: the final request line, fed to the same
-	 * raw-URI decoding the server does, must reproduce the official signature. */
+	/* SPEC.md A3 [OFFICIAL-DOC]: the final request line and headers, as they
+	 * would arrive, go through the server's URI decoding and ACS3 check. */
 	sim_req r;
+	sim_verdict v;
 	memset(&r, 0, sizeof(r));
 	r.raw_uri = strdup(
 	    "/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-shanghai");
@@ -332,37 +350,104 @@ static void test_verifier_decodes_a3_request_line(void **state)
 	assert_string_equal(r.path, "/");
 	assert_int_equal(r.nparams, 2);
 	af_kv h[] = {
-	    {"host", "ecs.cn-shanghai.aliyuncs.com"},
+	    {"Host", "ecs.cn-shanghai.aliyuncs.com"},
 	    {"x-acs-action", "RunInstances"},
 	    {"x-acs-content-sha256",
 	     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
 	    {"x-acs-date", "2023-10-26T10:22:32Z"},
 	    {"x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"},
 	    {"x-acs-version", "2014-05-26"},
+	    {"Accept", "application/json"}, /* unsigned headers do not matter */
+	    {"Authorization", A3_AUTH},
 	};
-	af_sign_steps st;
-	af_sign_steps_init(&st);
-	af_acs3_input in = {.method = "POST",
-	                    .canonical_uri = r.path,
-	                    .query = r.params,
-	                    .nquery = r.nparams,
-	                    .headers = h,
-	                    .nheaders = 6,
-	                    .payload_hash = h[2].value,
-	                    .access_key_id = "YourAccessKeyId",
-	                    .access_key_secret = "YourAccessKeySecret"};
-	assert_int_equal(af_acs3_sign(&st, &in), 0);
-	assert_string_equal(st.signature,
-	                    "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
-	af_sign_steps_free(&st);
-	for (size_t i = 0; i < r.nparams; i++) {
-		free((char *)r.params[i].key);
-		free((char *)r.params[i].value);
-	}
-	free(r.params);
-	free(r.raw_uri);
-	free(r.path);
-	free(r.query);
+	sim_wire w = {.method = "POST",
+	              .path = r.path,
+	              .params = r.params,
+	              .nparams = r.nparams,
+	              .headers = h,
+	              .nheaders = 8,
+	              .body = "",
+	              .body_len = 0};
+	const int64_t at = 1698315752; /* 2023-10-26T10:22:32Z, computed with date -u -d */
+	char cred[64];
+	assert_int_equal(sim_auth_credential(cred, sizeof(cred), A3_AUTH), 0);
+	assert_string_equal(cred, "YourAccessKeyId");
+	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "YourAccessKeySecret", at), 0);
+	/* 15 minutes of skew are tolerated, not more */
+	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "YourAccessKeySecret", at + 900),
+	                 0);
+	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "YourAccessKeySecret", at + 901),
+	                 -1);
+	assert_string_equal(v.code, "InvalidTimeStamp.Expired");
+	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "OtherSecret", at), -1);
+	assert_string_equal(v.code, "SignatureDoesNotMatch");
+	/* an unsigned x-acs-* header that arrived breaks SignedHeaders */
+	h[6] = (af_kv){"x-acs-extra", "1"};
+	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "YourAccessKeySecret", at), -1);
+	assert_string_equal(v.code, "SignatureDoesNotMatch");
+	h[6] = (af_kv){"Accept", "application/json"};
+	/* the query as it arrived is what counts */
+	free_req_uri(&r);
+	memset(&r, 0, sizeof(r));
+	r.raw_uri = strdup(
+	    "/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-hangzhou");
+	assert_int_equal(sim_req_parse_uri(&r), 0);
+	w.params = r.params;
+	w.nparams = r.nparams;
+	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "YourAccessKeySecret", at), -1);
+	assert_string_equal(v.code, "SignatureDoesNotMatch");
+	free_req_uri(&r);
+}
+
+#define T1_BODY                                                                                    \
+	"{\"Limit\": 1, \"Filters\": [{\"Values\": [\"\\u672a\\u547d\\u540d\"], \"Name\": "        \
+	"\"instance-name\"}]}"
+#define T1_AUTH                                                                                    \
+	"TC3-HMAC-SHA256 Credential=AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE/2019-02-25/cvm/"          \
+	"tc3_request, SignedHeaders=content-type;host, "                                           \
+	"Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
+
+static void test_verifier_official_t1(void **state)
+{
+	(void)state;
+	/* SPEC.md T1 [OFFICIAL-DOC]: the request as it arrives at the server,
+	 * checked for service "cvm" at the vector's time. */
+	const char *id = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+	           *sk = "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE";
+	af_kv h[] = {
+	    {"Host", "cvm.tencentcloudapi.com"},
+	    {"Content-Type", "application/json; charset=utf-8"},
+	    {"X-TC-Action", "DescribeInstances"},
+	    {"X-TC-Timestamp", "1551113065"},
+	    {"X-TC-Version", "2017-03-12"},
+	    {"X-TC-Region", "ap-guangzhou"},
+	    {"Authorization", T1_AUTH},
+	};
+	sim_wire w = {.method = "POST",
+	              .path = "/",
+	              .headers = h,
+	              .nheaders = 7,
+	              .body = T1_BODY,
+	              .body_len = strlen(T1_BODY)};
+	sim_verdict v;
+	char cred[64];
+	assert_int_equal(sim_auth_credential(cred, sizeof(cred), T1_AUTH), 0);
+	assert_string_equal(cred, id);
+	assert_int_equal(sim_tc3_check(&v, &w, id, sk, "cvm", 1551113065), 0);
+	/* the SDKs sign the host without the port: accepted when it arrives with one */
+	h[0].value = "cvm.tencentcloudapi.com:443";
+	assert_int_equal(sim_tc3_check(&v, &w, id, sk, "cvm", 1551113065), 0);
+	/* the simulator wants its own service in the scope */
+	assert_int_equal(sim_tc3_check(&v, &w, id, sk, "tione", 1551113065), -1);
+	assert_string_equal(v.code, "AuthFailure.InvalidAuthorization");
+	assert_int_equal(sim_tc3_check(&v, &w, id, sk, "cvm", 1551113065 + 301), -1);
+	assert_string_equal(v.code, "AuthFailure.SignatureExpire");
+	assert_int_equal(sim_tc3_check(&v, &w, id, "wrong", "cvm", 1551113065), -1);
+	assert_string_equal(v.code, "AuthFailure.SignatureFailure");
+	w.body = "{\"Limit\": 2, \"Filters\": []}";
+	w.body_len = strlen(w.body);
+	assert_int_equal(sim_tc3_check(&v, &w, id, sk, "cvm", 1551113065), -1);
+	assert_string_equal(v.code, "AuthFailure.SignatureFailure");
 }
 
 static void test_uri_percent_decoding(void **state)
@@ -1253,7 +1338,8 @@ static void test_binary_cli(void **state)
 int main(void)
 {
 	const struct CMUnitTest unit[] = {
-	    cmocka_unit_test(test_verifier_decodes_a3_request_line),
+	    cmocka_unit_test(test_verifier_official_a3),
+	    cmocka_unit_test(test_verifier_official_t1),
 	    cmocka_unit_test(test_uri_percent_decoding),
 	    cmocka_unit_test(test_id_codec_roundtrip),
 	    cmocka_unit_test(test_same_seed_same_fleet),
