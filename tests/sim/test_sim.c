@@ -392,6 +392,7 @@ static void test_verifier_official_a3(void **state)
 	r.raw_uri = strdup(
 	    "/?ImageId=win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd&RegionId=cn-hangzhou");
 	assert_int_equal(sim_req_parse_uri(&r), 0);
+	w.path = r.path;
 	w.params = r.params;
 	w.nparams = r.nparams;
 	assert_int_equal(sim_acs3_check(&v, &w, "YourAccessKeyId", "YourAccessKeySecret", at), -1);
