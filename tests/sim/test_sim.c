@@ -2,6 +2,7 @@
  * aifleet-sim over real HTTP: requests are built and signed here, on the
  * client side, with sign.h and libcurl, exactly as a collector would.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -968,6 +969,46 @@ static void test_scripted_fault_page3_once(void **state)
 	reset_control();
 }
 
+/* ---- a hang does not block other clients ---- */
+
+static void *hanging_request(void *arg)
+{
+	http_result *r = arg;
+	af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "9"}};
+	tair(r, ALI_AK, ALI_SK, q, 2);
+	return NULL;
+}
+
+static void test_hang_does_not_block_others(void **state)
+{
+	(void)state;
+	pthread_t th;
+	http_result hung, r;
+	struct timespec a, b;
+	reset_control();
+	json_object_put(control_post(
+	    "/_sim/faults", "{\"product\":\"tair_kvcache\",\"page\":9,\"kind\":\"timeout\","
+	                    "\"hang_ms\":1500}"));
+	assert_int_equal(pthread_create(&th, NULL, hanging_request, &hung), 0);
+	usleep(200000); /* let it get stuck */
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "1"}};
+	tair(&r, ALI_AK, ALI_SK, q, 2);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	assert_int_equal(r.status, 200);
+	af_buf_free(&r.body);
+	/* answered while the other connection still hangs */
+	assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 1000);
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "in_flight"), 1);
+	assert_true(jget_int(st, "in_flight_max") >= 2);
+	json_object_put(st);
+	pthread_join(th, NULL);
+	assert_int_not_equal(hung.curl, CURLE_OK); /* closed after the hang */
+	af_buf_free(&hung.body);
+	reset_control();
+}
+
 /* ---- rate limit ---- */
 
 static void test_tione_rate_limit(void **state)
@@ -1360,6 +1401,7 @@ int main(void)
 	    cmocka_unit_test(test_accounts_see_own_fleet),
 	    cmocka_unit_test(test_scripted_fault_page3_once),
 	    cmocka_unit_test(test_more_fault_kinds),
+	    cmocka_unit_test(test_hang_does_not_block_others),
 	    cmocka_unit_test(test_tione_rate_limit),
 	    cmocka_unit_test(test_mutation),
 	};
