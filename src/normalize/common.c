@@ -179,6 +179,15 @@ af_time nz_time(nz_ctx *c, json_object *obj, const char *key)
 	return t;
 }
 
+int nz_seen(json_object *set, const char *id)
+{
+	if (json_object_object_get_ex(set, id, NULL))
+		return 1;
+	if (json_object_object_add(set, id, NULL) < 0)
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
 af_num nz_scale(af_num n, double factor)
 {
 	af_num r = {0, false};

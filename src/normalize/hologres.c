@@ -69,7 +69,8 @@ static int node_resources(nz_ctx *c, const char *owner, json_object *detail, jso
 	return 0;
 }
 
-static int one_service(nz_ctx *c, const af_instance *node, json_object *svc, size_t index)
+static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, json_object *svc,
+		       size_t index)
 {
 	const char *node_item = c->item, *name;
 	af_service s = {0};
@@ -84,6 +85,13 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *svc, siz
 	}
 	if (!(name = nz_id(svc, "modelName"))) {
 		nz_reject(c, "no modelName");
+		goto done;
+	}
+	if ((err = nz_seen(seen, name)) != 0) {
+		if (err > 0) {
+			nz_reject(c, "modelName repeated on the node");
+			err = 0;
+		}
 		goto done;
 	}
 	len = strlen(node->native_id) + 1 + strlen(name) + 1;
@@ -139,7 +147,7 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 	static const char *const drop[] = {"requestId", "modelServiceList", NULL};
 	af_norm_stats dummy = {0};
 	af_instance in = {0};
-	json_object *services;
+	json_object *services, *seen = NULL;
 	char *raw = NULL;
 	nz_ctx c;
 	int err = 0;
@@ -183,10 +191,16 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 		nz_reject(&c, "modelServiceList is not an array");
 		goto done;
 	}
+	if (services && !(seen = json_object_new_object())) {
+		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		goto done;
+	}
 	for (size_t i = 0; services && i < json_object_array_length(services); i++)
-		if ((err = one_service(&c, &in, json_object_array_get_idx(services, i), i)) < 0)
+		if ((err = one_service(&c, &in, seen, json_object_array_get_idx(services, i), i)) <
+		    0)
 			goto done;
 done:
+	json_object_put(seen);
 	free(raw);
 	return err;
 }

@@ -50,6 +50,11 @@ af_time nz_time(nz_ctx *c, json_object *obj, const char *key);
 /* An af_num scaled by `factor` (unit conversion), or unset. */
 af_num nz_scale(af_num n, double factor);
 
+/* A set of the ids seen in one list (a JSON object used as a hash set): a
+ * repeated id would give two records with one key. nz_seen returns 1 if
+ * `id` was there already, else adds it and returns 0; AF_ERR_NOMEM. */
+int nz_seen(json_object *set, const char *id);
+
 /* Normalized vocabularies; NULL for a NULL raw value. */
 const char *nz_status(const char *raw);
 const char *nz_charge(const char *raw);

@@ -84,7 +84,7 @@ done:
 	return err;
 }
 
-static int one_item(nz_ctx *c, json_object *item, size_t index)
+static int one_item(nz_ctx *c, json_object *seen, json_object *item, size_t index)
 {
 	af_instance in = {0};
 	char *tags = NULL, *raw = NULL;
@@ -100,6 +100,12 @@ static int one_item(nz_ctx *c, json_object *item, size_t index)
 		return 0;
 	}
 	c->item = in.native_id;
+	if ((err = nz_seen(seen, in.native_id)) != 0) {
+		if (err < 0)
+			return err;
+		nz_reject(c, "InstanceId repeated in the page");
+		return 0;
+	}
 
 	in.name = nz_str(c, item, "InstanceName");
 	in.status_raw = nz_str(c, item, "InstanceStatus");
@@ -146,7 +152,7 @@ int af_normalize_tair_page(const af_scope *scope, json_object *page, const af_re
 			   af_norm_stats *stats)
 {
 	af_norm_stats dummy = {0};
-	json_object *list;
+	json_object *list, *seen;
 	nz_ctx c;
 	int err = 0;
 
@@ -164,8 +170,11 @@ int af_normalize_tair_page(const af_scope *scope, json_object *page, const af_re
 	if (!json_object_is_type(list, json_type_array))
 		return af_error_set(AF_ERR_DATA,
 				    "Tair page: Instances.TairInferInstanceDTO is not an array");
+	if (!(seen = json_object_new_object()))
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < json_object_array_length(list); i++)
-		if ((err = one_item(&c, json_object_array_get_idx(list, i), i)) < 0)
+		if ((err = one_item(&c, seen, json_object_array_get_idx(list, i), i)) < 0)
 			break;
+	json_object_put(seen);
 	return err;
 }

@@ -86,7 +86,8 @@ static int service_resources(nz_ctx *c, const char *owner, json_object *info, af
 	return 0;
 }
 
-static int one_service(nz_ctx *c, const af_instance *group, json_object *svc, size_t index)
+static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, json_object *svc,
+		       size_t index)
 {
 	json_object *info, *model;
 	af_service s = {0};
@@ -104,6 +105,13 @@ static int one_service(nz_ctx *c, const af_instance *group, json_object *svc, si
 		goto done;
 	}
 	c->item = s.native_id;
+	if ((err = nz_seen(seen, s.native_id)) != 0) {
+		if (err > 0) {
+			nz_reject(c, "ServiceId repeated in the group");
+			err = 0;
+		}
+		goto done;
+	}
 	info = nz_get(svc, "ServiceInfo");
 	if (info && !json_object_is_type(info, json_type_object)) {
 		nz_warn(c, "ServiceInfo", "not an object");
@@ -142,11 +150,11 @@ done:
 	return err;
 }
 
-static int one_group(nz_ctx *c, json_object *g, size_t index)
+static int one_group(nz_ctx *c, json_object *seen, json_object *g, size_t index)
 {
 	static const char *const drop[] = {"Services", NULL};
 	af_instance in = {0};
-	json_object *services;
+	json_object *services, *svc_seen = NULL;
 	char *tags = NULL, *raw = NULL;
 	int err = 0;
 
@@ -160,6 +168,12 @@ static int one_group(nz_ctx *c, json_object *g, size_t index)
 		return 0;
 	}
 	c->item = in.native_id;
+	if ((err = nz_seen(seen, in.native_id)) != 0) {
+		if (err < 0)
+			return err;
+		nz_reject(c, "ServiceGroupId repeated in the page");
+		return 0;
+	}
 
 	in.name = nz_str(c, g, "ServiceGroupName");
 	in.status_raw = nz_str(c, g, "Status");
@@ -184,10 +198,16 @@ static int one_group(nz_ctx *c, json_object *g, size_t index)
 		nz_reject(c, "Services is not an array");
 		goto done;
 	}
+	if (services && !(svc_seen = json_object_new_object())) {
+		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		goto done;
+	}
 	for (size_t i = 0; services && i < json_object_array_length(services); i++)
-		if ((err = one_service(c, &in, json_object_array_get_idx(services, i), i)) < 0)
+		if ((err = one_service(c, &in, svc_seen, json_object_array_get_idx(services, i),
+				       i)) < 0)
 			goto done;
 done:
+	json_object_put(svc_seen);
 	free(tags);
 	free(raw);
 	return err;
@@ -197,7 +217,7 @@ int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_r
 			    af_norm_stats *stats)
 {
 	af_norm_stats dummy = {0};
-	json_object *resp, *list, *error;
+	json_object *resp, *list, *error, *seen;
 	nz_ctx c;
 	int err = 0;
 
@@ -220,8 +240,11 @@ int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_r
 		return 0; /* missing or null: an empty page */
 	if (!json_object_is_type(list, json_type_array))
 		return af_error_set(AF_ERR_DATA, "TI-ONE page: ServiceGroups is not an array");
+	if (!(seen = json_object_new_object()))
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < json_object_array_length(list); i++)
-		if ((err = one_group(&c, json_object_array_get_idx(list, i), i)) < 0)
+		if ((err = one_group(&c, seen, json_object_array_get_idx(list, i), i)) < 0)
 			break;
+	json_object_put(seen);
 	return err;
 }

@@ -530,6 +530,36 @@ static void hologres_bad_item(void **state)
 	rec_free(&rc);
 }
 
+/* A repeated id would give two records with one key: the first wins, the
+ * repeat is rejected (so the scope is partial). */
+static void duplicate_ids(void **state)
+{
+	af_norm_stats st;
+	rec rc;
+
+	assert_int_equal(run(TAIR, "tair_duplicate_ids.json", &rc, &st), 0);
+	assert_string_equal(rc.order, "IRI");
+	stats_are(&st, 2, 0, 1, 1, 0);
+	assert_string_equal(rec_inst(&rc, "tk-a")->name, "first");
+	rec_num_eq(rec_res(&rc, "tk-a", "kv_capacity")->capacity, 1);
+	rec_free(&rc);
+
+	assert_int_equal(run(TIONE, "tione_duplicates.json", &rc, &st), 0);
+	assert_string_equal(rc.order, "ISR");
+	stats_are(&st, 1, 1, 1, 2, 0);
+	assert_string_equal(rec_inst(&rc, "ms-d")->name, "first");
+	rec_num_eq(rec_res(&rc, "ms-d-1", "cpu_cores")->capacity, 1);
+	rec_free(&rc);
+
+	assert_int_equal(run(HOLO, "hologres_duplicate_services.json", &rc, &st), 0);
+	assert_string_equal(rc.order, "ISRS");
+	stats_are(&st, 1, 2, 1, 1, 0);
+	assert_string_equal(rec_svc(&rc, "holo-ai-d/m")->model, "first");
+	rec_svc(&rc, "holo-ai-d/n");
+	rec_assert_absent(&rc, "sk-dup");
+	rec_free(&rc);
+}
+
 /* A sink with NULL callbacks still counts (the collectors' dry runs). */
 static void null_sink(void **state)
 {
@@ -560,6 +590,7 @@ int main(void)
 		cmocka_unit_test(hologres_no_id),
 		cmocka_unit_test(hologres_bad_detail),
 		cmocka_unit_test(hologres_bad_item),
+		cmocka_unit_test(duplicate_ids),
 		cmocka_unit_test(null_sink),
 	};
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
