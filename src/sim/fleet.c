@@ -589,17 +589,17 @@ void sim_holo_gen(sim_holo *h, const af_sim *s, const sim_scope *sc, const sim_s
 		         strcmp(v->status, "Failed") == 0 ? "Failed" : "");
 		snprintf(v->version, sizeof(v->version), "v1.%u", (unsigned)(sim_rng(&mt) % 10));
 		v->count = 1 + (int)(sim_rng(&mt) % 2);
-		v->gpu = h->gpu / 4 > 0 ? h->gpu / 4 : 1;
-		v->cpu = sp->cpu / 2;
-		v->mem = sp->mem / 2;
-		v->gpu_mem = sp->gpu_mem / 2;
-		if (h->cpu_used + v->cpu * v->count <= h->cpu &&
-		    h->gpu_used + v->gpu * v->count <= h->gpu) {
-			h->cpu_used += v->cpu * v->count;
-			h->gpu_used += v->gpu * v->count;
-			h->mem_used += v->mem * v->count;
-			h->gpu_mem_used += v->gpu_mem * v->count;
-		}
+		/* each service gets an equal share of the node, so usage never
+		 * exceeds the totals (a CPU-only share when GPUs run out) */
+		int share = h->nsvc * v->count;
+		v->cpu = h->cpu / share > 0 ? h->cpu / share : 1;
+		v->mem = h->mem / share;
+		v->gpu = h->gpu / share;
+		v->gpu_mem = v->gpu > 0 ? h->gpu_mem / share : 0;
+		h->cpu_used += v->cpu * v->count;
+		h->gpu_used += v->gpu * v->count;
+		h->mem_used += v->mem * v->count;
+		h->gpu_mem_used += v->gpu_mem * v->count;
 	}
 }
 
