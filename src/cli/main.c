@@ -1,6 +1,324 @@
-#include <stdio.h>
+/*
+ * aifleet: the command-line tool. A thin layer over the core library:
+ * parse arguments, load the configuration, call sync / migrate / status,
+ * map the outcome to a documented exit code.
+ */
+#include "aifleet/config.h"
+#include "aifleet/error.h"
+#include "aifleet/log.h"
+#include "aifleet/store.h"
+#include "aifleet/sync.h"
+#include "aifleet/version.h"
 
-int main(void)
+#include <curl/curl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Exit codes (documented in README.md). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,    /* nothing committed */
+	EXIT_PARTIAL = 2,   /* committed, but some scopes did not complete */
+	EXIT_USAGE = 64,    /* EX_USAGE */
+	EXIT_TEMPFAIL = 75, /* EX_TEMPFAIL: lock held, database or cloud unreachable */
+	EXIT_CONFIG = 78,   /* EX_CONFIG: configuration or authentication */
+};
+
+typedef struct cli {
+	const char *command;
+	const char *config_path;
+	const char *db;
+	const char *only;
+	const char *save_raw;
+	const char *from_raw;
+	bool dry_run;
+	bool wait;
+	bool progress;
+	bool progress_set;
+	int runs;
+} cli;
+
+static void usage(FILE *out)
 {
+	fprintf(out,
+		"Usage: aifleet [OPTIONS] COMMAND\n"
+		"\n"
+		"Keeps an exact, historical inventory of an AI inference fleet on Alibaba Cloud\n"
+		"(Tair KVCache, Hologres AI nodes) and Tencent Cloud (TI-ONE) in PostgreSQL.\n"
+		"\n"
+		"Commands:\n"
+		"  sync        collect every configured scope, normalize, and load it\n"
+		"              (applies pending migrations first)\n"
+		"  migrate     apply pending schema migrations\n"
+		"  status      show recent runs and per-scope freshness and errors\n"
+		"  version     print the version\n"
+		"  help        print this help\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE      INI configuration (default: $AIFLEET_CONFIG);\n"
+		"                         required by sync, optional for migrate and status\n"
+		"      --db CONNINFO      libpq conninfo or URI; overrides [database] conninfo;\n"
+		"                         without either, the PG* environment is used.\n"
+		"                         Keep passwords out of it: use PGPASSWORD or ~/.pgpass\n"
+		"      --log-format FMT   text (default) or json, on stderr\n"
+		"      --log-level LEVEL  debug, info (default), warn, error\n"
+		"  -v, --verbose          same as --log-level debug\n"
+		"  -q, --quiet            same as --log-level error, and no progress line\n"
+		"  -h, --help             print this help\n"
+		"  -V, --version          print the version\n"
+		"\n"
+		"Options of sync:\n"
+		"  -n, --dry-run          collect, normalize and compute the changes; print\n"
+		"                         the plan; write nothing\n"
+		"      --only PRODUCT     only tair_kvcache, hologres or tione\n"
+		"      --save-raw DIR     also write every response page under DIR\n"
+		"                         (the Hologres apiKey is removed first)\n"
+		"      --from-raw DIR     replay pages saved by --save-raw; no network\n"
+		"      --wait             wait for a concurrent run instead of exiting 75\n"
+		"      --progress         redraw a progress line (default when stderr is a TTY)\n"
+		"      --no-progress      never draw it\n"
+		"\n"
+		"Options of status:\n"
+		"      --runs N           how many recent runs to show (default 10)\n"
+		"\n"
+		"Exit codes:\n"
+		"  0   success\n"
+		"  1   failure: nothing was committed\n"
+		"  2   partial: committed, but some scopes failed; nothing was deleted there\n"
+		"  64  usage error\n"
+		"  75  temporary failure: another run holds the lock, or the database is\n"
+		"      unreachable; try again later\n"
+		"  78  configuration or authentication error\n"
+		"\n"
+		"Secrets are read from environment variables or the official CLIs' files,\n"
+		"never from the command line. See README.md and deploy/aifleet.example.ini.\n");
+}
+
+static int exit_code_for(int err)
+{
+	switch (err) {
+	case 0: return EXIT_OK;
+	case AF_ERR_LOCKED:
+	case AF_ERR_TRANSIENT: return EXIT_TEMPFAIL;
+	case AF_ERR_CONFIG:
+	case AF_ERR_AUTH: return EXIT_CONFIG;
+	default: return EXIT_FAILED;
+	}
+}
+
+static int parse_args(cli *c, int argc, char **argv)
+{
+	enum {
+		OPT_DB = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_ONLY, OPT_SAVE_RAW, OPT_FROM_RAW,
+		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS,
+	};
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"db", required_argument, NULL, OPT_DB},
+		{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"only", required_argument, NULL, OPT_ONLY},
+		{"save-raw", required_argument, NULL, OPT_SAVE_RAW},
+		{"from-raw", required_argument, NULL, OPT_FROM_RAW},
+		{"wait", no_argument, NULL, OPT_WAIT},
+		{"progress", no_argument, NULL, OPT_PROGRESS},
+		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"runs", required_argument, NULL, OPT_RUNS},
+		{NULL, 0, NULL, 0},
+	};
+	af_log_level level = AF_LOG_INFO;
+	af_log_format format = AF_LOG_TEXT;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "c:vqhVn", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': c->config_path = optarg; break;
+		case OPT_DB: c->db = optarg; break;
+		case OPT_LOG_FORMAT:
+			if (af_log_parse_format(&format, optarg) < 0)
+				goto bad;
+			break;
+		case OPT_LOG_LEVEL:
+			if (af_log_parse_level(&level, optarg) < 0)
+				goto bad;
+			break;
+		case 'v': level = AF_LOG_DEBUG; break;
+		case 'q':
+			level = AF_LOG_ERROR;
+			c->progress = false;
+			c->progress_set = true;
+			break;
+		case 'h': c->command = "help"; break;
+		case 'V': c->command = "version"; break;
+		case 'n': c->dry_run = true; break;
+		case OPT_ONLY: c->only = optarg; break;
+		case OPT_SAVE_RAW: c->save_raw = optarg; break;
+		case OPT_FROM_RAW: c->from_raw = optarg; break;
+		case OPT_WAIT: c->wait = true; break;
+		case OPT_PROGRESS: c->progress = c->progress_set = true; break;
+		case OPT_NO_PROGRESS:
+			c->progress = false;
+			c->progress_set = true;
+			break;
+		case OPT_RUNS:
+			c->runs = atoi(optarg);
+			if (c->runs <= 0) {
+				af_error_set(AF_ERR_CONFIG, "--runs needs a positive number");
+				goto bad;
+			}
+			break;
+		default:
+			fprintf(stderr, "Try 'aifleet --help'.\n");
+			return -1;
+		}
+	}
+	af_log_setup(level, format);
+	if (!c->command) {
+		if (optind >= argc) {
+			fprintf(stderr, "aifleet: no command given\n");
+			usage(stderr);
+			return -1;
+		}
+		c->command = argv[optind++];
+	}
+	if (optind < argc) {
+		fprintf(stderr, "aifleet: unexpected argument '%s'\nTry 'aifleet --help'.\n",
+			argv[optind]);
+		return -1;
+	}
+	if (!c->config_path) {
+		const char *env = getenv("AIFLEET_CONFIG");
+
+		if (env && *env)
+			c->config_path = env;
+	}
+	if (c->save_raw && c->from_raw) {
+		fprintf(stderr, "aifleet: --save-raw and --from-raw exclude each other\n");
+		return -1;
+	}
+	if (!c->progress_set)
+		c->progress = isatty(STDERR_FILENO);
 	return 0;
+bad:
+	fprintf(stderr, "aifleet: %s\n", af_error_last());
+	return -1;
+}
+
+static int cmd_migrate(const cli *c, const af_config *cfg)
+{
+	af_store *store = NULL;
+	int applied = 0, err;
+
+	if ((err = af_store_connect(&store, c->db ? c->db : cfg->db_conninfo)) < 0 ||
+	    (err = af_store_migrate(store, &applied)) < 0)
+		goto done;
+	printf("migrate: %d migration(s) applied, schema is current\n", applied);
+done:
+	af_store_free(store);
+	return err;
+}
+
+static int cmd_status(const cli *c, const af_config *cfg)
+{
+	af_store *store = NULL;
+	int err;
+
+	if ((err = af_store_connect(&store, c->db ? c->db : cfg->db_conninfo)) < 0 ||
+	    (err = af_store_print_status(store, stdout, c->runs > 0 ? c->runs : 10)) < 0)
+		goto done;
+done:
+	af_store_free(store);
+	return err;
+}
+
+static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
+{
+	af_sync_options opts = {0};
+	af_sync_result result;
+	int err;
+
+	opts.db_conninfo = c->db;
+	opts.only = c->only;
+	opts.dry_run = c->dry_run;
+	opts.wait_for_lock = c->wait;
+	opts.progress = c->progress;
+	opts.raw.save_dir = c->save_raw;
+	opts.raw.replay_dir = c->from_raw;
+	opts.trigger = c->from_raw ? "aifleet sync --from-raw" : "aifleet sync";
+	opts.plan_out = stdout;
+
+	err = af_sync_run(cfg, &opts, &result);
+	if (err < 0)
+		return err;
+	af_sync_print_summary(stdout, &result, c->dry_run);
+	if (result.auth_failures)
+		*exit_code = EXIT_CONFIG;
+	else if (result.partial || result.failed)
+		*exit_code = EXIT_PARTIAL;
+	else
+		*exit_code = EXIT_OK;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	cli c = {0};
+	af_config cfg;
+	int err = 0, code = EXIT_OK;
+
+	af_config_init(&cfg);
+	if (parse_args(&c, argc, argv) < 0)
+		return EXIT_USAGE;
+
+	if (strcmp(c.command, "help") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(c.command, "version") == 0) {
+		printf("aifleet %s (%s)\n", AIFLEET_VERSION, curl_version());
+		return EXIT_OK;
+	}
+	if (strcmp(c.command, "sync") && strcmp(c.command, "migrate") && strcmp(c.command, "status")) {
+		fprintf(stderr, "aifleet: unknown command '%s'\nTry 'aifleet --help'.\n", c.command);
+		return EXIT_USAGE;
+	}
+	if (c.db && strstr(c.db, "password")) {
+		/* argv is visible to every user of the machine (ps, /proc). */
+		af_warn("cli", "--db contains a password, which other users can see in the process "
+			       "list; prefer PGPASSWORD or ~/.pgpass");
+	}
+	if (c.config_path) {
+		if ((err = af_config_load(&cfg, c.config_path)) < 0)
+			goto done;
+	} else if (strcmp(c.command, "sync") == 0) {
+		fprintf(stderr, "aifleet: sync needs a configuration: --config FILE or "
+				"AIFLEET_CONFIG (see deploy/aifleet.example.ini)\n");
+		return EXIT_USAGE;
+	}
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (strcmp(c.command, "migrate") == 0)
+		err = cmd_migrate(&c, &cfg);
+	else if (strcmp(c.command, "status") == 0)
+		err = cmd_status(&c, &cfg);
+	else
+		err = cmd_sync(&c, &cfg, &code);
+	curl_global_cleanup();
+
+done:
+	if (err < 0) {
+		af_err("aifleet", "%s", af_error_last());
+		code = exit_code_for(err);
+	}
+	af_config_free(&cfg);
+	return code;
 }
