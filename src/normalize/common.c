@@ -17,11 +17,11 @@
 #define NZ_COMPONENT "normalize"
 /* json_tokener caps nesting at 32; embedded JSON strings are re-parsed, so
  * the copy has its own cap to stay bounded whatever the input. */
-#define NZ_MAX_DEPTH 64
+#define NZ_MAX_DEPTH  64
 #define NZ_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-void nz_ctx_init(nz_ctx *c, const af_scope *scope, const af_record_sink *sink,
-		 af_norm_stats *stats, af_norm_stats *fallback)
+void nz_ctx_init(nz_ctx *c, const af_scope *scope, const af_record_sink *sink, af_norm_stats *stats,
+                 af_norm_stats *fallback)
 {
 	static const af_scope none = {"?", "?", "?", "?"};
 
@@ -47,16 +47,16 @@ void nz_warn(nz_ctx *c, const char *field, const char *why)
 {
 	c->stats->warnings++;
 	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s: field %s dropped: %s", s_or(c->scope->provider),
-		s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
-		field, why);
+	        s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
+	        field, why);
 }
 
 void nz_reject(nz_ctx *c, const char *why)
 {
 	c->stats->rejected++;
 	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s rejected: %s", s_or(c->scope->provider),
-		s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
-		why);
+	        s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
+	        why);
 }
 
 json_object *nz_get(json_object *obj, const char *key)
@@ -211,61 +211,61 @@ typedef struct nz_map {
  * blanks, so CREATE_FAILED = CreateFailed). docs/mapping.md lists them.
  */
 static const nz_map status_map[] = {
-	/* running */
-	{"normal", "running"},
-	{"running", "running"},
-	{"resourceready", "running"},
-	{"available", "running"},
-	{"active", "running"},
-	/* creating */
-	{"creating", "creating"},
-	{"instancewaiting", "creating"},
-	{"pending", "creating"},
-	{"waiting", "creating"},
-	{"starting", "creating"},
-	{"deploying", "creating"},
-	{"preparing", "creating"},
-	/* stopped */
-	{"stopped", "stopped"},
-	{"inactive", "stopped"},
-	{"suspended", "stopped"},
-	{"paused", "stopped"},
-	/* stopping */
-	{"stopping", "stopping"},
-	/* updating */
-	{"changing", "updating"},
-	{"updating", "updating"},
-	{"upgrading", "updating"},
-	{"scaling", "updating"},
-	{"migrating", "updating"},
-	{"transforming", "updating"},
-	{"flushing", "updating"},
-	{"backuprecovering", "updating"},
-	{"minorversionupgrading", "updating"},
-	{"majorversionupgrading", "updating"},
-	{"networkmodifying", "updating"},
-	{"sslmodifying", "updating"},
-	/* failed */
-	{"createfailed", "failed"},
-	{"failed", "failed"},
-	{"abnormal", "failed"},
-	{"error", "failed"},
-	{"unavailable", "failed"},
-	/* deleting */
-	{"deleting", "deleting"},
-	{"releasing", "deleting"},
-	{"released", "deleting"},
-	{"deleted", "deleting"},
-	/* expired */
-	{"expired", "expired"},
-	{"overdue", "expired"},
-	{"arrears", "expired"},
+    /* running */
+    {"normal", "running"},
+    {"running", "running"},
+    {"resourceready", "running"},
+    {"available", "running"},
+    {"active", "running"},
+    /* creating */
+    {"creating", "creating"},
+    {"instancewaiting", "creating"},
+    {"pending", "creating"},
+    {"waiting", "creating"},
+    {"starting", "creating"},
+    {"deploying", "creating"},
+    {"preparing", "creating"},
+    /* stopped */
+    {"stopped", "stopped"},
+    {"inactive", "stopped"},
+    {"suspended", "stopped"},
+    {"paused", "stopped"},
+    /* stopping */
+    {"stopping", "stopping"},
+    /* updating */
+    {"changing", "updating"},
+    {"updating", "updating"},
+    {"upgrading", "updating"},
+    {"scaling", "updating"},
+    {"migrating", "updating"},
+    {"transforming", "updating"},
+    {"flushing", "updating"},
+    {"backuprecovering", "updating"},
+    {"minorversionupgrading", "updating"},
+    {"majorversionupgrading", "updating"},
+    {"networkmodifying", "updating"},
+    {"sslmodifying", "updating"},
+    /* failed */
+    {"createfailed", "failed"},
+    {"failed", "failed"},
+    {"abnormal", "failed"},
+    {"error", "failed"},
+    {"unavailable", "failed"},
+    /* deleting */
+    {"deleting", "deleting"},
+    {"releasing", "deleting"},
+    {"released", "deleting"},
+    {"deleted", "deleting"},
+    /* expired */
+    {"expired", "expired"},
+    {"overdue", "expired"},
+    {"arrears", "expired"},
 };
 
 static const nz_map charge_map[] = {
-	{"prepaid", "prepaid"},   {"prepay", "prepaid"},   {"subscription", "prepaid"},
-	{"postpaid", "postpaid"}, {"postpaidbyhour", "postpaid"}, {"postpay", "postpaid"},
-	{"payasyougo", "postpaid"}, {"hybridpaid", "hybrid"},
+    {"prepaid", "prepaid"},     {"prepay", "prepaid"},          {"subscription", "prepaid"},
+    {"postpaid", "postpaid"},   {"postpaidbyhour", "postpaid"}, {"postpay", "postpaid"},
+    {"payasyougo", "postpaid"}, {"hybridpaid", "hybrid"},
 };
 
 /* Folds "POSTPAID_BY_HOUR" to "postpaidbyhour"; false if it does not fit. */
@@ -318,7 +318,7 @@ static char *dup_json(json_object *o)
 }
 
 int nz_tags(char **out, nz_ctx *c, json_object *arr, const char *field, const char *kname,
-	    const char *vname)
+            const char *vname)
 {
 	json_object *tags = NULL;
 	int err = 0;
@@ -489,8 +489,8 @@ static int strip(json_object **out, json_object *o, const char *const *drop, int
 		if (!(copy = json_object_new_array()))
 			goto nomem;
 		for (size_t i = 0; i < json_object_array_length(o); i++) {
-			if ((err = strip(&child, json_object_array_get_idx(o, i), NULL, depth + 1)) <
-			    0)
+			if ((err = strip(&child, json_object_array_get_idx(o, i), NULL,
+			                 depth + 1)) < 0)
 				goto done;
 			if (json_object_array_add(copy, child) < 0) {
 				json_object_put(child);
@@ -545,8 +545,7 @@ int nz_raw(char **out, json_object *obj, const char *const *drop)
 	return err;
 }
 
-int nz_raw_merge(char **out, json_object *primary, json_object *secondary,
-		 const char *const *drop)
+int nz_raw_merge(char **out, json_object *primary, json_object *secondary, const char *const *drop)
 {
 	json_object *merged = NULL;
 	int err = 0;

@@ -22,10 +22,10 @@ typedef struct holo_kind {
 /* The page gives memory in GiB and gpuMemory in GB; both are stored as GiB
  * (docs/mapping.md: the GB figures are taken as GiB, no conversion). */
 static const holo_kind kinds[] = {
-	{"cpu", "cpuUsed", "cpu_cores", "cores"},
-	{"memory", "memoryUsed", "memory_gib", "GiB"},
-	{"gpu", "gpuUsed", "gpu_count", "cards"},
-	{"gpuMemory", "gpuMemoryUsed", "gpu_memory_gib", "GiB"},
+    {"cpu", "cpuUsed", "cpu_cores", "cores"},
+    {"memory", "memoryUsed", "memory_gib", "GiB"},
+    {"gpu", "gpuUsed", "gpu_count", "cards"},
+    {"gpuMemory", "gpuMemoryUsed", "gpu_memory_gib", "GiB"},
 };
 
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
@@ -70,7 +70,7 @@ static int node_resources(nz_ctx *c, const char *owner, json_object *detail, jso
 }
 
 static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, json_object *svc,
-		       size_t index)
+                       size_t index)
 {
 	const char *node_item = c->item, *name;
 	af_service s = {0};
@@ -141,7 +141,7 @@ done:
 }
 
 int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, json_object *detail,
-			       const af_record_sink *sink, af_norm_stats *stats)
+                               const af_record_sink *sink, af_norm_stats *stats)
 {
 	/* per-call noise and the services' own records stay out of the node's raw */
 	static const char *const drop[] = {"requestId", "modelServiceList", NULL};

@@ -21,8 +21,8 @@ typedef struct nz_ctx {
 	char item_buf[48];
 } nz_ctx;
 
-void nz_ctx_init(nz_ctx *c, const af_scope *scope, const af_record_sink *sink,
-		 af_norm_stats *stats, af_norm_stats *fallback);
+void nz_ctx_init(nz_ctx *c, const af_scope *scope, const af_record_sink *sink, af_norm_stats *stats,
+                 af_norm_stats *fallback);
 /* Names the current item by position, for items that have no id yet. */
 void nz_ctx_item_index(nz_ctx *c, const char *what, size_t index);
 
@@ -65,7 +65,7 @@ const char *nz_charge(const char *raw);
  * Returns 0 or AF_ERR_NOMEM; malformed entries are skipped with a warning.
  */
 int nz_tags(char **out, nz_ctx *c, json_object *arr, const char *field, const char *kname,
-	    const char *vname);
+            const char *vname);
 
 /*
  * The payload as compact JSON, minus the top-level members listed in `drop`
@@ -74,8 +74,7 @@ int nz_tags(char **out, nz_ctx *c, json_object *arr, const char *field, const ch
  */
 int nz_raw(char **out, json_object *obj, const char *const *drop);
 /* The same, for a tree whose top-level object is built by the caller. */
-int nz_raw_merge(char **out, json_object *primary, json_object *secondary,
-		 const char *const *drop);
+int nz_raw_merge(char **out, json_object *primary, json_object *secondary, const char *const *drop);
 
 /* True for member names that hold secrets ("apiKey", "api_key", ...). */
 bool nz_is_secret_key(const char *key);

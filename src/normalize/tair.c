@@ -12,7 +12,7 @@
 #include "norm_internal.h"
 
 static int emit_resource(nz_ctx *c, const char *owner, const char *kind, af_num capacity,
-			 const char *unit)
+                         const char *unit)
 {
 	af_resource r = {0};
 
@@ -123,7 +123,7 @@ static int one_item(nz_ctx *c, json_object *seen, json_object *item, size_t inde
 	(void)nz_time(c, item, "DestroyTime");
 
 	if ((err = nz_tags(&tags, c, nz_get(nz_get(item, "Tags"), "Tag"), "Tags.Tag", "Key",
-			   "Value")) < 0)
+	                   "Value")) < 0)
 		goto done;
 	in.tags_json = tags;
 	if ((err = nz_raw(&raw, item, NULL)) < 0)
@@ -133,13 +133,13 @@ static int one_item(nz_ctx *c, json_object *seen, json_object *item, size_t inde
 	if ((err = nz_emit_instance(c, &in)) < 0)
 		goto done;
 	if ((err = emit_resource(c, in.native_id, "kv_capacity", nz_num(c, item, "Capacity"),
-				 "capacity_units")) < 0)
+	                         "capacity_units")) < 0)
 		goto done;
 	if ((err = emit_resource(c, in.native_id, "compute_units",
-				 nz_num(c, item, "ComputeUnitNum"), "compute_units")) < 0)
+	                         nz_num(c, item, "ComputeUnitNum"), "compute_units")) < 0)
 		goto done;
 	if ((err = emit_resource(c, in.native_id, "vnodes", nz_num(c, item, "VNodeCount"),
-				 "vnodes")) < 0)
+	                         "vnodes")) < 0)
 		goto done;
 	err = emit_model_service(c, item, &in);
 done:
@@ -149,7 +149,7 @@ done:
 }
 
 int af_normalize_tair_page(const af_scope *scope, json_object *page, const af_record_sink *sink,
-			   af_norm_stats *stats)
+                           af_norm_stats *stats)
 {
 	af_norm_stats dummy = {0};
 	json_object *list, *seen;
@@ -169,7 +169,7 @@ int af_normalize_tair_page(const af_scope *scope, json_object *page, const af_re
 		return 0;
 	if (!json_object_is_type(list, json_type_array))
 		return af_error_set(AF_ERR_DATA,
-				    "Tair page: Instances.TairInferInstanceDTO is not an array");
+		                    "Tair page: Instances.TairInferInstanceDTO is not an array");
 	if (!(seen = json_object_new_object()))
 		return af_error_set(AF_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; i < json_object_array_length(list); i++)

@@ -17,9 +17,9 @@
 #include "aifleet/normalize.h"
 
 #define USEC_PER_SEC INT64_C(1000000)
-#define SEC_PER_DAY INT64_C(86400)
-#define MIN_SEC INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
-#define MAX_SEC INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+#define SEC_PER_DAY  INT64_C(86400)
+#define MIN_SEC      INT64_C(-62135596800) /* 0001-01-01T00:00:00Z */
+#define MAX_SEC      INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 static int64_t days_from_civil(int64_t y, int m, int d)
@@ -197,7 +197,7 @@ void af_time_format(char out[40], af_time t)
 	size_t n;
 
 	snprintf(buf, sizeof(buf), "%04" PRId64 "-%02d-%02d %02d:%02d:%02d.%06d+00", y, m, d,
-		 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)usec);
+	         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)usec);
 	n = strlen(buf);
 	if (n > 39)
 		n = 39;

@@ -13,18 +13,18 @@
 
 /* One ResourceInfo quantity and how to convert it. */
 typedef struct tione_kind {
-	const char *field;  /* Cpu, Memory, Gpu, RealGpu */
-	const char *kind;   /* cpu_cores, ... */
+	const char *field; /* Cpu, Memory, Gpu, RealGpu */
+	const char *kind;  /* cpu_cores, ... */
 	const char *unit;
-	double factor;      /* provider unit -> our unit */
+	double factor; /* provider unit -> our unit */
 	bool gpu;
 } tione_kind;
 
 static const tione_kind kinds[] = {
-	{"Cpu", "cpu_cores", "cores", 1.0 / 1000.0, false},     /* 1/1000 core */
-	{"Memory", "memory_gib", "GiB", 1.0 / 1024.0, false},   /* MB */
-	{"Gpu", "gpu_count", "cards", 1.0 / 100.0, true},       /* 1/100 card */
-	{"RealGpu", "real_gpu_count", "cards", 1.0 / 100.0, true},
+    {"Cpu", "cpu_cores", "cores", 1.0 / 1000.0, false},   /* 1/1000 core */
+    {"Memory", "memory_gib", "GiB", 1.0 / 1024.0, false}, /* MB */
+    {"Gpu", "gpu_count", "cards", 1.0 / 100.0, true},     /* 1/100 card */
+    {"RealGpu", "real_gpu_count", "cards", 1.0 / 100.0, true},
 };
 
 static const char *gpu_type(nz_ctx *c, json_object *per, json_object *total)
@@ -87,7 +87,7 @@ static int service_resources(nz_ctx *c, const char *owner, json_object *info, af
 }
 
 static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, json_object *svc,
-		       size_t index)
+                       size_t index)
 {
 	json_object *info, *model;
 	af_service s = {0};
@@ -204,7 +204,7 @@ static int one_group(nz_ctx *c, json_object *seen, json_object *g, size_t index)
 	}
 	for (size_t i = 0; services && i < json_object_array_length(services); i++)
 		if ((err = one_service(c, &in, svc_seen, json_object_array_get_idx(services, i),
-				       i)) < 0)
+		                       i)) < 0)
 			goto done;
 done:
 	json_object_put(svc_seen);
@@ -214,7 +214,7 @@ done:
 }
 
 int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_record_sink *sink,
-			    af_norm_stats *stats)
+                            af_norm_stats *stats)
 {
 	af_norm_stats dummy = {0};
 	json_object *resp, *list, *error, *seen;
@@ -230,9 +230,9 @@ int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_r
 		json_object *code = nz_get(error, "Code");
 
 		return af_error_set(AF_ERR_DATA, "TI-ONE page is an error: %s",
-				    code && json_object_is_type(code, json_type_string)
-					    ? json_object_get_string(code)
-					    : "(no code)");
+		                    code && json_object_is_type(code, json_type_string)
+		                        ? json_object_get_string(code)
+		                        : "(no code)");
 	}
 	nz_ctx_init(&c, scope, sink, stats, &dummy);
 

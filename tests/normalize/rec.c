@@ -124,17 +124,18 @@ void rec_free(rec *r)
 {
 	for (size_t i = 0; i < r->ninst; i++) {
 		af_instance *c = &r->inst[i];
-		const char *s[] = {c->native_id, c->name, c->status, c->status_raw,
-				   c->charge_type, c->charge_type_raw, c->zone, c->spec,
-				   c->model, c->tags_json, c->raw_json};
+		const char *s[] = {c->native_id,  c->name,        c->status,
+		                   c->status_raw, c->charge_type, c->charge_type_raw,
+		                   c->zone,       c->spec,        c->model,
+		                   c->tags_json,  c->raw_json};
 		for (size_t j = 0; j < sizeof(s) / sizeof(s[0]); j++)
 			free((char *)s[j]);
 	}
 	for (size_t i = 0; i < r->nsvc; i++) {
 		af_service *c = &r->svc[i];
-		const char *s[] = {c->instance_id, c->native_id, c->name, c->model,
-				   c->model_version, c->status, c->status_raw, c->charge_type,
-				   c->charge_type_raw, c->tags_json, c->raw_json};
+		const char *s[] = {c->instance_id,     c->native_id, c->name,       c->model,
+		                   c->model_version,   c->status,    c->status_raw, c->charge_type,
+		                   c->charge_type_raw, c->tags_json, c->raw_json};
 		for (size_t j = 0; j < sizeof(s) / sizeof(s[0]); j++)
 			free((char *)s[j]);
 	}

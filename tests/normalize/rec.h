@@ -23,7 +23,7 @@ typedef struct rec {
 	size_t ninst, nsvc, nres;
 	char order[REC_MAX * 3]; /* 'I', 'S', 'R' in call order */
 	size_t norder;
-	char *all;  /* every emitted string, '\n'-separated */
+	char *all; /* every emitted string, '\n'-separated */
 	size_t all_len;
 	int fail_after; /* > 0: the n-th call returns AF_ERR_DB */
 	int calls;

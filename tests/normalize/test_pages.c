@@ -21,10 +21,9 @@
 #define S INT64_C(1000000)
 
 static const af_scope tair_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", AF_PRODUCT_TAIR};
-static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou",
-				     AF_PRODUCT_TIONE};
+static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou", AF_PRODUCT_TIONE};
 static const af_scope holo_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-shanghai",
-				    AF_PRODUCT_HOLOGRES};
+                                    AF_PRODUCT_HOLOGRES};
 
 #define TK "tk-9dp7e37bab*****"
 
@@ -118,7 +117,7 @@ static void tione_example(void **state)
 	assert_string_equal(in->name, "llm_test");
 	assert_string_equal(in->status, "stopped");
 	assert_string_equal(in->status_raw, "Stopped");
-	assert_null(in->charge_type); /* groups have no charge type */
+	assert_null(in->charge_type);                  /* groups have no charge type */
 	assert_true(in->created_at == 1691214418 * S); /* 2023-08-05T05:46:58Z */
 	assert_true(in->updated_at == 1691504822 * S); /* 2023-08-08T14:27:02Z */
 	rec_json_eq(in->tags_json, "{}");
@@ -141,7 +140,8 @@ static void tione_example(void **state)
 	assert_true(s->updated_at == 1691504822 * S);
 	rec_json_eq(s->tags_json, "{}");
 	/* the service raw keeps nested data, e.g. the +08:00 conditions */
-	assert_non_null(strstr(s->raw_json, "\"LastTransitionTime\":\"2023-08-08T22:27:01+08:00\""));
+	assert_non_null(
+	    strstr(s->raw_json, "\"LastTransitionTime\":\"2023-08-08T22:27:01+08:00\""));
 	assert_non_null(strstr(s->raw_json, "\"InstanceType\":\"TI.GNV4.3XLARGE44.POST\""));
 	/* NOSLASHESCAPE: URLs and paths stay readable */
 	assert_non_null(strstr(s->raw_json, "tione.tencentcloudcr.com/qcloud-ti-platform"));
@@ -195,8 +195,8 @@ static void hologres_example(void **state)
 
 	rec_init(&rc);
 	assert_int_equal(
-		af_normalize_hologres_node(&holo_scope, holo_list_item(list), detail, &rc.sink, &st),
-		0);
+	    af_normalize_hologres_node(&holo_scope, holo_list_item(list), detail, &rc.sink, &st),
+	    0);
 	assert_string_equal(rc.order, "IRRRRSRRRR");
 	assert_int_equal(st.instances, 1);
 	assert_int_equal(st.services, 1);
@@ -275,8 +275,7 @@ static void hologres_list_only(void **state)
 
 	rec_init(&rc);
 	assert_int_equal(
-		af_normalize_hologres_node(&holo_scope, holo_list_item(list), NULL, &rc.sink, &st),
-		0);
+	    af_normalize_hologres_node(&holo_scope, holo_list_item(list), NULL, &rc.sink, &st), 0);
 	assert_string_equal(rc.order, "IRRRR");
 	in = rec_inst(&rc, HID);
 	assert_string_equal(in->charge_type, "postpaid");
@@ -330,9 +329,9 @@ static void sink_failure_stops(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tair_example),       cmocka_unit_test(tione_example),
-		cmocka_unit_test(hologres_example),   cmocka_unit_test(hologres_list_only),
-		cmocka_unit_test(deterministic),      cmocka_unit_test(sink_failure_stops),
+	    cmocka_unit_test(tair_example),     cmocka_unit_test(tione_example),
+	    cmocka_unit_test(hologres_example), cmocka_unit_test(hologres_list_only),
+	    cmocka_unit_test(deterministic),    cmocka_unit_test(sink_failure_stops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,10 +23,9 @@
 #include "testutil.h"
 
 static const af_scope tair_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", AF_PRODUCT_TAIR};
-static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou",
-				     AF_PRODUCT_TIONE};
+static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou", AF_PRODUCT_TIONE};
 static const af_scope holo_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-shanghai",
-				    AF_PRODUCT_HOLOGRES};
+                                    AF_PRODUCT_HOLOGRES};
 
 enum product { TAIR, TIONE, HOLO };
 
@@ -60,16 +59,17 @@ static int run(enum product p, const char *name, rec *rc, af_norm_stats *st)
 }
 
 static void stats_are(const af_norm_stats *st, uint64_t inst, uint64_t svc, uint64_t res,
-		      uint64_t rejected, uint64_t warnings)
+                      uint64_t rejected, uint64_t warnings)
 {
 	if (st->instances != inst || st->services != svc || st->resources != res ||
 	    st->rejected != rejected || st->warnings != warnings)
-		fail_msg("stats i%llu s%llu r%llu rej%llu w%llu, want i%llu s%llu r%llu rej%llu w%llu",
-			 (unsigned long long)st->instances, (unsigned long long)st->services,
-			 (unsigned long long)st->resources, (unsigned long long)st->rejected,
-			 (unsigned long long)st->warnings, (unsigned long long)inst,
-			 (unsigned long long)svc, (unsigned long long)res,
-			 (unsigned long long)rejected, (unsigned long long)warnings);
+		fail_msg(
+		    "stats i%llu s%llu r%llu rej%llu w%llu, want i%llu s%llu r%llu rej%llu w%llu",
+		    (unsigned long long)st->instances, (unsigned long long)st->services,
+		    (unsigned long long)st->resources, (unsigned long long)st->rejected,
+		    (unsigned long long)st->warnings, (unsigned long long)inst,
+		    (unsigned long long)svc, (unsigned long long)res, (unsigned long long)rejected,
+		    (unsigned long long)warnings);
 }
 
 /* Every emitted JSON text parses. */
@@ -165,7 +165,7 @@ static void tair_nulls(void **state)
 static void tair_empty_pages(void **state)
 {
 	static const char *const files[] = {"tair_missing_instances.json",
-					    "tair_empty_instances.json"};
+	                                    "tair_empty_instances.json"};
 	af_norm_stats st;
 	rec rc;
 
@@ -200,8 +200,9 @@ static void tair_wrong_types(void **state)
 	assert_null(in->charge_type);
 	assert_true(in->created_at == AF_TIME_NULL);
 	assert_true(in->expires_at == AF_TIME_NULL);
-	rec_json_eq(in->tags_json, "{\"b\":\"true\",\"f\":\"1.5\",\"o\":\"{\\\"k\\\":[1,\\\"x\\\"]}\","
-				   "\"s\":\"last wins\"}");
+	rec_json_eq(in->tags_json,
+	            "{\"b\":\"true\",\"f\":\"1.5\",\"o\":\"{\\\"k\\\":[1,\\\"x\\\"]}\","
+	            "\"s\":\"last wins\"}");
 	/* a numeric string is a number */
 	rec_num_eq(rec_res(&rc, "tk-types", "kv_capacity")->capacity, 512);
 	assert_null(rec_res_opt(&rc, "tk-types", "compute_units"));
@@ -273,7 +274,8 @@ static void tair_unicode(void **state)
 	assert_string_equal(in->charge_type, "prepaid");
 	rec_json_eq(in->tags_json, "{\"团队\":\"推理 \\\"quoted\\\" \\\\ back\"}");
 	/* unknown fields are kept in raw; UTF-8 and slashes stay as they are */
-	assert_non_null(strstr(in->raw_json, "\"SomethingNew\":{\"nested\":[1,{\"deep\":\"value\"}]"));
+	assert_non_null(
+	    strstr(in->raw_json, "\"SomethingNew\":{\"nested\":[1,{\"deep\":\"value\"}]"));
 	assert_non_null(strstr(in->raw_json, "\"AnotherNewField\":3.25"));
 	assert_non_null(strstr(in->raw_json, "模型/v2"));
 	assert_string_equal(rec_svc(&rc, "tk-ünï-中文/model")->model, "模型/v2");
@@ -284,8 +286,11 @@ static void tair_unicode(void **state)
 static void tair_bad_pages(void **state)
 {
 	static const char *const pages[] = {
-		"[]", "\"text\"", "42", "{\"Instances\": \"text\"}",
-		"{\"Instances\": {\"TairInferInstanceDTO\": {\"InstanceId\": \"tk-1\"}}}",
+	    "[]",
+	    "\"text\"",
+	    "42",
+	    "{\"Instances\": \"text\"}",
+	    "{\"Instances\": {\"TairInferInstanceDTO\": {\"InstanceId\": \"tk-1\"}}}",
 	};
 	rec rc;
 
@@ -296,7 +301,7 @@ static void tair_bad_pages(void **state)
 
 		assert_non_null(o);
 		assert_int_equal(af_normalize_tair_page(&tair_scope, o, &rc.sink, NULL),
-				 AF_ERR_DATA);
+		                 AF_ERR_DATA);
 		json_object_put(o);
 	}
 	assert_int_equal(rc.calls, 0);
@@ -461,7 +466,7 @@ static void hologres_apikey_nested(void **state)
 		assert_null(strstr(log, secrets[i]));
 	}
 	in = rec_inst(&rc, "holo-ai-1");
-	assert_string_equal(in->status, "running"); /* detail ResourceReady over list */
+	assert_string_equal(in->status, "running");       /* detail ResourceReady over list */
 	assert_string_equal(in->charge_type, "postpaid"); /* only the list has it */
 	assert_non_null(strstr(in->raw_json, "\"holoInstanceId\":\"hgpostcn-cn-1\""));
 	assert_null(strstr(in->raw_json, "requestId"));
@@ -522,9 +527,9 @@ static void hologres_bad_item(void **state)
 
 	rec_init(&rc);
 	assert_int_equal(af_normalize_hologres_node(&holo_scope, NULL, NULL, &rc.sink, NULL),
-			 AF_ERR_DATA);
+	                 AF_ERR_DATA);
 	assert_int_equal(af_normalize_hologres_node(&holo_scope, arr, NULL, &rc.sink, NULL),
-			 AF_ERR_DATA);
+	                 AF_ERR_DATA);
 	assert_int_equal(rc.calls, 0);
 	json_object_put(arr);
 	rec_free(&rc);
@@ -574,24 +579,24 @@ static void null_sink(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tair_nulls),
-		cmocka_unit_test(tair_empty_pages),
-		cmocka_unit_test(tair_wrong_types),
-		cmocka_unit_test(tair_missing_ids),
-		cmocka_unit_test(tair_huge),
-		cmocka_unit_test(tair_unicode),
-		cmocka_unit_test(tair_bad_pages),
-		cmocka_unit_test(tione_empty_pages),
-		cmocka_unit_test(tione_bad_pages),
-		cmocka_unit_test(tione_resource_total),
-		cmocka_unit_test(tione_nulls),
-		cmocka_unit_test(tione_huge),
-		cmocka_unit_test(hologres_apikey_nested),
-		cmocka_unit_test(hologres_no_id),
-		cmocka_unit_test(hologres_bad_detail),
-		cmocka_unit_test(hologres_bad_item),
-		cmocka_unit_test(duplicate_ids),
-		cmocka_unit_test(null_sink),
+	    cmocka_unit_test(tair_nulls),
+	    cmocka_unit_test(tair_empty_pages),
+	    cmocka_unit_test(tair_wrong_types),
+	    cmocka_unit_test(tair_missing_ids),
+	    cmocka_unit_test(tair_huge),
+	    cmocka_unit_test(tair_unicode),
+	    cmocka_unit_test(tair_bad_pages),
+	    cmocka_unit_test(tione_empty_pages),
+	    cmocka_unit_test(tione_bad_pages),
+	    cmocka_unit_test(tione_resource_total),
+	    cmocka_unit_test(tione_nulls),
+	    cmocka_unit_test(tione_huge),
+	    cmocka_unit_test(hologres_apikey_nested),
+	    cmocka_unit_test(hologres_no_id),
+	    cmocka_unit_test(hologres_bad_detail),
+	    cmocka_unit_test(hologres_bad_item),
+	    cmocka_unit_test(duplicate_ids),
+	    cmocka_unit_test(null_sink),
 	};
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
 	return cmocka_run_group_tests(tests, NULL, NULL);
