@@ -27,7 +27,7 @@ echo "test.sh: throwaway PostgreSQL at $AIFLEET_TEST_DSN"
 run_suite() {
 	local build=$1
 	shift
-	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAIFLEET_TESTS=ON "$@" >/dev/null
 	cmake --build "$build" -j "$jobs"
 	(cd "$build" && ctest --output-on-failure -j "$jobs")
 }
