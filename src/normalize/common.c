@@ -70,6 +70,77 @@ json_object *nz_get(json_object *obj, const char *key)
 	return v; /* a JSON null is a NULL json_object in json-c */
 }
 
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	size_t n;
+	unsigned int cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2, cp = p[0] & 0x1F;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3, cp = p[0] & 0x0F;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+/* PostgreSQL stores neither invalid UTF-8 nor NUL in text or jsonb, and
+ * the loader rejects a record that has them. */
+bool nz_utf8_ok(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
+
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/* A copy up to the first NUL, every invalid byte replaced by U+FFFD. */
+static char *utf8_clean(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = malloc(len * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len && p[i];) {
+		size_t n = utf8_seq(p + i, len - i);
+
+		if (n) {
+			memcpy(o, p + i, n);
+			o += n;
+			i += n;
+		} else {
+			memcpy(o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
 {
 	json_object *v = nz_get(obj, key);
@@ -78,6 +149,10 @@ const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
 		return NULL;
 	if (!json_object_is_type(v, json_type_string)) {
 		nz_warn(c, key, "not a string");
+		return NULL;
+	}
+	if (!nz_utf8_ok(json_object_get_string(v), (size_t)json_object_get_string_len(v))) {
+		nz_warn(c, key, "not valid UTF-8 or holds a NUL");
 		return NULL;
 	}
 	return json_object_get_string(v);
@@ -91,8 +166,8 @@ const char *nz_id(json_object *obj, const char *key)
 	if (!v || !json_object_is_type(v, json_type_string))
 		return NULL;
 	s = json_object_get_string(v);
-	/* an id of blanks or with a NUL inside cannot be a key */
-	if (!s || !*s || strlen(s) != (size_t)json_object_get_string_len(v))
+	/* an id of blanks, with a NUL inside or not UTF-8 cannot be a key */
+	if (!s || !*s || !nz_utf8_ok(s, (size_t)json_object_get_string_len(v)))
 		return NULL;
 	for (const char *p = s; *p; p++)
 		if (!isspace((unsigned char)*p))
@@ -362,8 +437,8 @@ int nz_tags(char **out, nz_ctx *c, json_object *arr, const char *field, const ch
 			goto done;
 		}
 	}
-	if (!(*out = dup_json(tags)))
-		err = af_error_set(AF_ERR_NOMEM, "out of memory building tags");
+	/* through nz_raw, so that keys and values are valid UTF-8 */
+	err = nz_raw(out, tags, NULL);
 done:
 	json_object_put(tags);
 	return err;
@@ -478,6 +553,17 @@ static int strip(json_object **out, json_object *o, const char *const *drop, int
 				continue;
 			if ((err = strip(&child, v, NULL, depth + 1)) < 0)
 				goto done;
+			if (!nz_utf8_ok(k, strlen(k))) {
+				char *ck = utf8_clean(k, strlen(k));
+				int rc = ck ? json_object_object_add(copy, ck, child) : -1;
+
+				free(ck);
+				if (rc < 0) {
+					json_object_put(child);
+					goto nomem;
+				}
+				continue;
+			}
 			if (json_object_object_add(copy, k, child) < 0) {
 				json_object_put(child);
 				goto nomem;
@@ -499,6 +585,16 @@ static int strip(json_object **out, json_object *o, const char *const *drop, int
 		}
 		break;
 	case json_type_string:
+		if (!nz_utf8_ok(json_object_get_string(o), (size_t)json_object_get_string_len(o))) {
+			char *clean = utf8_clean(json_object_get_string(o),
+			                         (size_t)json_object_get_string_len(o));
+
+			copy = clean ? json_object_new_string(clean) : NULL;
+			free(clean);
+			if (!copy)
+				goto nomem;
+			break;
+		}
 		if ((inner = parse_embedded(o)) && contains_secret(inner, depth + 1)) {
 			json_object *clean;
 			const char *s;
@@ -512,6 +608,13 @@ static int strip(json_object **out, json_object *o, const char *const *drop, int
 				goto nomem;
 			break;
 		}
+		copy = json_object_get(o);
+		break;
+	case json_type_double:
+		/* json-c reads NaN, Infinity and 1e400 (inf); jsonb takes none
+		 * of NaN/Infinity, so non-finite numbers become null */
+		if (!isfinite(json_object_get_double(o)))
+			break;
 		copy = json_object_get(o);
 		break;
 	default:

@@ -76,6 +76,9 @@ int nz_raw(char **out, json_object *obj, const char *const *drop);
 /* The same, for a tree whose top-level object is built by the caller. */
 int nz_raw_merge(char **out, json_object *primary, json_object *secondary, const char *const *drop);
 
+/* True when s[0..len) is valid UTF-8 without a NUL. */
+bool nz_utf8_ok(const char *s, size_t len);
+
 /* True for member names that hold secrets ("apiKey", "api_key", ...). */
 bool nz_is_secret_key(const char *key);
 

@@ -54,10 +54,44 @@ static void no_secret_members(json_object *o)
 			CHECK(!secret_name(k));
 			no_secret_members(v);
 		}
+	} else if (json_object_is_type(o, json_type_double)) {
+		double d = json_object_get_double(o);
+
+		CHECK(d == d && d - d == 0); /* jsonb has no NaN or Infinity */
 	} else if (json_object_is_type(o, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(o); i++)
 			no_secret_members(json_object_array_get_idx(o, i));
 	}
+}
+
+/* A real \u0000 escape: "\u0000" after an even number of backslashes (an
+ * escaped backslash followed by the text u0000 is harmless). */
+static bool has_nul_escape(const char *text)
+{
+	for (const char *p = text; (p = strstr(p, "\\u0000")); p++) {
+		size_t n = 0;
+
+		for (const char *q = p; q > text && q[-1] == '\\'; q--)
+			n++;
+		if (n % 2 == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Parses as PostgreSQL jsonb would accept: strict, valid UTF-8, no \u0000. */
+static json_object *parse_strict(const char *text)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o;
+
+	CHECK(tok != NULL);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
+	json_tokener_free(tok);
+	CHECK(o != NULL);
+	CHECK(!has_nul_escape(text));
+	return o;
 }
 
 static void check_raw(const char *raw)
@@ -66,8 +100,7 @@ static void check_raw(const char *raw)
 
 	if (!raw)
 		return;
-	o = json_tokener_parse(raw);
-	CHECK(o != NULL);
+	o = parse_strict(raw);
 	no_secret_members(o);
 	json_object_put(o);
 }
@@ -78,8 +111,8 @@ static void check_tags(const char *tags)
 
 	if (!tags)
 		return;
-	o = json_tokener_parse(tags);
-	CHECK(o && json_object_is_type(o, json_type_object));
+	o = parse_strict(tags);
+	CHECK(json_object_is_type(o, json_type_object));
 	json_object_object_foreach(o, k, v)
 	{
 		(void)k;

@@ -72,28 +72,35 @@ static void stats_are(const af_norm_stats *st, uint64_t inst, uint64_t svc, uint
 		    (unsigned long long)warnings);
 }
 
-/* Every emitted JSON text parses. */
+/* Every emitted JSON text parses strictly as UTF-8 (json-c's own
+ * validator) and holds no \u0000: what PostgreSQL jsonb accepts. */
+static void json_ok(const char *t)
+{
+	json_tokener *tok;
+	json_object *o;
+
+	if (!t)
+		return;
+	tok = json_tokener_new();
+	assert_non_null(tok);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, t, (int)strlen(t));
+	if (!o)
+		fail_msg("invalid JSON: %s", t);
+	assert_null(strstr(t, "\\u0000"));
+	json_object_put(o);
+	json_tokener_free(tok);
+}
+
 static void json_valid(const rec *rc)
 {
 	for (size_t i = 0; i < rc->ninst; i++) {
-		const char *t[] = {rc->inst[i].raw_json, rc->inst[i].tags_json};
-		for (size_t j = 0; j < 2; j++) {
-			json_object *o = t[j] ? json_tokener_parse(t[j]) : NULL;
-
-			if (t[j] && !o)
-				fail_msg("invalid JSON: %s", t[j]);
-			json_object_put(o);
-		}
+		json_ok(rc->inst[i].raw_json);
+		json_ok(rc->inst[i].tags_json);
 	}
 	for (size_t i = 0; i < rc->nsvc; i++) {
-		const char *t[] = {rc->svc[i].raw_json, rc->svc[i].tags_json};
-		for (size_t j = 0; j < 2; j++) {
-			json_object *o = t[j] ? json_tokener_parse(t[j]) : NULL;
-
-			if (t[j] && !o)
-				fail_msg("invalid JSON: %s", t[j]);
-			json_object_put(o);
-		}
+		json_ok(rc->svc[i].raw_json);
+		json_ok(rc->svc[i].tags_json);
 	}
 }
 
@@ -246,6 +253,7 @@ static void tair_missing_ids(void **state)
 
 static void tair_huge(void **state)
 {
+	const af_instance *in;
 	af_norm_stats st;
 	rec rc;
 
@@ -256,6 +264,12 @@ static void tair_huge(void **state)
 	rec_num_eq(rec_res(&rc, "tk-huge", "kv_capacity")->capacity, 1e308);
 	assert_null(rec_res_opt(&rc, "tk-huge", "compute_units"));
 	assert_null(rec_res_opt(&rc, "tk-huge", "vnodes"));
+	/* raw: json-c reads NaN/Infinity/1e400, jsonb takes none of them */
+	in = rec_inst(&rc, "tk-huge");
+	assert_non_null(strstr(in->raw_json, "\"ComputeUnitNum\":null"));
+	assert_non_null(strstr(in->raw_json, "\"Weird\":null"));
+	assert_non_null(strstr(in->raw_json, "\"Weirder\":null"));
+	assert_non_null(strstr(in->raw_json, "\"Capacity\":1e308"));
 	json_valid(&rc);
 	rec_free(&rc);
 }
@@ -535,6 +549,30 @@ static void hologres_bad_item(void **state)
 	rec_free(&rc);
 }
 
+/* Invalid UTF-8 and NULs: ids rejected, text fields dropped, raw and
+ * tags repaired (U+FFFD for bad bytes, cut at a NUL). */
+static void tair_bad_utf8(void **state)
+{
+	af_norm_stats st;
+	const af_instance *in;
+	rec rc;
+
+	assert_int_equal(run(TAIR, "tair_bad_utf8.json", &rc, &st), 0);
+	assert_string_equal(rc.order, "I");
+	/* InstanceName, Model, ZoneId (a UTF-16 surrogate in CESU form) */
+	stats_are(&st, 1, 0, 0, 2, 3);
+	in = rec_inst(&rc, "tk-utf");
+	assert_null(in->name);
+	assert_null(in->model);
+	assert_null(in->zone);
+	assert_string_equal(in->spec, "ok \xe2\x82\xac");
+	rec_json_eq(in->tags_json, "{\"k\xef\xbf\xbd\":\"v\",\"ok\":\"\xef\xbf\xbd\xef\xbf\xbd\"}");
+	assert_non_null(strstr(in->raw_json, "\"InstanceName\":\"bad\xef\xbf\xbd(\""));
+	assert_non_null(strstr(in->raw_json, "\"Model\":\"m\""));
+	json_valid(&rc);
+	rec_free(&rc);
+}
+
 /* A repeated id would give two records with one key: the first wins, the
  * repeat is rejected (so the scope is partial). */
 static void duplicate_ids(void **state)
@@ -596,6 +634,7 @@ int main(void)
 	    cmocka_unit_test(hologres_bad_detail),
 	    cmocka_unit_test(hologres_bad_item),
 	    cmocka_unit_test(duplicate_ids),
+	    cmocka_unit_test(tair_bad_utf8),
 	    cmocka_unit_test(null_sink),
 	};
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
