@@ -1,0 +1,240 @@
+#include "e2e.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "aifleet/buf.h"
+#include "testutil.h"
+
+#define SIM_BIN AF_BINARY_DIR "/src/sim/aifleet-sim"
+#define AIFLEET_BIN AF_BINARY_DIR "/src/cli/aifleet"
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+void e2e_sim_start(e2e_sim *sim, const char *const *args)
+{
+	char port_file[600], log_file[600];
+	const char *argv[32];
+	char *dir = af_test_tempdir();
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(sim->dir, sizeof(sim->dir), "%s", dir);
+	free(dir);
+	snprintf(port_file, sizeof(port_file), "%s/sim.port", sim->dir);
+	snprintf(log_file, sizeof(log_file), "%s/sim.log", sim->dir);
+	argv[n++] = SIM_BIN;
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--port-file";
+	argv[n++] = port_file;
+	for (size_t i = 0; args && args[i] && n < 30; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+
+	sim->pid = fork();
+	assert_true(sim->pid >= 0);
+	if (sim->pid == 0) {
+		int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(SIM_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	sim->port = 0;
+	for (int i = 0; i < 400 && !sim->port; i++) {
+		f = fopen(port_file, "r");
+		if (f) {
+			if (fscanf(f, "%d", &sim->port) != 1)
+				sim->port = 0;
+			fclose(f);
+		}
+		if (!sim->port)
+			sleep_ms(25);
+	}
+	if (!sim->port)
+		fail_msg("aifleet-sim did not start (see %s)", log_file);
+}
+
+void e2e_sim_stop(e2e_sim *sim)
+{
+	int status;
+
+	if (sim->pid <= 0)
+		return;
+	kill(sim->pid, SIGTERM);
+	waitpid(sim->pid, &status, 0);
+	sim->pid = 0;
+}
+
+static size_t collect(char *data, size_t size, size_t nmemb, void *ud)
+{
+	return af_buf_append(ud, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+json_object *e2e_sim_request(const e2e_sim *sim, const char *method, const char *path,
+			     const char *body)
+{
+	char url[512];
+	af_buf resp = AF_BUF_INIT;
+	CURL *curl = curl_easy_init();
+	json_object *json;
+	long status = 0;
+	CURLcode cc;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", sim->port, path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+	if (body)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	if (method)
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(curl);
+	if (cc != CURLE_OK || status >= 400)
+		fail_msg("simulator %s %s: curl %d, HTTP %ld: %s", method ? method : "GET", path,
+			 (int)cc, status, resp.data ? resp.data : "");
+	json = resp.data ? json_tokener_parse(resp.data) : NULL;
+	af_buf_free(&resp);
+	return json;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+char *e2e_sim_ids(const e2e_sim *sim, const char *product)
+{
+	char path[128];
+	json_object *fleet, *items;
+	const char **ids;
+	af_buf out = AF_BUF_INIT;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/_sim/fleet?product=%s", product);
+	fleet = e2e_sim_request(sim, NULL, path, NULL);
+	assert_non_null(fleet);
+	assert_true(json_object_object_get_ex(fleet, "items", &items));
+	n = json_object_array_length(items);
+	ids = calloc(n + 1, sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		json_object *id;
+
+		assert_true(json_object_object_get_ex(json_object_array_get_idx(items, i), "id", &id));
+		ids[i] = json_object_get_string(id);
+	}
+	qsort(ids, n, sizeof(*ids), compare_strings);
+	for (size_t i = 0; i < n; i++)
+		af_buf_printf(&out, "%s%s", i ? "\n" : "", ids[i]);
+	free(ids);
+	json_object_put(fleet);
+	return out.data ? af_buf_detach(&out) : strdup("");
+}
+
+char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
+		       const char *text, const char *extra)
+{
+	char *tmpl = text ? strdup(text) : af_test_read_file(AF_SOURCE_DIR "/deploy/demo.ini.in", NULL);
+	char port[16], *path;
+	af_buf out = AF_BUF_INIT;
+	FILE *f;
+
+	assert_non_null(tmpl);
+	snprintf(port, sizeof(port), "%d", sim->port);
+	/* Substitute @PORT@ and @CONNINFO@. */
+	for (const char *p = tmpl; *p;) {
+		if (strncmp(p, "@PORT@", 6) == 0) {
+			af_buf_puts(&out, port);
+			p += 6;
+		} else if (strncmp(p, "@CONNINFO@", 10) == 0) {
+			af_buf_puts(&out, db ? db->conninfo : "");
+			p += 10;
+		} else {
+			af_buf_append(&out, p, 1);
+			p++;
+		}
+	}
+	free(tmpl);
+	/* A repeated section adds keys to it; a repeated scalar key wins. */
+	if (extra)
+		af_buf_printf(&out, "\n%s\n", extra);
+
+	path = malloc(strlen(dir) + 16);
+	sprintf(path, "%s/aifleet.ini", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(out.data, f);
+	fclose(f);
+	chmod(path, 0600);
+	af_buf_free(&out);
+	return path;
+}
+
+void e2e_set_demo_credentials(void)
+{
+	setenv("DEMO_ALI_ACCESS_KEY_ID", "LTAI5tSimDemoAli0000001", 1);
+	setenv("DEMO_ALI_ACCESS_KEY_SECRET", "sim-demo-ali-secret-NOT-REAL", 1);
+	setenv("DEMO_ALI_STS_ACCESS_KEY_ID", "STS.SimDemoAliSts000001", 1);
+	setenv("DEMO_ALI_STS_ACCESS_KEY_SECRET", "sim-demo-sts-secret-NOT-REAL", 1);
+	setenv("DEMO_ALI_STS_SECURITY_TOKEN", "sim-demo-sts-token-NOT-REAL", 1);
+	setenv("DEMO_TC_SECRET_ID", "AKIDSimDemoTencent000000001", 1);
+	setenv("DEMO_TC_SECRET_KEY", "sim-demo-tc-secret-NOT-REAL", 1);
+}
+
+int e2e_run_aifleet(const char *dir, const char *const *args, char **out, char **err)
+{
+	char out_path[600], err_path[600];
+	const char *argv[32];
+	size_t n = 0;
+	int status;
+	pid_t pid;
+
+	snprintf(out_path, sizeof(out_path), "%s/out.txt", dir);
+	snprintf(err_path, sizeof(err_path), "%s/err.txt", dir);
+	argv[n++] = AIFLEET_BIN;
+	for (size_t i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(AIFLEET_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (out)
+		*out = af_test_read_file(out_path, NULL);
+	if (err)
+		*err = af_test_read_file(err_path, NULL);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

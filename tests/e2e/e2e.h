@@ -1,0 +1,49 @@
+#ifndef AIFLEET_E2E_H
+#define AIFLEET_E2E_H
+
+/*
+ * End-to-end harness: the real aifleet-sim binary on a free loopback port,
+ * a fresh database on the throwaway server, a configuration generated from
+ * deploy/demo.ini.in, and the aifleet binary or library driving them.
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "testdb.h"
+
+typedef struct e2e_sim {
+	pid_t pid;
+	int port;
+	char dir[512];
+} e2e_sim;
+
+/* Starts aifleet-sim with extra arguments (NULL-terminated list). */
+void e2e_sim_start(e2e_sim *sim, const char *const *args);
+void e2e_sim_stop(e2e_sim *sim);
+
+/* Control API: returns the parsed JSON answer (caller puts it). `body` NULL
+ * makes a GET, otherwise a POST (or DELETE with method). */
+json_object *e2e_sim_request(const e2e_sim *sim, const char *method, const char *path,
+			     const char *body);
+
+/* Native ids the simulator holds for a product (all accounts, regions),
+ * as a sorted, newline-joined string. Caller frees. */
+char *e2e_sim_ids(const e2e_sim *sim, const char *product);
+
+/* Writes `dir`/aifleet.ini from `text` (NULL: deploy/demo.ini.in) with
+ * @PORT@ and @CONNINFO@ filled in for this simulator and database, and
+ * `extra` (may be NULL) appended. Returns the path (caller frees). */
+char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
+		       const char *text, const char *extra);
+
+/* Puts the simulator's demo keys into the environment. */
+void e2e_set_demo_credentials(void);
+
+/* Runs the aifleet binary with args; stdout and stderr go to files in
+ * `dir` (out.txt, err.txt) whose contents are returned (caller frees).
+ * Returns the exit code. */
+int e2e_run_aifleet(const char *dir, const char *const *args, char **out, char **err);
+
+#endif

@@ -1,0 +1,681 @@
+/*
+ * End-to-end tests: aifleet-sim (real binary, real signatures over loopback
+ * HTTP) -> collectors -> normalizers -> loader -> a real PostgreSQL.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "aifleet/config.h"
+#include "aifleet/error.h"
+#include "aifleet/log.h"
+#include "aifleet/store.h"
+#include "aifleet/sync.h"
+#include "e2e.h"
+#include "testdb.h"
+#include "testutil.h"
+
+typedef struct env {
+	af_testdb db;
+	e2e_sim sim;
+	char *dir;
+	char *config;
+} env;
+
+static void env_up(env *e, const char *const *sim_args, const char *text, const char *extra)
+{
+	memset(e, 0, sizeof(*e));
+	af_testdb_create(&e->db);
+	e2e_sim_start(&e->sim, sim_args);
+	e->dir = af_test_tempdir();
+	e->config = e2e_write_config(e->dir, &e->sim, &e->db, text, extra);
+	e2e_set_demo_credentials();
+}
+
+static void env_down(env *e)
+{
+	e2e_sim_stop(&e->sim);
+	af_testdb_drop(&e->db);
+	free(e->config);
+	free(e->dir);
+}
+
+typedef struct sync_args {
+	bool dry_run;
+	const char *only;
+	const char *save_raw;
+	const char *from_raw;
+} sync_args;
+
+static int run_sync(const env *e, const sync_args *a, af_sync_result *r)
+{
+	af_config cfg;
+	af_sync_options o = {0};
+	int err;
+
+	af_config_init(&cfg);
+	if ((err = af_config_load(&cfg, e->config)) < 0)
+		fail_msg("config: %s", af_error_last());
+	if (a) {
+		o.dry_run = a->dry_run;
+		o.only = a->only;
+		o.raw.save_dir = a->save_raw;
+		o.raw.replay_dir = a->from_raw;
+	}
+	o.trigger = "test_e2e";
+	err = af_sync_run(&cfg, &o, r);
+	af_config_free(&cfg);
+	return err;
+}
+
+static void sync_ok(const env *e, af_sync_result *r)
+{
+	if (run_sync(e, NULL, r) < 0)
+		fail_msg("sync failed: %s", af_error_last());
+}
+
+static char *db_ids(const env *e, const char *table, const char *product)
+{
+	char sql[512];
+	char *v;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(string_agg(native_id, E'\\n' ORDER BY native_id COLLATE \"C\"), '') "
+		 "FROM aifleet.%s WHERE product = '%s' AND deleted_at IS NULL",
+		 table, product);
+	v = af_testdb_query_value(&e->db, sql);
+	return v ? v : strdup("");
+}
+
+static long long sim_service_count(const env *e, const char *product)
+{
+	char path[128];
+	json_object *fleet, *items, *services;
+	long long n = 0;
+
+	snprintf(path, sizeof(path), "/_sim/fleet?product=%s", product);
+	fleet = e2e_sim_request(&e->sim, NULL, path, NULL);
+	assert_true(json_object_object_get_ex(fleet, "items", &items));
+	for (size_t i = 0; i < json_object_array_length(items); i++) {
+		if (!json_object_object_get_ex(json_object_array_get_idx(items, i), "services",
+					       &services))
+			continue;
+		/* TI-ONE lists the services; Hologres counts them. */
+		if (json_object_is_type(services, json_type_array))
+			n += (long long)json_object_array_length(services);
+		else
+			n += json_object_get_int64(services);
+	}
+	json_object_put(fleet);
+	return n;
+}
+
+static void test_every_item_arrives_exactly_once(void **state)
+{
+	static const char *const sim_args[] = {"--items", "23", "--seed", "11", NULL};
+	static const char *const products[] = {"tair_kvcache", "hologres", "tione"};
+	af_sync_result r;
+	json_object *stats, *rejected;
+	env e;
+
+	/* Small pages, so that every product pages several times. */
+	env_up(&e, sim_args, NULL,
+	       "[account demo-ali]\ntair_kvcache_page_size = 7\n"
+	       "[account demo-tc]\ntione_page_size = 4\n");
+	sync_ok(&e, &r);
+	assert_int_equal(r.scopes, 8);
+	assert_int_equal(r.complete, 8);
+	assert_int_equal(r.duplicates, 0);
+	assert_int_equal(r.rejected, 0);
+
+	for (size_t i = 0; i < 3; i++) {
+		char *want = e2e_sim_ids(&e.sim, products[i]);
+		char *got = db_ids(&e, "instance", products[i]);
+
+		assert_true(strlen(want) > 0);
+		assert_string_equal(got, want);
+		free(want);
+		free(got);
+	}
+	/* 23 items x (2 + 1 Alibaba regions) for each Alibaba product, and
+	 * 23 x 2 regions for TI-ONE. */
+	assert_int_equal(r.items, 23 * 3 * 2 + 23 * 2);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.service "
+						    "WHERE product = 'tione'"),
+			 sim_service_count(&e, "tione"));
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.service "
+						    "WHERE product = 'hologres'"),
+			 sim_service_count(&e, "hologres"));
+
+	stats = e2e_sim_request(&e.sim, NULL, "/_sim/stats", NULL);
+	assert_true(json_object_object_get_ex(stats, "rejected_signatures", &rejected));
+	assert_int_equal(json_object_get_int64(rejected), 0);
+	json_object_put(stats);
+
+	/* The ledger knows every scope, and the run is recorded. */
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state "
+						    "WHERE last_state = 'complete'"),
+			 8);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.sync_run "
+						    "WHERE status = 'succeeded'"),
+			 1);
+	env_down(&e);
+}
+
+static const char fixture_config[] =
+	"[database]\nconninfo = @CONNINFO@\n"
+	"[account demo-ali]\nprovider = alibaba\ncredentials = env\n"
+	"access_key_id_env = DEMO_ALI_ACCESS_KEY_ID\n"
+	"access_key_secret_env = DEMO_ALI_ACCESS_KEY_SECRET\n"
+	"regions = cn-beijing\n"
+	"tair_kvcache_endpoint = http://127.0.0.1:@PORT@\n"
+	"hologres_endpoint = http://127.0.0.1:@PORT@/{region}\n"
+	"[account demo-tc]\nprovider = tencent\ncredentials = env\n"
+	"secret_id_env = DEMO_TC_SECRET_ID\nsecret_key_env = DEMO_TC_SECRET_KEY\n"
+	"regions = ap-guangzhou\n"
+	"tione_endpoint = http://127.0.0.1:@PORT@\n";
+
+static void expect_sql(const env *e, const char *sql, const char *want)
+{
+	char *got = af_testdb_query_value(&e->db, sql);
+
+	if (!got || strcmp(got, want) != 0)
+		fail_msg("%s\n  got  %s\n  want %s", sql, got ? got : "NULL", want);
+	free(got);
+}
+
+static char *dump_database(const env *e)
+{
+	char cmd[2048], path[600];
+	char *dump;
+
+	snprintf(path, sizeof(path), "%s/dump.sql", e->dir);
+	snprintf(cmd, sizeof(cmd), "pg_dump --data-only --no-owner '%s' > '%s'", e->db.conninfo, path);
+	assert_int_equal(system(cmd), 0);
+	dump = af_test_read_file(path, NULL);
+	assert_non_null(dump);
+	return dump;
+}
+
+/* The API pages' own examples, served verbatim, come out with the units
+ * and statuses the pages imply. */
+static void test_api_page_examples_units_and_statuses(void **state)
+{
+	static const char *const sim_args[] = {"--fixtures", NULL};
+	af_sync_result r;
+	char *dump;
+	env e;
+
+	env_up(&e, sim_args, fixture_config, NULL);
+	sync_ok(&e, &r);
+	assert_int_equal(r.complete, 3);
+
+	/* TI-ONE example: TI.GNV4.3XLARGE44.POST = 12 cores, 44 GiB, one A10
+	 * per replica; Replicas is 0 (stopped), so the totals are 0. */
+	expect_sql(&e, "SELECT per_replica || ' ' || unit FROM aifleet.resource "
+			 "WHERE owner_native_id = 'ms-vzd8qdk5-1' AND kind = 'cpu_cores'",
+		     "12 cores");
+	expect_sql(&e, "SELECT per_replica || ' ' || unit FROM aifleet.resource "
+			 "WHERE owner_native_id = 'ms-vzd8qdk5-1' AND kind = 'memory_gib'",
+		     "44 GiB");
+	expect_sql(&e, "SELECT per_replica || ' ' || gpu_model FROM aifleet.resource "
+			 "WHERE owner_native_id = 'ms-vzd8qdk5-1' AND kind = 'gpu_count'",
+		     "1 A10");
+	expect_sql(&e, "SELECT capacity FROM aifleet.resource "
+			 "WHERE owner_native_id = 'ms-vzd8qdk5-1' AND kind = 'cpu_cores'",
+		     "0");
+	expect_sql(&e, "SELECT status || '/' || status_raw || ' ' || charge_type "
+			 "FROM aifleet.service WHERE native_id = 'ms-vzd8qdk5-1'",
+		     "stopped/Stopped postpaid");
+	expect_sql(&e, "SELECT model || ' ' || replicas FROM aifleet.service "
+			 "WHERE native_id = 'ms-vzd8qdk5-1'",
+		     "chatglm-6b-tiacc-ft 0");
+	expect_sql(&e, "SELECT created_at = '2023-08-05T05:46:58Z' FROM aifleet.instance "
+			 "WHERE native_id = 'ms-vzd8qdk5'",
+		     "t");
+
+	/* Tair example: the numeric tag value becomes a string, and the
+	 * DestroyTime with its trailing newline still parses (kept in raw). */
+	expect_sql(&e, "SELECT tags::text FROM aifleet.instance WHERE product = 'tair_kvcache'",
+		     "{\"thread\": \"900\"}");
+	expect_sql(&e, "SELECT created_at = '2025-04-07T04:46:00Z' AND "
+			 "expires_at = '2025-11-04T02:09:26Z' AND status = 'running' "
+			 "FROM aifleet.instance WHERE product = 'tair_kvcache'",
+		     "t");
+
+	/* Hologres example: node totals and usage, one model service. */
+	expect_sql(&e, "SELECT capacity || '/' || used FROM aifleet.resource "
+			 "WHERE owner_native_id = 'hologram_aicombo_public_cn-77xxx' "
+			 "AND kind = 'cpu_cores'",
+		     "32/32");
+	expect_sql(&e, "SELECT capacity || '/' || used FROM aifleet.resource "
+			 "WHERE owner_native_id = 'hologram_aicombo_public_cn-77xxx' "
+			 "AND kind = 'gpu_count'",
+		     "4/2");
+	expect_sql(&e, "SELECT count(*) FROM aifleet.service WHERE product = 'hologres'", "1");
+
+	/* The Hologres apiKey is nowhere in the data (the schema's comments
+	 * mention the word, to say it is dropped). */
+	dump = dump_database(&e);
+	assert_non_null(strstr(dump, "hologram_aicombo_public_cn-77xxx")); /* the dump has data */
+	assert_null(strstr(dump, "sk-42f6c8xxxxxb"));
+	assert_null(strstr(dump, "apiKey"));
+	free(dump);
+	env_down(&e);
+}
+
+static json_object *mutate(const env *e, const char *body)
+{
+	json_object *m = e2e_sim_request(&e->sim, "POST", "/_sim/mutate", body);
+
+	assert_non_null(m);
+	return m;
+}
+
+static long long json_int(json_object *o, const char *key)
+{
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(o, key, &v));
+	return json_object_get_int64(v);
+}
+
+/* Builds "'a','b',..." from a JSON array of strings, for SQL IN lists. */
+static char *sql_list(json_object *o, const char *key)
+{
+	json_object *arr;
+	af_buf out = AF_BUF_INIT;
+
+	assert_true(json_object_object_get_ex(o, key, &arr));
+	for (size_t i = 0; i < json_object_array_length(arr); i++)
+		af_buf_printf(&out, "%s'%s'", i ? "," : "",
+			      json_object_get_string(json_object_array_get_idx(arr, i)));
+	return out.data ? af_buf_detach(&out) : strdup("''");
+}
+
+static void test_mutation_gives_exactly_the_expected_history(void **state)
+{
+	static const char *const sim_args[] = {"--items", "20", "--seed", "5", NULL};
+	af_sync_result r1, r2, r3;
+	json_object *m;
+	char *created, *updated, *deleted, sql[8192];
+	env e;
+
+	env_up(&e, sim_args, NULL, NULL);
+	sync_ok(&e, &r1);
+	assert_int_equal(r1.load.instances.created, r1.items);
+
+	m = mutate(&e, "{\"create\":0.1,\"update\":0.1,\"delete\":0.1,\"seed\":9}");
+	created = sql_list(m, "created_ids");
+	updated = sql_list(m, "updated_ids");
+	deleted = sql_list(m, "deleted_ids");
+	sync_ok(&e, &r2);
+	assert_int_equal(r2.complete, 8);
+	assert_int_equal(r2.load.instances.created, json_int(m, "created"));
+	assert_int_equal(r2.load.instances.deleted, json_int(m, "deleted"));
+	assert_int_equal(r2.load.instances.restored, 0);
+
+	/* Instance history of the run: exactly the created and deleted ids
+	 * with their kinds, and updates only among the updated ids. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.change_feed WHERE run_id = 2 "
+		 "AND entity_type = 'instance' AND change = 'created' AND native_id IN (%s)",
+		 created);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), json_int(m, "created"));
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.change_feed WHERE run_id = 2 "
+		 "AND entity_type = 'instance' AND change = 'deleted' AND native_id IN (%s)",
+		 deleted);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), json_int(m, "deleted"));
+	/* Every history row of the run (any entity) belongs to a mutated
+	 * instance: nothing else was touched. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.history h "
+		 "LEFT JOIN aifleet.instance i ON h.entity_type = 'instance' AND i.id = h.entity_id "
+		 "LEFT JOIN aifleet.service s ON h.entity_type = 'service' AND s.id = h.entity_id "
+		 "LEFT JOIN aifleet.resource r ON h.entity_type = 'resource' AND r.id = h.entity_id "
+		 "LEFT JOIN aifleet.service rs ON rs.id = r.service_id "
+		 "LEFT JOIN aifleet.instance ri ON ri.id = coalesce(r.instance_id, rs.instance_id) "
+		 "LEFT JOIN aifleet.instance si ON si.id = s.instance_id "
+		 "WHERE h.run_id = 2 AND coalesce(i.native_id, si.native_id, ri.native_id) "
+		 "NOT IN (%s,%s,%s)",
+		 created, updated, deleted);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), 0);
+	/* And every updated instance left at least one row (on itself or a child). */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(DISTINCT coalesce(i.native_id, si.native_id, ri.native_id)) "
+		 "FROM aifleet.history h "
+		 "LEFT JOIN aifleet.instance i ON h.entity_type = 'instance' AND i.id = h.entity_id "
+		 "LEFT JOIN aifleet.service s ON h.entity_type = 'service' AND s.id = h.entity_id "
+		 "LEFT JOIN aifleet.resource r ON h.entity_type = 'resource' AND r.id = h.entity_id "
+		 "LEFT JOIN aifleet.service rs ON rs.id = r.service_id "
+		 "LEFT JOIN aifleet.instance ri ON ri.id = coalesce(r.instance_id, rs.instance_id) "
+		 "LEFT JOIN aifleet.instance si ON si.id = s.instance_id "
+		 "WHERE h.run_id = 2 AND coalesce(i.native_id, si.native_id, ri.native_id) IN (%s)",
+		 updated);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), json_int(m, "updated"));
+	assert_int_equal(r2.load.history_rows,
+			 af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.history "
+						    "WHERE run_id = 2"));
+
+	/* The fleet as of run 1 is the fleet before the mutation. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.instances_as_of("
+		 "(SELECT started_at FROM aifleet.sync_run WHERE id = 1)) WHERE native_id IN (%s)",
+		 deleted);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), json_int(m, "deleted"));
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.instances_as_of("
+		 "(SELECT started_at FROM aifleet.sync_run WHERE id = 1)) WHERE native_id IN (%s)",
+		 created);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), 0);
+
+	/* A resync with no change writes no history. */
+	sync_ok(&e, &r3);
+	assert_int_equal(r3.load.history_rows, 0);
+	assert_int_equal(r3.load.instances.updated + r3.load.services.updated +
+				 r3.load.resources.updated,
+			 0);
+	json_object_put(m);
+	free(created);
+	free(updated);
+	free(deleted);
+	env_down(&e);
+}
+
+static void test_failed_scope_tombstones_nothing(void **state)
+{
+	static const char *const sim_args[] = {"--items", "20", "--seed", "3", NULL};
+	const char *args[] = {"--config", NULL, "--no-progress", "sync", NULL};
+	af_sync_result r;
+	json_object *m, *faults;
+	char *deleted_bj, *deleted_hz, sql[4096], *out = NULL, *err = NULL;
+	env e;
+
+	env_up(&e, sim_args, NULL, "[account demo-ali]\ntair_kvcache_page_size = 5\n"
+				   "[sync]\nmax_attempts = 2\n");
+	args[1] = e.config;
+	sync_ok(&e, &r);
+
+	m = mutate(&e, "{\"delete\":0.25,\"seed\":4,\"product\":\"tair_kvcache\","
+		       "\"account\":\"demo-ali\",\"region\":\"cn-beijing\"}");
+	deleted_bj = sql_list(m, "deleted_ids");
+	json_object_put(m);
+	m = mutate(&e, "{\"delete\":0.25,\"seed\":4,\"product\":\"tair_kvcache\","
+		       "\"account\":\"demo-ali\",\"region\":\"cn-hangzhou\"}");
+	deleted_hz = sql_list(m, "deleted_ids");
+	json_object_put(m);
+
+	/* Page 3 of the Tair list in cn-beijing fails every time. */
+	faults = e2e_sim_request(&e.sim, "POST", "/_sim/faults",
+				 "[{\"product\":\"tair_kvcache\",\"account\":\"demo-ali\","
+				 "\"region\":\"cn-beijing\",\"page\":3,\"kind\":\"http500\","
+				 "\"times\":-1}]");
+	json_object_put(faults);
+
+	assert_int_equal(e2e_run_aifleet(e.dir, args, &out, &err), 2); /* partial */
+	assert_non_null(strstr(out, "partial"));
+	assert_non_null(strstr(err, "alibaba/demo-ali/cn-beijing/tair_kvcache"));
+	assert_non_null(strstr(err, "page 3"));
+	assert_non_null(strstr(err, "InternalError"));
+	assert_non_null(strstr(err, "request ")); /* the RequestId is named */
+
+	/* cn-beijing failed part-way: its vanished instances are untouched. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
+		 "AND deleted_at IS NULL",
+		 deleted_bj);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), 5);
+	/* cn-hangzhou completed: its vanished instances are tombstoned. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
+		 "AND deleted_at IS NOT NULL",
+		 deleted_hz);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), 5);
+	expect_sql(&e, "SELECT last_state FROM aifleet.scope_state WHERE account = 'demo-ali' "
+			 "AND region = 'cn-beijing' AND product = 'tair_kvcache'",
+		     "partial");
+	expect_sql(&e, "SELECT status FROM aifleet.sync_run WHERE id = 2", "partial");
+	expect_sql(&e, "SELECT last_error LIKE '%page 3%InternalError%' FROM aifleet.scope_state "
+			 "WHERE account = 'demo-ali' AND region = 'cn-beijing' "
+			 "AND product = 'tair_kvcache'",
+		     "t");
+
+	/* Once the fault is gone, the next run completes and tombstones. */
+	json_object_put(e2e_sim_request(&e.sim, "DELETE", "/_sim/faults", NULL));
+	free(out);
+	free(err);
+	assert_int_equal(e2e_run_aifleet(e.dir, args, &out, &err), 0);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
+		 "AND deleted_at IS NOT NULL",
+		 deleted_bj);
+	assert_int_equal(af_testdb_query_int(&e.db, sql), 5);
+	free(out);
+	free(err);
+	free(deleted_bj);
+	free(deleted_hz);
+	env_down(&e);
+}
+
+static void test_dry_run_writes_nothing(void **state)
+{
+	static const char *const sim_args[] = {"--items", "15", NULL};
+	sync_args dry = {.dry_run = true};
+	af_sync_result r, plan;
+	json_object *m;
+	char *before, *after;
+	static const char snapshot[] =
+		"SELECT (SELECT count(*) FROM aifleet.sync_run) || '/' || "
+		"(SELECT count(*) FROM aifleet.history) || '/' || "
+		"(SELECT count(*) FROM aifleet.instance WHERE deleted_at IS NULL) || '/' || "
+		"(SELECT max(last_attempt_at) FROM aifleet.scope_state) || '/' || "
+		"(SELECT sum(xmin::text::bigint) FROM aifleet.instance)";
+	env e;
+
+	env_up(&e, sim_args, NULL, NULL);
+	sync_ok(&e, &r);
+	m = mutate(&e, "{\"create\":0.2,\"update\":0.2,\"delete\":0.2,\"seed\":2}");
+	before = af_testdb_query_value(&e.db, snapshot);
+	assert_int_equal(run_sync(&e, &dry, &plan), 0);
+	after = af_testdb_query_value(&e.db, snapshot);
+	assert_string_equal(before, after);
+	/* ... yet the plan has the right numbers. */
+	assert_int_equal(plan.load.instances.created, json_int(m, "created"));
+	assert_int_equal(plan.load.instances.deleted, json_int(m, "deleted"));
+	assert_int_equal(plan.load.run_id, 0);
+	/* And the real run then does what the plan said. */
+	sync_ok(&e, &r);
+	assert_int_equal(r.load.instances.created, plan.load.instances.created);
+	assert_int_equal(r.load.instances.updated, plan.load.instances.updated);
+	assert_int_equal(r.load.resources.deleted, plan.load.resources.deleted);
+	assert_int_equal(r.load.history_rows, plan.load.history_rows);
+	json_object_put(m);
+	free(before);
+	free(after);
+	env_down(&e);
+}
+
+static bool file_tree_contains(const char *dir, const char *needle)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "grep -rqF -- '%s' '%s'", needle, dir);
+	return system(cmd) == 0;
+}
+
+/* Secrets never reach the logs (even at debug level), the saved pages or
+ * the database; and pages saved with --save-raw replay to the same rows. */
+static void test_secrets_nowhere_and_raw_replay(void **state)
+{
+	static const char *const sim_args[] = {"--items", "12", "--seed", "8", NULL};
+	static const char *const secrets[] = {
+		"sim-demo-ali-secret-NOT-REAL", "sim-demo-sts-secret-NOT-REAL",
+		"sim-demo-sts-token-NOT-REAL", "sim-demo-tc-secret-NOT-REAL", "apiKey", "sk-",
+	};
+	const char *args[] = {"--config", NULL, "--log-level", "debug", "--save-raw", NULL,
+			      "sync", NULL};
+	char raw_dir[600], *out = NULL, *err = NULL, *dump, *counts1, *counts2;
+	static const char counts[] =
+		"SELECT (SELECT count(*) FROM aifleet.instance) || '/' || "
+		"(SELECT count(*) FROM aifleet.service) || '/' || "
+		"(SELECT count(*) FROM aifleet.resource) || '/' || "
+		"(SELECT string_agg(encode(content_hash, 'hex'), '' ORDER BY provider, account, "
+		"product, native_id) FROM aifleet.instance)";
+	sync_args replay = {0};
+	af_sync_result r;
+	af_testdb db2;
+	env e;
+
+	env_up(&e, sim_args, NULL, NULL);
+	snprintf(raw_dir, sizeof(raw_dir), "%s/raw", e.dir);
+	args[1] = e.config;
+	args[5] = raw_dir;
+	assert_int_equal(e2e_run_aifleet(e.dir, args, &out, &err), 0);
+	assert_true(strlen(err) > 1000); /* debug logging really happened */
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+		if (strstr(out, secrets[i]) || strstr(err, secrets[i]))
+			fail_msg("'%s' appears in the output", secrets[i]);
+		if (file_tree_contains(raw_dir, secrets[i]))
+			fail_msg("'%s' appears in the saved pages", secrets[i]);
+	}
+	dump = dump_database(&e);
+	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (strstr(dump, secrets[i]))
+			fail_msg("'%s' appears in the database dump", secrets[i]);
+	free(dump);
+	/* The pages are there: one list per Hologres scope, and details. */
+	assert_true(file_tree_contains(raw_dir, "instanceModelList"));
+	assert_true(file_tree_contains(raw_dir, "TairInferInstanceDTO"));
+	assert_true(file_tree_contains(raw_dir, "ServiceGroups"));
+	counts1 = af_testdb_query_value(&e.db, counts);
+
+	/* Replay into a fresh database with the simulator gone. */
+	e2e_sim_stop(&e.sim);
+	af_testdb_create(&db2);
+	{
+		af_testdb saved = e.db;
+
+		e.db = db2;
+		free(e.config);
+		e.config = e2e_write_config(e.dir, &e.sim, &e.db, NULL, NULL);
+		replay.from_raw = raw_dir;
+		if (run_sync(&e, &replay, &r) < 0)
+			fail_msg("replay failed: %s", af_error_last());
+		assert_int_equal(r.complete, 8);
+		assert_int_equal(r.requests, 0);
+		counts2 = af_testdb_query_value(&e.db, counts);
+		assert_string_equal(counts1, counts2);
+		af_testdb_drop(&e.db);
+		e.db = saved;
+	}
+	free(counts1);
+	free(counts2);
+	free(out);
+	free(err);
+	env_down(&e);
+}
+
+static void test_cli_exit_codes(void **state)
+{
+	static const char *const sim_args[] = {"--items", "5", NULL};
+	const char *sync_args_[] = {"--config", NULL, "sync", NULL};
+	const char *no_cmd[] = {"--no-progress", NULL};
+	const char *bad_opt[] = {"--frobnicate", "sync", NULL};
+	const char *missing[] = {"--config", "/nonexistent/aifleet.ini", "sync", NULL};
+	const char *help[] = {"--help", NULL};
+	af_store *store = NULL;
+	af_loader *loader = NULL;
+	af_run_options ro = {0};
+	char *out = NULL, *err = NULL;
+	env e;
+
+	env_up(&e, sim_args, NULL, NULL);
+	sync_args_[1] = e.config;
+
+	assert_int_equal(e2e_run_aifleet(e.dir, no_cmd, NULL, NULL), 64);
+	assert_int_equal(e2e_run_aifleet(e.dir, bad_opt, NULL, NULL), 64);
+	assert_int_equal(e2e_run_aifleet(e.dir, help, &out, NULL), 0);
+	assert_non_null(strstr(out, "Exit codes"));
+	free(out);
+	assert_int_equal(e2e_run_aifleet(e.dir, missing, NULL, &err), 78);
+	assert_non_null(strstr(err, "/nonexistent/aifleet.ini"));
+	free(err);
+
+	/* Another run holds the lock: exit 75 at once, naming the holder. */
+	assert_int_equal(af_store_connect(&store, e.db.conninfo), 0);
+	assert_int_equal(af_store_migrate(store, NULL), 0);
+	assert_int_equal(af_loader_begin(&loader, store, &ro), 0);
+	assert_int_equal(e2e_run_aifleet(e.dir, sync_args_, NULL, &err), 75);
+	assert_non_null(strstr(err, "lock"));
+	free(err);
+	af_loader_free(loader);
+	af_store_free(store);
+	assert_int_equal(e2e_run_aifleet(e.dir, sync_args_, NULL, NULL), 0);
+
+	/* A dead database: exit 75 (try later), and nothing else breaks. */
+	{
+		const char *dead[] = {"--config", e.config, "--db",
+				      "host=127.0.0.1 port=1 connect_timeout=2", "sync", NULL};
+		int code = e2e_run_aifleet(e.dir, dead, NULL, &err);
+
+		assert_true(code == 75 || code == 1);
+		assert_non_null(strstr(err, "127.0.0.1"));
+		free(err);
+	}
+	env_down(&e);
+}
+
+static void test_auth_failure_is_named_and_contained(void **state)
+{
+	static const char *const sim_args[] = {"--items", "6", NULL};
+	const char *args[] = {"--config", NULL, "sync", NULL};
+	char *out = NULL, *err = NULL;
+	env e;
+
+	env_up(&e, sim_args, NULL, NULL);
+	args[1] = e.config;
+	setenv("DEMO_TC_SECRET_KEY", "a-wrong-secret-value", 1);
+	assert_int_equal(e2e_run_aifleet(e.dir, args, &out, &err), 78);
+	e2e_set_demo_credentials();
+	assert_non_null(strstr(err, "AuthFailure.SignatureFailure"));
+	assert_non_null(strstr(err, "DescribeModelServiceGroups"));
+	assert_non_null(strstr(err, "ap-guangzhou"));
+	assert_non_null(strstr(err, "demo-tc"));
+	assert_null(strstr(err, "a-wrong-secret-value"));
+	assert_null(strstr(out, "a-wrong-secret-value"));
+	/* The Alibaba scopes were still loaded; TI-ONE left untouched. */
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state "
+						    "WHERE last_state = 'complete'"),
+			 6);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.instance "
+						    "WHERE product = 'tione'"),
+			 0);
+	free(out);
+	free(err);
+	env_down(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_item_arrives_exactly_once),
+		cmocka_unit_test(test_api_page_examples_units_and_statuses),
+		cmocka_unit_test(test_mutation_gives_exactly_the_expected_history),
+		cmocka_unit_test(test_failed_scope_tombstones_nothing),
+		cmocka_unit_test(test_dry_run_writes_nothing),
+		cmocka_unit_test(test_secrets_nowhere_and_raw_replay),
+		cmocka_unit_test(test_cli_exit_codes),
+		cmocka_unit_test(test_auth_failure_is_named_and_contained),
+	};
+
+	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
