@@ -15,6 +15,12 @@
  *
  * The Hologres apiKey is never copied anywhere: not into raw_json, not into
  * a log line, not masked.
+ *
+ * `stats` is added to, not reset (NULL is allowed); a sink callback may be
+ * NULL (the record is then only counted). A page that is not an object, or
+ * whose item list has the wrong type, gives AF_ERR_DATA and no records; a
+ * missing or null list is an empty page. Every emitted string is valid
+ * UTF-8 without NUL, and raw/tags JSON has no NaN/Infinity (jsonb-safe).
  */
 
 #include <json-c/json.h>
@@ -48,7 +54,10 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
  * Parses the timestamp formats the API pages show into microseconds since
  * the epoch (UTC): 2025-04-07T04:46Z, 2025-11-04T02:09:26Z,
  * 2023-08-08T22:27:01+08:00, 2026-01-28T07:44:27.535Z, with surrounding
- * whitespace. Returns 0, or AF_ERR_DATA (and *out = AF_TIME_NULL).
+ * whitespace; also a space for 'T', offsets +HHMM/+HH, and no zone at all,
+ * which is taken as UTC (2023-08-05 05:46:58). Dates and times are range
+ * checked (no Feb 30, no second 60) and the instant must fall in years
+ * 1..9999 UTC. Returns 0, or AF_ERR_DATA (and *out = AF_TIME_NULL).
  */
 int af_time_parse(af_time *out, const char *s);
 
