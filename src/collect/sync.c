@@ -419,7 +419,8 @@ void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
 		"%zu scopes (%zu complete, %zu partial, %zu failed), %llu items "
 		"(%llu duplicates, %llu rejected); rows created %llu, updated %llu, deleted %llu, "
 		"restored %llu, unchanged %llu; %llu history rows; %llu requests, %llu retries, "
-		"%llu throttled; %.2f s (collect %.2f s, merge %.2f s)\n",
+		"%llu throttled; %.2f s (collect %.2f s [worker time: fetch %.2f s, "
+		"normalize+copy %.2f s], merge %.2f s)\n",
 		r->scopes, r->complete, r->partial, r->failed, (unsigned long long)r->items,
 		(unsigned long long)r->duplicates, (unsigned long long)r->rejected,
 		(unsigned long long)created, (unsigned long long)updated,
@@ -427,5 +428,5 @@ void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
 		(unsigned long long)unchanged, (unsigned long long)r->load.history_rows,
 		(unsigned long long)r->requests, (unsigned long long)r->retries,
 		(unsigned long long)r->throttled, r->seconds, r->collect_seconds,
-		r->load.merge_seconds);
+		r->fetch_seconds, r->normalize_seconds, r->load.merge_seconds);
 }
