@@ -247,7 +247,7 @@ int sim_fleet_dump(af_sim *s, json_object **out, const char *product, const char
 
 /* Generated items: compact, rendered on demand. */
 typedef struct sim_tair {
-	char id[24], name[48], status[16], klass[32], model[40], charge[16], zone[40], vnode[24];
+	char id[32], name[48], status[16], klass[32], model[40], charge[16], zone[40], vnode[24];
 	char vpc[32], vsw[32], ip[20], rg[32], ack[40], create[24], end[24], destroy[24];
 	int services, cu, vnodes, fixed, elastic;
 	int64_t capacity;
@@ -262,13 +262,13 @@ void sim_tair_gen(sim_tair *t, const af_sim *s, const sim_scope *sc, const sim_s
 json_object *sim_tair_json(const sim_tair *t, const char *region);
 
 typedef struct sim_tione_svc {
-	char id[40], status[16], charge[24], itype[40], gpu_type[8], model[40], model_version[48];
+	char id[48], status[16], charge[24], itype[40], gpu_type[8], model[40], model_version[48];
 	char model_id[32], cluster[24];
 	int replicas, ready, cpu, mem, gpu, weight;
 	bool model_null, total_present;
 } sim_tione_svc;
 typedef struct sim_tione {
-	char id[24], name[48], status[16], created_by[16], uin[16], create[24], update[24];
+	char id[32], name[48], status[16], created_by[16], uin[16], create[24], update[24];
 	int nsvc, tags_mode; /* 0 null, 1 [], 2 one tag */
 	sim_tione_svc svc[3];
 } sim_tione;

