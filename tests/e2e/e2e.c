@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +56,10 @@ void e2e_sim_start(e2e_sim *sim, const char *const *args)
 	assert_true(sim->pid >= 0);
 	if (sim->pid == 0) {
 		int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		/* A failed assertion skips the test's cleanup: make sure the
+		 * simulator does not outlive the test program. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 
 		if (fd >= 0) {
 			dup2(fd, 1);
