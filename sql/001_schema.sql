@@ -118,8 +118,15 @@ COMMENT ON COLUMN aifleet.scope_state.retries IS 'Requests retried in the last a
 COMMENT ON COLUMN aifleet.scope_state.throttled IS 'Requests the provider throttled in the last attempt.';
 COMMENT ON COLUMN aifleet.scope_state.seconds IS 'Wall-clock seconds the collection of the scope took.';
 
+-- One id space for instances, services and resources, so that history can
+-- key versions by entity_id alone: the exclusion constraint then indexes
+-- (bigint, tstzrange), which is much cheaper to maintain than with a text
+-- entity type in front.
+CREATE SEQUENCE aifleet.entity_id_seq;
+COMMENT ON SEQUENCE aifleet.entity_id_seq IS 'Ids of instances, services and resources (one id space, see aifleet.history).';
+
 CREATE TABLE aifleet.instance (
-	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id bigint PRIMARY KEY DEFAULT nextval('aifleet.entity_id_seq'),
 	provider text NOT NULL,
 	account text NOT NULL,
 	region text NOT NULL,
@@ -142,7 +149,7 @@ CREATE TABLE aifleet.instance (
 	first_seen_at timestamptz NOT NULL,
 	last_changed_at timestamptz NOT NULL,
 	deleted_at timestamptz,
-	last_run_id bigint NOT NULL REFERENCES aifleet.sync_run (id),
+	last_run_id bigint NOT NULL,
 	CONSTRAINT instance_natural_key UNIQUE (provider, account, product, native_id)
 );
 CREATE INDEX instance_scope_idx ON aifleet.instance (provider, account, region, product);
@@ -173,7 +180,7 @@ COMMENT ON COLUMN aifleet.instance.deleted_at IS 'Tombstone: start of the run th
 COMMENT ON COLUMN aifleet.instance.last_run_id IS 'Run that last wrote this row (unchanged rows are not written; see scope_state for last seen).';
 
 CREATE TABLE aifleet.service (
-	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id bigint PRIMARY KEY DEFAULT nextval('aifleet.entity_id_seq'),
 	instance_id bigint NOT NULL REFERENCES aifleet.instance (id),
 	provider text NOT NULL,
 	account text NOT NULL,
@@ -197,7 +204,7 @@ CREATE TABLE aifleet.service (
 	first_seen_at timestamptz NOT NULL,
 	last_changed_at timestamptz NOT NULL,
 	deleted_at timestamptz,
-	last_run_id bigint NOT NULL REFERENCES aifleet.sync_run (id),
+	last_run_id bigint NOT NULL,
 	CONSTRAINT service_natural_key UNIQUE (provider, account, product, native_id)
 );
 CREATE INDEX service_scope_idx ON aifleet.service (provider, account, region, product);
@@ -230,7 +237,7 @@ COMMENT ON COLUMN aifleet.service.deleted_at IS 'Tombstone time, NULL while it e
 COMMENT ON COLUMN aifleet.service.last_run_id IS 'Run that last wrote this row.';
 
 CREATE TABLE aifleet.resource (
-	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id bigint PRIMARY KEY DEFAULT nextval('aifleet.entity_id_seq'),
 	instance_id bigint REFERENCES aifleet.instance (id),
 	service_id bigint REFERENCES aifleet.service (id),
 	provider text NOT NULL,
@@ -250,7 +257,7 @@ CREATE TABLE aifleet.resource (
 	first_seen_at timestamptz NOT NULL,
 	last_changed_at timestamptz NOT NULL,
 	deleted_at timestamptz,
-	last_run_id bigint NOT NULL REFERENCES aifleet.sync_run (id),
+	last_run_id bigint NOT NULL,
 	CONSTRAINT resource_natural_key UNIQUE (provider, account, product, owner_kind, owner_native_id, kind),
 	CONSTRAINT resource_one_owner CHECK ((owner_kind = 'instance' AND instance_id IS NOT NULL AND service_id IS NULL)
 		OR (owner_kind = 'service' AND service_id IS NOT NULL AND instance_id IS NULL))
@@ -291,22 +298,22 @@ CREATE TABLE aifleet.history (
 	valid tstzrange NOT NULL,
 	change text NOT NULL CHECK (change IN ('created', 'updated', 'deleted', 'restored')),
 	changed_at timestamptz NOT NULL,
-	run_id bigint NOT NULL REFERENCES aifleet.sync_run (id),
+	run_id bigint NOT NULL,
 	diff jsonb,
 	content jsonb NOT NULL,
-	CONSTRAINT history_no_overlap EXCLUDE USING gist (entity_type WITH =, entity_id WITH =, valid WITH &&),
+	CONSTRAINT history_no_overlap EXCLUDE USING gist (entity_id WITH =, valid WITH &&),
 	CONSTRAINT history_deleted_is_empty CHECK ((change = 'deleted') = isempty(valid))
 );
 CREATE INDEX history_changed_at_idx ON aifleet.history (changed_at);
-CREATE INDEX history_open_idx ON aifleet.history (entity_type, entity_id) WHERE upper_inf(valid);
+CREATE INDEX history_open_idx ON aifleet.history (entity_id) WHERE upper_inf(valid);
 COMMENT ON TABLE aifleet.history IS 'Every version of every instance, service and resource (SCD type 2), plus deletion markers.';
 COMMENT ON COLUMN aifleet.history.id IS 'History row id (orders changes within a run).';
 COMMENT ON COLUMN aifleet.history.entity_type IS 'instance, service or resource.';
-COMMENT ON COLUMN aifleet.history.entity_id IS 'id in the table named by entity_type.';
+COMMENT ON COLUMN aifleet.history.entity_id IS 'id in the table named by entity_type (ids are unique across the three tables).';
 COMMENT ON COLUMN aifleet.history.valid IS 'Period this version was current: [run start, next change) or [run start,) while current; empty for deletion markers. No two versions of one entity overlap (exclusion constraint).';
 COMMENT ON COLUMN aifleet.history.change IS 'created, updated, deleted or restored.';
 COMMENT ON COLUMN aifleet.history.changed_at IS 'Start of the run that made the change.';
-COMMENT ON COLUMN aifleet.history.run_id IS 'Run that saw the change.';
+COMMENT ON COLUMN aifleet.history.run_id IS 'Run that saw the change (aifleet.sync_run.id; no foreign key: runs are append-only and a per-row check would dominate bulk loads).';
 COMMENT ON COLUMN aifleet.history.diff IS 'Changed fields {"field": {"old": ..., "new": ...}} for updated and restored (vs the last version); NULL for created and deleted.';
 COMMENT ON COLUMN aifleet.history.content IS 'Full row of this version (to_jsonb of the entity row), so as-of queries need nothing else.';
 
