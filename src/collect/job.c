@@ -140,8 +140,12 @@ static int replay_page(const af_job *job, const char *key, json_object **out)
 	if ((err = page_path(path, sizeof(path), job->raw->replay_dir, job, key)) < 0)
 		return err;
 	json = json_object_from_file(path);
-	if (!json)
-		return af_error_set(AF_ERR_IO, "cannot replay %s: %s", path, json_util_get_last_err());
+	if (!json) {
+		const char *why = json_util_get_last_err();
+		int len = why ? (int)strcspn(why, "\n") : 0;
+
+		return af_error_set(AF_ERR_IO, "cannot replay %s: %.*s", path, len, why ? why : "");
+	}
 	*out = json;
 	return 0;
 }
