@@ -928,6 +928,12 @@ static int classify(af_loader *l, const entity_sql *e, af_entity_counts *c)
 		      e->key_on);
 	if ((err = run_sql(l, "classifying staged records", &q, NULL, NULL)) < 0)
 		goto done;
+	/* Without statistics the planner takes the fresh table for empty and
+	 * picks nested loops for the tombstone anti-join: quadratic. */
+	af_buf_reset(&q);
+	af_buf_printf(&q, "ANALYZE m_%s", e->type);
+	if ((err = run_sql(l, "analyzing classified records", &q, NULL, NULL)) < 0)
+		goto done;
 	af_buf_reset(&q);
 	af_buf_printf(&q, "SELECT action, count(*) FROM m_%s GROUP BY action", e->type);
 	res = PQexec(l->conn, q.data);
