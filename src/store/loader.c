@@ -934,7 +934,7 @@ static int classify(af_loader *l, const entity_sql *e, af_entity_counts *c)
 	/* The index keeps the anti-join cheap even when the target table's
 	 * statistics are stale (right after a large first load). */
 	af_buf_printf(&q, "ANALYZE m_%s; CREATE INDEX ON m_%s (tid)", e->type, e->type);
-	if ((err = run_sql(l, "analyzing classified records", &q, NULL, NULL)) < 0)
+	if ((err = af_store_exec(l->conn, "analyzing classified records", q.data)) < 0)
 		goto done;
 	af_buf_reset(&q);
 	af_buf_printf(&q, "SELECT action, count(*) FROM m_%s GROUP BY action", e->type);
