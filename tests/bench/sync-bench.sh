@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$root/scripts/install-deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DAIFLEET_TESTS=OFF >/dev/null
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DAIFLEET_TESTS=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target aifleet aifleet-sim >/dev/null
 
 dsn=$("$root/scripts/pg.sh" start "$work/pg")
@@ -124,30 +124,32 @@ sync_once resync
 # Split of the initial sync, from the run's own timers.
 "$build/src/cli/aifleet" --config "$work/aifleet.ini" -q status --runs 2 >"$work/status.txt"
 
-# Raw COPY baseline: the same final rows, exported and loaded into plain
-# tables (no keys, no indexes, no history) by psql \copy.
+# Raw COPY baseline: the same final rows (current tables and history, every
+# column), exported and loaded by psql \copy into plain tables of the same
+# shape: no keys, no indexes, no exclusion constraint.
 psql_q() { psql "$dsn" -X -q -v ON_ERROR_STOP=1 "$@"; }
-for t in instance service resource; do
+for t in instance service resource history; do
 	psql_q -c "\\copy (SELECT * FROM aifleet.$t) TO '$work/$t.copy'"
 done
 psql_q -c "CREATE SCHEMA raw;
 	CREATE TABLE raw.instance (LIKE aifleet.instance);
 	CREATE TABLE raw.service (LIKE aifleet.service);
-	CREATE TABLE raw.resource (LIKE aifleet.resource);"
+	CREATE TABLE raw.resource (LIKE aifleet.resource);
+	CREATE TABLE raw.history (LIKE aifleet.history);"
 start=$(date +%s.%N)
-for t in instance service resource; do
+for t in instance service resource history; do
 	psql_q -c "\\copy raw.$t FROM '$work/$t.copy'"
 done
 end=$(date +%s.%N)
 raw=$(echo "$end - $start" | bc -l)
-rows=$(psql_q -Atc "SELECT (SELECT count(*) FROM raw.instance) + (SELECT count(*) FROM raw.service) + (SELECT count(*) FROM raw.resource)")
+rows=$(psql_q -Atc "SELECT (SELECT count(*) FROM raw.instance) + (SELECT count(*) FROM raw.service) + (SELECT count(*) FROM raw.resource) + (SELECT count(*) FROM raw.history)")
 
 echo
 printf '%-26s %10s  %11s\n' "" "wall" "peak RSS"
 report initial "initial sync"
 report resync "resync, no change"
 read -r wall_initial _ <"$work/time.initial"
-printf '%-26s %8.2f s  (%s rows: instances + services + resources)\n' "raw COPY of final rows" "$raw" "$rows"
+printf '%-26s %8.2f s  (%s rows: instances, services, resources, history)\n' "raw COPY of final rows" "$raw" "$rows"
 echo
 printf 'initial sync / raw COPY = %.2fx   resync / initial = %.2fx\n' \
 	"$(echo "$wall_initial / $raw" | bc -l)" \
