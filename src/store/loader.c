@@ -178,6 +178,22 @@ static bool utf8_valid(const char *str)
 	return true;
 }
 
+/* True if the JSON text has a \u0000 escape. An escaped backslash followed
+ * by "u0000" (the six characters \\u0000 in the text) is not one: count
+ * the backslashes before the 'u'; an odd number makes an escape. */
+static bool has_nul_escape(const char *s)
+{
+	for (const char *p = strstr(s, "u0000"); p; p = strstr(p + 1, "u0000")) {
+		size_t slashes = 0;
+
+		while (p - slashes > s && p[-(ptrdiff_t)slashes - 1] == '\\')
+			slashes++;
+		if (slashes % 2 == 1)
+			return true;
+	}
+	return false;
+}
+
 /* NULL or valid JSON (an object when want_object); returns a reason or NULL. */
 static const char *json_problem(af_loader *l, const char *s, bool want_object)
 {
@@ -190,7 +206,7 @@ static const char *json_problem(af_loader *l, const char *s, bool want_object)
 		return NULL;
 	len = strlen(s);
 	/* jsonb cannot store \u0000; json-c would accept it. */
-	if (strstr(s, "\\u0000"))
+	if (has_nul_escape(s))
 		return "contains \\u0000, which PostgreSQL jsonb cannot store";
 	json_tokener_reset(l->tok);
 	obj = json_tokener_parse_ex(l->tok, s, (int)len);

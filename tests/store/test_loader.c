@@ -716,7 +716,8 @@ static void test_escaping_roundtrip_and_duplicates(void **state)
 	in.created_at = in.updated_at = in.expires_at = AF_TIME_NULL;
 	assert_int_equal(sink.instance(sink.ctx, &A, &in), 0);
 	in.name = tricky;
-	in.raw_json = "{\"path\": \"C:\\\\dir\\ttab\"}";
+	/* An escaped backslash before "u0000" is text, not a NUL escape. */
+	in.raw_json = "{\"path\": \"C:\\\\dir\\ttab\", \"lit\": \"\\\\u0000\"}";
 	in.created_at = -1; /* 1969-12-31 23:59:59.999999 */
 	assert_int_equal(sink.instance(sink.ctx, &A, &in), 0);
 	st_done(l, &A, AF_SCOPE_COMPLETE);
@@ -727,6 +728,7 @@ static void test_escaping_roundtrip_and_duplicates(void **state)
 	c = PQconnectdb(db.conninfo);
 	res = PQexecParams(c, "SELECT count(*) FROM aifleet.instance WHERE name = $1"
 			      " AND raw ->> 'path' = E'C:\\\\dir\\ttab'"
+			      " AND raw ->> 'lit' = E'\\\\u0000'"
 			      " AND created_at = '1969-12-31 23:59:59.999999+00'",
 			   1, NULL, params, NULL, NULL, 0);
 	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
