@@ -320,13 +320,24 @@ COMMENT ON COLUMN aifleet.history.content IS 'Full row of this version (to_jsonb
 -- Changed fields between two versions of a row, bookkeeping columns excluded.
 CREATE FUNCTION aifleet.jsonb_diff(old jsonb, new jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT jsonb_object_agg(k, jsonb_build_object('old', old -> k, 'new', new -> k) ORDER BY k)
-	FROM (SELECT jsonb_object_keys(coalesce(old, '{}') || coalesce(new, '{}')) AS k) keys
-	WHERE k NOT IN ('id', 'content_hash', 'first_seen_at', 'last_changed_at', 'deleted_at', 'last_run_id',
-			'instance_id', 'service_id')
-	  AND (old -> k) IS DISTINCT FROM (new -> k)
+	-- Top-level fields, and one level into the two JSON objects (raw, tags)
+	-- so that "what changed" names raw.replicas rather than the whole payload.
+	SELECT jsonb_object_agg(k, d ORDER BY k) FROM (
+		SELECT k, jsonb_build_object('old', old -> k, 'new', new -> k) AS d
+		FROM (SELECT jsonb_object_keys(coalesce(old, '{}') || coalesce(new, '{}')) AS k) keys
+		WHERE k NOT IN ('id', 'content_hash', 'first_seen_at', 'last_changed_at', 'deleted_at',
+				'last_run_id', 'instance_id', 'service_id', 'raw', 'tags')
+		  AND (old -> k) IS DISTINCT FROM (new -> k)
+		UNION ALL
+		SELECT p || '.' || k, jsonb_build_object('old', old -> p -> k, 'new', new -> p -> k)
+		FROM unnest(ARRAY['raw', 'tags']) AS p,
+		     LATERAL (SELECT jsonb_object_keys(
+				CASE WHEN jsonb_typeof(old -> p) = 'object' THEN old -> p ELSE '{}' END ||
+				CASE WHEN jsonb_typeof(new -> p) = 'object' THEN new -> p ELSE '{}' END) AS k) keys
+		WHERE (old -> p -> k) IS DISTINCT FROM (new -> p -> k)
+	) changed
 $$;
-COMMENT ON FUNCTION aifleet.jsonb_diff(jsonb, jsonb) IS 'Fields that differ between two row versions as {"field": {"old": .., "new": ..}}, ignoring bookkeeping columns.';
+COMMENT ON FUNCTION aifleet.jsonb_diff(jsonb, jsonb) IS 'Fields that differ between two row versions as {"field": {"old": .., "new": ..}}, ignoring bookkeeping columns; members of raw and tags are compared one by one ("raw.Replicas", "tags.team").';
 
 -- ==== Read side (views, as-of functions, change feed) ====
 -- Read side: views for BI and analysts, as-of functions, the change feed.

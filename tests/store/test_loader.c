@@ -193,6 +193,16 @@ static void test_updated_with_diff(void **state)
 				" AND entity_type = 'resource'"
 				" AND diff = '{\"capacity\": {\"old\": 2, \"new\": 4}}'"),
 			 1);
+	/* raw and tags are compared member by member */
+	assert_int_equal(q(&db, "SELECT count(*) WHERE aifleet.jsonb_diff("
+				"'{\"raw\": {\"a\": 1, \"b\": 2}, \"tags\": {\"t\": \"x\"}, \"n\": 1}',"
+				"'{\"raw\": {\"a\": 1, \"b\": 3}, \"tags\": null, \"n\": 1}') ="
+				" '{\"raw.b\": {\"old\": 2, \"new\": 3},"
+				"   \"tags.t\": {\"old\": \"x\", \"new\": null}}'"),
+			 1);
+	assert_int_equal(q(&db, "SELECT count(*) WHERE aifleet.jsonb_diff("
+				"'{\"raw\": {\"a\": 1}}', '{\"raw\": {\"a\": 1}}') IS NULL"),
+			 1);
 	/* the old version ends exactly where the new one starts: run 2's start */
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.history h JOIN aifleet.instance i"
 				" ON h.entity_type = 'instance' AND h.entity_id = i.id AND i.native_id = 'tk-1'"
