@@ -30,6 +30,10 @@ void af_store_free(af_store *s);
  * *applied (may be NULL) receives how many were applied now. */
 int af_store_migrate(af_store *s, int *applied);
 
+/* How many embedded migrations the database has not applied yet (all of
+ * them for an empty database). Reads only. */
+int af_store_pending_migrations(af_store *s, int *pending);
+
 /* Prints recent runs and per-scope freshness and errors. */
 int af_store_print_status(af_store *s, FILE *out, int max_runs);
 

@@ -324,8 +324,24 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	if ((err = af_store_connect(&store, opts->db_conninfo ? opts->db_conninfo
 							      : cfg->db_conninfo)) < 0)
 		goto done;
-	if (!opts->dry_run && (err = af_store_migrate(store, NULL)) < 0)
-		goto done;
+	if (!opts->dry_run) {
+		if ((err = af_store_migrate(store, NULL)) < 0)
+			goto done;
+	} else {
+		/* A dry run writes nothing, not even the schema. */
+		int pending = 0;
+
+		if ((err = af_store_pending_migrations(store, &pending)) < 0)
+			goto done;
+		if (pending > 0) {
+			err = af_error_set(AF_ERR_CONFIG,
+					   "the database schema is not up to date (%d migration(s) "
+					   "pending) and a dry run writes nothing: run 'aifleet "
+					   "migrate' first",
+					   pending);
+			goto done;
+		}
+	}
 	run_opts.dry_run = opts->dry_run;
 	run_opts.wait_for_lock = opts->wait_for_lock || cfg->wait_for_lock;
 	run_opts.trigger = opts->trigger ? opts->trigger : "aifleet sync";

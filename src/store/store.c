@@ -218,6 +218,40 @@ done:
 	return err;
 }
 
+int af_store_pending_migrations(af_store *s, int *pending)
+{
+	static const char *const queries[] = {
+		/* The table may not exist yet: ask first, then count. */
+		"SELECT to_regclass('aifleet.schema_migrations') IS NOT NULL",
+		"SELECT count(*) FROM aifleet.schema_migrations",
+	};
+	int applied = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		PGresult *res = PQexec(s->conn, queries[i]);
+		const char *v;
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			int err = af_store_db_error(s->conn, res, "reading aifleet.schema_migrations");
+
+			PQclear(res);
+			return err;
+		}
+		v = PQgetvalue(res, 0, 0);
+		if (i == 0 && strcmp(v, "t") != 0) {
+			PQclear(res);
+			break;
+		}
+		if (i == 1)
+			applied = atoi(v);
+		PQclear(res);
+	}
+	*pending = (int)af_migrations_count - applied;
+	if (*pending < 0)
+		*pending = 0;
+	return 0;
+}
+
 static const char *val(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? "-" : PQgetvalue(res, row, col);
