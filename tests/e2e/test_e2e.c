@@ -478,6 +478,10 @@ static void test_dry_run_writes_nothing(void **state)
 	env e;
 
 	env_up(&e, sim_args, NULL, NULL);
+	/* On a new database a dry run refuses: it may not even create the schema. */
+	assert_int_equal(run_sync(&e, &dry, &plan), AF_ERR_CONFIG);
+	assert_non_null(strstr(af_error_last(), "aifleet migrate"));
+	assert_null(af_testdb_query_value(&e.db, "SELECT to_regclass('aifleet.instance')"));
 	sync_ok(&e, &r);
 	m = mutate(&e, "{\"create\":0.2,\"update\":0.2,\"delete\":0.2,\"seed\":2}");
 	before = af_testdb_query_value(&e.db, snapshot);
