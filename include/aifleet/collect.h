@@ -102,8 +102,9 @@ const af_record_sink *af_job_sink(af_job *job);
 void af_job_lock(af_job *job);
 void af_job_unlock(af_job *job);
 
-/* Adds normalizer stats after a page; a rejected item makes the scope
- * partial (it may still exist, so nothing may be tombstoned). */
+/* Adds normalizer stats after a page; rejected items are added to the
+ * scope report when the scope ends, and make the scope partial (a rejected
+ * item may still exist, so nothing may be tombstoned). */
 void af_job_add_norm_stats(af_job *job, const af_norm_stats *st);
 
 /* Records the first error of the scope (message from af_error_last()). */

@@ -277,7 +277,6 @@ void af_job_add_norm_stats(af_job *job, const af_norm_stats *st)
 	job->norm.resources += st->resources;
 	job->norm.rejected += st->rejected;
 	job->norm.warnings += st->warnings;
-	job->report.rejected += st->rejected;
 	pthread_mutex_unlock(&job->stats_lock);
 }
 

@@ -108,6 +108,9 @@ static void run_job(sync_state *st, af_job *job)
 
 	err = job->collector->collect(job);
 	job->report.seconds = now_seconds() - started;
+	/* The filter counted what the loader refused (under the loader lock);
+	 * add what the normalizer refused, now that every worker is done. */
+	job->report.rejected += job->norm.rejected;
 	if (err < 0) {
 		/* Overwrite whatever a worker recorded: this message has the
 		 * scope in front and the cause behind it. */

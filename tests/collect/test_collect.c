@@ -209,6 +209,37 @@ static void test_missing_page_fails_scope_without_tombstones(void **state)
 	replay_down(&e);
 }
 
+/* An item the normalizer rejects (no InstanceId) makes its scope partial:
+ * the rest loads, nothing in the scope is tombstoned. */
+static void test_rejected_item_makes_scope_partial(void **state)
+{
+	static const char *const p1[] = {"tk-a", "tk-b", NULL};
+	static const char *const p2[] = {NULL};
+	af_sync_result r;
+	char path[1300];
+	replay_env e;
+
+	replay_up(&e, NULL);
+	write_tair_page(e.scope_dir, 1, 2, p1);
+	write_tair_page(e.scope_dir, 2, 2, p2);
+	assert_int_equal(replay(&e, &r), 0);
+	assert_int_equal(r.complete, 1);
+
+	/* tk-b vanished, and an item without an id arrived. */
+	snprintf(path, sizeof(path), "%s/page-1.json", e.scope_dir);
+	write_file(path, "{\"RequestId\":\"r\",\"TotalCount\":2,\"Instances\":"
+			 "{\"TairInferInstanceDTO\":[{\"InstanceId\":\"tk-a\"},"
+			 "{\"InstanceName\":\"nameless\"}]}}");
+	assert_int_equal(replay(&e, &r), 0);
+	assert_int_equal(r.partial, 1);
+	assert_int_equal(r.rejected, 1);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.instance "
+						   "WHERE native_id = 'tk-b' AND deleted_at IS NULL"),
+			 1);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT rejected FROM aifleet.scope_state"), 1);
+	replay_down(&e);
+}
+
 /* A list whose TotalCount keeps it going forever stops at max_pages with an
  * error, and the scope is not complete. */
 static void test_endless_list_is_cut(void **state)
@@ -236,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_paging_decisions),
 		cmocka_unit_test(test_shifted_list_is_deduplicated),
 		cmocka_unit_test(test_missing_page_fails_scope_without_tombstones),
+		cmocka_unit_test(test_rejected_item_makes_scope_partial),
 		cmocka_unit_test(test_endless_list_is_cut),
 	};
 
