@@ -402,6 +402,20 @@ static int usable(af_loader *l)
 	return 0;
 }
 
+/* The two JSON fields instances and services carry: tags must be an
+ * object, raw any JSON value. Returns a reason (in msg) or NULL. */
+static const char *json_fields_problem(af_loader *l, const char *tags, const char *raw,
+				       char *msg, size_t n)
+{
+	const char *p;
+
+	if ((p = json_problem(l, tags, true)) != NULL)
+		snprintf(msg, n, "tags_json: %s", p);
+	else if ((p = json_problem(l, raw, false)) != NULL)
+		snprintf(msg, n, "raw_json: %s", p);
+	return p ? msg : NULL;
+}
+
 /* Fields that staging does not have for this entity. */
 static void row_nulls(row *r, int n)
 {
@@ -412,7 +426,7 @@ static void row_nulls(row *r, int n)
 static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 {
 	af_loader *l = ctx;
-	const char *why = NULL, *p;
+	const char *why = NULL;
 	char msg[160];
 	size_t start;
 	row r;
@@ -431,10 +445,8 @@ static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 		why = "a text field is not valid UTF-8";
 	else if (!time_ok(in->created_at) || !time_ok(in->updated_at) || !time_ok(in->expires_at))
 		why = "a time is out of range";
-	else if ((p = json_problem(l, in->tags_json, true)) != NULL)
-		why = snprintf(msg, sizeof(msg), "tags_json: %s", p) > 0 ? msg : p;
-	else if ((p = json_problem(l, in->raw_json, false)) != NULL)
-		why = snprintf(msg, sizeof(msg), "raw_json: %s", p) > 0 ? msg : p;
+	else
+		why = json_fields_problem(l, in->tags_json, in->raw_json, msg, sizeof(msg));
 	if (why)
 		return reject(l, sc, "instance", in->native_id, why);
 
@@ -463,7 +475,7 @@ static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 {
 	af_loader *l = ctx;
-	const char *why = NULL, *p;
+	const char *why = NULL;
 	char msg[160];
 	size_t start;
 	row r;
@@ -486,10 +498,8 @@ static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 		why = "replicas is not a finite non-negative number";
 	else if (!time_ok(sv->created_at) || !time_ok(sv->updated_at))
 		why = "a time is out of range";
-	else if ((p = json_problem(l, sv->tags_json, true)) != NULL)
-		why = snprintf(msg, sizeof(msg), "tags_json: %s", p) > 0 ? msg : p;
-	else if ((p = json_problem(l, sv->raw_json, false)) != NULL)
-		why = snprintf(msg, sizeof(msg), "raw_json: %s", p) > 0 ? msg : p;
+	else
+		why = json_fields_problem(l, sv->tags_json, sv->raw_json, msg, sizeof(msg));
 	if (why)
 		return reject(l, sc, "service", sv->native_id, why);
 
