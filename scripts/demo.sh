@@ -106,12 +106,13 @@ psql_q "SELECT provider, region, coalesce(gpu_model, '-') AS gpu_model,
 	  FROM aifleet.capacity_summary
 	 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;"
 
-say "What changed in the second sync (aifleet.change_feed, instances)"
-psql_q "SELECT change, product, region, native_id, name, left(diff::text, 60) AS diff
-	  FROM aifleet.change_feed
-	 WHERE run_id = (SELECT max(run_id) FROM aifleet.change_feed)
-	   AND entity_type = 'instance'
-	 ORDER BY change, product, native_id LIMIT 15;"
+say "What changed in the second sync (aifleet.change_feed: a few of each kind, then the counts)"
+psql_q "SELECT change, product, region, native_id, name, left(diff::text, 70) AS diff
+	  FROM (SELECT *, row_number() OVER (PARTITION BY change, product ORDER BY native_id) AS n
+	          FROM aifleet.change_feed
+	         WHERE run_id = (SELECT max(run_id) FROM aifleet.change_feed)
+	           AND entity_type IN ('instance', 'service')) c
+	 WHERE n <= 2 ORDER BY change, product, native_id;"
 psql_q "SELECT entity_type, change, count(*) FROM aifleet.change_feed
 	 WHERE run_id = (SELECT max(run_id) FROM aifleet.change_feed)
 	 GROUP BY 1, 2 ORDER BY 1, 2;"
