@@ -30,7 +30,7 @@ typedef enum af_error_class {
 /* Sets the thread's last error and returns `klass`, so that
  * `return af_error_set(AF_ERR_DATA, "...")` reads naturally. */
 int af_error_set(int klass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int af_error_vset(int klass, const char *fmt, va_list ap);
+int af_error_vset(int klass, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Prefixes the current message with more context ("scope x: " + old). */
 int af_error_prefix(int klass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
