@@ -9,7 +9,7 @@ packages=(
 	libcurl4-openssl-dev libjson-c-dev libpq-dev libssl-dev
 	libinih-dev libcmocka-dev libmicrohttpd-dev
 	postgresql postgresql-contrib postgresql-client
-	clang time bc
+	time bc
 )
 
 missing=()
