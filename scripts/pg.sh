@@ -76,6 +76,11 @@ CONF
 stop() {
 	local dir=$1 bin
 	[ -d "$dir" ] || return 0
+	# Only ever remove a directory that `pg.sh start` made.
+	if [ ! -f "$dir/dsn" ] && [ ! -f "$dir/data/PG_VERSION" ] && [ ! -f "$dir/initdb.log" ]; then
+		echo "pg.sh: $dir was not made by 'pg.sh start'; not touching it" >&2
+		return 1
+	fi
 	bin=$(pg_bindir)
 	if [ -f "$dir/data/postmaster.pid" ]; then
 		as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
