@@ -191,3 +191,20 @@ void fz_check_stats(const af_norm_stats *st, const fz_counts *c, int err)
 	CHECK(st->services == c->svc);
 	CHECK(st->resources == c->res);
 }
+
+int fz_run_page(const uint8_t *data, size_t size, fz_page_fn normalize)
+{
+	static const af_scope scope = {"fuzz", "fuzz", "fuzz", "fuzz"};
+	json_object *page = fz_parse(data, size);
+	af_norm_stats st = {0};
+	fz_counts counts;
+	af_record_sink sink = fz_sink(&counts);
+	int err;
+
+	if (!page)
+		return 0;
+	err = normalize(&scope, page, &sink, &st);
+	fz_check_stats(&st, &counts, err);
+	json_object_put(page);
+	return 0;
+}
