@@ -387,13 +387,25 @@ static void test_mutation_gives_exactly_the_expected_history(void **state)
 	env_down(&e);
 }
 
+/* How many of the instances in `ids` (a SQL list) are tombstoned, or not. */
+static long long count_instances(const env *e, const char *ids, bool tombstoned)
+{
+	char sql[4096];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
+		 "AND deleted_at IS %s NULL",
+		 ids, tombstoned ? "NOT" : "");
+	return af_testdb_query_int(&e->db, sql);
+}
+
 static void test_failed_scope_tombstones_nothing(void **state)
 {
 	static const char *const sim_args[] = {"--items", "20", "--seed", "3", NULL};
 	const char *args[] = {"--config", NULL, "--no-progress", "sync", NULL};
 	af_sync_result r;
 	json_object *m, *faults;
-	char *deleted_bj, *deleted_hz, sql[4096], *out = NULL, *err = NULL;
+	char *deleted_bj, *deleted_hz, *out = NULL, *err = NULL;
 	env e;
 
 	env_up(&e, sim_args, NULL, "[account demo-ali]\ntair_kvcache_page_size = 5\n"
@@ -425,17 +437,9 @@ static void test_failed_scope_tombstones_nothing(void **state)
 	assert_non_null(strstr(err, "request ")); /* the RequestId is named */
 
 	/* cn-beijing failed part-way: its vanished instances are untouched. */
-	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
-		 "AND deleted_at IS NULL",
-		 deleted_bj);
-	assert_int_equal(af_testdb_query_int(&e.db, sql), 5);
+	assert_int_equal(count_instances(&e, deleted_bj, false), 5);
 	/* cn-hangzhou completed: its vanished instances are tombstoned. */
-	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
-		 "AND deleted_at IS NOT NULL",
-		 deleted_hz);
-	assert_int_equal(af_testdb_query_int(&e.db, sql), 5);
+	assert_int_equal(count_instances(&e, deleted_hz, true), 5);
 	expect_sql(&e, "SELECT last_state FROM aifleet.scope_state WHERE account = 'demo-ali' "
 			 "AND region = 'cn-beijing' AND product = 'tair_kvcache'",
 		     "partial");
@@ -450,11 +454,7 @@ static void test_failed_scope_tombstones_nothing(void **state)
 	free(out);
 	free(err);
 	assert_int_equal(e2e_run_aifleet(e.dir, args, &out, &err), 0);
-	snprintf(sql, sizeof(sql),
-		 "SELECT count(*) FROM aifleet.instance WHERE native_id IN (%s) "
-		 "AND deleted_at IS NOT NULL",
-		 deleted_bj);
-	assert_int_equal(af_testdb_query_int(&e.db, sql), 5);
+	assert_int_equal(count_instances(&e, deleted_bj, true), 5);
 	free(out);
 	free(err);
 	free(deleted_bj);
