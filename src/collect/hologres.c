@@ -7,8 +7,8 @@
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/threads.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +107,7 @@ static int hologres_collect(af_job *job)
 	af_api_request req;
 	json_object *body = NULL, *list;
 	detail_pool pool;
-	pthread_t threads[64];
-	size_t nthreads = 0, want;
+	size_t want;
 	int err;
 
 	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_LIST_ACTION, HOLO_VERSION);
@@ -133,17 +132,10 @@ static int hologres_collect(af_job *job)
 	want = (size_t)(job->config->detail_concurrency > 0 ? job->config->detail_concurrency : 1);
 	if (want > pool.n)
 		want = pool.n;
-	if (want > sizeof(threads) / sizeof(threads[0]))
-		want = sizeof(threads) / sizeof(threads[0]);
-	for (; nthreads < want; nthreads++)
-		if (pthread_create(&threads[nthreads], NULL, detail_worker, &pool) != 0)
-			break;
-	if (nthreads == 0 && pool.n > 0) {
+	if (af_threads_run(want, detail_worker, &pool) == 0 && pool.n > 0) {
 		json_object_put(body);
 		return af_error_set(AF_ERR_GENERIC, "cannot start detail workers");
 	}
-	for (size_t i = 0; i < nthreads; i++)
-		pthread_join(threads[i], NULL);
 	json_object_put(body);
 
 	err = atomic_load(&pool.failed);

@@ -13,6 +13,7 @@
 #include "aifleet/sync.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/threads.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -281,8 +282,7 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	af_loader *loader = NULL;
 	af_record_sink sink;
 	af_run_options run_opts = {0};
-	pthread_t threads[64];
-	size_t nthreads = 0, want;
+	size_t want;
 	double started = now_seconds(), collect_started;
 	int err = 0;
 
@@ -355,20 +355,11 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 		goto done;
 
 	collect_started = now_seconds();
-	want = (size_t)cfg->concurrency;
-	if (want > st.njobs)
-		want = st.njobs;
-	if (want > sizeof(threads) / sizeof(threads[0]))
-		want = sizeof(threads) / sizeof(threads[0]);
-	for (; nthreads < want; nthreads++)
-		if (pthread_create(&threads[nthreads], NULL, worker, &st) != 0)
-			break;
-	if (nthreads == 0) {
+	want = (size_t)cfg->concurrency < st.njobs ? (size_t)cfg->concurrency : st.njobs;
+	if (af_threads_run(want, worker, &st) == 0) {
 		err = af_error_set(AF_ERR_GENERIC, "cannot start worker threads");
 		goto done;
 	}
-	for (size_t i = 0; i < nthreads; i++)
-		pthread_join(threads[i], NULL);
 	if (opts->progress)
 		fputc('\n', stderr);
 	result->collect_seconds = now_seconds() - collect_started;
