@@ -280,6 +280,18 @@ void af_job_add_norm_stats(af_job *job, const af_norm_stats *st)
 	pthread_mutex_unlock(&job->stats_lock);
 }
 
+int af_job_emit_page(af_job *job, af_page_normalizer normalize, json_object *page)
+{
+	af_norm_stats st = {0};
+	int err;
+
+	af_job_lock(job);
+	err = normalize(&job->scope, page, af_job_sink(job), &st);
+	af_job_unlock(job);
+	af_job_add_norm_stats(job, &st);
+	return err;
+}
+
 void af_job_fail(af_job *job, int err)
 {
 	pthread_mutex_lock(&job->stats_lock);

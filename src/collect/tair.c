@@ -25,7 +25,6 @@ static int tair_collect(af_job *job)
 		af_kv query[3];
 		af_api_request req;
 		json_object *body = NULL, *instances, *list, *total;
-		af_norm_stats st = {0};
 		size_t n = 0;
 
 		snprintf(page_no, sizeof(page_no), "%d", page);
@@ -45,11 +44,7 @@ static int tair_collect(af_job *job)
 		    json_object_is_type(list, json_type_array))
 			n = json_object_array_length(list);
 
-		af_job_lock(job);
-		err = af_normalize_tair_page(&job->scope, body, af_job_sink(job), &st);
-		af_job_unlock(job);
-		af_job_add_norm_stats(job, &st);
-		if (err < 0) {
+		if ((err = af_job_emit_page(job, af_normalize_tair_page, body)) < 0) {
 			json_object_put(body);
 			return af_error_prefix(err, "page %d: ", page);
 		}

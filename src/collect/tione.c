@@ -27,7 +27,6 @@ static int tione_collect(af_job *job)
 		char body_text[96], key[40];
 		af_api_request req;
 		json_object *body = NULL, *response = NULL, *groups, *total = NULL;
-		af_norm_stats st = {0};
 		size_t n = 0;
 
 		snprintf(body_text, sizeof(body_text), "{\"Offset\":%ld,\"Limit\":%d}", offset, limit);
@@ -46,11 +45,7 @@ static int tione_collect(af_job *job)
 			json_object_object_get_ex(response, "TotalCount", &total);
 		}
 
-		af_job_lock(job);
-		err = af_normalize_tione_page(&job->scope, body, af_job_sink(job), &st);
-		af_job_unlock(job);
-		af_job_add_norm_stats(job, &st);
-		if (err < 0) {
+		if ((err = af_job_emit_page(job, af_normalize_tione_page, body)) < 0) {
 			json_object_put(body);
 			return af_error_prefix(err, "offset %ld: ", offset);
 		}
