@@ -102,10 +102,6 @@ const af_record_sink *af_job_sink(af_job *job);
 void af_job_lock(af_job *job);
 void af_job_unlock(af_job *job);
 
-/* A page normalizer (af_normalize_tair_page, af_normalize_tione_page). */
-typedef int (*af_page_normalizer)(const af_scope *scope, json_object *page,
-				  const af_record_sink *sink, af_norm_stats *stats);
-
 /* Normalizes one page into af_job_sink() under the job's lock and adds the
  * normalizer's stats. */
 int af_job_emit_page(af_job *job, af_page_normalizer normalize, json_object *page);

@@ -36,6 +36,10 @@ typedef struct af_norm_stats {
 	uint64_t warnings; /* fields dropped (bad timestamp, wrong type, ...) */
 } af_norm_stats;
 
+/* The shape of the paged normalizers below. */
+typedef int (*af_page_normalizer)(const af_scope *scope, json_object *page,
+				  const af_record_sink *sink, af_norm_stats *stats);
+
 /* One DescribeTairKVCacheInferInstances response body (the whole page). */
 int af_normalize_tair_page(const af_scope *scope, json_object *page, const af_record_sink *sink,
 			   af_norm_stats *stats);

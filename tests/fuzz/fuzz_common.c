@@ -192,7 +192,7 @@ void fz_check_stats(const af_norm_stats *st, const fz_counts *c, int err)
 	CHECK(st->resources == c->res);
 }
 
-int fz_run_page(const uint8_t *data, size_t size, fz_page_fn normalize)
+int fz_run_page(const uint8_t *data, size_t size, af_page_normalizer normalize)
 {
 	static const af_scope scope = {"fuzz", "fuzz", "fuzz", "fuzz"};
 	json_object *page = fz_parse(data, size);

@@ -23,11 +23,8 @@ af_record_sink fz_sink(fz_counts *counts);
 /* Checks the stats agree with what reached the sink. */
 void fz_check_stats(const af_norm_stats *st, const fz_counts *c, int err);
 
-/* A page normalizer (af_normalize_tair_page, af_normalize_tione_page). */
-typedef int (*fz_page_fn)(const af_scope *scope, json_object *page, const af_record_sink *sink,
-			  af_norm_stats *stats);
 /* The whole body of a page target: parse, normalize into the checking
  * sink, check the stats. Always returns 0, as libFuzzer expects. */
-int fz_run_page(const uint8_t *data, size_t size, fz_page_fn normalize);
+int fz_run_page(const uint8_t *data, size_t size, af_page_normalizer normalize);
 
 #endif
