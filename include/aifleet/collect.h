@@ -95,6 +95,10 @@ void af_job_request_init(af_job *job, af_api_request *req, af_api_style style,
 int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
 		 const char *page_key, json_object **out);
 
+/* The provider's request id in a parsed body (RequestId, requestId or
+ * Response.RequestId), or "-": for messages about a page. Borrowed. */
+const char *af_page_request_id(json_object *body);
+
 /* The sink to normalize into: de-duplicates instances (and their
  * children), counts, and forwards to the loader. Use it only between
  * af_job_lock() and af_job_unlock(). */

@@ -57,6 +57,10 @@ typedef struct af_config {
 	long max_response_mb;
 	char *ca_bundle;
 	int max_pages;       /* guard against paging that never ends; default 10000 */
+	/* Mass-delete guard: the share of a scope's live items one run may
+	 * delete, in (0, 1]; default 0.5 */
+	double max_delete_fraction;
+	int max_delete_min;  /* deleting this many items or fewer is never refused; default 10 */
 	af_account_config *accounts;
 	size_t naccounts;
 } af_config;
@@ -65,7 +69,9 @@ typedef struct af_config {
 void af_config_init(af_config *cfg);
 
 /* Parses and validates an INI file; errors (AF_ERR_CONFIG) name the file,
- * line and key. A file that group or others may write is refused. */
+ * line and key. A file that group or others may write is refused, and so
+ * are an [account] defined twice and a key given twice in one section
+ * (or in two [sync] or [database] sections). */
 int af_config_load(af_config *cfg, const char *path);
 
 void af_config_free(af_config *cfg);

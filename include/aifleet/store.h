@@ -57,10 +57,29 @@ typedef struct af_scope_report {
 	double seconds;
 } af_scope_report;
 
+/*
+ * The mass-delete guard: in a complete scope, if the run would tombstone
+ * more than max_fraction of the scope's live entities (instances, services
+ * and resources together) and more than min_deletes of them, nothing in
+ * that scope is tombstoned and the scope is recorded as held -- unless the
+ * operator accepted it with --allow-deletes (a scope named
+ * provider/account/region/product, or "all").
+ */
+typedef struct af_delete_guard {
+	double max_fraction;          /* default 0.5 */
+	uint64_t min_deletes;         /* default 10 */
+	const char *const *allow;     /* scopes whose deletes are accepted, or "all" */
+	size_t nallow;
+} af_delete_guard;
+
+#define AF_DELETE_GUARD_FRACTION 0.5
+#define AF_DELETE_GUARD_MIN 10
+
 typedef struct af_run_options {
 	bool dry_run;         /* compute the plan, then roll back */
 	bool wait_for_lock;   /* wait for a concurrent run instead of failing */
 	const char *trigger;  /* free text stored with the run, e.g. "aifleet sync" */
+	const af_delete_guard *guard; /* NULL: the defaults above, nothing allowed */
 } af_run_options;
 
 typedef struct af_entity_counts {
@@ -78,6 +97,13 @@ typedef struct af_load_summary {
 	af_entity_counts services;
 	af_entity_counts resources;
 	uint64_t history_rows;
+	/* Scopes as the loader finally judged them: a scope reported complete
+	 * is partial after a rejected record or an orphan, and held when the
+	 * guard stopped its tombstones (held scopes count as partial too). */
+	size_t scopes_complete;
+	size_t scopes_partial;
+	size_t scopes_failed;
+	size_t scopes_held;
 	double copy_seconds;
 	double merge_seconds;
 } af_load_summary;
@@ -95,6 +121,11 @@ int af_loader_scope_done(af_loader *l, const af_scope_report *report);
 
 /* Merges and commits (or rolls back for a dry run). */
 int af_loader_commit(af_loader *l, af_load_summary *out);
+
+/* After af_loader_commit: true if the guard held the scope's tombstones,
+ * with how many it would have written and the scope's live entities. */
+bool af_loader_scope_held(af_loader *l, const af_scope *scope, uint64_t *deletes,
+			  uint64_t *live);
 
 /* Rolls back unless committed, releases the lock, frees. NULL is fine. */
 void af_loader_free(af_loader *l);

@@ -24,14 +24,23 @@ typedef struct af_sync_options {
 	af_raw_options raw;
 	const char *trigger;
 	FILE *plan_out;          /* dry run: where the plan is printed; NULL = none */
+	/* --allow-deletes: scopes (provider/account/region/product, or "all")
+	 * whose tombstones the mass-delete guard lets through this once. */
+	const char *const *allow_deletes;
+	size_t nallow_deletes;
 } af_sync_options;
 
 typedef struct af_sync_result {
 	af_load_summary load;
+	/* Scopes as finally judged (by the collectors, then the loader: a
+	 * rejected record or orphan makes a scope partial, the mass-delete
+	 * guard makes it held). complete + partial + failed = scopes; held
+	 * scopes are counted in partial too. */
 	size_t scopes;
 	size_t complete;
 	size_t partial;
 	size_t failed;
+	size_t held;
 	uint64_t items;
 	uint64_t duplicates;
 	uint64_t rejected;
@@ -39,6 +48,7 @@ typedef struct af_sync_result {
 	uint64_t retries;
 	uint64_t throttled;
 	size_t auth_failures;    /* scopes refused authentication */
+	size_t config_failures;  /* scopes that failed on configuration or TLS verification */
 	double seconds;          /* wall time of the whole run */
 	double collect_seconds;  /* wall time of the collection phase */
 	double fetch_seconds;    /* summed over workers: waiting for HTTP */

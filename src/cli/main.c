@@ -11,18 +11,21 @@
 #include "aifleet/version.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Exit codes (documented in README.md). */
 enum {
-	EXIT_OK = 0,
-	EXIT_FAILED = 1,    /* nothing committed */
-	EXIT_PARTIAL = 2,   /* committed, but some scopes did not complete */
+	EXIT_OK = 0,        /* every scope complete */
+	EXIT_FAILED = 1,    /* nothing committed, or no scope complete */
+	EXIT_PARTIAL = 2,   /* committed: some scopes complete, some not (or held) */
 	EXIT_USAGE = 64,    /* EX_USAGE */
 	EXIT_TEMPFAIL = 75, /* EX_TEMPFAIL: lock held, database or cloud unreachable */
 	EXIT_CONFIG = 78,   /* EX_CONFIG: configuration or authentication */
@@ -40,6 +43,8 @@ typedef struct cli {
 	bool progress;
 	bool progress_set;
 	int runs;
+	const char *allow_deletes[64]; /* --allow-deletes, repeatable (points into argv) */
+	size_t nallow_deletes;
 } cli;
 
 static void usage(FILE *out)
@@ -79,6 +84,10 @@ static void usage(FILE *out)
 		"                         (the Hologres apiKey is removed first)\n"
 		"      --from-raw DIR     replay pages saved by --save-raw; no network\n"
 		"      --wait             wait for a concurrent run instead of exiting 75\n"
+		"      --allow-deletes SCOPE\n"
+		"                         accept the tombstones the mass-delete guard held in\n"
+		"                         SCOPE (provider/account/region/product, as 'status'\n"
+		"                         shows it) or in every scope ('all'); repeatable\n"
 		"      --progress         redraw a progress line (default when stderr is a TTY)\n"
 		"      --no-progress      never draw it\n"
 		"\n"
@@ -86,13 +95,14 @@ static void usage(FILE *out)
 		"      --runs N           how many recent runs to show (default 10)\n"
 		"\n"
 		"Exit codes:\n"
-		"  0   success\n"
-		"  1   failure: nothing was committed\n"
-		"  2   partial: committed, but some scopes failed; nothing was deleted there\n"
+		"  0   success: every scope complete\n"
+		"  1   failure: nothing was committed, or no scope was complete\n"
+		"  2   partial: committed; some scopes complete, others partial, failed or\n"
+		"      held by the mass-delete guard (nothing was deleted in those)\n"
 		"  64  usage error\n"
 		"  75  temporary failure: another run holds the lock, or the database is\n"
 		"      unreachable; try again later\n"
-		"  78  configuration or authentication error\n"
+		"  78  configuration, authentication or TLS verification error\n"
 		"\n"
 		"Secrets are read from environment variables or the official CLIs' files,\n"
 		"never from the command line. See README.md and deploy/aifleet.example.ini.\n");
@@ -114,7 +124,7 @@ static int parse_args(cli *c, int argc, char **argv)
 {
 	enum {
 		OPT_DB = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_ONLY, OPT_SAVE_RAW, OPT_FROM_RAW,
-		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS,
+		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS, OPT_ALLOW_DELETES,
 	};
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -133,6 +143,7 @@ static int parse_args(cli *c, int argc, char **argv)
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 		{"runs", required_argument, NULL, OPT_RUNS},
+		{"allow-deletes", required_argument, NULL, OPT_ALLOW_DELETES},
 		{NULL, 0, NULL, 0},
 	};
 	af_log_level level = AF_LOG_INFO;
@@ -164,6 +175,13 @@ static int parse_args(cli *c, int argc, char **argv)
 		case OPT_SAVE_RAW: c->save_raw = optarg; break;
 		case OPT_FROM_RAW: c->from_raw = optarg; break;
 		case OPT_WAIT: c->wait = true; break;
+		case OPT_ALLOW_DELETES:
+			if (c->nallow_deletes == sizeof(c->allow_deletes) / sizeof(c->allow_deletes[0])) {
+				fprintf(stderr, "aifleet: too many --allow-deletes (say 'all')\n");
+				return -1;
+			}
+			c->allow_deletes[c->nallow_deletes++] = optarg;
+			break;
 		case OPT_PROGRESS: c->progress = c->progress_set = true; break;
 		case OPT_NO_PROGRESS:
 			c->progress = false;
@@ -255,18 +273,37 @@ static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 	opts.raw.replay_dir = c->from_raw;
 	opts.trigger = c->from_raw ? "aifleet sync --from-raw" : "aifleet sync";
 	opts.plan_out = stdout;
+	opts.allow_deletes = c->allow_deletes;
+	opts.nallow_deletes = c->nallow_deletes;
 
 	err = af_sync_run(cfg, &opts, &result);
 	if (err < 0)
 		return err;
 	af_sync_print_summary(stdout, &result, c->dry_run);
-	if (result.auth_failures)
+	/* A refused key or an unverifiable certificate fails the same way next
+	 * time: say so (78) before anything else, so that it alerts. */
+	if (result.auth_failures || result.config_failures)
 		*exit_code = EXIT_CONFIG;
-	else if (result.partial || result.failed)
+	else if (result.complete == result.scopes)
+		*exit_code = EXIT_OK;
+	else if (result.complete > 0)
 		*exit_code = EXIT_PARTIAL;
 	else
-		*exit_code = EXIT_OK;
+		*exit_code = EXIT_FAILED;
 	return 0;
+}
+
+/* Keys and tokens live in this process's memory: no core file may carry
+ * them to disk, and no other process of the same user may read them
+ * through ptrace or /proc/PID/mem. */
+static void protect_memory(void)
+{
+	struct rlimit none = {0, 0};
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		af_warn("cli", "cannot disable core dumps (prctl): %s", strerror(errno));
+	if (setrlimit(RLIMIT_CORE, &none) != 0)
+		af_warn("cli", "cannot disable core dumps (RLIMIT_CORE): %s", strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -275,9 +312,14 @@ int main(int argc, char **argv)
 	af_config cfg;
 	int err = 0, code = EXIT_OK;
 
+	protect_memory();
 	af_config_init(&cfg);
 	if (parse_args(&c, argc, argv) < 0)
 		return EXIT_USAGE;
+	if (c.nallow_deletes && strcmp(c.command, "sync") != 0) {
+		fprintf(stderr, "aifleet: --allow-deletes is an option of sync\n");
+		return EXIT_USAGE;
+	}
 
 	if (strcmp(c.command, "help") == 0) {
 		usage(stdout);

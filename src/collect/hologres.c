@@ -27,6 +27,22 @@ typedef struct detail_pool {
 	atomic_int failed;    /* first error class, 0 if none */
 } detail_pool;
 
+/*
+ * The success shape of GetInstanceModel: a modelServiceList member, an
+ * array or null (a node without services). A body without it is not a
+ * detail, and must not read as "no services".
+ */
+static int check_detail(json_object *detail)
+{
+	json_object *services = NULL;
+
+	if (!json_object_object_get_ex(detail, "modelServiceList", &services))
+		return af_error_set(AF_ERR_DATA, "malformed answer: no modelServiceList");
+	if (services && !json_object_is_type(services, json_type_array))
+		return af_error_set(AF_ERR_DATA, "malformed answer: modelServiceList is not an array");
+	return 0;
+}
+
 static int fetch_detail(af_job *job, af_session *session, json_object *item, json_object **out)
 {
 	json_object *holo_id;
@@ -48,8 +64,13 @@ static int fetch_detail(af_job *job, af_session *session, json_object *item, jso
 	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_GET_ACTION, HOLO_VERSION);
 	req.path = path.data;
 	snprintf(key, sizeof(key), "get-%s", id);
-	if ((err = af_job_fetch(job, session, &req, key, out)) < 0)
+	if ((err = af_job_fetch(job, session, &req, key, out)) < 0) {
 		af_error_prefix(err, "instance %s: ", id);
+	} else if ((err = check_detail(*out)) < 0) {
+		af_error_prefix(err, "instance %s (request %s): ", id, af_page_request_id(*out));
+		json_object_put(*out);
+		*out = NULL;
+	}
 done:
 	af_buf_free(&path);
 	return err;
@@ -114,14 +135,19 @@ static int hologres_collect(af_job *job)
 	req.path = HOLO_LIST_PATH;
 	if ((err = af_job_fetch(job, job->session, &req, "list", &body)) < 0)
 		return err;
+	/* The success shape: instanceModelList, an array or null (no AI nodes
+	 * in this region). Without it the body is not a list at all. */
 	if (!json_object_object_get_ex(body, "instanceModelList", &list) ||
-	    json_object_is_type(list, json_type_null)) {
+	    (list && !json_object_is_type(list, json_type_array))) {
+		err = af_error_set(AF_ERR_DATA, "list (request %s): malformed answer: %s",
+				   af_page_request_id(body),
+				   list ? "instanceModelList is not an array" : "no instanceModelList");
 		json_object_put(body);
-		return 0; /* no AI nodes in this region */
+		return err;
 	}
-	if (!json_object_is_type(list, json_type_array)) {
+	if (!list) {
 		json_object_put(body);
-		return af_error_set(AF_ERR_DATA, "instanceModelList is not an array");
+		return 0;
 	}
 
 	pool.job = job;

@@ -192,6 +192,32 @@ done:
 	return err;
 }
 
+/* A request id goes into messages as it is: only a short printable one. */
+static bool printable_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (n >= 128 || s[n] <= ' ' || s[n] > '~')
+			return false;
+	return n > 0;
+}
+
+const char *af_page_request_id(json_object *body)
+{
+	static const char *const names[] = {"RequestId", "requestId"};
+	json_object *resp = NULL, *v = NULL;
+
+	if (json_object_object_get_ex(body, "Response", &resp) &&
+	    json_object_is_type(resp, json_type_object))
+		body = resp;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (json_object_object_get_ex(body, names[i], &v) &&
+		    json_object_is_type(v, json_type_string) && printable_id(json_object_get_string(v)))
+			return json_object_get_string(v);
+	return "-";
+}
+
 static int filter_instance(void *ctx, const af_scope *scope, const af_instance *inst)
 {
 	af_job *job = ctx;

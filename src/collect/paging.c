@@ -1,39 +1,156 @@
 #include "paging.h"
 
+#include <json-c/linkhash.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "aifleet/error.h"
 
-void af_paging_init(af_paging *p, int max_pages)
+/* TotalCount is an int32 (Tair) or int64 (TI-ONE) in the APIs; a fleet of
+ * more than a billion items in one scope is a lie, not a fleet. */
+#define TOTAL_MAX 1000000000LL
+
+static void free_key(struct lh_entry *e)
 {
-	p->seen = 0;
-	p->pages = 0;
-	p->max_pages = max_pages;
+	free(lh_entry_k(e));
 }
 
-int af_paging_next(af_paging *p, size_t n, json_object *total, int page_size)
+static int reset_ids(af_paging *p)
 {
-	int64_t count;
+	if (p->ids)
+		lh_table_free(p->ids);
+	p->ids = lh_kchar_table_new(1024, free_key);
+	p->unique = 0;
+	p->duplicates = 0;
+	p->total = -1;
+	return p->ids ? 0 : af_error_set(AF_ERR_NOMEM, "out of memory");
+}
+
+int af_paging_init(af_paging *p, int max_pages)
+{
+	memset(p, 0, sizeof(*p));
+	p->max_pages = max_pages;
+	return reset_ids(p);
+}
+
+void af_paging_free(af_paging *p)
+{
+	if (p->ids)
+		lh_table_free(p->ids);
+	p->ids = NULL;
+}
+
+static int read_total(int64_t *out, json_object *total)
+{
+	if (!total)
+		return af_error_set(AF_ERR_DATA, "the page has no TotalCount");
+	if (!json_object_is_type(total, json_type_int))
+		return af_error_set(AF_ERR_DATA, "TotalCount is not an integer (%s)",
+				    json_type_to_name(json_object_get_type(total)));
+	*out = json_object_get_int64(total);
+	if (*out < 0 || *out > TOTAL_MAX)
+		return af_error_set(AF_ERR_DATA, "TotalCount %lld is out of range", (long long)*out);
+	return 0;
+}
+
+/* Adds the page's items to the pass; *fresh receives how many were new. */
+static int count_items(af_paging *p, json_object *list, const char *id_field, size_t *fresh)
+{
+	size_t n = list ? json_object_array_length(list) : 0;
+	char *key;
+
+	*fresh = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *id = NULL;
+
+		json_object_object_get_ex(json_object_array_get_idx(list, i), id_field, &id);
+		if (!json_object_is_type(id, json_type_string)) {
+			/* The normalizer rejects it; it still is one item. */
+			p->unique++;
+			(*fresh)++;
+			continue;
+		}
+		if (lh_table_lookup_entry(p->ids, json_object_get_string(id))) {
+			p->duplicates++;
+			continue;
+		}
+		if (!(key = strdup(json_object_get_string(id))))
+			return af_error_set(AF_ERR_NOMEM, "out of memory");
+		if (lh_table_insert(p->ids, key, NULL) != 0) {
+			free(key);
+			return af_error_set(AF_ERR_NOMEM, "out of memory");
+		}
+		p->unique++;
+		(*fresh)++;
+	}
+	return 0;
+}
+
+static int too_many_pages(const af_paging *p)
+{
+	return af_error_set(AF_ERR_LIMIT,
+			    "paging did not end after %d pages (%llu items); "
+			    "raise [sync] max_pages if the fleet is really this large",
+			    p->pages, (unsigned long long)p->unique);
+}
+
+int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_object *total,
+		   int page_size)
+{
+	size_t n = list ? json_object_array_length(list) : 0, fresh;
+	uint64_t tolerance;
+	int64_t count = 0;
+	int err;
 
 	p->pages++;
-	p->seen += n;
-	if (n == 0)
-		return 0;
-	if (!total || json_object_is_type(total, json_type_null)) {
-		/* No total: a short page is the last one. */
-		if (n < (size_t)page_size)
-			return 0;
-	} else {
-		if (!json_object_is_type(total, json_type_int))
-			return af_error_set(AF_ERR_DATA, "TotalCount is not an integer");
-		count = json_object_get_int64(total);
-		if (count < 0)
-			return af_error_set(AF_ERR_DATA, "TotalCount is negative");
-		if (p->seen >= (uint64_t)count)
-			return 0;
+	if ((err = read_total(&count, total)) < 0)
+		return err;
+	if (p->total >= 0 && count != p->total) {
+		if (p->restarts > 0)
+			return af_error_set(AF_ERR_DATA,
+					    "TotalCount changed again while paging (%lld, then %lld):"
+					    " the list never held still",
+					    (long long)p->total, (long long)count);
+		p->restarts++;
+		if ((err = reset_ids(p)) < 0)
+			return err;
+		return p->pages >= p->max_pages ? too_many_pages(p) : AF_PAGING_RESTART;
 	}
+	p->total = count;
+	if ((err = count_items(p, list, id_field, &fresh)) < 0)
+		return err;
+	if ((uint64_t)n > (uint64_t)count || p->unique > (uint64_t)count)
+		return af_error_set(AF_ERR_DATA,
+				    "TotalCount is %lld but %llu distinct items arrived: the total"
+				    " does not add up",
+				    (long long)count, (unsigned long long)p->unique);
+	if (p->unique == (uint64_t)count)
+		return AF_PAGING_DONE;
+
+	if (n == 0)
+		return af_error_set(AF_ERR_DATA,
+				    "empty page although TotalCount is %lld and %llu items arrived",
+				    (long long)count, (unsigned long long)p->unique);
+	if (fresh == 0)
+		return af_error_set(AF_ERR_DATA,
+				    "the page repeats items already seen (%zu items, none new;"
+				    " TotalCount %lld, %llu arrived)",
+				    n, (long long)count, (unsigned long long)p->unique);
+	tolerance = (uint64_t)count / 100;
+	if (tolerance < AF_PAGING_DUP_MIN)
+		tolerance = AF_PAGING_DUP_MIN;
+	if (p->duplicates > tolerance)
+		return af_error_set(AF_ERR_DATA,
+				    "%llu items arrived twice, more than a shifting list explains"
+				    " (tolerance %llu for TotalCount %lld)",
+				    (unsigned long long)p->duplicates, (unsigned long long)tolerance,
+				    (long long)count);
+	if (n < (size_t)page_size)
+		return af_error_set(AF_ERR_DATA,
+				    "short page (%zu of %d items) although TotalCount is %lld and"
+				    " %llu items arrived",
+				    n, page_size, (long long)count, (unsigned long long)p->unique);
 	if (p->pages >= p->max_pages)
-		return af_error_set(AF_ERR_LIMIT,
-				    "paging did not end after %d pages (%llu items); "
-				    "raise [sync] max_pages if the fleet is really this large",
-				    p->pages, (unsigned long long)p->seen);
-	return 1;
+		return too_many_pages(p);
+	return AF_PAGING_MORE;
 }

@@ -2,26 +2,64 @@
 #define AIFLEET_COLLECT_PAGING_H
 
 /*
- * When to stop paging, shared by the paged collectors: at the reported
- * total, at an empty or short page, and never after max_pages (a list
- * that never ends is an error, not an infinite loop).
+ * Paging reconciliation, shared by the paged collectors (Tair, TI-ONE).
+ * A paged list is complete only when it adds up: the unique items seen
+ * equal the last TotalCount the API reported, every page before the end
+ * was full, and TotalCount did not move while paging. Anything else is a
+ * reason for the scope to be partial -- never a reason to stop quietly,
+ * because a scope that stops early would tombstone what it did not see.
+ *
+ * The rules (docs/reliability.md repeats them):
+ *  - TotalCount must be a non-negative integer on every page;
+ *  - a page with more items than TotalCount, or more unique items overall
+ *    than TotalCount: the total lies (partial);
+ *  - an empty or short page (fewer items than asked) before TotalCount is
+ *    reached: partial;
+ *  - TotalCount changed between two pages: the list is restarted from the
+ *    first page once and reconciled from scratch (what the first pass sent
+ *    on stays in the run: an item that vanished meanwhile is kept one more
+ *    run, never wrongly deleted); if it changes again, partial;
+ *  - duplicates (an item seen on an earlier page) are the trace of a list
+ *    that shifted under us: tolerated up to AF_PAGING_DUP_MIN or 1% of
+ *    TotalCount, whichever is larger; past that, or when a page brings no
+ *    new item at all, partial;
+ *  - never more than max_pages pages (a list that never ends).
  */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#define AF_PAGING_DUP_MIN 5
+
+typedef enum af_paging_step {
+	AF_PAGING_DONE = 0,    /* the list is complete */
+	AF_PAGING_MORE = 1,    /* fetch the next page */
+	AF_PAGING_RESTART = 2, /* TotalCount moved: fetch again from the first page */
+} af_paging_step;
+
 typedef struct af_paging {
-	uint64_t seen;   /* items received so far, duplicates included */
-	int pages;
+	struct lh_table *ids; /* ids of the items seen in this pass */
+	uint64_t unique;      /* distinct items in this pass (an item without an id counts once) */
+	uint64_t duplicates;  /* items seen again in this pass */
+	int64_t total;        /* TotalCount of the previous page, -1 before the first */
+	int pages;            /* pages fetched, restarts included */
 	int max_pages;
+	int restarts;
 } af_paging;
 
-void af_paging_init(af_paging *p, int max_pages);
+int af_paging_init(af_paging *p, int max_pages);
+void af_paging_free(af_paging *p);
 
-/* After a page of `n` items: 1 = fetch another page, 0 = done,
- * AF_ERR_DATA/AF_ERR_LIMIT on a total that is not a number or a list
- * that does not end. `total` is the page's TotalCount (may be NULL). */
-int af_paging_next(af_paging *p, size_t n, json_object *total, int page_size);
+/*
+ * Accounts for one page: `list` is the page's item array (NULL for an
+ * empty page), `id_field` the member that identifies an item, `total` the
+ * page's TotalCount, `page_size` what was asked for. Returns an
+ * af_paging_step, or AF_ERR_DATA / AF_ERR_LIMIT with the reason the list
+ * does not add up (the scope is then partial), or AF_ERR_NOMEM.
+ */
+int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_object *total,
+		   int page_size);
 
 #endif

@@ -215,6 +215,32 @@ static int build_jobs(sync_state *st, af_credentials *creds, const af_record_sin
 	return 0;
 }
 
+/* Every --allow-deletes scope must be one of this run's: a typo must not
+ * pass for an accepted deletion that never happens. */
+static int check_allow_deletes(const sync_state *st)
+{
+	for (size_t i = 0; i < st->opts->nallow_deletes; i++) {
+		const char *want = st->opts->allow_deletes[i];
+		bool found = strcmp(want, "all") == 0;
+
+		for (size_t j = 0; j < st->njobs && !found; j++) {
+			const af_scope *sc = &st->jobs[j].scope;
+			char name[1024];
+
+			snprintf(name, sizeof(name), "%s/%s/%s/%s", sc->provider, sc->account,
+				 sc->region, sc->product);
+			found = strcmp(name, want) == 0;
+		}
+		if (!found)
+			return af_error_set(AF_ERR_CONFIG,
+					    "--allow-deletes %s: no such scope in this run (name one "
+					    "as provider/account/region/product, as 'aifleet status' "
+					    "lists them, or say 'all')",
+					    want);
+	}
+	return 0;
+}
+
 static int configure_client(sync_state *st)
 {
 	const af_config *cfg = st->cfg;
@@ -248,7 +274,8 @@ static int configure_client(sync_state *st)
 	return 0;
 }
 
-static void print_plan(FILE *out, const sync_state *st, const af_sync_result *r)
+static void print_plan(FILE *out, const sync_state *st, af_loader *loader,
+		       const af_sync_result *r)
 {
 	const af_entity_counts *c[3] = {&r->load.instances, &r->load.services, &r->load.resources};
 	const char *names[3] = {"instances", "services", "resources"};
@@ -259,11 +286,18 @@ static void print_plan(FILE *out, const sync_state *st, const af_sync_result *r)
 	for (size_t i = 0; i < st->njobs; i++) {
 		const af_scope_report *rep = &st->jobs[i].report;
 		static const char *const states[] = {"complete", "partial", "failed"};
+		uint64_t deletes = 0, live = 0;
+		bool held = af_loader_scope_held(loader, &rep->scope, &deletes, &live);
+		char why[128];
 
+		if (held)
+			snprintf(why, sizeof(why),
+				 "would be held: %llu of %llu live entities would be tombstoned",
+				 (unsigned long long)deletes, (unsigned long long)live);
 		fprintf(out, "%-10s %-16s %-16s %-14s %-9s %7llu %s\n", rep->scope.provider,
 			rep->scope.account, rep->scope.region, rep->scope.product,
-			states[rep->state], (unsigned long long)rep->items,
-			rep->error ? rep->error : "");
+			held ? "held" : states[rep->state], (unsigned long long)rep->items,
+			held ? why : rep->error ? rep->error : "");
 	}
 	fprintf(out, "\n%-10s %9s %9s %9s %9s %9s\n", "plan", "create", "update", "delete",
 		"restore", "unchanged");
@@ -282,6 +316,7 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	af_loader *loader = NULL;
 	af_record_sink sink;
 	af_run_options run_opts = {0};
+	af_delete_guard guard;
 	size_t want;
 	double started = now_seconds(), collect_started;
 	int err = 0;
@@ -348,10 +383,15 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	run_opts.dry_run = opts->dry_run;
 	run_opts.wait_for_lock = opts->wait_for_lock || cfg->wait_for_lock;
 	run_opts.trigger = opts->trigger ? opts->trigger : "aifleet sync";
+	guard.max_fraction = cfg->max_delete_fraction;
+	guard.min_deletes = (uint64_t)cfg->max_delete_min;
+	guard.allow = opts->allow_deletes;
+	guard.nallow = opts->nallow_deletes;
+	run_opts.guard = &guard;
 	if ((err = af_loader_begin(&loader, store, &run_opts)) < 0)
 		goto done;
 	sink = af_loader_sink(loader);
-	if ((err = build_jobs(&st, creds, &sink)) < 0)
+	if ((err = build_jobs(&st, creds, &sink)) < 0 || (err = check_allow_deletes(&st)) < 0)
 		goto done;
 
 	collect_started = now_seconds();
@@ -378,18 +418,20 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 		result->normalize_seconds += job->normalize_seconds;
 		if (job->last_error_class == AF_ERR_AUTH)
 			result->auth_failures++;
-		switch (job->report.state) {
-		case AF_SCOPE_COMPLETE: result->complete++; break;
-		case AF_SCOPE_PARTIAL: result->partial++; break;
-		case AF_SCOPE_FAILED: result->failed++; break;
-		}
+		else if (job->last_error_class == AF_ERR_CONFIG)
+			result->config_failures++;
 		if ((err = af_loader_scope_done(loader, &job->report)) < 0)
 			goto done;
 	}
 	if ((err = af_loader_commit(loader, &result->load)) < 0)
 		goto done;
+	/* The loader has the last word on each scope. */
+	result->complete = result->load.scopes_complete;
+	result->partial = result->load.scopes_partial;
+	result->failed = result->load.scopes_failed;
+	result->held = result->load.scopes_held;
 	if (opts->dry_run && opts->plan_out)
-		print_plan(opts->plan_out, &st, result);
+		print_plan(opts->plan_out, &st, loader, result);
 
 done:
 	result->seconds = now_seconds() - started;
@@ -420,18 +462,18 @@ void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
 		restored += c[i]->restored;
 		unchanged += c[i]->unchanged;
 	}
-	status = r->partial || r->failed ? "partial" : "ok";
+	status = r->complete == r->scopes ? "ok" : r->complete > 0 ? "partial" : "failed";
 	if (dry_run)
 		fprintf(out, "sync: dry run %s: ", status);
 	else
 		fprintf(out, "sync: run %lld %s: ", (long long)r->load.run_id, status);
 	fprintf(out,
-		"%zu scopes (%zu complete, %zu partial, %zu failed), %llu items "
+		"%zu scopes (%zu complete, %zu partial, %zu failed, %zu held), %llu items "
 		"(%llu duplicates, %llu rejected); rows created %llu, updated %llu, deleted %llu, "
 		"restored %llu, unchanged %llu; %llu history rows; %llu requests, %llu retries, "
 		"%llu throttled; %.2f s (collect %.2f s [worker time: fetch %.2f s, "
 		"normalize+copy %.2f s], merge %.2f s)\n",
-		r->scopes, r->complete, r->partial, r->failed, (unsigned long long)r->items,
+		r->scopes, r->complete, r->partial, r->failed, r->held, (unsigned long long)r->items,
 		(unsigned long long)r->duplicates, (unsigned long long)r->rejected,
 		(unsigned long long)created, (unsigned long long)updated,
 		(unsigned long long)deleted, (unsigned long long)restored,

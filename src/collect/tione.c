@@ -4,6 +4,7 @@
  */
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
+#include "aifleet/log.h"
 #include "paging.h"
 
 #include <stdio.h>
@@ -14,46 +15,83 @@
 #define TIONE_SERVICE "tione"
 #define TIONE_MAX_LIMIT 100
 
+/*
+ * The success shape: {"Response": {...}} without "Error" (the transport
+ * has classified those), with ServiceGroups as an array; a null list is
+ * the empty form. *response receives the Response object.
+ */
+static int tione_page_list(json_object *body, json_object **response, json_object **list)
+{
+	json_object *groups = NULL;
+
+	*list = NULL;
+	if (!json_object_object_get_ex(body, "Response", response) ||
+	    !json_object_is_type(*response, json_type_object))
+		return af_error_set(AF_ERR_DATA, "malformed page: no \"Response\" object");
+	if (json_object_object_get_ex(*response, "Error", NULL))
+		return af_error_set(AF_ERR_DATA, "malformed page: Response.Error in a success");
+	if (!json_object_object_get_ex(*response, "ServiceGroups", &groups))
+		return af_error_set(AF_ERR_DATA, "malformed page: no Response.ServiceGroups");
+	if (groups && !json_object_is_type(groups, json_type_array))
+		return af_error_set(AF_ERR_DATA,
+				    "malformed page: Response.ServiceGroups is not an array");
+	*list = groups;
+	return 0;
+}
+
+/* Fetches, checks and emits the page at `offset`; *step says what is next. */
+static int tione_page(af_job *job, af_paging *paging, long offset, int limit, int *step)
+{
+	char body_text[96], key[40];
+	af_api_request req;
+	json_object *body = NULL, *response = NULL, *list, *total = NULL;
+	int err;
+
+	snprintf(body_text, sizeof(body_text), "{\"Offset\":%ld,\"Limit\":%d}", offset, limit);
+	snprintf(key, sizeof(key), "offset-%ld", offset);
+	af_job_request_init(job, &req, AF_API_TC3, TIONE_ACTION, TIONE_VERSION);
+	req.service = TIONE_SERVICE;
+	req.body = body_text;
+	req.body_len = strlen(body_text);
+
+	if ((err = af_job_fetch(job, job->session, &req, key, &body)) < 0)
+		return af_error_prefix(err, "offset %ld: ", offset);
+	if ((err = tione_page_list(body, &response, &list)) < 0 ||
+	    (err = af_job_emit_page(job, af_normalize_tione_page, body)) < 0)
+		goto done;
+	json_object_object_get_ex(response, "TotalCount", &total);
+	if ((err = af_paging_next(paging, list, "ServiceGroupId", total, limit)) >= 0) {
+		*step = err;
+		err = 0;
+	}
+done:
+	if (err < 0)
+		af_error_prefix(err, "offset %ld (request %s): ", offset, af_page_request_id(body));
+	json_object_put(body);
+	return err;
+}
+
 static int tione_collect(af_job *job)
 {
 	int limit = job->product->page_size ? job->product->page_size : TIONE_MAX_LIMIT;
+	int step = AF_PAGING_MORE, err;
+	long offset = -1;
 	af_paging paging;
-	int err;
 
 	if (limit > TIONE_MAX_LIMIT)
 		limit = TIONE_MAX_LIMIT;
-	af_paging_init(&paging, job->config->max_pages);
-	for (long offset = 0;; offset += limit) {
-		char body_text[96], key[40];
-		af_api_request req;
-		json_object *body = NULL, *response = NULL, *groups, *total = NULL;
-		size_t n = 0;
-
-		snprintf(body_text, sizeof(body_text), "{\"Offset\":%ld,\"Limit\":%d}", offset, limit);
-		snprintf(key, sizeof(key), "offset-%ld", offset);
-		af_job_request_init(job, &req, AF_API_TC3, TIONE_ACTION, TIONE_VERSION);
-		req.service = TIONE_SERVICE;
-		req.body = body_text;
-		req.body_len = strlen(body_text);
-
-		if ((err = af_job_fetch(job, job->session, &req, key, &body)) < 0)
-			return af_error_prefix(err, "offset %ld: ", offset);
-		if (json_object_object_get_ex(body, "Response", &response)) {
-			if (json_object_object_get_ex(response, "ServiceGroups", &groups) &&
-			    json_object_is_type(groups, json_type_array))
-				n = json_object_array_length(groups);
-			json_object_object_get_ex(response, "TotalCount", &total);
-		}
-
-		if ((err = af_job_emit_page(job, af_normalize_tione_page, body)) < 0) {
-			json_object_put(body);
-			return af_error_prefix(err, "offset %ld: ", offset);
-		}
-		err = af_paging_next(&paging, n, total, limit);
-		json_object_put(body);
-		if (err <= 0)
-			return err < 0 ? af_error_prefix(err, "offset %ld: ", offset) : 0;
+	if ((err = af_paging_init(&paging, job->config->max_pages)) < 0)
+		return err;
+	while (step != AF_PAGING_DONE) {
+		offset = step == AF_PAGING_RESTART || offset < 0 ? 0 : offset + limit;
+		if (step == AF_PAGING_RESTART)
+			af_warn("collect", "%s/%s/%s: TotalCount changed while paging; listing again",
+				job->scope.account, job->scope.region, job->scope.product);
+		if ((err = tione_page(job, &paging, offset, limit, &step)) < 0)
+			break;
 	}
+	af_paging_free(&paging);
+	return err;
 }
 
 const af_collector af_collector_tione = {

@@ -4,7 +4,7 @@
  *   [database] conninfo, wait_for_lock
  *   [sync]     concurrency, detail_concurrency, max_attempts, retry_budget,
  *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
- *              max_pages
+ *              max_pages, max_delete_fraction, max_delete_min
  *   [account NAME] provider, credentials, *_env, credentials_file, profile,
  *              intl, regions, products, <product>_endpoint,
  *              <product>_rate_limit, <product>_burst, <product>_page_size
@@ -13,7 +13,9 @@
 #include "aifleet/error.h"
 #include "aifleet/record.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <ini.h>
 #include <stdio.h>
@@ -22,10 +24,30 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+/* A section header or key already seen, to refuse a second one. */
+typedef struct seen_entry {
+	char *section; /* "sync", "database", "account LABEL" */
+	char *key;     /* canonical key name; NULL for an [account] header */
+	char *given;   /* the key as written (an alias may differ from key) */
+	int line;
+} seen_entry;
+
 typedef struct parse_state {
 	af_config *cfg;
 	int err;      /* first error class, 0 if none */
+	int err_line; /* its line */
 	char msg[512];
+	/*
+	 * inih tells the handler neither the line nor where a section starts,
+	 * so the reader (read_line) follows the file line by line itself.
+	 */
+	FILE *f;
+	int line;          /* line of the text inih is parsing now */
+	char *section;     /* the last [section] header, in full */
+	bool prev_key;     /* a key since that header: inih continues it on an indented line */
+	bool continuation; /* the current line is such a continuation */
+	seen_entry *seen;
+	size_t nseen;
 } parse_state;
 
 void af_config_init(af_config *cfg)
@@ -39,6 +61,8 @@ void af_config_init(af_config *cfg)
 	cfg->timeout_ms = 30000;
 	cfg->max_response_mb = 32;
 	cfg->max_pages = 10000;
+	cfg->max_delete_fraction = 0.5;
+	cfg->max_delete_min = 10;
 }
 
 static void account_free(af_account_config *a)
@@ -91,8 +115,208 @@ static int fail(parse_state *st, const char *fmt, ...)
 		vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
 		va_end(ap);
 		st->err = AF_ERR_CONFIG;
+		st->err_line = st->line;
 	}
 	return 0; /* inih: stop with this line's number */
+}
+
+static int nomem(parse_state *st)
+{
+	if (!st->err) {
+		st->err = AF_ERR_NOMEM;
+		st->err_line = st->line;
+	}
+	return 0;
+}
+
+static const seen_entry *seen_find(const parse_state *st, const char *section, const char *key)
+{
+	for (size_t i = 0; i < st->nseen; i++) {
+		const seen_entry *e = &st->seen[i];
+
+		if (strcmp(e->section, section) == 0 &&
+		    (key ? e->key && strcmp(e->key, key) == 0 : !e->key))
+			return e;
+	}
+	return NULL;
+}
+
+static int seen_add(parse_state *st, const char *section, const char *key, const char *given)
+{
+	seen_entry *n = realloc(st->seen, (st->nseen + 1) * sizeof(*n));
+
+	if (!n)
+		return nomem(st);
+	st->seen = n;
+	n = &n[st->nseen];
+	memset(n, 0, sizeof(*n));
+	n->line = st->line;
+	if (!(n->section = strdup(section)) || (key && !(n->key = strdup(key))) ||
+	    (given && !(n->given = strdup(given)))) {
+		free(n->section);
+		free(n->key);
+		return nomem(st);
+	}
+	st->nseen++;
+	return 1;
+}
+
+static void seen_free(parse_state *st)
+{
+	for (size_t i = 0; i < st->nseen; i++) {
+		free(st->seen[i].section);
+		free(st->seen[i].key);
+		free(st->seen[i].given);
+	}
+	free(st->seen);
+	free(st->section);
+	st->seen = NULL;
+	st->section = NULL;
+	st->nseen = 0;
+}
+
+/* The label of an "account LABEL" section, as the handler reads it. */
+static const char *account_label(const char *section)
+{
+	if (strncmp(section, "account ", 8) != 0)
+		return NULL;
+	section += 8;
+	while (*section == ' ')
+		section++;
+	return section;
+}
+
+/* One name per section, whatever the spacing: "[account  a]" is account a. */
+static char *scope_name(const char *section)
+{
+	const char *label = account_label(section);
+	char *s;
+
+	if (!label)
+		return strdup(section);
+	if ((s = malloc(strlen(label) + 9)))
+		sprintf(s, "account %s", label);
+	return s;
+}
+
+/* A [section] header line: an account may be defined only once, or two
+ * people editing one file silently merge (or override) each other's. */
+static int section_header(parse_state *st, const char *name, size_t len)
+{
+	const seen_entry *e;
+	char *scope;
+	int ok;
+
+	free(st->section);
+	st->prev_key = false;
+	if (!(st->section = strndup(name, len)))
+		return nomem(st);
+	if (!account_label(st->section))
+		return 1; /* [sync] and [database] may repeat; their keys may not */
+	if (!(scope = scope_name(st->section)))
+		return nomem(st);
+	if ((e = seen_find(st, scope, NULL)))
+		ok = fail(st, "account '%s' is defined twice (first at line %d)", scope + 8,
+			  e->line);
+	else
+		ok = seen_add(st, scope, NULL, NULL);
+	free(scope);
+	return ok;
+}
+
+/* Keys that set the same field count as one key. */
+static const char *canonical_key(const char *name)
+{
+	static const char *const alias[][2] = {
+		{"secret_id_env", "access_key_id_env"},
+		{"secret_key_env", "access_key_secret_env"},
+		{"session_token_env", "security_token_env"},
+	};
+
+	for (size_t i = 0; i < sizeof(alias) / sizeof(alias[0]); i++)
+		if (strcmp(name, alias[i][0]) == 0)
+			return alias[i][1];
+	return name;
+}
+
+/* A key given twice in one section (or in two sections of the same name)
+ * would silently override, or for lists extend, the first one. */
+static int check_key_once(parse_state *st, const char *section, const char *name)
+{
+	const char *key = canonical_key(name);
+	const seen_entry *e;
+	char *scope;
+	int ok;
+
+	if (st->continuation)
+		return 1; /* inih hands an indented line over as more of the same key */
+	st->prev_key = true;
+	if (!(scope = scope_name(section)))
+		return nomem(st);
+	if ((e = seen_find(st, scope, key))) {
+		if (strcmp(e->given, name) == 0)
+			ok = fail(st, "key '%s' given twice in [%s] (first at line %d)", name, scope,
+				  e->line);
+		else
+			ok = fail(st, "key '%s' given twice in [%s] (first at line %d, as '%s')",
+				  name, scope, e->line, e->given);
+	} else {
+		ok = seen_add(st, scope, key, name);
+	}
+	free(scope);
+	return ok;
+}
+
+/* As inih finds the end of a section name: the first ']', unless an inline
+ * comment (';' after whitespace) comes first. */
+static const char *section_end(const char *s)
+{
+	bool was_space = false;
+
+	for (; *s && *s != ']' && !(was_space && *s == ';'); s++)
+		was_space = isspace((unsigned char)*s);
+	return *s == ']' ? s : NULL;
+}
+
+/*
+ * inih's reader, fgets-like, one line per call. It numbers the lines and
+ * sees the section headers, which the handler never does; it mirrors inih's
+ * rules for comments, continuations (an indented line after a key) and
+ * headers. A line longer than inih's buffer would be cut in two and parsed
+ * as two lines; it is refused instead.
+ */
+static char *read_line(char *buf, int num, void *stream)
+{
+	parse_state *st = stream;
+	const char *p = buf, *end;
+	size_t len;
+	bool lead;
+	int c;
+
+	if (st->err || !fgets(buf, num, st->f))
+		return NULL;
+	st->line++;
+	st->continuation = false;
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] != '\n' && (c = getc(st->f)) != EOF) {
+		ungetc(c, st->f);
+		fail(st, "line longer than %d characters", num - 3);
+		return NULL;
+	}
+	if (st->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3; /* UTF-8 BOM, skipped by inih */
+	lead = isspace((unsigned char)*p);
+	while (isspace((unsigned char)*p))
+		p++;
+	if (!*p || *p == ';' || *p == '#')
+		return buf;
+	if (lead && st->prev_key) {
+		st->continuation = true;
+		return buf;
+	}
+	if (*p == '[' && (end = section_end(p + 1)) && !section_header(st, p + 1, end - p - 1))
+		return NULL;
+	return buf;
 }
 
 static int set_string(parse_state *st, char **dst, const char *value)
@@ -350,6 +574,24 @@ static int sync_key(parse_state *st, const char *name, const char *value)
 
 	if (strcmp(name, "ca_bundle") == 0)
 		return set_string(st, &cfg->ca_bundle, value);
+	/* The mass-delete guard: a fraction of a scope's live items, and a
+	 * floor below which deleting is never suspicious. */
+	if (strcmp(name, "max_delete_fraction") == 0) {
+		double d;
+
+		if (!parse_double(value, 0, 1, &d) || !(d > 0))
+			return fail(st, "[sync] max_delete_fraction must be a number greater than 0 "
+					"and at most 1 (a fraction of a scope's live items)");
+		cfg->max_delete_fraction = d;
+		return 1;
+	}
+	if (strcmp(name, "max_delete_min") == 0) {
+		if (!parse_long(value, 0, INT_MAX, &l))
+			return fail(st, "[sync] max_delete_min must be a whole number of items, 0 or "
+					"more");
+		cfg->max_delete_min = (int)l;
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(name, keys[i].name) != 0)
 			continue;
@@ -370,6 +612,12 @@ static int handle_line(void *user, const char *section, const char *name, const 
 	parse_state *st = user;
 
 	if (st->err)
+		return 0;
+	/* inih cuts long section names short: two accounts could become one */
+	if (strcmp(section, st->section ? st->section : "") != 0)
+		return fail(st, "section name [%s...] is too long", section);
+	if ((strcmp(section, "database") == 0 || strcmp(section, "sync") == 0) &&
+	    !check_key_once(st, section, name))
 		return 0;
 	if (strcmp(section, "database") == 0) {
 		if (strcmp(name, "conninfo") == 0)
@@ -392,6 +640,8 @@ static int handle_line(void *user, const char *section, const char *name, const 
 		if (!valid_account_name(label))
 			return fail(st, "[%s]: account names use letters, digits, '-', '_', '.'",
 				    section);
+		if (!check_key_once(st, section, name))
+			return 0;
 		if (!(a = find_or_add_account(st, label)))
 			return 0;
 		return account_key(st, a, name, value);
@@ -473,12 +723,15 @@ int af_config_load(af_config *cfg, const char *path)
 		return af_error_set(AF_ERR_CONFIG, "%s is writable by group or others; "
 				    "run chmod go-w %s", path, path);
 	}
-	line = ini_parse_file(f, handle_line, &st);
+	st.f = f;
+	line = ini_parse_stream(read_line, &st, handle_line, &st);
 	fclose(f);
+	seen_free(&st);
 	if (st.err == AF_ERR_NOMEM)
 		return af_error_set(AF_ERR_NOMEM, "out of memory");
-	if (st.err)
-		return af_error_set(AF_ERR_CONFIG, "%s:%d: %s", path, line, st.msg);
+	/* inih goes on after a syntax error; the first problem is the one to fix */
+	if (st.err && !(line > 0 && line < st.err_line))
+		return af_error_set(AF_ERR_CONFIG, "%s:%d: %s", path, st.err_line, st.msg);
 	if (line != 0)
 		return af_error_set(AF_ERR_CONFIG, "%s:%d: syntax error", path, line);
 	for (size_t i = 0; i < cfg->naccounts; i++)

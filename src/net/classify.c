@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -27,16 +28,19 @@ static bool any_prefix(const char *code, const char *const *list)
 /* Alibaba (SPEC.md section 7). Prefix matches: "Throttling" covers
  * Throttling.User and Throttling.Api. */
 static const char *const ali_auth[] = {
-	"SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden",         "InvalidSecurityToken",
-	"IncompleteSignature",   "SignatureNonceUsed", "InvalidTimeStamp", "NoPermission",
-	NULL,
+	"SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden",    "InvalidSecurityToken",
+	"IncompleteSignature",   "InvalidTimeStamp",   "NoPermission", NULL,
 };
 static const char *const ali_param[] = {
 	"InvalidParameter", "MissingParameter", "InvalidRegionId", "InvalidAction", "InvalidVersion",
 	NULL,
 };
 static const char *const ali_throttle[] = {"Throttling", NULL};
-static const char *const ali_transient[] = {"ServiceUnavailable", "InternalError", NULL};
+/* SignatureNonceUsed: the same signed request arrived twice -- libcurl
+ * resends a request whose kept-alive connection died under it. The next
+ * attempt is signed afresh, so it is a retry, not an authentication failure. */
+static const char *const ali_transient[] = {"ServiceUnavailable", "InternalError",
+					     "SignatureNonceUsed", NULL};
 
 /* Tencent: only the documented transient codes are retried. */
 static const char *const tc_auth[] = {"AuthFailure", "UnauthorizedOperation", NULL};
@@ -112,13 +116,37 @@ static void verdict_fail(af_api_verdict *v, int klass, bool retry)
 	v->retry = retry;
 }
 
+/*
+ * An error can come with HTTP 200 too: a body with an error Code (or ROA's
+ * lowercase code) or "success": false is that error, whatever the status.
+ * Some ROA APIs put a success code in the body, so those values are not
+ * errors.
+ */
+static bool alibaba_error_body(json_object *o)
+{
+	static const char *const ok_codes[] = {"200", "0", "OK", "Success", NULL};
+	const char *code = get_str(o, "Code", "code");
+	json_object *success = NULL;
+
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, "success", &success) &&
+	    json_object_is_type(success, json_type_boolean) && !json_object_get_boolean(success))
+		return true;
+	if (!code)
+		return false;
+	for (const char *const *ok = ok_codes; *ok; ok++)
+		if (strcasecmp(code, *ok) == 0)
+			return false;
+	return true;
+}
+
 static void classify_alibaba(af_api_verdict *v, json_object **json, long status, json_object *o,
 			     long retry_after_ms)
 {
 	const char *code = get_str(o, "Code", "code");
 
 	copy_str(v->request_id, sizeof(v->request_id), get_str(o, "RequestId", "requestId"));
-	if (status >= 200 && status < 300 && o) {
+	if (status >= 200 && status < 300 && o && !alibaba_error_body(o)) {
 		if (!json_object_is_type(o, json_type_object)) {
 			copy_str(v->message, sizeof(v->message), "body is not a JSON object");
 			verdict_fail(v, AF_ERR_DATA, false);

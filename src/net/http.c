@@ -51,6 +51,7 @@ struct af_session {
 	char errbuf[CURL_ERROR_SIZE];
 	af_buf *sink;     /* the body of the transfer in progress */
 	bool over_limit;  /* the sink hit its cap */
+	int sends;        /* times libcurl was about to send this attempt's request */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -249,6 +250,23 @@ void af_client_get_stats(af_client *c, af_client_stats *out)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/*
+ * libcurl resends a request by itself when the kept-alive connection it
+ * went out on turns out dead -- with the same headers, so with the same
+ * signature nonce, which the provider refuses as a replay
+ * (SignatureNonceUsed). Refuse the resend: the transfer then fails with
+ * CURLE_ABORTED_BY_CALLBACK, a transient error, and the next attempt is
+ * signed afresh.
+ */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+		     int conn_local_port)
+{
+	af_session *s = ud;
+
+	(void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+	return ++s->sends > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	af_session *s = ud;
@@ -289,6 +307,8 @@ int af_session_new(af_session **out, af_client *c)
 	curl_easy_setopt(h, CURLOPT_USERAGENT, AIFLEET_USER_AGENT);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, s);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
 	*out = s;
@@ -488,6 +508,8 @@ typedef struct attempt_result {
 	long status;
 	long retry_after_ms;
 	bool over_limit;
+	bool resend_refused; /* the connection died and libcurl wanted to resend */
+	char request_id[128]; /* x-acs-request-id / X-TC-RequestId response header */
 } attempt_result;
 
 /* Builds, signs and sends one attempt; the answer lands in out->body. */
@@ -520,6 +542,7 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 	af_buf_init(&out->body, c->o.max_response_bytes);
 	s->sink = &out->body;
 	s->over_limit = false;
+	s->sends = 0;
 	s->errbuf[0] = '\0';
 	curl_easy_setopt(s->curl, CURLOPT_URL, t.url);
 	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, list);
@@ -542,6 +565,7 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 	}
 	ar->cc = curl_easy_perform(s->curl);
 	ar->over_limit = s->over_limit;
+	ar->resend_refused = ar->cc == CURLE_ABORTED_BY_CALLBACK && s->sends > 1;
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &ar->status);
 	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &connects);
 	if (ar->cc == CURLE_OK &&
@@ -550,6 +574,12 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 
 		ar->retry_after_ms = v > 0 ? v : 0;
 	}
+	/* Errors without a RequestId in the body still carry one here. */
+	if (ar->cc == CURLE_OK &&
+	    (curl_easy_header(s->curl, "x-acs-request-id", 0, CURLH_HEADER, -1, &rh) == CURLHE_OK ||
+	     curl_easy_header(s->curl, "X-TC-RequestId", 0, CURLH_HEADER, -1, &rh) == CURLHE_OK))
+		snprintf(ar->request_id, sizeof(ar->request_id), "%.*s",
+			 (int)strcspn(rh->value, " \t\r\n\"\\"), rh->value);
 	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
 	s->sink = NULL;
 	out->http_status = ar->status;
@@ -574,6 +604,14 @@ static void classify_curl(af_api_verdict *v, const attempt_result *ar, const cha
 	memset(v, 0, sizeof(*v));
 	snprintf(v->message, sizeof(v->message), "%s%s%s%s", curl_easy_strerror(ar->cc),
 		 errbuf[0] ? " (" : "", errbuf, errbuf[0] ? ")" : "");
+	if (ar->resend_refused) {
+		snprintf(v->message, sizeof(v->message),
+			 "the connection was dropped with the request in flight; retrying with a"
+			 " fresh signature");
+		v->klass = AF_ERR_TRANSIENT;
+		v->retry = true;
+		return;
+	}
 	switch (ar->cc) {
 	case CURLE_WRITE_ERROR:
 		v->klass = ar->over_limit ? AF_ERR_LIMIT : AF_ERR_GENERIC;
@@ -595,11 +633,17 @@ static void classify_curl(af_api_verdict *v, const attempt_result *ar, const cha
 		v->klass = AF_ERR_TRANSIENT;
 		v->retry = true;
 		break;
-	case CURLE_URL_MALFORMAT:
-	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
+		/* Not transient: the same CA bundle fails the same way next time. */
+		v->klass = AF_ERR_CONFIG;
+		snprintf(v->message + strlen(v->message), sizeof(v->message) - strlen(v->message),
+			 "; TLS verification failed: check [sync] ca_bundle (the CA bundle that"
+			 " verifies the provider's certificate) and the endpoint's host name");
+		break;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
 		v->klass = AF_ERR_CONFIG;
 		break;
 	default:
@@ -740,6 +784,8 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 		else
 			af_api_classify(&v, &out->json, req->style, ar.status, out->body.data,
 					out->body.len, ar.retry_after_ms);
+		if (!v.request_id[0])
+			memcpy(v.request_id, ar.request_id, sizeof(v.request_id));
 		snprintf(out->request_id, sizeof(out->request_id), "%s", v.request_id);
 		snprintf(out->error_code, sizeof(out->error_code), "%s", v.code);
 		rate_feedback(c, req, v.klass == 0, v.throttled);

@@ -50,6 +50,8 @@ typedef struct scope_entry {
 	char *err_copy;
 	uint64_t loader_rejected;
 	char *first_reject; /* first rejection message, for the ledger */
+	bool held;          /* set by the commit: the guard held its tombstones */
+	uint64_t held_deletes, held_live;
 } scope_entry;
 
 struct af_loader {
@@ -57,6 +59,7 @@ struct af_loader {
 	PGconn *conn;
 	bool dry_run;
 	char *trigger;
+	af_delete_guard guard; /* allow[] borrowed from the caller for the run */
 	bool locked, in_tx, copying, failed, committed;
 	int64_t run_id;
 	uint64_t seq;
@@ -385,13 +388,27 @@ static int row_end(row *r, af_loader *l, size_t start)
 		r->b->len = start;
 		if (r->b->data)
 			r->b->data[start] = '\0';
-		if (r->err != AF_ERR_DATA)
+		/* A row over the cap is that record's problem (see
+		 * end_or_reject); anything else ends the run. */
+		if (r->err != AF_ERR_DATA && r->err != AF_ERR_LIMIT)
 			l->failed = true;
 		return r->err;
 	}
 	if (l->batch.len >= BATCH_BYTES)
 		return flush_batch(l);
 	return 0;
+}
+
+/* A record too large for one COPY row (ROW_MAX) is rejected alone: one odd
+ * item must not fail every other scope of the run. */
+static int end_or_reject(row *r, af_loader *l, size_t start, const af_scope *sc, const char *what,
+			 const char *id)
+{
+	int err = row_end(r, l, start);
+
+	if (err == AF_ERR_LIMIT)
+		return reject(l, sc, what, id, "the record is larger than the loader's 16 MiB row limit");
+	return err;
 }
 
 static int usable(af_loader *l)
@@ -469,7 +486,7 @@ static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 	row_text(&r, in->tags_json, true);
 	row_text(&r, in->raw_json, true);
 	row_nulls(&r, 6); /* capacity, used, per_replica, unit, gpu_model, basis */
-	return row_end(&r, l, start);
+	return end_or_reject(&r, l, start, sc, "instance", in->native_id);
 }
 
 static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
@@ -523,7 +540,7 @@ static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 	row_text(&r, sv->tags_json, true);
 	row_text(&r, sv->raw_json, true);
 	row_nulls(&r, 6);
-	return row_end(&r, l, start);
+	return end_or_reject(&r, l, start, sc, "service", sv->native_id);
 }
 
 static int sink_resource(void *ctx, const af_scope *sc, const af_resource *rs)
@@ -575,7 +592,7 @@ static int sink_resource(void *ctx, const af_scope *sc, const af_resource *rs)
 	row_text(&r, rs->unit, true);
 	row_text(&r, rs->gpu_model, true);
 	row_text(&r, rs->basis, true);
-	return row_end(&r, l, start);
+	return end_or_reject(&r, l, start, sc, "resource", id);
 }
 
 af_record_sink af_loader_sink(af_loader *l)
@@ -606,6 +623,7 @@ static const char stage_sql[] =
 	" reported boolean NOT NULL, state text NOT NULL, error text,"
 	" pages bigint, items bigint, duplicates bigint, rejected bigint, requests bigint,"
 	" retries bigint, throttled bigint, seconds float8, eligible boolean NOT NULL,"
+	" allow_deletes boolean NOT NULL DEFAULT false, held_deletes bigint, held_live bigint,"
 	" PRIMARY KEY (provider, account, region, product)"
 	") ON COMMIT DROP";
 
@@ -657,7 +675,7 @@ static int take_lock(af_loader *l, bool wait)
 
 int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts)
 {
-	static const af_run_options defaults = {false, false, NULL};
+	static const af_run_options defaults = {false, false, NULL, NULL};
 	af_loader *l;
 	PGresult *res = NULL;
 	const char *params[2];
@@ -674,6 +692,10 @@ int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts)
 	l->store = s;
 	l->conn = s->conn;
 	l->dry_run = opts->dry_run;
+	l->guard.max_fraction = AF_DELETE_GUARD_FRACTION;
+	l->guard.min_deletes = AF_DELETE_GUARD_MIN;
+	if (opts->guard)
+		l->guard = *opts->guard;
 	af_buf_init(&l->batch, BATCH_BYTES + ROW_MAX);
 	l->md = EVP_MD_CTX_new();
 	l->tok = json_tokener_new();
@@ -788,6 +810,19 @@ static int end_copy(af_loader *l)
 	return err;
 }
 
+/* --allow-deletes names a scope as provider/account/region/product, or "all". */
+static bool deletes_allowed(const af_loader *l, const scope_entry *e)
+{
+	char name[1024];
+
+	snprintf(name, sizeof(name), "%s/%s/%s/%s", e->provider, e->account, e->region,
+		 e->product);
+	for (size_t i = 0; i < l->guard.nallow; i++)
+		if (strcmp(l->guard.allow[i], "all") == 0 || strcmp(l->guard.allow[i], name) == 0)
+			return true;
+	return false;
+}
+
 static int stage_scopes(af_loader *l)
 {
 	size_t i;
@@ -833,10 +868,14 @@ static int stage_scopes(af_loader *l)
 		p[13] = nums[6];
 		p[14] = nums[7];
 		p[15] = eligible ? "t" : "f";
+		p[16] = deletes_allowed(l, e) ? "t" : "f";
 		if ((err = exec_params(l, "staging scope reports",
-				       "INSERT INTO af_scope VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-				       " $9, $10, $11, $12, $13, $14, $15, $16)",
-				       16, p, NULL)) < 0)
+				       "INSERT INTO af_scope (provider, account, region, product,"
+				       " reported, state, error, pages, items, duplicates, rejected,"
+				       " requests, retries, throttled, seconds, eligible, allow_deletes)"
+				       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+				       " $13, $14, $15, $16, $17)",
+				       17, p, NULL)) < 0)
 			return err;
 	}
 	/* Scopes that sent records but were never reported: partial, so nothing
@@ -1095,12 +1134,120 @@ done:
 	return err;
 }
 
-static int finish_run(af_loader *l, const char *run_id, const af_load_summary *sum)
+static scope_entry *scope_lookup(af_loader *l, const char *provider, const char *account,
+				 const char *region, const char *product)
+{
+	for (size_t i = 0; i < l->nscopes; i++) {
+		scope_entry *e = &l->scopes[i];
+
+		if (str_eq(e->provider, provider) && str_eq(e->account, account) &&
+		    str_eq(e->region, region) && str_eq(e->product, product))
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * The mass-delete guard, between the upserts and the tombstones: per
+ * complete scope, what the tombstone pass would take (the same condition
+ * as apply_deletes) against what was live before the run (that, plus the
+ * staged rows that were live: updated or unchanged). A scope over both
+ * thresholds, and not accepted with --allow-deletes, is held: no longer
+ * eligible, so apply_deletes leaves it alone.
+ */
+static int hold_mass_deletes(af_loader *l, const char *run_id, af_load_summary *sum)
+{
+	af_buf q = AF_BUF_INIT;
+	PGresult *res = NULL;
+	char fraction[32], min[32];
+	const char *params[3] = {run_id, fraction, min};
+	int err = 0, i;
+
+	snprintf(fraction, sizeof(fraction), "%.6f", l->guard.max_fraction);
+	snprintf(min, sizeof(min), "%" PRIu64, l->guard.min_deletes);
+	af_buf_puts(&q, "WITH doomed AS (");
+	for (i = 0; i < 3; i++)
+		af_buf_printf(&q,
+			      "%sSELECT t.provider, t.account, t.region, t.product, count(*) AS n"
+			      " FROM %s t JOIN af_scope sc USING (provider, account, region, product)"
+			      " WHERE sc.eligible AND NOT sc.allow_deletes AND t.deleted_at IS NULL"
+			      " AND t.last_run_id <> $1"
+			      " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)"
+			      " GROUP BY 1, 2, 3, 4",
+			      i ? " UNION ALL " : "", entities[i].table, entities[i].type);
+	af_buf_puts(&q, "), kept AS (");
+	for (i = 0; i < 3; i++)
+		af_buf_printf(&q,
+			      "%sSELECT provider, account, region, product, count(*) AS n FROM m_%s"
+			      " WHERE action IN ('u', 'n') GROUP BY 1, 2, 3, 4",
+			      i ? " UNION ALL " : "", entities[i].type);
+	af_buf_puts(&q,
+		    "), c AS (SELECT d.provider, d.account, d.region, d.product, d.n AS doomed,"
+		    "  d.n + coalesce((SELECT sum(k.n) FROM kept k WHERE (k.provider, k.account,"
+		    "   k.region, k.product) = (d.provider, d.account, d.region, d.product)), 0) AS live"
+		    "  FROM (SELECT provider, account, region, product, sum(n) AS n FROM doomed"
+		    "   GROUP BY 1, 2, 3, 4) d)"
+		    " UPDATE af_scope sc SET eligible = false, state = 'held',"
+		    "  held_deletes = c.doomed, held_live = c.live,"
+		    "  error = format('mass-delete guard: this run would tombstone %s of the scope''s"
+		    " %s live entities (more than %s%% and more than %s), so nothing in it was"
+		    " tombstoned; if they are really gone, accept with: aifleet sync"
+		    " --allow-deletes %s/%s/%s/%s', c.doomed, c.live, round($2::numeric * 100, 1),"
+		    "   $3, sc.provider, sc.account, sc.region, sc.product)"
+		    " FROM c WHERE (sc.provider, sc.account, sc.region, sc.product)"
+		    "  = (c.provider, c.account, c.region, c.product)"
+		    "  AND c.doomed > $3::bigint AND c.doomed > $2::float8 * c.live"
+		    " RETURNING sc.provider, sc.account, sc.region, sc.product, c.doomed, c.live,"
+		    "  sc.error");
+	if (!q.data) {
+		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	res = PQexecParams(l->conn, q.data, 3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(l->conn, res, "checking the mass-delete guard");
+		goto done;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		scope_entry *e = scope_lookup(l, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+					      PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+
+		if (e) {
+			e->held = true;
+			e->held_deletes = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+			e->held_live = strtoull(PQgetvalue(res, i, 5), NULL, 10);
+		}
+		af_warn("loader", "%s/%s/%s/%s: %s%s", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+			PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+			l->dry_run ? "(dry run: would be held) " : "", PQgetvalue(res, i, 6));
+	}
+	sum->scopes_held = (size_t)PQntuples(res);
+done:
+	PQclear(res);
+	af_buf_free(&q);
+	return err;
+}
+
+bool af_loader_scope_held(af_loader *l, const af_scope *sc, uint64_t *deletes, uint64_t *live)
+{
+	scope_entry *e = scope_lookup(l, sc->provider, sc->account, sc->region, sc->product);
+
+	if (!e || !e->held)
+		return false;
+	if (deletes)
+		*deletes = e->held_deletes;
+	if (live)
+		*live = e->held_live;
+	return true;
+}
+
+static int finish_run(af_loader *l, const char *run_id, af_load_summary *sum)
 {
 	char v[16][24];
 	const char *p[17];
 	const af_entity_counts *ec[3] = {&sum->instances, &sum->services, &sum->resources};
 	uint64_t unscoped = l->rejected_unscoped;
+	PGresult *res;
 	int i, err;
 
 	for (i = 0; i < 3; i++) {
@@ -1115,11 +1262,12 @@ static int finish_run(af_loader *l, const char *run_id, const af_load_summary *s
 	for (i = 0; i < 16; i++)
 		p[i + 1] = v[i];
 	/* unchanged = staged - the rest, computed in SQL to keep the params short */
-	if ((err = exec_params(
-		     l, "recording the run",
+	res = PQexecParams(
+		     l->conn,
 		     "WITH sc AS (SELECT count(*) FILTER (WHERE eligible) AS complete,"
 		     "  count(*) FILTER (WHERE state = 'failed') AS failed,"
 		     "  count(*) FILTER (WHERE NOT eligible AND state <> 'failed') AS partial,"
+		     "  count(*) FILTER (WHERE state = 'held') AS held,"
 		     "  sum(rejected) AS rejected,"
 		     "  (SELECT error FROM af_scope WHERE error IS NOT NULL"
 		     "   ORDER BY provider, account, region, product LIMIT 1) AS error FROM af_scope)"
@@ -1136,10 +1284,19 @@ static int finish_run(af_loader *l, const char *run_id, const af_load_summary *s
 		     " resources_deleted = $15, resources_restored = $16,"
 		     " resources_unchanged = $12::bigint - $13 - $14 - $16,"
 		     " history_rows = $17, scopes_complete = sc.complete, scopes_partial = sc.partial,"
-		     " scopes_failed = sc.failed, rejected = coalesce(sc.rejected, 0), error = sc.error"
-		     " FROM sc WHERE r.id = $1",
-		     17, p, NULL)) < 0)
+		     " scopes_failed = sc.failed, scopes_held = sc.held,"
+		     " rejected = coalesce(sc.rejected, 0), error = sc.error"
+		     " FROM sc WHERE r.id = $1 RETURNING sc.complete, sc.partial, sc.failed",
+		     17, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		err = af_store_db_error(l->conn, res, "recording the run");
+		PQclear(res);
 		return err;
+	}
+	sum->scopes_complete = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	sum->scopes_partial = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	sum->scopes_failed = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
 	if (unscoped > 0)
 		af_warn("loader", "%" PRIu64 " records without a complete scope were rejected",
 			unscoped);
@@ -1148,12 +1305,13 @@ static int finish_run(af_loader *l, const char *run_id, const af_load_summary *s
 		l, "updating the scope ledger",
 		"INSERT INTO aifleet.scope_state AS ss (provider, account, region, product,"
 		" last_run_id, last_attempt_at, last_complete_at, last_state, last_error, pages, items,"
-		" duplicates, rejected, requests, retries, throttled, seconds)"
+		" duplicates, rejected, requests, retries, throttled, seconds, held_deletes,"
+		" held_live)"
 		" SELECT provider, account, region, product, $1, now(),"
 		"  CASE WHEN eligible THEN now() END,"
-		"  CASE WHEN eligible THEN 'complete' WHEN state = 'failed' THEN 'failed'"
+		"  CASE WHEN eligible THEN 'complete' WHEN state IN ('failed', 'held') THEN state"
 		"   ELSE 'partial' END, error, pages, items, duplicates, rejected, requests, retries,"
-		"  throttled, seconds FROM af_scope"
+		"  throttled, seconds, held_deletes, held_live FROM af_scope"
 		" ON CONFLICT (provider, account, region, product) DO UPDATE SET"
 		" last_run_id = EXCLUDED.last_run_id, last_attempt_at = EXCLUDED.last_attempt_at,"
 		" last_complete_at = coalesce(EXCLUDED.last_complete_at, ss.last_complete_at),"
@@ -1161,7 +1319,8 @@ static int finish_run(af_loader *l, const char *run_id, const af_load_summary *s
 		" pages = EXCLUDED.pages, items = EXCLUDED.items, duplicates = EXCLUDED.duplicates,"
 		" rejected = EXCLUDED.rejected, requests = EXCLUDED.requests,"
 		" retries = EXCLUDED.retries, throttled = EXCLUDED.throttled,"
-		" seconds = EXCLUDED.seconds",
+		" seconds = EXCLUDED.seconds, held_deletes = EXCLUDED.held_deletes,"
+		" held_live = EXCLUDED.held_live",
 		1, p, NULL);
 }
 
@@ -1206,7 +1365,10 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 		if ((err = apply_upserts(l, &entities[i], run_id, &sum.history_rows)) < 0)
 			goto done;
 	}
-	/* Tombstones last, after every orphan made its scope ineligible. */
+	/* Tombstones last, after every orphan made its scope ineligible and
+	 * the guard held the scopes that would lose too much. */
+	if ((err = hold_mass_deletes(l, run_id, &sum)) < 0)
+		goto done;
 	for (i = 0; i < 3; i++)
 		if ((err = apply_deletes(l, &entities[i], run_id, counts[i], &sum.history_rows)) < 0)
 			goto done;

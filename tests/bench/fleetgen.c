@@ -299,7 +299,7 @@ int main(int argc, char **argv)
 		g.f_svc = open_out(o.csv, "service.tsv");
 		g.f_res = open_out(o.csv, "resource.tsv");
 	} else {
-		af_run_options ro = {o.dry != 0, true, "fleetgen"};
+		af_run_options ro = {o.dry != 0, true, "fleetgen", NULL};
 
 		if ((err = af_store_connect(&store, o.dsn)) < 0)
 			goto done;

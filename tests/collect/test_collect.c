@@ -23,39 +23,90 @@
 #include "testdb.h"
 #include "testutil.h"
 
+/* One page of a paging sequence: its item ids (JSON array of {"Id":...}
+ * built from a compact spec) and TotalCount, and the decision expected. */
+typedef struct page_case {
+	const char *ids;   /* "a b c": item ids; "-" an item without an id; "" empty */
+	const char *total; /* JSON text, or NULL for no TotalCount */
+	int want;          /* af_paging_step or a negative af_error_class */
+} page_case;
+
+static json_object *page_list(const char *spec)
+{
+	json_object *list = json_object_new_array();
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		json_object *item = json_object_new_object();
+
+		if (strcmp(t, "-") != 0)
+			json_object_object_add(item, "Id", json_object_new_string(t));
+		json_object_array_add(list, item);
+	}
+	return list;
+}
+
 static void test_paging_decisions(void **state)
 {
 	static const struct {
-		uint64_t seen_before;
-		size_t n;
-		const char *total; /* JSON text or NULL */
-		int page_size;
-		int max_pages;
-		int want;
+		const char *name;
+		int page_size, max_pages;
+		page_case pages[4];
 	} cases[] = {
-		{0, 0, "0", 100, 10, 0},          /* empty first page */
-		{0, 100, "250", 100, 10, 1},      /* more to come */
-		{200, 50, "250", 100, 10, 0},     /* reached the total */
-		{0, 100, NULL, 100, 10, 1},       /* no total, full page: go on */
-		{0, 99, NULL, 100, 10, 0},        /* no total, short page: done */
-		{0, 100, "null", 100, 10, 1},     /* null total = no total */
-		{0, 100, "1000000", 100, 1, AF_ERR_LIMIT}, /* list that never ends */
-		{0, 100, "\"250\"", 100, 10, AF_ERR_DATA}, /* total of the wrong type */
-		{0, 100, "-1", 100, 10, AF_ERR_DATA},
-		{0, 0, "1000", 100, 10, 0},       /* an empty page ends even below the total */
+		{"empty list", 3, 10, {{"", "0", AF_PAGING_DONE}}},
+		{"one short last page", 3, 10, {{"a b", "2", AF_PAGING_DONE}}},
+		{"two pages", 3, 10, {{"a b c", "5", AF_PAGING_MORE}, {"d e", "5", AF_PAGING_DONE}}},
+		{"exact pages", 2, 10, {{"a b", "4", AF_PAGING_MORE}, {"c d", "4", AF_PAGING_DONE}}},
+		{"shifted list: one repeat, total reached", 2, 10,
+		 {{"a b", "3", AF_PAGING_MORE}, {"b c", "3", AF_PAGING_DONE}}},
+		{"empty page before the total", 3, 10,
+		 {{"a b c", "5", AF_PAGING_MORE}, {"", "5", AF_ERR_DATA}}},
+		{"empty first page, total says more", 3, 10, {{"", "5", AF_ERR_DATA}}},
+		{"short page before the total", 3, 10,
+		 {{"a b c", "9", AF_PAGING_MORE}, {"d", "9", AF_ERR_DATA}}},
+		{"page larger than the total", 3, 10, {{"a b c", "2", AF_ERR_DATA}}},
+		{"repeated page", 3, 10, {{"a b c", "9", AF_PAGING_MORE}, {"a b c", "9", AF_ERR_DATA}}},
+		{"total changes once: restart", 2, 10,
+		 {{"a b", "3", AF_PAGING_MORE},
+		  {"c d", "4", AF_PAGING_RESTART},
+		  {"a b", "4", AF_PAGING_MORE},
+		  {"c d", "4", AF_PAGING_DONE}}},
+		{"total changes twice", 2, 10,
+		 {{"a b", "3", AF_PAGING_MORE},
+		  {"c d", "4", AF_PAGING_RESTART},
+		  {"a b", "4", AF_PAGING_MORE},
+		  {"c", "3", AF_ERR_DATA}}},
+		{"items without ids count once each", 2, 10,
+		 {{"- -", "3", AF_PAGING_MORE}, {"-", "3", AF_PAGING_DONE}}},
+		{"no total", 3, 10, {{"a b c", NULL, AF_ERR_DATA}}},
+		{"null total", 3, 10, {{"a b c", "null", AF_ERR_DATA}}},
+		{"string total", 3, 10, {{"a b c", "\"9\"", AF_ERR_DATA}}},
+		{"fractional total", 3, 10, {{"a b c", "9.5", AF_ERR_DATA}}},
+		{"negative total", 3, 10, {{"a b c", "-1", AF_ERR_DATA}}},
+		{"absurd total", 3, 10, {{"a b c", "99999999999", AF_ERR_DATA}}},
+		{"list that never ends", 3, 2,
+		 {{"a b c", "1000", AF_PAGING_MORE}, {"d e f", "1000", AF_ERR_LIMIT}}},
 	};
 
+	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		af_paging p;
-		json_object *total = cases[i].total ? json_tokener_parse(cases[i].total) : NULL;
-		int got;
 
-		af_paging_init(&p, cases[i].max_pages);
-		p.seen = cases[i].seen_before;
-		got = af_paging_next(&p, cases[i].n, total, cases[i].page_size);
-		if (got != cases[i].want)
-			fail_msg("case %zu: got %d, want %d", i, got, cases[i].want);
-		json_object_put(total);
+		assert_int_equal(af_paging_init(&p, cases[i].max_pages), 0);
+		for (size_t k = 0; k < 4 && cases[i].pages[k].ids; k++) {
+			const page_case *pc = &cases[i].pages[k];
+			json_object *list = page_list(pc->ids);
+			json_object *total = pc->total ? json_tokener_parse(pc->total) : NULL;
+			int got = af_paging_next(&p, list, "Id", total, cases[i].page_size);
+
+			json_object_put(list);
+			json_object_put(total);
+			if (got != pc->want)
+				fail_msg("%s, page %zu: got %d, want %d (%s)", cases[i].name, k + 1, got,
+					 pc->want, got < 0 ? af_error_last() : "");
+		}
+		af_paging_free(&p);
 	}
 }
 
@@ -149,8 +200,9 @@ static int replay(const replay_env *e, af_sync_result *r)
 }
 
 /* The list shifted while paging: page 2 repeats the last item of page 1
- * (an item before it was deleted). Every item is stored once, the repeat is
- * counted, and the scope is still complete. */
+ * (an item before it was deleted while the total stayed the same, because
+ * another was added at the end). Every item is stored once, the repeat is
+ * counted, and the scope is complete: the unique items add up to the total. */
 static void test_shifted_list_is_deduplicated(void **state)
 {
 	static const char *const p1[] = {"tk-a", "tk-b", NULL};
@@ -160,9 +212,9 @@ static void test_shifted_list_is_deduplicated(void **state)
 	replay_env e;
 
 	replay_up(&e, NULL);
-	write_tair_page(e.scope_dir, 1, 5, p1);
-	write_tair_page(e.scope_dir, 2, 5, p2);
-	write_tair_page(e.scope_dir, 3, 5, p3);
+	write_tair_page(e.scope_dir, 1, 3, p1);
+	write_tair_page(e.scope_dir, 2, 3, p2);
+	write_tair_page(e.scope_dir, 3, 3, p3);
 	assert_int_equal(replay(&e, &r), 0);
 	assert_int_equal(r.complete, 1);
 	assert_int_equal(r.items, 3);

@@ -126,6 +126,116 @@ static void test_errors_name_the_problem(void **state)
 		     "unknown key 'access_key_secret'");
 }
 
+static void test_duplicate_account_refused(void **state)
+{
+	/* the second header is the error; the message points at both */
+	expect_error("[account prod]\n"
+		     "provider = alibaba\n"
+		     "regions = cn-beijing\n"
+		     "\n"
+		     "[sync]\n"
+		     "concurrency = 2\n"
+		     "[account prod]\n"
+		     "regions = cn-hangzhou\n",
+		     "aifleet.ini:7: account 'prod' is defined twice (first at line 1)");
+	/* spacing does not make another account; an empty repeat counts too */
+	expect_error("[account prod]\nprovider = alibaba\nregions = a\n[account  prod]\n",
+		     "aifleet.ini:4: account 'prod' is defined twice (first at line 1)");
+	/* labels are case-sensitive, like everywhere else: these are two */
+	af_config cfg;
+	assert_int_equal(load(&cfg, "[account prod]\nprovider = alibaba\nregions = a\n"
+				    "[account Prod]\nprovider = alibaba\nregions = b\n"),
+			 0);
+	assert_int_equal(cfg.naccounts, 2);
+	af_config_free(&cfg);
+}
+
+static void test_duplicate_key_refused(void **state)
+{
+	expect_error("[account prod]\n"
+		     "provider = alibaba\n"
+		     "; comment\n"
+		     "regions = cn-beijing\n"
+		     "products = tair_kvcache\n"
+		     "regions = cn-hangzhou\n",
+		     "aifleet.ini:6: key 'regions' given twice in [account prod] (first at line 4)");
+	/* [sync] twice is one [sync]: a key may not come back in the second */
+	expect_error("[sync]\nconcurrency = 4\ntimeout_ms = 1000\n[database]\nconninfo = x\n"
+		     "[sync]\nmax_pages = 5\nconcurrency = 8\n",
+		     "aifleet.ini:8: key 'concurrency' given twice in [sync] (first at line 2)");
+	expect_error("[database]\nconninfo = a\n[database]\nconninfo = b\n",
+		     "aifleet.ini:4: key 'conninfo' given twice in [database] (first at line 2)");
+	/* an alias sets the same field: the message names both spellings */
+	expect_error("[account tc]\nprovider = tencent\nregions = ap-x\n"
+		     "access_key_id_env = A\nsecret_id_env = B\n",
+		     "aifleet.ini:5: key 'secret_id_env' given twice in [account tc] (first at "
+		     "line 4, as 'access_key_id_env')");
+	/* the same key in two accounts is fine */
+	af_config cfg;
+	assert_int_equal(load(&cfg, "[sync]\nconcurrency = 3\n"
+				    "[account a]\nprovider = alibaba\nregions = a\n"
+				    "[sync]\ntimeout_ms = 999\n"
+				    "[account b]\nprovider = alibaba\nregions = a\n"),
+			 0);
+	assert_int_equal(cfg.naccounts, 2);
+	assert_int_equal(cfg.concurrency, 3);
+	assert_int_equal(cfg.timeout_ms, 999);
+	af_config_free(&cfg);
+}
+
+static void test_line_numbers_and_inih_limits(void **state)
+{
+	af_config cfg;
+	char text[512];
+
+	/* an indented line continues the key above it (inih): not a second key */
+	assert_int_equal(load(&cfg, "[account a]\nprovider = alibaba\nregions = a, b\n  c\n"), 0);
+	assert_int_equal(cfg.accounts[0].nregions, 3);
+	assert_string_equal(cfg.accounts[0].regions[2], "c");
+	af_config_free(&cfg);
+	/* errors name the line they are on */
+	expect_error("; top\n\n[sync]\n\nconcurrency = 0\n", "aifleet.ini:5: [sync] concurrency");
+	/* inih would cut a long line in two and parse both halves */
+	snprintf(text, sizeof(text), "[database]\nconninfo = host=%0300d\n", 0);
+	expect_error(text, "aifleet.ini:2: line longer than");
+	/* ... and cut a long section name short, merging two accounts */
+	expect_error("[account abcdefghijklmnopqrstuvwxyz0123456789abcdefghij]\nprovider = alibaba\n",
+		     "aifleet.ini:2: section name");
+}
+
+static void test_delete_guard_keys(void **state)
+{
+	af_config cfg;
+
+	af_config_init(&cfg);
+	assert_true(cfg.max_delete_fraction > 0.49 && cfg.max_delete_fraction < 0.51);
+	assert_int_equal(cfg.max_delete_min, 10);
+	assert_int_equal(load(&cfg, "[sync]\nmax_delete_fraction = 0.25\nmax_delete_min = 0\n"), 0);
+	assert_true(cfg.max_delete_fraction > 0.249 && cfg.max_delete_fraction < 0.251);
+	assert_int_equal(cfg.max_delete_min, 0);
+	af_config_free(&cfg);
+	assert_int_equal(load(&cfg, "[sync]\nmax_delete_fraction = 1\nmax_delete_min = 5000\n"), 0);
+	assert_true(cfg.max_delete_fraction == 1.0);
+	assert_int_equal(cfg.max_delete_min, 5000);
+	af_config_free(&cfg);
+
+	static const char *const bad_fraction[] = {"0", "1.5", "-0.1", "half", "nan", "0.5x", ""};
+	for (size_t i = 0; i < sizeof(bad_fraction) / sizeof(bad_fraction[0]); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "[sync]\nmax_delete_fraction = %s\n", bad_fraction[i]);
+		expect_error(text, "aifleet.ini:2: [sync] max_delete_fraction must be a number greater "
+				   "than 0 and at most 1");
+	}
+	static const char *const bad_min[] = {"-1", "1.5", "ten", "99999999999999999999", ""};
+	for (size_t i = 0; i < sizeof(bad_min) / sizeof(bad_min[0]); i++) {
+		char text[128];
+
+		snprintf(text, sizeof(text), "[sync]\nmax_delete_min = %s\n", bad_min[i]);
+		expect_error(text, "aifleet.ini:2: [sync] max_delete_min must be a whole number");
+	}
+}
+
 static void test_secret_values_never_echoed(void **state)
 {
 	af_config cfg;
@@ -167,6 +277,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_errors_name_the_problem),
+		cmocka_unit_test(test_duplicate_account_refused),
+		cmocka_unit_test(test_duplicate_key_refused),
+		cmocka_unit_test(test_line_numbers_and_inih_limits),
+		cmocka_unit_test(test_delete_guard_keys),
 		cmocka_unit_test(test_secret_values_never_echoed),
 		cmocka_unit_test(test_group_writable_file_refused),
 		cmocka_unit_test(test_missing_file),

@@ -161,6 +161,42 @@ char *e2e_sim_ids(const e2e_sim *sim, const char *product)
 	return out.data ? af_buf_detach(&out) : strdup("");
 }
 
+/*
+ * Adds `extra` to the INI text in `out`: the keys of a section that exists
+ * already go right below its header (aifleet refuses a section or key given
+ * twice), other sections are appended.
+ */
+static void merge_sections(af_buf *out, const char *extra)
+{
+	const char *p = extra;
+
+	while (*p) {
+		const char *head_end = strchr(p, '\n'), *body, *next, *at;
+		char header[256];
+		af_buf merged = AF_BUF_INIT;
+
+		assert_true(p[0] == '[' && head_end);
+		snprintf(header, sizeof(header), "%.*s", (int)(head_end - p + 1), p);
+		body = head_end + 1;
+		for (next = body; *next && *next != '['; next = strchr(next, '\n') + 1)
+			assert_non_null(strchr(next, '\n'));
+		at = strstr(out->data, header);
+		if (!at) {
+			af_buf_printf(out, "\n%.*s", (int)(next - p), p);
+		} else {
+			size_t split = (size_t)(at - out->data) + strlen(header);
+
+			af_buf_append(&merged, out->data, split);
+			af_buf_append(&merged, body, (size_t)(next - body));
+			af_buf_puts(&merged, out->data + split);
+			af_buf_reset(out);
+			af_buf_puts(out, merged.data);
+			af_buf_free(&merged);
+		}
+		p = next;
+	}
+}
+
 char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
 		       const char *text, const char *extra)
 {
@@ -185,9 +221,8 @@ char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
 		}
 	}
 	free(tmpl);
-	/* A repeated section adds keys to it; a repeated scalar key wins. */
 	if (extra)
-		af_buf_printf(&out, "\n%s\n", extra);
+		merge_sections(&out, extra);
 
 	path = malloc(strlen(dir) + 16);
 	sprintf(path, "%s/aifleet.ini", dir);
