@@ -96,9 +96,9 @@ static void usage(FILE *out)
 		"\n"
 		"Exit codes:\n"
 		"  0   success: every scope complete\n"
-		"  1   failure: nothing was committed, or no scope was complete\n"
-		"  2   partial: committed; some scopes complete, others partial, failed or\n"
-		"      held by the mass-delete guard (nothing was deleted in those)\n"
+		"  1   failure: nothing was committed, or no scope was complete (or held)\n"
+		"  2   partial: committed; some scopes complete or held by the mass-delete\n"
+		"      guard, others not (nothing was deleted in those)\n"
 		"  64  usage error\n"
 		"  75  temporary failure: another run holds the lock, or the database is\n"
 		"      unreachable; try again later\n"
@@ -286,7 +286,8 @@ static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 		*exit_code = EXIT_CONFIG;
 	else if (result.complete == result.scopes)
 		*exit_code = EXIT_OK;
-	else if (result.complete > 0)
+	else if (result.complete + result.held > 0)
+		/* a held scope was collected completely: it waits for an operator */
 		*exit_code = EXIT_PARTIAL;
 	else
 		*exit_code = EXIT_FAILED;

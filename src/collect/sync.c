@@ -462,7 +462,7 @@ void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
 		restored += c[i]->restored;
 		unchanged += c[i]->unchanged;
 	}
-	status = r->complete == r->scopes ? "ok" : r->complete > 0 ? "partial" : "failed";
+	status = r->complete == r->scopes ? "ok" : r->complete + r->held > 0 ? "partial" : "failed";
 	if (dry_run)
 		fprintf(out, "sync: dry run %s: ", status);
 	else

@@ -668,6 +668,100 @@ static void test_auth_failure_is_named_and_contained(void **state)
 	env_down(&e);
 }
 
+/* Runs the aifleet binary; returns its exit code, and stderr/stdout in
+ * *out and *err (freed and replaced on every call). */
+static int run_cli(const env *e, const char *const *args, char **out, char **err)
+{
+	free(*out);
+	free(*err);
+	*out = *err = NULL;
+	return e2e_run_aifleet(e->dir, args, out, err);
+}
+
+/* The mass-delete guard: 60% of a Tair scope vanishing is held (nothing
+ * tombstoned, exit 2, status and the log say how to accept); a dry run
+ * shows what --allow-deletes would do; --allow-deletes SCOPE accepts one
+ * scope, "all" the rest; then 40% vanishing goes through on its own. */
+static void test_mass_delete_guard(void **state)
+{
+	static const char *const sim_args[] = {"--items", "30", "--seed", "8", NULL};
+	static const char hz[] = "alibaba/demo-ali/cn-hangzhou/tair_kvcache";
+	const char *sync[] = {"--config", NULL, "--no-progress", "sync", NULL};
+	const char *status[] = {"--config", NULL, "status", NULL};
+	const char *dry_all[] = {"--config", NULL, "--no-progress", "--dry-run", "sync",
+				 "--allow-deletes", "all", NULL};
+	const char *allow_hz[] = {"--config", NULL, "--no-progress", "sync", "--allow-deletes", hz,
+				  NULL};
+	const char *allow_all[] = {"--config", NULL, "--no-progress", "sync", "--allow-deletes",
+				   "all", NULL};
+	const char *allow_typo[] = {"--config", NULL, "--no-progress", "sync", "--allow-deletes",
+				    "alibaba/demo-ali/cn-hangzhou/tair", NULL};
+	static const char tombstoned_tair[] =
+		"SELECT count(*) FROM aifleet.instance WHERE product = 'tair_kvcache'"
+		" AND deleted_at IS NOT NULL";
+	char *out = NULL, *err = NULL, *before, *after;
+	json_object *m;
+	env e;
+
+	(void)state;
+	env_up(&e, sim_args, NULL, NULL);
+	sync[1] = status[1] = dry_all[1] = allow_hz[1] = allow_all[1] = allow_typo[1] = e.config;
+	assert_int_equal(run_cli(&e, sync, &out, &err), 0);
+
+	m = mutate(&e, "{\"delete\":0.6,\"seed\":9,\"product\":\"tair_kvcache\"}");
+	assert_int_equal(json_int(m, "deleted"), 3 * 18); /* three Tair scopes of 30 */
+	json_object_put(m);
+	assert_int_equal(run_cli(&e, sync, &out, &err), 2);
+	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 0);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state"
+						   " WHERE last_state = 'held'"),
+			 3);
+	/* 18 instances, each with its model service and three resources */
+	expect_sql(&e, "SELECT held_deletes || ' of ' || held_live FROM aifleet.scope_state"
+		       " WHERE product = 'tair_kvcache' AND region = 'cn-hangzhou'",
+		   "90 of 150");
+	assert_non_null(strstr(err, "aifleet sync --allow-deletes alibaba/demo-ali/cn-hangzhou/"
+				    "tair_kvcache"));
+	assert_non_null(strstr(out, "3 held"));
+	assert_int_equal(run_cli(&e, status, &out, &err), 0);
+	assert_non_null(strstr(out, "held"));
+	assert_non_null(strstr(out, "--allow-deletes"));
+
+	/* A typo is not an accepted deletion. */
+	assert_int_equal(run_cli(&e, allow_typo, &out, &err), 78);
+	assert_non_null(strstr(err, "no such scope"));
+
+	/* The dry run shows the deletions --allow-deletes all would make. */
+	before = af_testdb_query_value(&e.db, "SELECT count(*) || '/' || max(id) FROM aifleet.history");
+	assert_int_equal(run_cli(&e, dry_all, &out, &err), 0);
+	after = af_testdb_query_value(&e.db, "SELECT count(*) || '/' || max(id) FROM aifleet.history");
+	assert_string_equal(before, after);
+	assert_non_null(strstr(out, "instances"));
+	assert_null(strstr(out, "would be held"));
+
+	/* One scope accepted: its 18 go, the other two stay held. */
+	assert_int_equal(run_cli(&e, allow_hz, &out, &err), 2);
+	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 18);
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state"
+						   " WHERE last_state = 'held'"),
+			 2);
+	assert_int_equal(run_cli(&e, allow_all, &out, &err), 0);
+	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 3 * 18);
+
+	/* 40% of what is left: 5 instances, 25 entities (more than 10, but less
+	 * than half of 60): not held. */
+	m = mutate(&e, "{\"delete\":0.4,\"seed\":10,\"product\":\"tair_kvcache\"}");
+	assert_int_equal(json_int(m, "deleted"), 3 * 5);
+	json_object_put(m);
+	assert_int_equal(run_cli(&e, sync, &out, &err), 0);
+	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 3 * 18 + 3 * 5);
+	free(before);
+	free(after);
+	free(out);
+	free(err);
+	env_down(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_secrets_nowhere_and_raw_replay),
 		cmocka_unit_test(test_cli_exit_codes),
 		cmocka_unit_test(test_auth_failure_is_named_and_contained),
+		cmocka_unit_test(test_mass_delete_guard),
 	};
 
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
