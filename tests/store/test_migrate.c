@@ -52,6 +52,71 @@ static void test_migrate_from_empty_and_again(void **state)
 	af_testdb_drop(&db);
 }
 
+/*
+ * An upgrade from the previous schema with data in it: the database is
+ * brought to migration 001 by hand (its text and bookkeeping row, as
+ * aifleet would have left them), filled, then migrated by the store. Every
+ * row survives, and the delete guard's state and columns are usable.
+ */
+static void test_upgrade_from_001_with_data(void **state)
+{
+	af_testdb db;
+	af_store *s = NULL;
+	PGconn *c;
+	PGresult *res;
+	const char *params[2] = {af_migrations[0].sql, af_migrations[0].name};
+	int applied = -1;
+
+	(void)state;
+	assert_true(af_migrations_count >= 2);
+	assert_int_equal(af_migrations[0].version, 1);
+	af_testdb_create(&db);
+	af_testdb_exec(&db, af_migrations[0].sql);
+	af_testdb_exec(&db, "CREATE TABLE aifleet.schema_migrations (version integer PRIMARY KEY,"
+			    " name text NOT NULL, checksum text NOT NULL,"
+			    " applied_at timestamptz NOT NULL DEFAULT now())");
+	c = PQconnectdb(db.conninfo);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	res = PQexecParams(c, "INSERT INTO aifleet.schema_migrations (version, name, checksum)"
+			      " VALUES (1, $2, encode(sha256(convert_to($1, 'UTF8')), 'hex'))",
+			   2, NULL, params, NULL, NULL, 0);
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQfinish(c);
+	af_testdb_exec(&db,
+		       "INSERT INTO aifleet.sync_run (trigger, tool_version, status)"
+		       " VALUES ('old', '0.1.0', 'partial');"
+		       "INSERT INTO aifleet.scope_state (provider, account, region, product,"
+		       " last_run_id, last_attempt_at, last_complete_at, last_state, last_error)"
+		       " VALUES ('alibaba', 'a', 'cn-beijing', 'tair_kvcache', 1, now(), now(),"
+		       "  'complete', NULL),"
+		       " ('tencent', 't', 'ap-guangzhou', 'tione', 1, now(), NULL, 'failed', 'x');"
+		       "INSERT INTO aifleet.instance (provider, account, product, region, native_id,"
+		       " content_hash, first_seen_at, last_changed_at, last_run_id)"
+		       " VALUES ('alibaba', 'a', 'tair_kvcache', 'cn-beijing', 'tk-1', '\\x00',"
+		       "  now(), now(), 1)");
+
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count - 1);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.instance"
+						  " WHERE native_id = 'tk-1'"),
+			 1);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.scope_freshness"
+						  " WHERE held_deletes IS NULL AND held_live IS NULL"),
+			 2);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT scopes_held FROM aifleet.sync_run"), 0);
+	af_testdb_exec(&db, "UPDATE aifleet.scope_state SET last_state = 'held', held_deletes = 12,"
+			    " held_live = 20 WHERE product = 'tair_kvcache'");
+	c = PQconnectdb(db.conninfo);
+	res = PQexec(c, "UPDATE aifleet.scope_state SET last_state = 'gone'");
+	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+	PQclear(res);
+	PQfinish(c);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 static void test_checksum_matches_postgres_sha256(void **state)
 {
 	af_testdb db;
@@ -205,6 +270,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrate_from_empty_and_again),
+		cmocka_unit_test(test_upgrade_from_001_with_data),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
