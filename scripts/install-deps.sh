@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config git
 	libcurl4-openssl-dev libjson-c-dev libpq-dev libssl-dev
-	libinih-dev libcmocka-dev libmicrohttpd-dev
+	libinih-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev
 	postgresql postgresql-contrib postgresql-client
 	time bc
 )

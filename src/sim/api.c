@@ -85,7 +85,8 @@ int sim_tair_handle(af_sim *s, sim_req *r, sim_resp *resp)
 	json_object_object_add(o, "RequestId", json_object_new_string(r->request_id));
 	json_object_object_add(o, "PageNumber", json_object_new_int64(page));
 	json_object_object_add(o, "PageSize", json_object_new_int64(size));
-	start = (size_t)(page - 1) * (size_t)size;
+	/* repeat_page: page 1's items, under the PageNumber asked for */
+	start = sim_fault_start(r, (size_t)(page - 1) * (size_t)size);
 
 	pthread_mutex_lock(&s->lock);
 	sc = sim_fleet_scope(s, r->account, r->region, SIM_TAIR);
@@ -123,7 +124,9 @@ int sim_tair_handle(af_sim *s, sim_req *r, sim_resp *resp)
 	}
 	pthread_mutex_unlock(&s->lock);
 
-	json_object_object_add(o, "TotalCount", json_object_new_int64((int64_t)total));
+	int64_t said = (int64_t)total;
+	sim_fault_page(r, list, &said);
+	json_object_object_add(o, "TotalCount", json_object_new_int64(said));
 	json_object *inst = json_object_new_object();
 	json_object_object_add(inst, "TairInferInstanceDTO", list);
 	json_object_object_add(o, "Instances", inst);
@@ -138,6 +141,7 @@ static int holo_list(af_sim *s, sim_req *r, sim_resp *resp, const sim_scope *sc)
 {
 	sim_scope snap;
 	sim_slot *slots = NULL;
+	size_t n;
 	int err = 0;
 
 	memset(&snap, 0, sizeof(snap));
@@ -158,11 +162,15 @@ static int holo_list(af_sim *s, sim_req *r, sim_resp *resp, const sim_scope *sc)
 	if ((err = af_buf_printf(&resp->body, "{\"requestId\":\"%s\",\"instanceModelList\":[",
 	                         r->request_id)) < 0)
 		goto done;
-	for (size_t k = 0; k < snap.n; k++) {
+	/* short_page, empty_page: fewer nodes, and no total to say so */
+	n = sim_fault_keep(r, snap.n);
+	for (size_t k = 0; k < n; k++) {
 		sim_holo h;
 		json_object *o;
 		sim_holo_gen(&h, s, &snap, &slots[k]);
 		o = sim_holo_json(&h, r->region, false);
+		if (k == 0)
+			sim_fault_item(r, o);
 		if (k > 0)
 			err = af_buf_puts(&resp->body, ",");
 		if (err == 0)
@@ -210,6 +218,7 @@ int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp)
 		}
 		sim_holo_gen(&h, s, sc, sl);
 		json_object *d = sim_holo_json(&h, r->region, true);
+		sim_fault_item(r, d);
 		json_object_object_foreach(d, key, val)
 		{
 			json_object_object_add(o, key, json_object_get(val));
@@ -342,6 +351,7 @@ int sim_tione_handle(af_sim *s, sim_req *r, sim_resp *resp, json_object *body)
 	o = json_object_new_object();
 	in = json_object_new_object();
 	groups = json_object_new_array();
+	offset = (int64_t)sim_fault_start(r, (size_t)offset); /* repeat_page: Offset 0 */
 	pthread_mutex_lock(&s->lock);
 	sc = sim_fleet_scope(s, r->account, r->region, SIM_TIONE);
 	if (sc && nf == 0) {
@@ -363,8 +373,10 @@ int sim_tione_handle(af_sim *s, sim_req *r, sim_resp *resp, json_object *body)
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	int64_t said = (int64_t)total;
+	sim_fault_page(r, groups, &said);
 	json_object_object_add(in, "ServiceGroups", groups);
-	json_object_object_add(in, "TotalCount", json_object_new_int64((int64_t)total));
+	json_object_object_add(in, "TotalCount", json_object_new_int64(said));
 	json_object_object_add(in, "RequestId", json_object_new_string(r->request_id));
 	json_object_object_add(o, "Response", in);
 	return sim_json_out(resp, 200, o);

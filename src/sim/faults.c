@@ -1,4 +1,5 @@
 /* Faults (scripted and random), rate limits, latency and the counters. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,39 @@ static bool str_match(const char *want, const char *have)
 	return !want || (have && strcmp(want, have) == 0);
 }
 
+static sim_product action_product(int action)
+{
+	return action == SIM_ACT_TAIR ? SIM_TAIR : action == SIM_ACT_TIONE ? SIM_TIONE : SIM_HOLO;
+}
+
+/*
+ * Which answers a kind can spoil. The page faults need a list; those about
+ * TotalCount or page numbers a paged one (Tair, TI-ONE). A short, empty or
+ * repeated page hits a page after the first unless the fault names a page:
+ * a short first page looks like a small scope, and page 1 again is page 1.
+ * The Hologres list has no pages: short_page and empty_page cut it.
+ */
+static bool fault_applies(int kind, int action, int page, bool any_page)
+{
+	bool paged = action == SIM_ACT_TAIR || action == SIM_ACT_TIONE;
+
+	switch (kind) {
+	case SIM_F_SHORT_PAGE:
+	case SIM_F_EMPTY_PAGE:
+		if (action == SIM_ACT_HOLO_LIST)
+			return true;
+		return paged && (!any_page || page != 1);
+	case SIM_F_REPEAT_PAGE:
+		return paged && (!any_page || page != 1);
+	case SIM_F_LYING_TOTAL:
+		return paged;
+	default:
+		return true;
+	}
+}
+
 /* The first scripted fault matching the request, consumed; caller locks. */
-static int scripted(af_sim *s, const sim_req *r, sim_product p, int *hang_ms)
+static int scripted(af_sim *s, const sim_req *r, sim_product p, int *hang_ms, int64_t *arg)
 {
 	const char *label = s->accounts[r->account].label;
 	for (size_t i = 0; i < s->nfaults; i++) {
@@ -37,11 +69,13 @@ static int scripted(af_sim *s, const sim_req *r, sim_product p, int *hang_ms)
 		if (f->times == 0 || (f->product >= 0 && f->product != (int)p) ||
 		    !str_match(f->account, label) || !str_match(f->region, r->region) ||
 		    !str_match(f->action, sim_action_name(r->action)) ||
-		    (f->page >= 0 && f->page != r->page) || !str_match(f->instance, r->instance))
+		    (f->page >= 0 && f->page != r->page) || !str_match(f->instance, r->instance) ||
+		    !fault_applies(f->kind, r->action, r->page, f->page < 0))
 			continue;
 		if (f->times > 0)
 			f->times--;
 		*hang_ms = f->hang_ms;
+		*arg = f->arg;
 		return f->kind;
 	}
 	return SIM_F_NONE;
@@ -68,7 +102,7 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 	sim_account *a = &s->accounts[r->account];
 	sim_limits *l = &a->limits[p];
 	int kind, hang = 0, latency;
-	int64_t wait = 0;
+	int64_t wait = 0, arg = -1;
 	char key[256];
 	bool roa = p == SIM_HOLO, ali = p != SIM_TIONE;
 
@@ -77,7 +111,7 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 	s->stats.by_action[r->action]++;
 	snprintf(key, sizeof(key), "%s %s %s", sim_action_name(r->action), a->label, r->region);
 	sim_stats_count(&s->stats.by_scope, &s->stats.nby_scope, key);
-	kind = scripted(s, r, p, &hang);
+	kind = scripted(s, r, p, &hang, &arg);
 	if (kind == SIM_F_NONE) {
 		/* random faults are a pure function of (seed, account, product, n-th request) */
 		double u = (double)(sim_hash(s->opt.seed ^ sim_hash_str(a->label),
@@ -90,6 +124,10 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 			if (u < acc)
 				kind = k;
 		}
+		/* a kind this answer cannot carry (a TotalCount lie for the
+		 * Hologres list) is no fault, not another one */
+		if (!fault_applies(kind, r->action, r->page, true))
+			kind = SIM_F_NONE;
 	}
 	if (kind == SIM_F_NONE && (wait = rate_check(a, p)) > 0)
 		s->stats.throttled++;
@@ -124,6 +162,11 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 		}
 		return 1;
 	case SIM_F_DROP:
+		/* The request was read in full and authenticated (an Alibaba
+		 * nonce is spent), and the connection is closed without a byte
+		 * of answer: what a client sees when a server or a proxy dies
+		 * while handling its request. See docs/simulator.md for what
+		 * libcurl then does on a kept-alive connection. */
 		resp->drop = true;
 		return 1;
 	case SIM_F_TIMEOUT:
@@ -139,12 +182,150 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 			sim_tc_error(resp, r, "AuthFailure.SignatureFailure",
 			             "The provided credentials could not be validated.");
 		return 1;
+	case SIM_F_ERROR_BODY:
+		/* HTTP 200, the product's own error body, and no list: only the
+		 * body says that this is an error */
+		if (ali)
+			sim_ali_error(
+			    resp, r, 200, roa, "InternalError",
+			    "The request processing has failed due to some unknown error.");
+		else
+			sim_tc_error(resp, r, "InternalError",
+			             "An internal error has occurred. Retry your request.");
+		return 1;
 	case SIM_F_MALFORMED:
 	case SIM_F_TRUNCATED:
 		*post = kind;
 		return 0;
-	default:
+	case SIM_F_NONE:
 		return 0;
+	default:
+		r->fault = kind;
+		r->fault_arg = arg;
+		return 0;
+	}
+}
+
+size_t sim_fault_start(const sim_req *r, size_t start)
+{
+	return r->fault == SIM_F_REPEAT_PAGE ? 0 : start;
+}
+
+size_t sim_fault_keep(const sim_req *r, size_t n)
+{
+	if (r->fault == SIM_F_EMPTY_PAGE || n == 0)
+		return 0;
+	if (r->fault != SIM_F_SHORT_PAGE)
+		return n;
+	/* fewer than there are, whatever was asked for */
+	if (r->fault_arg >= 0)
+		return (size_t)r->fault_arg < n ? (size_t)r->fault_arg : n - 1;
+	return n / 2;
+}
+
+/* A number no double holds: json-c reads it as inf, strict parsers refuse it. */
+static void out_of_range(json_object *o, const char *key)
+{
+	if (o && json_object_is_type(o, json_type_object))
+		json_object_object_add(o, key, json_object_new_double_s(HUGE_VAL, "1e400"));
+}
+
+/* "oversized-" and then letters and digits that do not compress: a name of
+ * repeated 'x' would shrink to nothing in a TOAST or an index tuple and hide
+ * the limits a real long name runs into. Deterministic, like the fleet. */
+static void oversized(json_object *o, const char *key, int64_t bytes)
+{
+	static const char mark[] = "oversized-", alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	uint64_t state = (uint64_t)bytes, x = 0;
+	char *big;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		return;
+	if (bytes < 0)
+		bytes = SIM_OVERSIZED_DEFAULT;
+	if (!(big = malloc((size_t)bytes + 1)))
+		return; /* then the name stays as it was: the answer is still valid */
+	for (int64_t i = 0; i < bytes; i++, x >>= 8) {
+		if (i % 8 == 0)
+			x = sim_rng(&state);
+		big[i] = alnum[(x & 0xff) % (sizeof(alnum) - 1)];
+	}
+	memcpy(big, mark, bytes < (int64_t)sizeof(mark) - 1 ? (size_t)bytes : sizeof(mark) - 1);
+	json_object_object_add(o, key, json_object_new_string_len(big, (int)bytes));
+	free(big);
+}
+
+/* The first element of an array member, or NULL. */
+static json_object *first(json_object *o, const char *key)
+{
+	json_object *a;
+
+	if (!o || !json_object_object_get_ex(o, key, &a) ||
+	    !json_object_is_type(a, json_type_array) || json_object_array_length(a) == 0)
+		return NULL;
+	return json_object_array_get_idx(a, 0);
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/*
+ * The fields each product's item spoils. A number the normalizer reads
+ * (Tair's Capacity, the TI-ONE service's per-replica GPU in 1/100 cards,
+ * the Hologres node's GPU count) and a name it stores (Tair InstanceName,
+ * TI-ONE ServiceGroupName, Hologres holoInstanceName; the Get detail has no
+ * name, so there its first model service's modelName).
+ */
+void sim_fault_item(const sim_req *r, json_object *item)
+{
+	if (r->fault == SIM_F_OUT_OF_RANGE) {
+		switch (r->action) {
+		case SIM_ACT_TAIR:
+			out_of_range(item, "Capacity");
+			break;
+		case SIM_ACT_TIONE:
+			out_of_range(
+			    member(member(first(item, "Services"), "ServiceInfo"), "Resources"),
+			    "Gpu");
+			break;
+		default:
+			out_of_range(item, "gpu");
+			break;
+		}
+	} else if (r->fault == SIM_F_OVERSIZED) {
+		switch (r->action) {
+		case SIM_ACT_TAIR:
+			oversized(item, "InstanceName", r->fault_arg);
+			break;
+		case SIM_ACT_TIONE:
+			oversized(item, "ServiceGroupName", r->fault_arg);
+			break;
+		case SIM_ACT_HOLO_LIST:
+			oversized(item, "holoInstanceName", r->fault_arg);
+			break;
+		default:
+			oversized(first(item, "modelServiceList"), "modelName", r->fault_arg);
+			break;
+		}
+	}
+}
+
+void sim_fault_page(const sim_req *r, json_object *list, int64_t *total)
+{
+	size_t n = json_object_array_length(list), keep = sim_fault_keep(r, n);
+
+	if (keep < n)
+		json_object_array_del_idx(list, keep, n - keep);
+	if (keep > 0)
+		sim_fault_item(r, json_object_array_get_idx(list, 0));
+	if (r->fault == SIM_F_LYING_TOTAL && *total > 0) {
+		/* smaller than the truth, always */
+		int64_t said = r->fault_arg >= 0 ? r->fault_arg : SIM_LYING_TOTAL_DEFAULT;
+		*total = said < *total ? said : *total - 1;
 	}
 }
 
@@ -180,6 +361,72 @@ static int jint(json_object *o, const char *k, int def)
 	return json_object_get_int(v);
 }
 
+/* The one optional number a kind takes: its JSON key and bounds. */
+static const struct {
+	int kind;
+	const char *key;
+	int64_t min, max;
+} fault_args[] = {
+    {SIM_F_SHORT_PAGE, "items", 0, INT32_MAX},
+    {SIM_F_LYING_TOTAL, "total", 0, INT64_MAX},
+    {SIM_F_OVERSIZED, "bytes", 1, SIM_OVERSIZED_MAX},
+};
+#define NFAULT_ARGS (sizeof(fault_args) / sizeof(fault_args[0]))
+
+/* Checks one scripted fault before any is added: a fault that can never
+ * fire (lying_total for Hologres) is a mistake in the test, say so. */
+static int fault_check(json_object *o, size_t i)
+{
+	json_object *k, *v;
+	int kind, product = -1;
+	const char *action = NULL;
+	bool fits = false;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "kind", &k) ||
+	    (kind = sim_fault_parse(json_object_get_string(k))) < 0)
+		return af_error_set(AF_ERR_PARAM, "fault %zu: missing or unknown kind", i);
+	if (json_object_object_get_ex(o, "product", &k) &&
+	    (product = sim_product_parse(json_object_get_string(k))) < 0)
+		return af_error_set(AF_ERR_PARAM, "fault %zu: unknown product", i);
+	if (json_object_object_get_ex(o, "action", &k))
+		action = json_object_get_string(k);
+	for (int a = 0; a < SIM_NACTIONS && !fits; a++)
+		fits = (product < 0 || (int)action_product(a) == product) &&
+		       str_match(action, sim_action_name(a)) && fault_applies(kind, a, 2, true);
+	if (!fits)
+		return af_error_set(AF_ERR_PARAM, "fault %zu: %s does not apply to %s%s%s", i,
+		                    sim_fault_name(kind),
+		                    product >= 0 ? sim_product_name(product) : "",
+		                    product >= 0 && action ? " " : "", action ? action : "");
+	for (size_t j = 0; j < NFAULT_ARGS; j++) {
+		if (!json_object_object_get_ex(o, fault_args[j].key, &v))
+			continue;
+		if (fault_args[j].kind != kind)
+			return af_error_set(AF_ERR_PARAM, "fault %zu: \"%s\" is for %s only", i,
+			                    fault_args[j].key, sim_fault_name(fault_args[j].kind));
+		if (!json_object_is_type(v, json_type_int) ||
+		    json_object_get_int64(v) < fault_args[j].min ||
+		    json_object_get_int64(v) > fault_args[j].max)
+			return af_error_set(
+			    AF_ERR_PARAM, "fault %zu: \"%s\" must be an integer from %lld to %lld",
+			    i, fault_args[j].key, (long long)fault_args[j].min,
+			    (long long)fault_args[j].max);
+	}
+	return 0;
+}
+
+static int64_t fault_arg(json_object *o, int kind)
+{
+	json_object *v;
+
+	for (size_t j = 0; j < NFAULT_ARGS; j++)
+		if (fault_args[j].kind == kind &&
+		    json_object_object_get_ex(o, fault_args[j].key, &v))
+			return json_object_get_int64(v);
+	return -1;
+}
+
 static void fault_free(sim_fault *f)
 {
 	free(f->account);
@@ -203,14 +450,9 @@ int sim_faults_add(af_sim *s, json_object *arr)
 		return af_error_set(AF_ERR_PARAM, "expected a JSON array of faults");
 	n = json_object_array_length(arr);
 	for (size_t i = 0; i < n; i++) {
-		json_object *o = json_object_array_get_idx(arr, i), *k;
-		if (!json_object_is_type(o, json_type_object) ||
-		    !json_object_object_get_ex(o, "kind", &k) ||
-		    sim_fault_parse(json_object_get_string(k)) < 0)
-			return af_error_set(AF_ERR_PARAM, "fault %zu: missing or unknown kind", i);
-		if (json_object_object_get_ex(o, "product", &k) &&
-		    sim_product_parse(json_object_get_string(k)) < 0)
-			return af_error_set(AF_ERR_PARAM, "fault %zu: unknown product", i);
+		int err = fault_check(json_object_array_get_idx(arr, i), i);
+		if (err < 0)
+			return err;
 	}
 	pthread_mutex_lock(&s->lock);
 	nf = realloc(s->faults, (s->nfaults + n + 1) * sizeof(*nf));
@@ -235,6 +477,7 @@ int sim_faults_add(af_sim *s, json_object *arr)
 		f->kind = sim_fault_parse(json_object_get_string(k));
 		f->times = jint(o, "times", 1);
 		f->hang_ms = jint(o, "hang_ms", 0);
+		f->arg = fault_arg(o, f->kind);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -271,6 +514,10 @@ json_object *sim_faults_json(af_sim *s)
 		if (f->page >= 0)
 			json_object_object_add(o, "page", json_object_new_int(f->page));
 		json_object_object_add(o, "kind", json_object_new_string(sim_fault_name(f->kind)));
+		for (size_t j = 0; j < NFAULT_ARGS; j++)
+			if (fault_args[j].kind == (int)f->kind && f->arg >= 0)
+				json_object_object_add(o, fault_args[j].key,
+				                       json_object_new_int64(f->arg));
 		json_object_object_add(o, "times", json_object_new_int(f->times));
 		json_object_array_add(arr, o);
 	}

@@ -28,7 +28,8 @@ static void usage(FILE *f)
 	      "/_sim/fleet?product=&account=&region=,\n"
 	      "POST /_sim/mutate, GET|POST|DELETE /_sim/faults, GET /_sim/stats, POST "
 	      "/_sim/stats/reset.\n"
-	      "Fault kinds: http500 throttle drop timeout malformed truncated auth.\n"
+	      "Fault kinds: http500 throttle drop timeout malformed truncated auth error_body\n"
+	      "short_page empty_page lying_total repeat_page out_of_range oversized.\n"
 	      "See docs/simulator.md for the config file, demo keys and control API.\n",
 	      f);
 }

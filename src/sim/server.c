@@ -48,6 +48,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	af_buf_init(&r->body, SIM_MAX_BODY);
 	r->account = -1;
 	r->page = -1;
+	r->fault_arg = -1;
 	return r;
 }
 

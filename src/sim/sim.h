@@ -37,8 +37,24 @@ typedef enum sim_fault_kind {
 	SIM_F_MALFORMED,
 	SIM_F_TRUNCATED,
 	SIM_F_AUTH,
+	/* Answers that parse and look fine but are wrong in the data. error_body
+	 * is answered by sim_faults_apply; the others are rendered by the API
+	 * handlers (sim_fault_page, sim_fault_item). */
+	SIM_F_ERROR_BODY,
+	SIM_F_SHORT_PAGE,
+	SIM_F_EMPTY_PAGE,
+	SIM_F_LYING_TOTAL,
+	SIM_F_REPEAT_PAGE,
+	SIM_F_OUT_OF_RANGE,
+	SIM_F_OVERSIZED,
 	SIM_F_NKINDS
 } sim_fault_kind;
+
+/* oversized: the default length of the long name (under the client's 32 MiB
+ * default response cap, with the rest of a page) and the most one may ask */
+#define SIM_OVERSIZED_DEFAULT   ((int64_t)20 * 1024 * 1024)
+#define SIM_OVERSIZED_MAX       ((int64_t)256 * 1024 * 1024)
+#define SIM_LYING_TOTAL_DEFAULT 10
 
 enum { SIM_ACT_TAIR = 0, SIM_ACT_HOLO_LIST, SIM_ACT_HOLO_GET, SIM_ACT_TIONE, SIM_NACTIONS };
 
@@ -106,6 +122,7 @@ typedef struct sim_fault {
 	sim_fault_kind kind;
 	int times; /* remaining; -1 = forever */
 	int hang_ms;
+	int64_t arg; /* short_page "items", lying_total "total", oversized "bytes"; -1 = default */
 } sim_fault;
 
 typedef struct sim_counter {
@@ -186,6 +203,8 @@ typedef struct sim_req {
 	int action;
 	int page;                    /* for scripted faults; -1 = n/a */
 	const char *instance;        /* Hologres Get: holoInstanceId */
+	int fault;                   /* a fault the handler renders, SIM_F_NONE if none */
+	int64_t fault_arg;           /* its sim_fault.arg */
 	af_kv hdrs[SIM_MAX_HEADERS]; /* borrowed from MHD, filled on demand */
 	size_t nhdrs;
 } sim_req;
@@ -316,6 +335,16 @@ void sim_nonces_free(af_sim *s);
 /* 0 = go on; 1 = resp filled by a fault or limit; kind of a post-render fault in *post */
 int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *post);
 void sim_faults_post(sim_resp *resp, int kind);
+/* Render-time faults (r->fault), for the handlers of paged lists: where a
+ * page starts (repeat_page), then, on the rendered page, how many items stay
+ * (short_page, empty_page), the first item's fields (out_of_range, oversized)
+ * and the TotalCount reported (lying_total). */
+size_t sim_fault_start(const sim_req *r, size_t start);
+void sim_fault_page(const sim_req *r, json_object *list, int64_t *total);
+/* How many of n items a short_page or empty_page fault leaves. */
+size_t sim_fault_keep(const sim_req *r, size_t n);
+/* out_of_range and oversized on one item of r's action. */
+void sim_fault_item(const sim_req *r, json_object *item);
 int sim_faults_add(af_sim *s, json_object *arr);
 void sim_faults_clear(af_sim *s);
 json_object *sim_faults_json(af_sim *s);

@@ -175,8 +175,11 @@ int sim_tc_error(sim_resp *resp, const sim_req *r, const char *code, const char 
 }
 
 static const char *products[] = {"tair_kvcache", "hologres", "tione"};
-static const char *kinds[] = {"none",    "http500",   "throttle",  "drop",
-                              "timeout", "malformed", "truncated", "auth"};
+static const char *kinds[] = {"none",        "http500",      "throttle",   "drop",
+                              "timeout",     "malformed",    "truncated",  "auth",
+                              "error_body",  "short_page",   "empty_page", "lying_total",
+                              "repeat_page", "out_of_range", "oversized"};
+_Static_assert(sizeof(kinds) / sizeof(kinds[0]) == SIM_F_NKINDS, "a name for every fault kind");
 static const char *actions[] = {"DescribeTairKVCacheInferInstances", "ListInstanceModel",
                                 "GetInstanceModel", "DescribeModelServiceGroups"};
 

@@ -144,6 +144,16 @@ static bool nonempty(const char *s)
 	return s && *s;
 }
 
+/* Natural-key parts are indexed by btree, whose entries PostgreSQL caps at
+ * about 2.7 kB: a longer key would fail the whole merge, so the record is
+ * rejected alone. No real id comes near this. */
+#define KEY_MAX 1024
+
+static bool key_too_long(const char *s)
+{
+	return s && strlen(s) > KEY_MAX;
+}
+
 /* Structural UTF-8 check (no overlongs, no surrogates): PostgreSQL refuses
  * invalid UTF-8 in COPY, which would fail the whole run instead of one record. */
 static bool utf8_valid(const char *str)
@@ -260,9 +270,11 @@ static int reject(af_loader *l, const af_scope *sc, const char *what, const char
 		return af_error_set(AF_ERR_DATA, "rejected %s %s: incomplete scope (%s)", what,
 				    id ? id : "(no id)", why);
 	}
-	af_error_set(AF_ERR_DATA, "rejected %s %s in scope %s/%s/%s/%s: %s", what,
-		     nonempty(id) ? id : "(no native id)", sc->provider, sc->account, sc->region,
-		     sc->product, why);
+	/* A hostile id may be kilobytes long: name it by its start. */
+	af_error_set(AF_ERR_DATA, "rejected %s %.*s%s in scope %s/%s/%s/%s: %s", what,
+		     nonempty(id) ? 128 : 64, nonempty(id) ? id : "(no native id)",
+		     nonempty(id) && strlen(id) > 128 ? "..." : "", sc->provider, sc->account,
+		     sc->region, sc->product, why);
 	if ((err = scope_find(&e, l, sc)) < 0) {
 		l->failed = true;
 		return err;
@@ -455,6 +467,8 @@ static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 		return reject(l, sc, "instance", in->native_id, "scope fields missing or invalid");
 	if (!nonempty(in->native_id))
 		why = "native_id is empty";
+	else if (key_too_long(in->native_id))
+		why = "native_id is longer than 1024 bytes";
 	else if (!utf8_valid(in->native_id) || !utf8_valid(in->name) || !utf8_valid(in->status) ||
 		 !utf8_valid(in->status_raw) || !utf8_valid(in->charge_type) ||
 		 !utf8_valid(in->charge_type_raw) || !utf8_valid(in->zone) || !utf8_valid(in->spec) ||
@@ -506,6 +520,8 @@ static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 		why = "native_id is empty";
 	else if (!nonempty(sv->instance_id))
 		why = "instance_id (the owning instance) is empty";
+	else if (key_too_long(sv->native_id) || key_too_long(sv->instance_id))
+		why = "native_id or instance_id is longer than 1024 bytes";
 	else if (!utf8_valid(sv->native_id) || !utf8_valid(sv->instance_id) ||
 		 !utf8_valid(sv->name) || !utf8_valid(sv->model) || !utf8_valid(sv->model_version) ||
 		 !utf8_valid(sv->status) || !utf8_valid(sv->status_raw) ||
@@ -566,6 +582,8 @@ static int sink_resource(void *ctx, const af_scope *sc, const af_resource *rs)
 		why = "kind is empty";
 	else if (!nonempty(rs->unit))
 		why = "unit is empty";
+	else if (key_too_long(rs->owner_id) || key_too_long(rs->kind))
+		why = "owner_id or kind is longer than 1024 bytes";
 	else if (!utf8_valid(rs->owner_id) || !utf8_valid(rs->kind) || !utf8_valid(rs->unit) ||
 		 !utf8_valid(rs->gpu_model) || !utf8_valid(rs->basis))
 		why = "a text field is not valid UTF-8";

@@ -2,6 +2,7 @@
  * aifleet-sim over real HTTP: requests are built and signed here, on the
  * client side, with sign.h and libcurl, exactly as a collector would.
  */
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -35,6 +36,7 @@
 
 static af_sim *g_sim;
 static char g_base[64];
+static CURL *g_reuse; /* when set, requests go over this handle (kept-alive connection) */
 
 typedef struct http_result {
 	long status;
@@ -62,7 +64,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 static void http(http_result *res, const char *method, const char *url, const char **headers,
                  const char *body)
 {
-	CURL *c = curl_easy_init();
+	CURL *c = g_reuse ? g_reuse : curl_easy_init();
 	struct curl_slist *h = NULL;
 	memset(res, 0, sizeof(*res));
 	af_buf_init(&res->body, 0);
@@ -84,8 +86,10 @@ static void http(http_result *res, const char *method, const char *url, const ch
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
 	res->curl = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	if (c != g_reuse)
+		curl_easy_cleanup(c);
 }
 
 static json_object *res_json(const http_result *r)
@@ -1328,6 +1332,583 @@ static void test_more_fault_kinds(void **state)
 	reset_control();
 }
 
+/* ---- faults in the data: answers that parse but are wrong ---- */
+
+static void post_faults(const char *body)
+{
+	json_object_put(control_post("/_sim/faults", body));
+}
+
+/* A Tair page of cn-beijing (demo-ali), parsed; *items borrowed from it. */
+static json_object *tair_page(json_object **items, http_result *raw, const char *region, int page,
+                              int size)
+{
+	char pn[16], ps[16];
+	http_result r;
+	json_object *o, *inst;
+	snprintf(pn, sizeof(pn), "%d", page);
+	snprintf(ps, sizeof(ps), "%d", size);
+	af_kv q[] = {{"RegionId", region}, {"PageNumber", pn}, {"PageSize", ps}};
+	tair(&r, ALI_AK, ALI_SK, q, 3);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	*items = NULL;
+	if (json_object_object_get_ex(o, "Instances", &inst))
+		json_object_object_get_ex(inst, "TairInferInstanceDTO", items);
+	if (raw)
+		*raw = r;
+	else
+		af_buf_free(&r.body);
+	return o;
+}
+
+/* A TI-ONE page of ap-guangzhou, waiting out the 20/s limit; *groups and *in borrowed. */
+static json_object *tione_page(json_object **in, json_object **groups, http_result *raw, int offset,
+                               int limit)
+{
+	char body[64];
+	http_result r;
+	json_object *o, *err;
+	snprintf(body, sizeof(body), "{\"Offset\":%d,\"Limit\":%d}", offset, limit);
+	tc_call c = {.body = body, .id = TC_ID, .sk = TC_SK};
+	for (;;) {
+		tc(&r, &c);
+		assert_int_equal(r.status, 200);
+		o = res_json(&r);
+		assert_true(json_object_object_get_ex(o, "Response", in));
+		if (!json_object_object_get_ex(*in, "Error", &err) ||
+		    strcmp(json_object_get_string(json_object_object_get(err, "Code")),
+		           "RequestLimitExceeded") != 0)
+			break;
+		json_object_put(o);
+		af_buf_free(&r.body);
+		usleep(100000);
+	}
+	*groups = NULL;
+	json_object_object_get_ex(*in, "ServiceGroups", groups);
+	if (raw)
+		*raw = r;
+	else
+		af_buf_free(&r.body);
+	return o;
+}
+
+static http_result holo_call(const char *path)
+{
+	http_result r;
+	ali_call c = {.path = path,
+	              .action = strstr(path, "listInstanceModel") ? "ListInstanceModel"
+	                                                          : "GetInstanceModel",
+	              .version = "2022-06-01",
+	              .ak = ALI_AK,
+	              .sk = ALI_SK};
+	ali(&r, &c);
+	return r;
+}
+
+static const char *jstr_at(json_object *arr, size_t i, const char *key)
+{
+	json_object *v;
+	assert_true(json_object_object_get_ex(json_object_array_get_idx(arr, i), key, &v));
+	return json_object_get_string(v);
+}
+
+static bool has_key(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v);
+}
+
+static void test_fault_error_body(void **state)
+{
+	(void)state;
+	http_result r;
+	json_object *o, *in, *e;
+	reset_control();
+	post_faults(
+	    "[{\"product\":\"tair_kvcache\",\"kind\":\"error_body\"},"
+	    "{\"product\":\"hologres\",\"action\":\"ListInstanceModel\",\"kind\":\"error_body\"},"
+	    "{\"product\":\"tione\",\"kind\":\"error_body\"}]");
+
+	/* Tair (RPC): capitalised keys, HTTP 200, no list and no TotalCount */
+	af_kv q[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "1"}};
+	tair(&r, ALI_AK, ALI_SK, q, 2);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "Code")),
+	                    "InternalError");
+	assert_true(has_key(o, "Message") && has_key(o, "RequestId"));
+	assert_false(has_key(o, "Instances") || has_key(o, "TotalCount"));
+	json_object_put(o);
+	af_buf_free(&r.body);
+
+	/* Hologres (ROA): its lowercase keys */
+	r = holo_call("/cn-beijing/api/v1/instances/rpc/listInstanceModel");
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_string_equal(json_object_get_string(json_object_object_get(o, "code")),
+	                    "InternalError");
+	assert_true(has_key(o, "message") && has_key(o, "requestId"));
+	assert_false(has_key(o, "instanceModelList") || has_key(o, "Code"));
+	json_object_put(o);
+	af_buf_free(&r.body);
+
+	/* TI-ONE: Response.Error, as Tencent always answers errors */
+	usleep(1100000);
+	tc_call c = {.body = "{\"Offset\":0,\"Limit\":10}", .id = TC_ID, .sk = TC_SK};
+	tc(&r, &c);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "Response", &in));
+	assert_true(json_object_object_get_ex(in, "Error", &e));
+	assert_string_equal(json_object_get_string(json_object_object_get(e, "Code")),
+	                    "InternalError");
+	assert_true(has_key(e, "Message") && has_key(in, "RequestId"));
+	assert_false(has_key(in, "ServiceGroups") || has_key(in, "TotalCount"));
+	json_object_put(o);
+	af_buf_free(&r.body);
+
+	/* each once: the next answers are whole */
+	o = tair_page(&in, NULL, "cn-beijing", 1, 10);
+	assert_int_equal(json_object_array_length(in), 10);
+	json_object_put(o);
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.error_body"), 3);
+	json_object_put(st);
+	reset_control();
+}
+
+static void test_fault_short_and_empty_page(void **state)
+{
+	(void)state;
+	json_object *o, *clean, *items, *clean_items, *in;
+	reset_control();
+	clean = tair_page(&clean_items, NULL, "cn-beijing", 2, 50);
+	post_faults(
+	    "[{\"product\":\"tair_kvcache\",\"region\":\"cn-beijing\",\"kind\":\"short_page\"},"
+	    "{\"product\":\"tair_kvcache\",\"page\":3,\"kind\":\"short_page\",\"items\":3},"
+	    "{\"product\":\"tair_kvcache\",\"region\":\"cn-hangzhou\",\"kind\":\"empty_page\"}]");
+
+	/* not page 1: the first short_page waits for page 2 */
+	o = tair_page(&items, NULL, "cn-beijing", 1, 50);
+	assert_int_equal(json_object_array_length(items), 50);
+	json_object_put(o);
+	o = tair_page(&items, NULL, "cn-beijing", 2, 50);
+	assert_int_equal(jget_int(o, "TotalCount"), 237); /* more remain, says the total */
+	assert_int_equal(jget_int(o, "PageNumber"), 2);
+	assert_int_equal(json_object_array_length(items), 25); /* half the page */
+	for (size_t i = 0; i < 25; i++) /* the page's own first items, the rest cut */
+		assert_string_equal(jstr_at(items, i, "InstanceId"),
+		                    jstr_at(clean_items, i, "InstanceId"));
+	json_object_put(o);
+	o = tair_page(&items, NULL, "cn-beijing", 3, 50);
+	assert_int_equal(json_object_array_length(items), 3);
+	assert_int_equal(jget_int(o, "TotalCount"), 237);
+	json_object_put(o);
+
+	o = tair_page(&items, NULL, "cn-hangzhou", 1, 50);
+	assert_int_equal(json_object_array_length(items), 50);
+	json_object_put(o);
+	o = tair_page(&items, NULL, "cn-hangzhou", 4, 50);
+	assert_int_equal(json_object_array_length(items), 0);
+	assert_int_equal(jget_int(o, "TotalCount"), 237);
+	json_object_put(o);
+	/* used up: page 2 is whole again */
+	o = tair_page(&items, NULL, "cn-beijing", 2, 50);
+	assert_int_equal(json_object_array_length(items), 50);
+	json_object_put(o);
+	json_object_put(clean);
+
+	/* TI-ONE, Offset/Limit paging */
+	usleep(1100000);
+	post_faults("[{\"product\":\"tione\",\"kind\":\"empty_page\"},"
+	            "{\"product\":\"tione\",\"page\":4,\"kind\":\"short_page\",\"items\":7}]");
+	o = tione_page(&in, &items, NULL, 0, 40);
+	assert_int_equal(json_object_array_length(items), 40);
+	json_object_put(o);
+	o = tione_page(&in, &items, NULL, 40, 40);
+	assert_int_equal(json_object_array_length(items), 0);
+	assert_int_equal(jget_int(in, "TotalCount"), 237);
+	json_object_put(o);
+	o = tione_page(&in, &items, NULL, 120, 40);
+	assert_int_equal(json_object_array_length(items), 7);
+	assert_int_equal(jget_int(in, "TotalCount"), 237);
+	json_object_put(o);
+
+	/* Hologres has no pages: the list is cut, and nothing says so */
+	post_faults("[{\"product\":\"hologres\",\"kind\":\"short_page\"},"
+	            "{\"product\":\"hologres\",\"kind\":\"empty_page\"}]");
+	http_result r = holo_call("/cn-hangzhou/api/v1/instances/rpc/listInstanceModel");
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "instanceModelList", &items));
+	assert_int_equal(json_object_array_length(items), 118);
+	json_object_put(o);
+	af_buf_free(&r.body);
+	r = holo_call("/cn-hangzhou/api/v1/instances/rpc/listInstanceModel");
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "instanceModelList", &items));
+	assert_int_equal(json_object_array_length(items), 0);
+	json_object_put(o);
+	af_buf_free(&r.body);
+
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.short_page"), 4);
+	assert_int_equal(jget_int(st, "faults.empty_page"), 3);
+	json_object_put(st);
+	reset_control();
+}
+
+static void test_fault_lying_total(void **state)
+{
+	(void)state;
+	json_object *o, *items, *in;
+	reset_control();
+	post_faults("[{\"product\":\"tair_kvcache\",\"page\":1,\"kind\":\"lying_total\"},"
+	            "{\"product\":\"tione\",\"page\":2,\"kind\":\"lying_total\",\"total\":100},"
+	            "{\"product\":\"tione\",\"page\":3,\"kind\":\"lying_total\",\"total\":5000}]");
+	o = tair_page(&items, NULL, "cn-beijing", 1, 50);
+	assert_int_equal(jget_int(o, "TotalCount"), 10); /* fewer than on this very page */
+	assert_int_equal(json_object_array_length(items), 50);
+	json_object_put(o);
+	o = tair_page(&items, NULL, "cn-beijing", 1, 50);
+	assert_int_equal(jget_int(o, "TotalCount"), 237);
+	json_object_put(o);
+
+	usleep(1100000);
+	o = tione_page(&in, &items, NULL, 40, 40);
+	assert_int_equal(jget_int(in, "TotalCount"), 100);
+	assert_int_equal(json_object_array_length(items), 40);
+	json_object_put(o);
+	o = tione_page(&in, &items, NULL, 80, 40);
+	assert_int_equal(jget_int(in, "TotalCount"), 236); /* never the truth or more */
+	json_object_put(o);
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.lying_total"), 3);
+	json_object_put(st);
+	reset_control();
+}
+
+static void test_fault_repeat_page(void **state)
+{
+	(void)state;
+	json_object *o, *p1, *items, *items1, *in;
+	reset_control();
+	p1 = tair_page(&items1, NULL, "cn-beijing", 1, 30);
+	post_faults("[{\"product\":\"tair_kvcache\",\"kind\":\"repeat_page\"},"
+	            "{\"product\":\"tione\",\"kind\":\"repeat_page\"}]");
+	o = tair_page(&items, NULL, "cn-beijing", 1, 30); /* page 1 is page 1: not used up */
+	json_object_put(o);
+	o = tair_page(&items, NULL, "cn-beijing", 3, 30);
+	assert_int_equal(jget_int(o, "PageNumber"), 3); /* the page asked for ... */
+	assert_int_equal(jget_int(o, "TotalCount"), 237);
+	assert_int_equal(json_object_array_length(items), 30);
+	for (size_t i = 0; i < 30; i++) /* ... with page 1's items */
+		assert_string_equal(jstr_at(items, i, "InstanceId"),
+		                    jstr_at(items1, i, "InstanceId"));
+	json_object_put(o);
+	json_object_put(p1);
+
+	usleep(1100000);
+	p1 = tione_page(&in, &items1, NULL, 0, 20);
+	o = tione_page(&in, &items, NULL, 100, 20);
+	assert_int_equal(jget_int(in, "TotalCount"), 237);
+	assert_int_equal(json_object_array_length(items), 20);
+	for (size_t i = 0; i < 20; i++)
+		assert_string_equal(jstr_at(items, i, "ServiceGroupId"),
+		                    jstr_at(items1, i, "ServiceGroupId"));
+	json_object_put(o);
+	json_object_put(p1);
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.repeat_page"), 2);
+	json_object_put(st);
+	reset_control();
+}
+
+/* A Hologres node of cn-hangzhou with at least one model service. */
+static void holo_node_with_service(char *out, size_t n)
+{
+	json_object *f = control_get(
+	                "/_sim/fleet?product=hologres&account=demo-ali&region=cn-hangzhou"),
+	            *items, *svcs, *hid;
+	out[0] = '\0';
+	json_object_object_get_ex(f, "items", &items);
+	for (size_t i = 0; i < json_object_array_length(items) && !out[0]; i++) {
+		json_object *it = json_object_array_get_idx(items, i);
+		/* for Hologres, "services" is the node's number of model services */
+		if (json_object_object_get_ex(it, "services", &svcs) &&
+		    json_object_get_int(svcs) > 0 &&
+		    json_object_object_get_ex(it, "holoInstanceId", &hid))
+			snprintf(out, n, "%s", json_object_get_string(hid));
+	}
+	json_object_put(f);
+	assert_true(out[0] != '\0');
+}
+
+static void test_fault_out_of_range(void **state)
+{
+	(void)state;
+	json_object *o, *items, *in, *v;
+	http_result raw;
+	char hid[64], path[160];
+	reset_control();
+	holo_node_with_service(hid, sizeof(hid));
+	snprintf(path, sizeof(path), "/cn-hangzhou/api/v1/instances/%s/getInstanceModel", hid);
+	post_faults(
+	    "[{\"product\":\"tair_kvcache\",\"kind\":\"out_of_range\"},"
+	    "{\"product\":\"tione\",\"kind\":\"out_of_range\"},"
+	    "{\"product\":\"hologres\",\"action\":\"ListInstanceModel\",\"kind\":\"out_of_range\"},"
+	    "{\"product\":\"hologres\",\"action\":\"GetInstanceModel\",\"kind\":\"out_of_range\"}"
+	    "]");
+
+	/* the text says 1e400; json-c reads it as inf; one item only */
+	o = tair_page(&items, &raw, "cn-beijing", 1, 20);
+	assert_non_null(strstr(raw.body.data, "\"Capacity\":1e400"));
+	assert_null(strstr(strstr(raw.body.data, "1e400") + 1, "1e400"));
+	v = json_object_object_get(json_object_array_get_idx(items, 0), "Capacity");
+	assert_true(json_object_is_type(v, json_type_double) && isinf(json_object_get_double(v)));
+	v = json_object_object_get(json_object_array_get_idx(items, 1), "Capacity");
+	assert_true(json_object_is_type(v, json_type_int));
+	json_object_put(o);
+	af_buf_free(&raw.body);
+
+	usleep(1100000);
+	o = tione_page(&in, &items, &raw, 0, 10);
+	assert_non_null(strstr(raw.body.data, "\"Gpu\":1e400"));
+	json_object *svc = json_object_array_get_idx(
+	    json_object_object_get(json_object_array_get_idx(items, 0), "Services"), 0);
+	v = json_object_object_get(
+	    json_object_object_get(json_object_object_get(svc, "ServiceInfo"), "Resources"), "Gpu");
+	assert_true(isinf(json_object_get_double(v)));
+	json_object_put(o);
+	af_buf_free(&raw.body);
+
+	raw = holo_call("/cn-hangzhou/api/v1/instances/rpc/listInstanceModel");
+	assert_non_null(strstr(raw.body.data, "\"gpu\":1e400"));
+	o = res_json(&raw);
+	json_object_object_get_ex(o, "instanceModelList", &items);
+	assert_true(isinf(json_object_get_double(
+	    json_object_object_get(json_object_array_get_idx(items, 0), "gpu"))));
+	json_object_put(o);
+	af_buf_free(&raw.body);
+	raw = holo_call(path);
+	assert_int_equal(raw.status, 200);
+	assert_non_null(strstr(raw.body.data, "\"gpu\":1e400"));
+	af_buf_free(&raw.body);
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.out_of_range"), 4);
+	json_object_put(st);
+	reset_control();
+}
+
+static void test_fault_oversized(void **state)
+{
+	(void)state;
+	json_object *o, *items, *in, *v;
+	http_result raw;
+	char hid[64], path[160];
+	const size_t mib = 1024 * 1024;
+	reset_control();
+	holo_node_with_service(hid, sizeof(hid));
+	snprintf(path, sizeof(path), "/cn-hangzhou/api/v1/instances/%s/getInstanceModel", hid);
+	post_faults(
+	    "[{\"product\":\"tair_kvcache\",\"kind\":\"oversized\",\"bytes\":3000000},"
+	    "{\"product\":\"tione\",\"kind\":\"oversized\"},"
+	    "{\"product\":\"hologres\",\"action\":\"ListInstanceModel\",\"kind\":\"oversized\","
+	    "\"bytes\":1000},"
+	    "{\"product\":\"hologres\",\"action\":\"GetInstanceModel\",\"kind\":\"oversized\","
+	    "\"bytes\":5}]");
+
+	o = tair_page(&items, NULL, "cn-beijing", 1, 20);
+	v = json_object_object_get(json_object_array_get_idx(items, 0), "InstanceName");
+	assert_int_equal(json_object_get_string_len(v), 3000000);
+	assert_memory_equal(json_object_get_string(v), "oversized-", 10);
+	/* letters and digits that do not repeat: nothing compresses them away */
+	assert_int_equal(strspn(json_object_get_string(v), "abcdefghijklmnopqrstuvwxyz0123456789-"),
+	                 3000000);
+	assert_null(strstr(json_object_get_string(v) + 10, "xxxxxxxx"));
+	v = json_object_object_get(json_object_array_get_idx(items, 1), "InstanceName");
+	assert_true(json_object_get_string_len(v) < 48);
+	json_object_put(o);
+
+	/* the default: 20 MiB, and the whole answer under the client's 32 MiB cap */
+	usleep(1100000);
+	o = tione_page(&in, &items, &raw, 0, 100);
+	assert_int_equal(json_object_get_string_len(json_object_object_get(
+	                     json_object_array_get_idx(items, 0), "ServiceGroupName")),
+	                 20 * mib);
+	assert_true(raw.body.len > 20 * mib && raw.body.len < 32 * mib);
+	assert_int_equal(json_object_array_length(items), 100);
+	json_object_put(o);
+	af_buf_free(&raw.body);
+
+	raw = holo_call("/cn-hangzhou/api/v1/instances/rpc/listInstanceModel");
+	o = res_json(&raw);
+	json_object_object_get_ex(o, "instanceModelList", &items);
+	assert_int_equal(json_object_get_string_len(json_object_object_get(
+	                     json_object_array_get_idx(items, 0), "holoInstanceName")),
+	                 1000);
+	json_object_put(o);
+	af_buf_free(&raw.body);
+	raw = holo_call(path);
+	o = res_json(&raw);
+	v = json_object_object_get(
+	    json_object_array_get_idx(json_object_object_get(o, "modelServiceList"), 0),
+	    "modelName");
+	assert_int_equal(json_object_get_string_len(v), 5);
+	assert_memory_equal(json_object_get_string(v), "overs", 5);
+	json_object_put(o);
+	af_buf_free(&raw.body);
+	reset_control();
+}
+
+static void expect_fault_refused(const char *body, const char *needle)
+{
+	http_result r;
+	char url[128];
+	snprintf(url, sizeof(url), "%s/_sim/faults", g_base);
+	http(&r, "POST", url, NULL, body);
+	if (r.status != 400 || !r.body.data || !strstr(r.body.data, needle))
+		fail_msg("%s: got %ld %s, want 400 with '%s'", body, r.status,
+		         r.body.data ? r.body.data : "", needle);
+	af_buf_free(&r.body);
+}
+
+static void test_fault_scripts_checked(void **state)
+{
+	(void)state;
+	reset_control();
+	/* a fault that could never fire is a mistake in the test */
+	expect_fault_refused("{\"product\":\"hologres\",\"kind\":\"lying_total\"}",
+	                     "lying_total does not apply to hologres");
+	expect_fault_refused("{\"product\":\"hologres\",\"kind\":\"repeat_page\"}", "repeat_page");
+	expect_fault_refused(
+	    "{\"product\":\"hologres\",\"action\":\"GetInstanceModel\",\"kind\":\"short_page\"}",
+	    "short_page does not apply to hologres GetInstanceModel");
+	expect_fault_refused("{\"kind\":\"lying_total\",\"items\":3}",
+	                     "\\\"items\\\" is for short_page");
+	expect_fault_refused("{\"kind\":\"oversized\",\"bytes\":0}", "\\\"bytes\\\" must be");
+	expect_fault_refused("{\"kind\":\"oversized\",\"bytes\":268435457}",
+	                     "\\\"bytes\\\" must be");
+	expect_fault_refused("{\"kind\":\"short_page\",\"items\":\"3\"}", "\\\"items\\\" must be");
+	expect_fault_refused("{\"kind\":\"lying_total\",\"total\":-1}", "\\\"total\\\" must be");
+	/* nothing of a refused batch is kept */
+	expect_fault_refused("[{\"kind\":\"http500\"},{\"kind\":\"nonsense\"}]", "fault 1");
+	json_object *left = control_get("/_sim/faults");
+	assert_int_equal(json_object_array_length(left), 0);
+	json_object_put(left);
+	/* the listing shows a fault's number */
+	post_faults("{\"product\":\"tione\",\"kind\":\"lying_total\",\"total\":3,\"times\":-1}");
+	left = control_get("/_sim/faults");
+	assert_int_equal(jget_int(json_object_array_get_idx(left, 0), "total"), 3);
+	assert_int_equal(jget_int(json_object_array_get_idx(left, 0), "times"), -1);
+	json_object_put(left);
+	reset_control();
+}
+
+/*
+ * drop: the request is read in full and authenticated, then the connection
+ * closes with no answer. On a fresh connection libcurl reports an empty
+ * reply; on a kept-alive one it resends the same bytes once by itself, so
+ * an Alibaba request comes back SignatureNonceUsed (its nonce was spent),
+ * and a Tencent one (TC3 has no nonce) simply succeeds.
+ */
+static void test_fault_drop_after_request_read(void **state)
+{
+	(void)state;
+	http_result r;
+	char got[64];
+	json_object *st, *o, *in, *items;
+	reset_control();
+	post_faults("[{\"product\":\"tair_kvcache\",\"page\":7,\"kind\":\"drop\"},"
+	            "{\"product\":\"tair_kvcache\",\"page\":8,\"kind\":\"drop\"},"
+	            "{\"product\":\"tione\",\"page\":5,\"kind\":\"drop\"}]");
+	af_kv q7[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "7"}, {"PageSize", "10"}};
+	tair(&r, ALI_AK, ALI_SK, q7, 3);
+	assert_int_equal(r.curl, CURLE_GOT_NOTHING);
+	assert_int_equal(r.body.len, 0);
+	af_buf_free(&r.body);
+	st = control_get("/_sim/stats");
+	/* read, verified and counted before the connection was closed */
+	assert_int_equal(jget_int(st, "by_action.DescribeTairKVCacheInferInstances"), 1);
+	assert_int_equal(jget_int(st, "faults.drop"), 1);
+	json_object_put(st);
+
+	g_reuse = curl_easy_init();
+	af_kv q1[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "1"}, {"PageSize", "10"}};
+	tair(&r, ALI_AK, ALI_SK, q1, 3);
+	assert_int_equal(r.status, 200);
+	af_buf_free(&r.body);
+	af_kv q8[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "8"}, {"PageSize", "10"}};
+	tair(&r, ALI_AK, ALI_SK, q8, 3);
+	err_code(got, sizeof(got), &r);
+	assert_int_equal(r.curl, CURLE_OK);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(got, "SignatureNonceUsed");
+	af_buf_free(&r.body);
+	st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "requests"), 4); /* page 7; page 1; page 8 twice */
+	assert_int_equal(jget_int(st, "auth_errors.SignatureNonceUsed"), 1);
+	assert_int_equal(jget_int(st, "faults.drop"), 2);
+	json_object_put(st);
+
+	usleep(1100000);
+	o = tione_page(&in, &items, NULL, 0, 10);
+	json_object_put(o);
+	o = tione_page(&in, &items, NULL, 40, 10);
+	assert_int_equal(json_object_array_length(items), 10); /* resent, answered */
+	json_object_put(o);
+	curl_easy_cleanup(g_reuse);
+	g_reuse = NULL;
+	st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.drop"), 3);
+	assert_int_equal(jget_int(st, "by_action.DescribeModelServiceGroups"), 3);
+	json_object_put(st);
+	reset_control();
+}
+
+static void test_random_data_faults(void **state)
+{
+	(void)state;
+	char *path = write_config("[account cfg]\nprovider = alibaba\naccess_key_id = LTAIcfg\n"
+	                          "access_key_secret = cfg-secret\nregions = cn-hangzhou\n"
+	                          "[limits tair_kvcache]\nempty_page = 1\n"
+	                          "[limits hologres]\nlying_total = 1\n");
+	http_result r;
+	json_object *o, *inst, *list;
+	assert_int_equal(start(30, false, path), 0);
+	for (int page = 1; page <= 2; page++) {
+		char pn[8];
+		snprintf(pn, sizeof(pn), "%d", page);
+		af_kv q[] = {{"RegionId", "cn-hangzhou"}, {"PageNumber", pn}, {"PageSize", "10"}};
+		tair(&r, "LTAIcfg", "cfg-secret", q, 3);
+		o = res_json(&r);
+		json_object_object_get_ex(o, "Instances", &inst);
+		json_object_object_get_ex(inst, "TairInferInstanceDTO", &list);
+		/* every page but the first comes back empty */
+		assert_int_equal(json_object_array_length(list), page == 1 ? 10 : 0);
+		json_object_put(o);
+		af_buf_free(&r.body);
+	}
+	/* a kind the answer cannot carry is no fault */
+	ali_call c = {.path = "/cn-hangzhou/api/v1/instances/rpc/listInstanceModel",
+	              .action = "ListInstanceModel",
+	              .version = "2022-06-01",
+	              .ak = "LTAIcfg",
+	              .sk = "cfg-secret"};
+	ali(&r, &c);
+	o = res_json(&r);
+	json_object_object_get_ex(o, "instanceModelList", &list);
+	assert_int_equal(json_object_array_length(list), 30);
+	json_object_put(o);
+	af_buf_free(&r.body);
+	json_object *st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "faults.empty_page"), 1);
+	assert_int_equal(jget_int(st, "faults.lying_total"), 0);
+	json_object_put(st);
+	teardown(NULL);
+	remove_config(path);
+}
+
 /* ---- the binary ---- */
 
 static void test_binary_cli(void **state)
@@ -1389,6 +1970,7 @@ int main(void)
 	    cmocka_unit_test(test_example_config_loads),
 	    cmocka_unit_test(test_bad_config_hides_values),
 	    cmocka_unit_test(test_random_faults_deterministic),
+	    cmocka_unit_test(test_random_data_faults),
 	};
 	const struct CMUnitTest live[] = {
 	    cmocka_unit_test(test_tair_auth),
@@ -1401,6 +1983,14 @@ int main(void)
 	    cmocka_unit_test(test_accounts_see_own_fleet),
 	    cmocka_unit_test(test_scripted_fault_page3_once),
 	    cmocka_unit_test(test_more_fault_kinds),
+	    cmocka_unit_test(test_fault_error_body),
+	    cmocka_unit_test(test_fault_short_and_empty_page),
+	    cmocka_unit_test(test_fault_lying_total),
+	    cmocka_unit_test(test_fault_repeat_page),
+	    cmocka_unit_test(test_fault_out_of_range),
+	    cmocka_unit_test(test_fault_oversized),
+	    cmocka_unit_test(test_fault_scripts_checked),
+	    cmocka_unit_test(test_fault_drop_after_request_read),
 	    cmocka_unit_test(test_hang_does_not_block_others),
 	    cmocka_unit_test(test_tione_rate_limit),
 	    cmocka_unit_test(test_mutation),

@@ -399,6 +399,7 @@ static void test_rejected_records(void **state)
 	af_resource badres;
 	af_load_summary sum;
 	af_loader *l = NULL;
+	char *longkey, *huge;
 
 	run(s, 0, false);
 	assert_int_equal(af_loader_begin(&l, s, &opts), 0);
@@ -436,6 +437,24 @@ static void test_rejected_records(void **state)
 	bad.raw_json = NULL;
 	bad.name = "bad \xc3\x28";
 	assert_int_equal(sink.instance(sink.ctx, &A, &bad), AF_ERR_DATA);
+	/* a native id too long for a btree key would fail the whole merge */
+	bad.name = NULL;
+	longkey = malloc(3001);
+	memset(longkey, 'k', 3000);
+	longkey[3000] = '\0';
+	bad.native_id = longkey;
+	assert_int_equal(sink.instance(sink.ctx, &A, &bad), AF_ERR_DATA);
+	assert_non_null(strstr(af_error_last(), "longer than 1024 bytes"));
+	/* a record over the 16 MiB row limit is rejected alone, not the run */
+	huge = malloc((size_t)17 << 20);
+	memset(huge, 'h', ((size_t)17 << 20) - 1);
+	huge[((size_t)17 << 20) - 1] = '\0';
+	bad.native_id = "tk-huge";
+	bad.name = huge;
+	assert_int_equal(sink.instance(sink.ctx, &A, &bad), AF_ERR_DATA);
+	assert_non_null(strstr(af_error_last(), "16 MiB"));
+	free(huge);
+	free(longkey);
 	/* service without owner */
 	assert_int_equal(st_svc(l, &A, NULL, "svc-x", "m", 1), AF_ERR_DATA);
 	/* resource with no owner kind in range */
@@ -458,11 +477,11 @@ static void test_rejected_records(void **state)
 			 1);
 	assert_int_equal(q(&db, "SELECT rejected FROM aifleet.scope_state WHERE product = 'tair_kvcache'"
 				" AND last_state = 'partial'"),
-			 11);
+			 13);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.scope_state WHERE product = 'tione'"
 				" AND last_state = 'complete' AND last_run_id = 2"),
 			 1);
-	assert_int_equal(q(&db, "SELECT rejected FROM aifleet.sync_run WHERE id = 2 AND status = 'partial'"), 11);
+	assert_int_equal(q(&db, "SELECT rejected FROM aifleet.sync_run WHERE id = 2 AND status = 'partial'"), 13);
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
