@@ -110,10 +110,11 @@ void af_job_unlock(af_job *job);
  * normalizer's stats. */
 int af_job_emit_page(af_job *job, af_page_normalizer normalize, json_object *page);
 
-/* Adds normalizer stats after a page; rejected items are added to the
- * scope report when the scope ends, and make the scope partial (a rejected
- * item may still exist, so nothing may be tombstoned). */
-void af_job_add_norm_stats(af_job *job, const af_norm_stats *st);
+/* Adds normalizer stats after a page (logging the page's request id when
+ * items were rejected); rejected items are added to the scope report when
+ * the scope ends, and make the scope partial (a rejected item may still
+ * exist, so nothing may be tombstoned). */
+void af_job_add_norm_stats(af_job *job, const af_norm_stats *st, json_object *page);
 
 /* Records the first error of the scope (message from af_error_last()). */
 void af_job_fail(af_job *job, int err);

@@ -7,20 +7,39 @@
  * gives the same records. One mapping per product; docs/mapping.md lists
  * every field.
  *
- * An item that cannot be normalized (no native id, wrong type for a key
- * field) is rejected: counted in stats->rejected, a warning logged naming
- * the scope and the item, and the other items go on. The caller must treat
- * a scope with rejected items as partial (nothing is tombstoned there),
- * since a rejected item may well still exist.
+ * An item that cannot be read whole is rejected: counted in
+ * stats->rejected, one warning naming the scope, the item and the field
+ * (never its value), and nothing of it is emitted (a Tair instance with its
+ * resources and model service; a TI-ONE group with its services, or one
+ * service with its resources; a Hologres node with its services, or one
+ * service); the other items go on. An item is
+ * rejected when it is not an object, when its native id is missing, not a
+ * string, blank, invalid UTF-8, holds a NUL or a secret, or is over 512
+ * bytes, and when a mapped field is present but cannot be read: a quantity
+ * that is not a finite number (1e400, "abc", true, json-c's saturated
+ * integers), a time that does not parse, a status or charge type that is
+ * not a clean string of at most 512 bytes, a text field that is not a
+ * string or is over 64 KiB, tags that are not a list of {key, value}
+ * objects or are over 64 KiB, a raw payload over 1 MiB. The caller must
+ * treat a scope with rejected items as partial (nothing is tombstoned
+ * there), so the stored version of a rejected item stands.
  *
- * The Hologres apiKey is never copied anywhere: not into raw_json, not into
- * a log line, not masked.
+ * Missing or JSON null is "not reported": unset, no warning (and "" for a
+ * time means "never"). Text that is merely malformed is repaired visibly:
+ * invalid UTF-8 bytes and NULs become U+FFFD, secret values "[redacted]",
+ * with a warning (stats->warnings), and the item is kept.
+ *
+ * Secrets (aifleet/secret.h: the Hologres apiKey and its spellings,
+ * sk-... keys anywhere in a string, embedded JSON included) are never
+ * copied anywhere: not into raw_json, not into a log line, not masked.
  *
  * `stats` is added to, not reset (NULL is allowed); a sink callback may be
  * NULL (the record is then only counted). A page that is not an object, or
  * whose item list has the wrong type, gives AF_ERR_DATA and no records; a
  * missing or null list is an empty page. Every emitted string is valid
- * UTF-8 without NUL, and raw/tags JSON has no NaN/Infinity (jsonb-safe).
+ * UTF-8 without NUL, and raw/tags JSON is valid jsonb by construction:
+ * numbers in canonical JSON form (256. -> 256, 1.e5 -> 1e5), non-finite
+ * numbers and json-c's saturated integers as null.
  */
 
 #include <json-c/json.h>
@@ -32,8 +51,8 @@ typedef struct af_norm_stats {
 	uint64_t instances;
 	uint64_t services;
 	uint64_t resources;
-	uint64_t rejected; /* items skipped as invalid */
-	uint64_t warnings; /* fields dropped (bad timestamp, wrong type, ...) */
+	uint64_t rejected; /* items not emitted: a field could not be read */
+	uint64_t warnings; /* repairs (U+FFFD, redaction), bad raw-only fields */
 } af_norm_stats;
 
 /* The shape of the paged normalizers below. */

@@ -84,7 +84,7 @@ static int emit_node(af_job *job, json_object *item, json_object *detail)
 	af_job_lock(job);
 	err = af_normalize_hologres_node(&job->scope, item, detail, af_job_sink(job), &st);
 	af_job_unlock(job);
-	af_job_add_norm_stats(job, &st);
+	af_job_add_norm_stats(job, &st, detail ? detail : item);
 	return err;
 }
 

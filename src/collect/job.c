@@ -5,6 +5,7 @@
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/secret.h"
 
 #include <errno.h>
 #include <json-c/linkhash.h>
@@ -81,54 +82,41 @@ static int page_path(char *out, size_t n, const char *dir, const af_job *job, co
 	return 0;
 }
 
-/* Removes every "apiKey" member at any depth: raw pages on disk follow
- * the same rule as the database -- the Hologres apiKey is never stored. */
-static bool strip_secrets(json_object *o)
-{
-	bool removed = false;
-
-	if (json_object_is_type(o, json_type_object)) {
-		if (json_object_object_get_ex(o, "apiKey", NULL)) {
-			json_object_object_del(o, "apiKey");
-			removed = true;
-		}
-		json_object_object_foreach(o, key, child)
-		{
-			(void)key;
-			removed |= strip_secrets(child);
-		}
-	} else if (json_object_is_type(o, json_type_array)) {
-		size_t n = json_object_array_length(o);
-
-		for (size_t i = 0; i < n; i++)
-			removed |= strip_secrets(json_object_array_get_idx(o, i));
-	}
-	return removed;
-}
-
+/* Pages on disk follow the database's secret policy (aifleet/secret.h):
+ * what is written is a copy without secrets; the page itself is left as
+ * it came, for the normalizer. Numbers keep json-c's text, so that a
+ * replay reads what the live run read. */
 static int save_page(const af_job *job, const char *key, json_object *json)
 {
+	json_object *clean = NULL;
 	char path[1024];
 	const char *text;
 	FILE *f;
 	int err;
 
 	if ((err = page_path(path, sizeof(path), job->raw->save_dir, job, key)) < 0 ||
-	    (err = make_parents(path)) < 0)
+	    (err = make_parents(path)) < 0 || (err = af_secret_copy(&clean, json)) < 0)
 		return err;
-	strip_secrets(json);
-	text = json_object_to_json_string_ext(json, JSON_C_TO_STRING_PRETTY |
-							    JSON_C_TO_STRING_NOSLASHESCAPE);
-	f = fopen(path, "w");
-	if (!f)
-		return af_error_set(AF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+	text = json_object_to_json_string_ext(clean, JSON_C_TO_STRING_PRETTY |
+							     JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text) {
+		err = af_error_set(AF_ERR_NOMEM, "out of memory writing %s", path);
+		goto done;
+	}
+	if (!(f = fopen(path, "w"))) {
+		err = af_error_set(AF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+		goto done;
+	}
 	if (fputs(text, f) == EOF || fputc('\n', f) == EOF) {
 		fclose(f);
-		return af_error_set(AF_ERR_IO, "cannot write %s", path);
+		err = af_error_set(AF_ERR_IO, "cannot write %s", path);
+		goto done;
 	}
 	if (fclose(f) != 0)
-		return af_error_set(AF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-	return 0;
+		err = af_error_set(AF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+done:
+	json_object_put(clean);
+	return err;
 }
 
 static int replay_page(const af_job *job, const char *key, json_object **out)
@@ -295,8 +283,14 @@ void af_job_unlock(af_job *job)
 	pthread_mutex_unlock(job->out_lock);
 }
 
-void af_job_add_norm_stats(af_job *job, const af_norm_stats *st)
+void af_job_add_norm_stats(af_job *job, const af_norm_stats *st, json_object *page)
 {
+	/* The normalizer named each rejected item and its field; this names
+	 * the answer it came in, so the provider can be asked about it. */
+	if (st->rejected > 0)
+		af_warn("collect", "%s/%s/%s/%s: %llu item(s) rejected in the answer with request id %s",
+			job->scope.provider, job->scope.account, job->scope.region, job->scope.product,
+			(unsigned long long)st->rejected, af_page_request_id(page));
 	pthread_mutex_lock(&job->stats_lock);
 	job->norm.instances += st->instances;
 	job->norm.services += st->services;
@@ -314,7 +308,7 @@ int af_job_emit_page(af_job *job, af_page_normalizer normalize, json_object *pag
 	af_job_lock(job);
 	err = normalize(&job->scope, page, af_job_sink(job), &st);
 	af_job_unlock(job);
-	af_job_add_norm_stats(job, &st);
+	af_job_add_norm_stats(job, &st, page);
 	return err;
 }
 

@@ -1,5 +1,6 @@
 #include "aifleet/log.h"
 #include "aifleet/error.h"
+#include "aifleet/secret.h"
 
 #include <json-c/json.h>
 #include <pthread.h>
@@ -55,13 +56,14 @@ int af_log_parse_format(af_log_format *out, const char *s)
 
 bool af_log_header_is_secret(const char *name)
 {
-	static const char *const secret[] = {
-		"authorization", "x-acs-security-token", "x-tc-token", "x-acs-accesskey-id",
-	};
+	/* Request headers that carry credentials, beyond the names the secret
+	 * policy knows (x-acs-security-token, X-TC-Token are among those). */
+	static const char *const secret[] = {"authorization", "x-acs-accesskey-id"};
+
 	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
 		if (strcasecmp(name, secret[i]) == 0)
 			return true;
-	return false;
+	return af_secret_name(name);
 }
 
 static void format_time(char *out, size_t n)
@@ -86,6 +88,9 @@ void af_log(af_log_level level, const char *component, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Messages carry provider text (error messages, ids): the secret policy
+	 * has the last word on every line that leaves the process. */
+	af_secret_redact_in_place(msg, sizeof(msg));
 	format_time(when, sizeof(when));
 
 	pthread_mutex_lock(&log_lock);

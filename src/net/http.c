@@ -8,6 +8,7 @@
 #include "aifleet/http.h"
 #include "aifleet/log.h"
 #include "aifleet/record.h"
+#include "aifleet/secret.h"
 #include "aifleet/version.h"
 
 #include <curl/curl.h>
@@ -818,7 +819,9 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 			 v.code[0] ? v.code : "", v.code[0] ? ": " : "", v.message);
 		mono_sleep((double)delay / 1000.0);
 	}
-	/* The provider's text may echo what we sent; never let a key through. */
+	/* The provider's text may echo what we sent; never let a key through:
+	 * ours by value, any other by the secret policy. */
+	af_secret_redact_in_place(v.message, sizeof(v.message));
 	redact(v.message, sizeof(v.message), creds->access_key_secret);
 	redact(v.message, sizeof(v.message), creds->access_key_id);
 	redact(v.message, sizeof(v.message), creds->security_token);

@@ -1,6 +1,7 @@
 /*
  * Shared pieces of the normalizers: typed field access that never trusts
- * the provider's types, vocabularies, tags, raw payloads without secrets.
+ * the provider's types, vocabularies, tags, and raw payloads that are
+ * valid jsonb without secrets.
  */
 #include <ctype.h>
 #include <math.h>
@@ -10,15 +11,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aifleet/buf.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/secret.h"
 #include "norm_internal.h"
 
 #define NZ_COMPONENT "normalize"
-/* json_tokener caps nesting at 32; embedded JSON strings are re-parsed, so
- * the copy has its own cap to stay bounded whatever the input. */
-#define NZ_MAX_DEPTH  64
-#define NZ_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define REPLACEMENT  "\xEF\xBF\xBD" /* U+FFFD */
 
 void nz_ctx_init(nz_ctx *c, const af_scope *scope, const af_record_sink *sink, af_norm_stats *stats,
                  af_norm_stats *fallback)
@@ -32,10 +32,50 @@ void nz_ctx_init(nz_ctx *c, const af_scope *scope, const af_record_sink *sink, a
 	c->item = "page";
 }
 
+void nz_ctx_free(nz_ctx *c)
+{
+	for (size_t i = 0; i < c->nowned; i++)
+		free(c->owned[i]);
+	free(c->owned);
+	c->owned = NULL;
+	c->nowned = c->owned_cap = 0;
+}
+
+void nz_item_begin(nz_ctx *c)
+{
+	c->bad_field = NULL;
+	c->bad_why = NULL;
+}
+
 void nz_ctx_item_index(nz_ctx *c, const char *what, size_t index)
 {
 	snprintf(c->item_buf, sizeof(c->item_buf), "%s #%zu", what, index);
 	c->item = c->item_buf;
+	nz_item_begin(c);
+}
+
+/* Keeps `s` until nz_ctx_free; NULL (and c->err) when out of memory. */
+static char *keep(nz_ctx *c, char *s)
+{
+	if (!s)
+		goto nomem;
+	if (c->nowned == c->owned_cap) {
+		size_t cap = c->owned_cap ? c->owned_cap * 2 : 16;
+		char **p = realloc(c->owned, cap * sizeof(*p));
+
+		if (!p) {
+			free(s);
+			goto nomem;
+		}
+		c->owned = p;
+		c->owned_cap = cap;
+	}
+	c->owned[c->nowned++] = s;
+	return s;
+nomem:
+	if (!c->err)
+		c->err = af_error_set(AF_ERR_NOMEM, "out of memory");
+	return NULL;
 }
 
 static const char *s_or(const char *s)
@@ -46,17 +86,36 @@ static const char *s_or(const char *s)
 void nz_warn(nz_ctx *c, const char *field, const char *why)
 {
 	c->stats->warnings++;
-	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s: field %s dropped: %s", s_or(c->scope->provider),
+	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s: field %s: %s", s_or(c->scope->provider),
 	        s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
 	        field, why);
 }
 
-void nz_reject(nz_ctx *c, const char *why)
+void nz_reject(nz_ctx *c, const char *field, const char *why)
 {
 	c->stats->rejected++;
-	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s rejected: %s", s_or(c->scope->provider),
+	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s rejected: %s%s%s%s", s_or(c->scope->provider),
 	        s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
-	        why);
+	        field ? "field " : "", field ? field : "", field ? ": " : "", why);
+}
+
+void nz_bad(nz_ctx *c, const char *field, const char *why)
+{
+	if (!c->bad_field) {
+		c->bad_field = field;
+		c->bad_why = why;
+	}
+}
+
+int nz_item_check(nz_ctx *c)
+{
+	if (c->err)
+		return c->err;
+	if (!c->bad_field)
+		return 1;
+	nz_reject(c, c->bad_field, c->bad_why);
+	nz_item_begin(c);
+	return 0;
 }
 
 json_object *nz_get(json_object *obj, const char *key)
@@ -68,6 +127,17 @@ json_object *nz_get(json_object *obj, const char *key)
 	if (!json_object_object_get_ex(obj, key, &v))
 		return NULL;
 	return v; /* a JSON null is a NULL json_object in json-c */
+}
+
+json_object *nz_obj(nz_ctx *c, json_object *obj, const char *key)
+{
+	json_object *v = nz_get(obj, key);
+
+	if (v && !json_object_is_type(v, json_type_object)) {
+		nz_bad(c, key, "not an object");
+		return NULL;
+	}
+	return v;
 }
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
@@ -100,8 +170,7 @@ static size_t utf8_seq(const unsigned char *p, size_t left)
 	return n;
 }
 
-/* PostgreSQL stores neither invalid UTF-8 nor NUL in text or jsonb, and
- * the loader rejects a record that has them. */
+/* PostgreSQL stores neither invalid UTF-8 nor NUL in text or jsonb. */
 bool nz_utf8_ok(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -116,23 +185,23 @@ bool nz_utf8_ok(const char *s, size_t len)
 	return true;
 }
 
-/* A copy up to the first NUL, every invalid byte replaced by U+FFFD. */
-static char *utf8_clean(const char *s, size_t len)
+/* A copy with every invalid byte and every NUL replaced by U+FFFD. */
+static char *utf8_repair(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	char *out = malloc(len * 3 + 1), *o = out;
 
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < len && p[i];) {
-		size_t n = utf8_seq(p + i, len - i);
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] ? utf8_seq(p + i, len - i) : 0;
 
 		if (n) {
 			memcpy(o, p + i, n);
 			o += n;
 			i += n;
 		} else {
-			memcpy(o, "\xEF\xBF\xBD", 3);
+			memcpy(o, REPLACEMENT, 3);
 			o += 3;
 			i++;
 		}
@@ -144,44 +213,105 @@ static char *utf8_clean(const char *s, size_t len)
 const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
 {
 	json_object *v = nz_get(obj, key);
+	const char *s;
+	size_t len;
 
 	if (!v)
 		return NULL;
 	if (!json_object_is_type(v, json_type_string)) {
-		nz_warn(c, key, "not a string");
+		nz_bad(c, key, "not a string");
 		return NULL;
 	}
-	if (!nz_utf8_ok(json_object_get_string(v), (size_t)json_object_get_string_len(v))) {
-		nz_warn(c, key, "not valid UTF-8 or holds a NUL");
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	if (len > NZ_MAX_TEXT) {
+		nz_bad(c, key, "longer than 64 KiB");
 		return NULL;
 	}
-	return json_object_get_string(v);
+	if (!nz_utf8_ok(s, len)) {
+		if (!(s = keep(c, utf8_repair(s, len))))
+			return NULL;
+		len = strlen(s);
+		nz_warn(c, key, "invalid UTF-8 or NUL replaced by U+FFFD");
+	}
+	if (af_secret_text(s, len)) {
+		if (!(s = keep(c, af_secret_redact(s, len, NULL))))
+			return NULL;
+		nz_warn(c, key, "a secret-looking value redacted");
+	}
+	return s;
 }
 
-const char *nz_id(json_object *obj, const char *key)
+const char *nz_code(nz_ctx *c, json_object *obj, const char *key)
 {
 	json_object *v = nz_get(obj, key);
 	const char *s;
+	size_t len;
 
-	if (!v || !json_object_is_type(v, json_type_string))
+	if (!v)
 		return NULL;
+	if (!json_object_is_type(v, json_type_string)) {
+		nz_bad(c, key, "not a string");
+		return NULL;
+	}
 	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	/* a repaired code is another code: it could not be read */
+	if (len > NZ_MAX_ID) {
+		nz_bad(c, key, "longer than 512 bytes");
+		return NULL;
+	}
+	if (!nz_utf8_ok(s, len)) {
+		nz_bad(c, key, "not valid UTF-8 or holds a NUL");
+		return NULL;
+	}
+	if (af_secret_text(s, len)) {
+		nz_bad(c, key, "holds a secret-looking value");
+		return NULL;
+	}
+	return s;
+}
+
+const char *nz_id(json_object *obj, const char *key, const char **why)
+{
+	json_object *v = nz_get(obj, key);
+	const char *s;
+	size_t len;
+
+	*why = NULL;
+	if (!v)
+		return NULL;
+	if (!json_object_is_type(v, json_type_string)) {
+		*why = "not a string";
+		return NULL;
+	}
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
 	/* an id of blanks, with a NUL inside or not UTF-8 cannot be a key */
-	if (!s || !*s || !nz_utf8_ok(s, (size_t)json_object_get_string_len(v)))
+	if (len > NZ_MAX_ID)
+		*why = "longer than 512 bytes";
+	else if (!nz_utf8_ok(s, len))
+		*why = "not valid UTF-8 or holds a NUL";
+	else if (af_secret_text(s, len))
+		*why = "holds a secret-looking value";
+	if (*why)
 		return NULL;
 	for (const char *p = s; *p; p++)
 		if (!isspace((unsigned char)*p))
 			return s;
+	*why = "empty";
 	return NULL;
 }
 
 /* Numeric strings are accepted ("12", " 1.5e3 "), but not hex, inf or nan,
  * which strtod would take. */
-static bool parse_numeric_string(double *out, const char *s)
+static bool parse_numeric_string(double *out, const char *s, size_t len)
 {
 	char *end;
 	bool digit = false;
 
+	if (strlen(s) != len)
+		return false; /* a NUL inside */
 	for (const char *p = s; *p; p++) {
 		if (isdigit((unsigned char)*p))
 			digit = true;
@@ -209,49 +339,78 @@ af_num nz_num(nz_ctx *c, json_object *obj, const char *key)
 		/* json-c saturates integers beyond 64 bits at these values */
 		if (json_object_get_uint64(v) == UINT64_MAX ||
 		    json_object_get_int64(v) == INT64_MIN) {
-			nz_warn(c, key, "number out of range");
+			nz_bad(c, key, "number out of range");
 			return n;
 		}
 		/* fall through */
 	case json_type_double:
 		d = json_object_get_double(v);
 		if (!isfinite(d)) {
-			nz_warn(c, key, "number out of range");
+			nz_bad(c, key, "number out of range");
 			return n;
 		}
-		n.value = d;
-		n.set = true;
-		return n;
+		break;
 	case json_type_string:
-		if (!parse_numeric_string(&d, json_object_get_string(v))) {
-			nz_warn(c, key, "string is not a number");
+		if (!parse_numeric_string(&d, json_object_get_string(v),
+		                          (size_t)json_object_get_string_len(v))) {
+			nz_bad(c, key, "string is not a number");
 			return n;
 		}
-		n.value = d;
-		n.set = true;
-		return n;
+		break;
 	default:
-		nz_warn(c, key, "not a number");
+		nz_bad(c, key, "not a number");
 		return n;
 	}
+	n.value = d;
+	n.set = true;
+	return n;
+}
+
+/* The timestamp, AF_TIME_NULL for "not reported", or *why. */
+static af_time read_time(json_object *obj, const char *key, const char **why)
+{
+	json_object *v = nz_get(obj, key);
+	const char *s;
+	size_t len;
+	af_time t;
+
+	*why = NULL;
+	if (!v)
+		return AF_TIME_NULL;
+	if (!json_object_is_type(v, json_type_string)) {
+		*why = "not a string";
+		return AF_TIME_NULL;
+	}
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	/* an empty string is how some APIs say "never" */
+	if (!len)
+		return AF_TIME_NULL;
+	if (len > 64 || strlen(s) != len || af_time_parse(&t, s) < 0) {
+		af_error_clear();
+		*why = "unparseable timestamp";
+		return AF_TIME_NULL;
+	}
+	return t;
 }
 
 af_time nz_time(nz_ctx *c, json_object *obj, const char *key)
 {
-	const char *s = nz_str(c, obj, key);
-	af_time t;
+	const char *why;
+	af_time t = read_time(obj, key, &why);
 
-	if (!s)
-		return AF_TIME_NULL;
-	/* an empty string is how some APIs say "never" */
-	if (!*s)
-		return AF_TIME_NULL;
-	if (af_time_parse(&t, s) < 0) {
-		af_error_clear();
-		nz_warn(c, key, "unparseable timestamp");
-		return AF_TIME_NULL;
-	}
+	if (why)
+		nz_bad(c, key, why);
 	return t;
+}
+
+void nz_time_check(nz_ctx *c, json_object *obj, const char *key)
+{
+	const char *why;
+
+	(void)read_time(obj, key, &why);
+	if (why)
+		nz_warn(c, key, why);
 }
 
 int nz_seen(json_object *set, const char *id)
@@ -383,19 +542,209 @@ const char *nz_charge(const char *raw)
 	return lookup(charge_map, sizeof(charge_map) / sizeof(charge_map[0]), raw);
 }
 
-/* ---- tags ---- */
+/* ---- canonical JSON for jsonb ---- */
 
-static char *dup_json(json_object *o)
+/*
+ * json-c re-emits numbers as it read them ("256.", "01.5", "-.5", "1.e5"),
+ * which jsonb refuses, and keeps invalid UTF-8. This writer emits only
+ * what PostgreSQL's JSON grammar accepts.
+ */
+typedef struct nz_out {
+	af_buf buf;
+	unsigned repairs; /* bytes replaced by U+FFFD */
+} nz_out;
+
+static int put(nz_out *w, const char *s, size_t n)
 {
-	const char *s = json_object_to_json_string_ext(o, NZ_JSON_FLAGS);
-
-	return s ? strdup(s) : NULL;
+	return af_buf_append(&w->buf, s, n);
 }
 
-int nz_tags(char **out, nz_ctx *c, json_object *arr, const char *field, const char *kname,
+static int put_string(nz_out *w, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t start = 0, i = 0;
+	int err;
+
+	if ((err = put(w, "\"", 1)) < 0)
+		return err;
+	while (i < len) {
+		const char *rep;
+		char esc[8];
+		size_t n = 1;
+
+		if (p[i] >= 0x80 && (n = utf8_seq(p + i, len - i))) {
+			i += n;
+			continue;
+		}
+		if (p[i] >= 0x80 || p[i] == 0) {
+			/* jsonb refuses \u0000 too */
+			rep = REPLACEMENT;
+			n = 1;
+			w->repairs++;
+		} else if (p[i] == '"') {
+			rep = "\\\"";
+		} else if (p[i] == '\\') {
+			rep = "\\\\";
+		} else if (p[i] == '\n') {
+			rep = "\\n";
+		} else if (p[i] == '\t') {
+			rep = "\\t";
+		} else if (p[i] == '\r') {
+			rep = "\\r";
+		} else if (p[i] < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
+			rep = esc;
+		} else {
+			i++;
+			continue;
+		}
+		if ((err = put(w, s + start, i - start)) < 0 ||
+		    (err = put(w, rep, strlen(rep))) < 0)
+			return err;
+		i += n;
+		start = i;
+	}
+	if ((err = put(w, s + start, i - start)) < 0)
+		return err;
+	return put(w, "\"", 1);
+}
+
+/* The shortest %g that reads back as `d`, in JSON's number grammar:
+ * "1e+308" -> "1e308", "1.5e-07" -> "1.5e-7", a locale's ',' -> '.'. */
+static int put_double(nz_out *w, double d)
+{
+	char tmp[40], out[40];
+	size_t n = 0;
+
+	if (!isfinite(d))
+		return put(w, "null", 4);
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	for (const char *p = tmp; *p; p++) {
+		if (isdigit((unsigned char)*p) || *p == '-') {
+			out[n++] = *p;
+		} else if (*p == 'e' || *p == 'E') {
+			out[n++] = 'e';
+			if (p[1] == '+' || p[1] == '-')
+				if (*++p == '-')
+					out[n++] = '-';
+			while (p[1] == '0' && isdigit((unsigned char)p[2]))
+				p++;
+		} else if (n && out[n - 1] != '.') {
+			out[n++] = '.';
+		}
+	}
+	return put(w, out, n);
+}
+
+static int put_json(nz_out *w, json_object *o, int depth)
+{
+	char num[32];
+	int err;
+
+	/* the secret copy cut the tree at AF_SECRET_MAX_DEPTH already */
+	if (!o || depth > AF_SECRET_MAX_DEPTH + 1)
+		return put(w, "null", 4);
+	switch (json_object_get_type(o)) {
+	case json_type_boolean:
+		return json_object_get_boolean(o) ? put(w, "true", 4) : put(w, "false", 5);
+	case json_type_int: {
+		int64_t i = json_object_get_int64(o);
+		uint64_t u = json_object_get_uint64(o);
+
+		/* json-c saturates integers beyond 64 bits at these values */
+		if (u == UINT64_MAX || i == INT64_MIN)
+			return put(w, "null", 4);
+		if (i == INT64_MAX && u > (uint64_t)INT64_MAX)
+			snprintf(num, sizeof(num), "%llu", (unsigned long long)u);
+		else
+			snprintf(num, sizeof(num), "%lld", (long long)i);
+		return put(w, num, strlen(num));
+	}
+	case json_type_double:
+		return put_double(w, json_object_get_double(o));
+	case json_type_string:
+		return put_string(w, json_object_get_string(o),
+		                  (size_t)json_object_get_string_len(o));
+	case json_type_array:
+		if ((err = put(w, "[", 1)) < 0)
+			return err;
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if ((i && (err = put(w, ",", 1)) < 0) ||
+			    (err = put_json(w, json_object_array_get_idx(o, i), depth + 1)) < 0)
+				return err;
+		return put(w, "]", 1);
+	case json_type_object: {
+		bool first = true;
+
+		if ((err = put(w, "{", 1)) < 0)
+			return err;
+		json_object_object_foreach(o, k, v)
+		{
+			if ((!first && (err = put(w, ",", 1)) < 0) ||
+			    (err = put_string(w, k, strlen(k))) < 0 || (err = put(w, ":", 1)) < 0 ||
+			    (err = put_json(w, v, depth + 1)) < 0)
+				return err;
+			first = false;
+		}
+		return put(w, "}", 1);
+	}
+	default:
+		return put(w, "null", 4);
+	}
+}
+
+/* *out: `o` as canonical JSON, at most `max` bytes. Returns 0,
+ * AF_ERR_LIMIT or AF_ERR_NOMEM; *repairs counts U+FFFD replacements. */
+static int json_text(char **out, json_object *o, size_t max, unsigned *repairs)
+{
+	nz_out w = {AF_BUF_INIT, 0};
+	int err;
+
+	*out = NULL;
+	af_buf_init(&w.buf, max);
+	if ((err = put_json(&w, o, 0)) < 0) {
+		af_buf_free(&w.buf);
+		return err;
+	}
+	*out = af_buf_detach(&w.buf);
+	if (repairs)
+		*repairs += w.repairs;
+	return 0;
+}
+
+/* Serializes a copy already without secrets into *out (NULL for NULL). */
+static int finish(nz_ctx *c, char **out, json_object *clean, size_t max, const char *field,
+                  const char *too_big)
+{
+	unsigned repairs = 0;
+	int err;
+
+	*out = NULL;
+	if (!clean)
+		return 0;
+	err = json_text(out, clean, max, &repairs);
+	if (err == AF_ERR_LIMIT) {
+		af_error_clear();
+		nz_bad(c, field, too_big);
+		return 0;
+	}
+	if (err < 0)
+		return err;
+	if (repairs)
+		nz_warn(c, field, "invalid UTF-8 or NUL replaced by U+FFFD");
+	return 0;
+}
+
+/* ---- tags ---- */
+
+int nz_tags(nz_ctx *c, char **out, json_object *arr, const char *field, const char *kname,
             const char *vname)
 {
-	json_object *tags = NULL;
+	json_object *tags = NULL, *clean = NULL;
 	int err = 0;
 	size_t n;
 
@@ -403,120 +752,78 @@ int nz_tags(char **out, nz_ctx *c, json_object *arr, const char *field, const ch
 	if (!arr)
 		return 0;
 	if (!json_object_is_type(arr, json_type_array)) {
-		nz_warn(c, field, "not an array");
+		nz_bad(c, field, "not an array");
 		return 0;
 	}
 	if (!(tags = json_object_new_object()))
 		return af_error_set(AF_ERR_NOMEM, "out of memory building tags");
 	n = json_object_array_length(arr);
 	for (size_t i = 0; i < n; i++) {
-		json_object *t = json_object_array_get_idx(arr, i);
-		json_object *k = nz_get(t, kname), *v = nz_get(t, vname), *s;
-		const char *vs;
+		json_object *t = json_object_array_get_idx(arr, i), *k, *v, *s = NULL;
+		const char *ks;
+		char *fixed = NULL, *vs = NULL;
+		size_t klen;
 
-		if (!k || !json_object_is_type(k, json_type_string)) {
-			nz_warn(c, field, "a tag without a string key");
-			continue;
+		if (!t || !json_object_is_type(t, json_type_object)) {
+			nz_bad(c, field, "a tag that is not an object");
+			goto done;
 		}
-		if (nz_is_secret_key(json_object_get_string(k)))
-			continue;
+		k = nz_get(t, kname);
+		v = nz_get(t, vname);
+		if (!k || !json_object_is_type(k, json_type_string)) {
+			nz_bad(c, field, "a tag without a string key");
+			goto done;
+		}
 		if (!v)
 			continue; /* null value: nothing to say */
-		if (json_object_is_type(v, json_type_string))
-			vs = json_object_get_string(v);
-		else /* 900 -> "900", true -> "true", objects as compact JSON */
-			vs = json_object_to_json_string_ext(v, NZ_JSON_FLAGS);
-		if (!vs || !(s = json_object_new_string(vs))) {
-			err = af_error_set(AF_ERR_NOMEM, "out of memory building tags");
-			goto done;
+		ks = json_object_get_string(k);
+		klen = (size_t)json_object_get_string_len(k);
+		/* a key cut at a NUL would be another key */
+		if (!nz_utf8_ok(ks, klen)) {
+			if (!(fixed = utf8_repair(ks, klen)))
+				goto nomem;
+			ks = fixed;
+			nz_warn(c, field, "invalid UTF-8 or NUL replaced by U+FFFD");
+		}
+		if (json_object_is_type(v, json_type_string)) {
+			s = json_object_get(v);
+		} else { /* 900 -> "900", true -> "true", objects as compact JSON */
+			err = json_text(&vs, v, NZ_MAX_TAGS, NULL);
+			if (err == AF_ERR_LIMIT) {
+				af_error_clear();
+				free(fixed);
+				err = 0;
+				nz_bad(c, field, "tags larger than 64 KiB");
+				goto done;
+			}
+			if (err < 0 || !(s = json_object_new_string(vs))) {
+				free(fixed);
+				free(vs);
+				goto nomem;
+			}
+			free(vs);
 		}
 		/* a repeated key: the last one wins, as in a JSON object */
-		if (json_object_object_add(tags, json_object_get_string(k), s) < 0) {
+		err = json_object_object_add(tags, ks, s);
+		free(fixed);
+		if (err < 0) {
 			json_object_put(s);
-			err = af_error_set(AF_ERR_NOMEM, "out of memory building tags");
-			goto done;
+			goto nomem;
 		}
 	}
-	/* through nz_raw, so that keys and values are valid UTF-8 */
-	err = nz_raw(out, tags, NULL);
+	if ((err = af_secret_copy(&clean, tags)) < 0)
+		goto done;
+	err = finish(c, out, clean, NZ_MAX_TAGS, field, "tags larger than 64 KiB");
+	goto done;
+nomem:
+	err = af_error_set(AF_ERR_NOMEM, "out of memory building tags");
 done:
+	json_object_put(clean);
 	json_object_put(tags);
 	return err;
 }
 
-/* ---- raw payloads without secrets ---- */
-
-bool nz_is_secret_key(const char *key)
-{
-	char f[40];
-
-	if (!key || !fold(f, sizeof(f), key))
-		return false;
-	return strcmp(f, "apikey") == 0 || strcmp(f, "accesskeysecret") == 0 ||
-	       strcmp(f, "secretkey") == 0;
-}
-
-static bool contains_secret(json_object *o, int depth);
-static bool secret_pair(json_object *o);
-
-/* A string that holds a JSON document (Hologres modelParams) may carry a
- * key too: parse it when it looks like JSON. NULL if it does not parse. */
-static json_object *parse_embedded(json_object *str)
-{
-	const char *s = json_object_get_string(str);
-
-	while (s && isspace((unsigned char)*s))
-		s++;
-	if (!s || (*s != '{' && *s != '['))
-		return NULL;
-	return json_tokener_parse(s);
-}
-
-static bool contains_secret(json_object *o, int depth)
-{
-	json_object *inner;
-	bool found = false;
-
-	if (!o || depth > NZ_MAX_DEPTH)
-		return false;
-	switch (json_object_get_type(o)) {
-	case json_type_object: {
-		if (secret_pair(o))
-			return true;
-		json_object_object_foreach(o, k, v)
-		{
-			if (nz_is_secret_key(k) || contains_secret(v, depth + 1))
-				return true;
-		}
-		return false;
-	}
-	case json_type_array:
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			if (contains_secret(json_object_array_get_idx(o, i), depth + 1))
-				return true;
-		return false;
-	case json_type_string:
-		if ((inner = parse_embedded(o))) {
-			found = contains_secret(inner, depth + 1);
-			json_object_put(inner);
-		}
-		return found;
-	default:
-		return false;
-	}
-}
-
-/* A tag {"Key": "apiKey", "Value": ...} hides a secret as well as a member
- * named apiKey does. */
-static bool secret_pair(json_object *o)
-{
-	json_object *k = nz_get(o, "Key");
-
-	if (!k)
-		k = nz_get(o, "TagKey");
-	return k && json_object_is_type(k, json_type_string) &&
-	       nz_is_secret_key(json_object_get_string(k));
-}
+/* ---- raw payloads ---- */
 
 static bool in_list(const char *key, const char *const *list)
 {
@@ -526,154 +833,65 @@ static bool in_list(const char *key, const char *const *list)
 	return false;
 }
 
-/*
- * A copy of `o` without secret members. Scalars are shared (reference
- * counted), containers rebuilt. *out may be NULL for a JSON null. Beyond
- * NZ_MAX_DEPTH a subtree becomes null rather than risk keeping a secret.
- */
-static int strip(json_object **out, json_object *o, const char *const *drop, int depth)
+/* Adds the members of `from` not in `drop` to `to` (shared, not copied). */
+static int add_members(json_object *to, json_object *from, const char *const *drop)
 {
-	json_object *copy = NULL, *child, *inner = NULL;
-	int err = 0;
-
-	*out = NULL;
-	if (!o || depth > NZ_MAX_DEPTH)
+	if (!from || !json_object_is_type(from, json_type_object))
 		return 0;
-	switch (json_object_get_type(o)) {
-	case json_type_object: {
-		bool pair = secret_pair(o);
-
-		if (!(copy = json_object_new_object()))
-			goto nomem;
-		json_object_object_foreach(o, k, v)
-		{
-			if (nz_is_secret_key(k) || in_list(k, drop))
-				continue;
-			if (pair && (strcmp(k, "Value") == 0 || strcmp(k, "TagValue") == 0))
-				continue;
-			if ((err = strip(&child, v, NULL, depth + 1)) < 0)
-				goto done;
-			if (!nz_utf8_ok(k, strlen(k))) {
-				char *ck = utf8_clean(k, strlen(k));
-				int rc = ck ? json_object_object_add(copy, ck, child) : -1;
-
-				free(ck);
-				if (rc < 0) {
-					json_object_put(child);
-					goto nomem;
-				}
-				continue;
-			}
-			if (json_object_object_add(copy, k, child) < 0) {
-				json_object_put(child);
-				goto nomem;
-			}
+	json_object_object_foreach(from, k, v)
+	{
+		if (in_list(k, drop))
+			continue;
+		if (json_object_object_add(to, k, json_object_get(v)) < 0) {
+			json_object_put(v);
+			return af_error_set(AF_ERR_NOMEM, "out of memory copying a payload");
 		}
-		break;
 	}
-	case json_type_array:
-		if (!(copy = json_object_new_array()))
-			goto nomem;
-		for (size_t i = 0; i < json_object_array_length(o); i++) {
-			if ((err = strip(&child, json_object_array_get_idx(o, i), NULL,
-			                 depth + 1)) < 0)
-				goto done;
-			if (json_object_array_add(copy, child) < 0) {
-				json_object_put(child);
-				goto nomem;
-			}
-		}
-		break;
-	case json_type_string:
-		if (!nz_utf8_ok(json_object_get_string(o), (size_t)json_object_get_string_len(o))) {
-			char *clean = utf8_clean(json_object_get_string(o),
-			                         (size_t)json_object_get_string_len(o));
-
-			copy = clean ? json_object_new_string(clean) : NULL;
-			free(clean);
-			if (!copy)
-				goto nomem;
-			break;
-		}
-		if ((inner = parse_embedded(o)) && contains_secret(inner, depth + 1)) {
-			json_object *clean;
-			const char *s;
-
-			if ((err = strip(&clean, inner, NULL, depth + 1)) < 0)
-				goto done;
-			s = json_object_to_json_string_ext(clean, NZ_JSON_FLAGS);
-			copy = s ? json_object_new_string(s) : NULL;
-			json_object_put(clean);
-			if (!copy)
-				goto nomem;
-			break;
-		}
-		copy = json_object_get(o);
-		break;
-	case json_type_double:
-		/* json-c reads NaN, Infinity and 1e400 (inf); jsonb takes none
-		 * of NaN/Infinity, so non-finite numbers become null */
-		if (!isfinite(json_object_get_double(o)))
-			break;
-		copy = json_object_get(o);
-		break;
-	default:
-		copy = json_object_get(o);
-		break;
-	}
-	*out = copy;
-	copy = NULL;
-	goto done;
-nomem:
-	err = af_error_set(AF_ERR_NOMEM, "out of memory copying a payload");
-done:
-	json_object_put(copy);
-	json_object_put(inner);
-	return err;
+	return 0;
 }
 
-int nz_raw(char **out, json_object *obj, const char *const *drop)
+static int raw_of(nz_ctx *c, char **out, json_object *obj)
 {
-	json_object *copy = NULL;
+	json_object *clean = NULL;
 	int err;
 
 	*out = NULL;
-	if ((err = strip(&copy, obj, drop, 0)) < 0)
+	if ((err = af_secret_copy(&clean, obj)) < 0)
 		return err;
-	if (!copy)
-		return 0;
-	if (!(*out = dup_json(copy)))
-		err = af_error_set(AF_ERR_NOMEM, "out of memory serializing a payload");
-	json_object_put(copy);
+	err = finish(c, out, clean, NZ_MAX_RAW, "raw", "raw payload larger than 1 MiB");
+	json_object_put(clean);
 	return err;
 }
 
-int nz_raw_merge(char **out, json_object *primary, json_object *secondary, const char *const *drop)
+int nz_raw(nz_ctx *c, char **out, json_object *obj, const char *const *drop)
 {
-	json_object *merged = NULL;
-	int err = 0;
+	json_object *top;
+	int err;
+
+	if (!drop || !obj || !json_object_is_type(obj, json_type_object))
+		return raw_of(c, out, obj);
+	*out = NULL;
+	if (!(top = json_object_new_object()))
+		return af_error_set(AF_ERR_NOMEM, "out of memory copying a payload");
+	if ((err = add_members(top, obj, drop)) == 0)
+		err = raw_of(c, out, top);
+	json_object_put(top);
+	return err;
+}
+
+int nz_raw_merge(nz_ctx *c, char **out, json_object *primary, json_object *secondary,
+                 const char *const *drop)
+{
+	json_object *merged;
+	int err;
 
 	*out = NULL;
 	if (!(merged = json_object_new_object()))
 		return af_error_set(AF_ERR_NOMEM, "out of memory merging payloads");
 	/* secondary first, so that primary's members overwrite them */
-	json_object *parts[2] = {secondary, primary};
-	for (int i = 0; i < 2; i++) {
-		if (!parts[i] || !json_object_is_type(parts[i], json_type_object))
-			continue;
-		json_object_object_foreach(parts[i], k, v)
-		{
-			if (in_list(k, drop) || nz_is_secret_key(k))
-				continue;
-			if (json_object_object_add(merged, k, json_object_get(v)) < 0) {
-				json_object_put(v);
-				err = af_error_set(AF_ERR_NOMEM, "out of memory merging payloads");
-				goto done;
-			}
-		}
-	}
-	err = nz_raw(out, merged, NULL);
-done:
+	if ((err = add_members(merged, secondary, drop)) == 0 &&
+	    (err = add_members(merged, primary, drop)) == 0)
+		err = raw_of(c, out, merged);
 	json_object_put(merged);
 	return err;
 }

@@ -3,7 +3,7 @@
  * answer for its Hologres instance. The node is an instance with its
  * cpu/memory/gpu/gpu memory (capacity and used); modelServiceList[] are its
  * services, each with what it occupies. The apiKey of a model service is
- * never copied anywhere (norm_internal.h: nz_raw strips it at any depth).
+ * never copied anywhere (nz_raw goes through aifleet/secret.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +42,21 @@ static const char *pick_str(nz_ctx *c, json_object *detail, json_object *item, c
 	return nz_str(c, pick(detail, item, key), key);
 }
 
+static const char *pick_code(nz_ctx *c, json_object *detail, json_object *item, const char *key)
+{
+	return nz_code(c, pick(detail, item, key), key);
+}
+
 static af_num pick_num(nz_ctx *c, json_object *detail, json_object *item, const char *key)
 {
 	return nz_num(c, pick(detail, item, key), key);
 }
 
-static int node_resources(nz_ctx *c, const char *owner, json_object *detail, json_object *item)
+/* Reads the node's resources into res[0..*n). */
+static void node_resources(nz_ctx *c, const char *owner, json_object *detail, json_object *item,
+                           af_resource res[NKINDS], size_t *n)
 {
-	int err;
-
+	*n = 0;
 	for (size_t i = 0; i < NKINDS; i++) {
 		af_resource r = {0};
 
@@ -63,33 +69,43 @@ static int node_resources(nz_ctx *c, const char *owner, json_object *detail, jso
 		r.kind = kinds[i].kind;
 		r.unit = kinds[i].unit;
 		r.basis = "reported";
-		if ((err = nz_emit_resource(c, &r)) < 0)
-			return err;
+		res[(*n)++] = r;
 	}
+}
+
+static int emit_all(nz_ctx *c, const af_resource *res, size_t n)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		if ((err = nz_emit_resource(c, &res[i])) < 0)
+			return err;
 	return 0;
 }
 
 static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, json_object *svc,
                        size_t index)
 {
-	const char *node_item = c->item, *name;
+	const char *node_item = c->item, *name, *why;
 	af_service s = {0};
+	af_resource res[NKINDS];
+	size_t nres = 0;
 	char *id = NULL, *raw = NULL;
 	size_t len;
 	int err = 0;
 
 	nz_ctx_item_index(c, "modelServiceList", index);
 	if (!json_object_is_type(svc, json_type_object)) {
-		nz_reject(c, "not an object");
+		nz_reject(c, NULL, "not an object");
 		goto done;
 	}
-	if (!(name = nz_id(svc, "modelName"))) {
-		nz_reject(c, "no modelName");
+	if (!(name = nz_id(svc, "modelName", &why))) {
+		nz_reject(c, "modelName", why ? why : "missing");
 		goto done;
 	}
 	if ((err = nz_seen(seen, name)) != 0) {
 		if (err > 0) {
-			nz_reject(c, "modelName repeated on the node");
+			nz_reject(c, "modelName", "repeated on the node");
 			err = 0;
 		}
 		goto done;
@@ -107,17 +123,11 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, js
 	s.name = name;
 	s.model = nz_str(c, svc, "modelType");
 	s.model_version = nz_str(c, svc, "version");
-	s.status_raw = nz_str(c, svc, "status");
+	s.status_raw = nz_code(c, svc, "status");
 	s.status = nz_status(s.status_raw);
 	s.replicas = nz_num(c, svc, "serviceCount");
 	s.created_at = AF_TIME_NULL;
 	s.updated_at = AF_TIME_NULL;
-	if ((err = nz_raw(&raw, svc, NULL)) < 0)
-		goto done;
-	s.raw_json = raw;
-	if ((err = nz_emit_service(c, &s)) < 0)
-		goto done;
-
 	/* what the service occupies on its node, all replicas together */
 	for (size_t i = 0; i < NKINDS; i++) {
 		af_resource r = {0};
@@ -130,14 +140,22 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, js
 		r.kind = kinds[i].kind;
 		r.unit = kinds[i].unit;
 		r.basis = "reported";
-		if ((err = nz_emit_resource(c, &r)) < 0)
-			goto done;
+		res[nres++] = r;
 	}
+	if ((err = nz_raw(c, &raw, svc, NULL)) < 0)
+		goto done;
+	s.raw_json = raw;
+	if ((err = nz_item_check(c)) <= 0)
+		goto done;
+
+	if ((err = nz_emit_service(c, &s)) < 0)
+		goto done;
+	err = emit_all(c, res, nres);
 done:
 	c->item = node_item;
 	free(id);
 	free(raw);
-	return err;
+	return err < 0 ? err : 0;
 }
 
 int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, json_object *detail,
@@ -147,7 +165,10 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 	static const char *const drop[] = {"requestId", "modelServiceList", NULL};
 	af_norm_stats dummy = {0};
 	af_instance in = {0};
+	af_resource res[NKINDS];
+	size_t nres = 0;
 	json_object *services, *seen = NULL;
+	const char *why;
 	char *raw = NULL;
 	nz_ctx c;
 	int err = 0;
@@ -158,37 +179,44 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 	c.item = "instanceModelList item";
 	if (detail && !json_object_is_type(detail, json_type_object)) {
 		/* the node is known from the list, its services are not: partial */
-		nz_reject(&c, "GetInstanceModel answer is not an object");
+		nz_reject(&c, NULL, "GetInstanceModel answer is not an object");
 		detail = NULL;
 	}
-	if (!(in.native_id = nz_id(list_item, "aiInstanceId")) &&
-	    !(in.native_id = nz_id(detail, "aiInstanceId"))) {
-		nz_reject(&c, "no aiInstanceId");
-		return 0;
+	/* the list's id, else the detail's; one that is there but unusable
+	 * rejects the node */
+	if (!(in.native_id = nz_id(list_item, "aiInstanceId", &why)) && !why)
+		in.native_id = nz_id(detail, "aiInstanceId", &why);
+	if (!in.native_id) {
+		nz_reject(&c, "aiInstanceId", why ? why : "missing");
+		goto done;
 	}
 	c.item = in.native_id;
 
+	/* the node and its resources are one item: read all, then emit */
 	in.name = pick_str(&c, detail, list_item, "holoInstanceName");
-	in.status_raw = pick_str(&c, detail, list_item, "status");
+	in.status_raw = pick_code(&c, detail, list_item, "status");
 	in.status = nz_status(in.status_raw);
-	in.charge_type_raw = pick_str(&c, detail, list_item, "chargeType");
+	in.charge_type_raw = pick_code(&c, detail, list_item, "chargeType");
 	in.charge_type = nz_charge(in.charge_type_raw);
 	in.spec = pick_str(&c, detail, list_item, "aiSpec");
 	in.created_at = AF_TIME_NULL;
 	in.updated_at = AF_TIME_NULL;
 	in.expires_at = nz_time(&c, pick(detail, list_item, "expirationTime"), "expirationTime");
-	if ((err = nz_raw_merge(&raw, detail, list_item, drop)) < 0)
+	node_resources(&c, in.native_id, detail, list_item, res, &nres);
+	if ((err = nz_raw_merge(&c, &raw, detail, list_item, drop)) < 0)
 		goto done;
 	in.raw_json = raw;
+	if ((err = nz_item_check(&c)) <= 0)
+		goto done;
 
 	if ((err = nz_emit_instance(&c, &in)) < 0)
 		goto done;
-	if ((err = node_resources(&c, in.native_id, detail, list_item)) < 0)
+	if ((err = emit_all(&c, res, nres)) < 0)
 		goto done;
 
 	services = nz_get(detail, "modelServiceList");
 	if (services && !json_object_is_type(services, json_type_array)) {
-		nz_reject(&c, "modelServiceList is not an array");
+		nz_reject(&c, "modelServiceList", "not an array");
 		goto done;
 	}
 	if (services && !(seen = json_object_new_object())) {
@@ -200,7 +228,8 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 		    0)
 			goto done;
 done:
+	nz_ctx_free(&c);
 	json_object_put(seen);
 	free(raw);
-	return err;
+	return err < 0 ? err : 0;
 }

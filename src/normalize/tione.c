@@ -36,23 +36,19 @@ static const char *gpu_type(nz_ctx *c, json_object *per, json_object *total)
 	return t && *t ? t : NULL;
 }
 
-static int service_resources(nz_ctx *c, const char *owner, json_object *info, af_num replicas)
-{
-	json_object *per = nz_get(info, "Resources");
-	json_object *total = nz_get(info, "ResourceTotal");
-	const char *gpu_model;
-	int err;
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
-	if (per && !json_object_is_type(per, json_type_object)) {
-		nz_warn(c, "ServiceInfo.Resources", "not an object");
-		per = NULL;
-	}
-	if (total && !json_object_is_type(total, json_type_object)) {
-		nz_warn(c, "ServiceInfo.ResourceTotal", "not an object");
-		total = NULL;
-	}
-	gpu_model = gpu_type(c, per, total);
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+/* Reads the resources of a service into res[0..*n); unreadable ones mark
+ * the service (nz_bad). */
+static void service_resources(nz_ctx *c, const char *owner, json_object *info, af_num replicas,
+                              af_resource res[NKINDS], size_t *n)
+{
+	json_object *per = nz_obj(c, info, "Resources");
+	json_object *total = nz_obj(c, info, "ResourceTotal");
+	const char *gpu_model = gpu_type(c, per, total);
+
+	*n = 0;
+	for (size_t i = 0; i < NKINDS; i++) {
 		const tione_kind *k = &kinds[i];
 		af_resource r = {0};
 		af_num t;
@@ -70,7 +66,7 @@ static int service_resources(nz_ctx *c, const char *owner, json_object *info, af
 				r.capacity.value = r.per_replica.value * replicas.value;
 				r.capacity.set = isfinite(r.capacity.value);
 				if (!r.capacity.set)
-					nz_warn(c, k->field, "per replica x replicas out of range");
+					nz_bad(c, k->field, "per replica x replicas out of range");
 			}
 		} else {
 			continue;
@@ -80,10 +76,8 @@ static int service_resources(nz_ctx *c, const char *owner, json_object *info, af
 		r.kind = k->kind;
 		r.unit = k->unit;
 		r.gpu_model = k->gpu ? gpu_model : NULL;
-		if ((err = nz_emit_resource(c, &r)) < 0)
-			return err;
+		res[(*n)++] = r;
 	}
-	return 0;
 }
 
 static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, json_object *svc,
@@ -91,33 +85,31 @@ static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, j
 {
 	json_object *info, *model;
 	af_service s = {0};
+	af_resource res[NKINDS];
+	size_t nres = 0;
 	char *tags = NULL, *raw = NULL;
-	const char *group_item = c->item;
+	const char *group_item = c->item, *why;
 	int err = 0;
 
 	nz_ctx_item_index(c, "Services", index);
 	if (!json_object_is_type(svc, json_type_object)) {
-		nz_reject(c, "not an object");
+		nz_reject(c, NULL, "not an object");
 		goto done;
 	}
-	if (!(s.native_id = nz_id(svc, "ServiceId"))) {
-		nz_reject(c, "no ServiceId");
+	if (!(s.native_id = nz_id(svc, "ServiceId", &why))) {
+		nz_reject(c, "ServiceId", why ? why : "missing");
 		goto done;
 	}
 	c->item = s.native_id;
 	if ((err = nz_seen(seen, s.native_id)) != 0) {
 		if (err > 0) {
-			nz_reject(c, "ServiceId repeated in the group");
+			nz_reject(c, "ServiceId", "repeated in the group");
 			err = 0;
 		}
 		goto done;
 	}
-	info = nz_get(svc, "ServiceInfo");
-	if (info && !json_object_is_type(info, json_type_object)) {
-		nz_warn(c, "ServiceInfo", "not an object");
-		info = NULL;
-	}
-	model = nz_get(info, "ModelInfo");
+	info = nz_obj(c, svc, "ServiceInfo");
+	model = nz_obj(c, info, "ModelInfo");
 
 	s.instance_id = group->native_id;
 	/* services have no name of their own: the group's name is theirs */
@@ -126,28 +118,33 @@ static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, j
 		s.name = group->name;
 	s.model = nz_str(c, model, "ModelName");
 	s.model_version = nz_str(c, model, "ModelVersion");
-	s.status_raw = nz_str(c, svc, "Status");
+	s.status_raw = nz_code(c, svc, "Status");
 	s.status = nz_status(s.status_raw);
-	s.charge_type_raw = nz_str(c, svc, "ChargeType");
+	s.charge_type_raw = nz_code(c, svc, "ChargeType");
 	s.charge_type = nz_charge(s.charge_type_raw);
 	s.replicas = nz_num(c, info, "Replicas");
 	s.created_at = nz_time(c, svc, "CreateTime");
 	s.updated_at = nz_time(c, svc, "UpdateTime");
-	if ((err = nz_tags(&tags, c, nz_get(svc, "Tags"), "Tags", "TagKey", "TagValue")) < 0)
+	service_resources(c, s.native_id, info, s.replicas, res, &nres);
+	if ((err = nz_tags(c, &tags, nz_get(svc, "Tags"), "Tags", "TagKey", "TagValue")) < 0)
 		goto done;
 	s.tags_json = tags;
-	if ((err = nz_raw(&raw, svc, NULL)) < 0)
+	if ((err = nz_raw(c, &raw, svc, NULL)) < 0)
 		goto done;
 	s.raw_json = raw;
+	if ((err = nz_item_check(c)) <= 0)
+		goto done;
 
 	if ((err = nz_emit_service(c, &s)) < 0)
 		goto done;
-	err = service_resources(c, s.native_id, info, s.replicas);
+	for (size_t i = 0; i < nres; i++)
+		if ((err = nz_emit_resource(c, &res[i])) < 0)
+			goto done;
 done:
 	c->item = group_item;
 	free(tags);
 	free(raw);
-	return err;
+	return err < 0 ? err : 0;
 }
 
 static int one_group(nz_ctx *c, json_object *seen, json_object *g, size_t index)
@@ -156,38 +153,42 @@ static int one_group(nz_ctx *c, json_object *seen, json_object *g, size_t index)
 	af_instance in = {0};
 	json_object *services, *svc_seen = NULL;
 	char *tags = NULL, *raw = NULL;
+	const char *why;
 	int err = 0;
 
 	nz_ctx_item_index(c, "ServiceGroups", index);
 	if (!json_object_is_type(g, json_type_object)) {
-		nz_reject(c, "not an object");
+		nz_reject(c, NULL, "not an object");
 		return 0;
 	}
-	if (!(in.native_id = nz_id(g, "ServiceGroupId"))) {
-		nz_reject(c, "no ServiceGroupId");
+	if (!(in.native_id = nz_id(g, "ServiceGroupId", &why))) {
+		nz_reject(c, "ServiceGroupId", why ? why : "missing");
 		return 0;
 	}
 	c->item = in.native_id;
 	if ((err = nz_seen(seen, in.native_id)) != 0) {
 		if (err < 0)
 			return err;
-		nz_reject(c, "ServiceGroupId repeated in the page");
+		nz_reject(c, "ServiceGroupId", "repeated in the page");
 		return 0;
 	}
 
+	/* a group that cannot be read is rejected with its services */
 	in.name = nz_str(c, g, "ServiceGroupName");
-	in.status_raw = nz_str(c, g, "Status");
+	in.status_raw = nz_code(c, g, "Status");
 	in.status = nz_status(in.status_raw);
 	in.created_at = nz_time(c, g, "CreateTime");
 	in.updated_at = nz_time(c, g, "UpdateTime");
 	in.expires_at = AF_TIME_NULL;
-	if ((err = nz_tags(&tags, c, nz_get(g, "Tags"), "Tags", "TagKey", "TagValue")) < 0)
+	if ((err = nz_tags(c, &tags, nz_get(g, "Tags"), "Tags", "TagKey", "TagValue")) < 0)
 		goto done;
 	in.tags_json = tags;
 	/* the services carry their own raw payloads */
-	if ((err = nz_raw(&raw, g, drop)) < 0)
+	if ((err = nz_raw(c, &raw, g, drop)) < 0)
 		goto done;
 	in.raw_json = raw;
+	if ((err = nz_item_check(c)) <= 0)
+		goto done;
 
 	if ((err = nz_emit_instance(c, &in)) < 0)
 		goto done;
@@ -195,7 +196,7 @@ static int one_group(nz_ctx *c, json_object *seen, json_object *g, size_t index)
 	services = nz_get(g, "Services");
 	if (services && !json_object_is_type(services, json_type_array)) {
 		/* its services are unknown, so the scope must not be complete */
-		nz_reject(c, "Services is not an array");
+		nz_reject(c, "Services", "not an array");
 		goto done;
 	}
 	if (services && !(svc_seen = json_object_new_object())) {
@@ -210,7 +211,7 @@ done:
 	json_object_put(svc_seen);
 	free(tags);
 	free(raw);
-	return err;
+	return err < 0 ? err : 0;
 }
 
 int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_record_sink *sink,
@@ -234,17 +235,17 @@ int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_r
 		                        ? json_object_get_string(code)
 		                        : "(no code)");
 	}
-	nz_ctx_init(&c, scope, sink, stats, &dummy);
-
 	if (!(list = nz_get(resp, "ServiceGroups")))
 		return 0; /* missing or null: an empty page */
 	if (!json_object_is_type(list, json_type_array))
 		return af_error_set(AF_ERR_DATA, "TI-ONE page: ServiceGroups is not an array");
 	if (!(seen = json_object_new_object()))
 		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	nz_ctx_init(&c, scope, sink, stats, &dummy);
 	for (size_t i = 0; i < json_object_array_length(list); i++)
 		if ((err = one_group(&c, seen, json_object_array_get_idx(list, i), i)) < 0)
 			break;
+	nz_ctx_free(&c);
 	json_object_put(seen);
 	return err;
 }

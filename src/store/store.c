@@ -4,6 +4,7 @@
 #include "store_internal.h"
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,23 @@
 #include "aifleet/log.h"
 #include "aifleet/migrate.h"
 #include "aifleet/store.h"
+
+/*
+ * The database went away (exit 75, try again) rather than refused: libpq
+ * says so once it noticed, but the first sign may be the server's own
+ * FATAL -- SQLSTATE class 08 (connection exception) or 57P01..57P03
+ * (terminated by an administrator, crash shutdown, cannot connect now) --
+ * while the connection still looks fine.
+ */
+static bool connection_lost(PGconn *conn, const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return true;
+	return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+			 strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0);
+}
 
 int af_store_db_error(PGconn *conn, const PGresult *res, const char *what)
 {
@@ -24,8 +42,8 @@ int af_store_db_error(PGconn *conn, const PGresult *res, const char *what)
 	/* libpq messages end in a newline; keep the error one line. */
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		len--;
-	return af_error_set(PQstatus(conn) == CONNECTION_BAD ? AF_ERR_TRANSIENT : AF_ERR_DB,
-			    "%s: %.*s", what, (int)len, msg);
+	return af_error_set(connection_lost(conn, res) ? AF_ERR_TRANSIENT : AF_ERR_DB, "%s: %.*s",
+			    what, (int)len, msg);
 }
 
 int af_store_exec(PGconn *conn, const char *what, const char *sql)

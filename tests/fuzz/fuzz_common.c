@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aifleet/log.h"
+#include "aifleet/secret.h"
 #include "fuzz_common.h"
 
 #define CHECK(cond)                                                                                \
@@ -18,49 +19,64 @@
 
 json_object *fz_parse(const uint8_t *data, size_t size)
 {
-	json_tokener *tok = json_tokener_new();
+	json_tokener *tok;
 	json_object *o;
 
 	/* quiet: warnings for every bad field would drown the fuzzer's output */
 	af_log_setup(AF_LOG_OFF, AF_LOG_TEXT);
-	if (!tok || size > 1 << 20)
+	if (size > 1 << 20 || !(tok = json_tokener_new()))
 		return NULL;
 	o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
 	json_tokener_free(tok);
 	return o;
 }
 
-static bool secret_name(const char *k)
+/* The whole text parses as JSON (json-c, depth as for pages). */
+static json_object *parse_whole(const char *s, size_t len)
 {
-	char f[16];
-	size_t n = 0;
+	json_tokener *tok = json_tokener_new();
+	json_object *o;
 
-	for (; *k; k++) {
-		if (*k == '_' || *k == '-' || isspace((unsigned char)*k))
-			continue;
-		if (n + 1 >= sizeof(f))
-			return false;
-		f[n++] = (char)tolower((unsigned char)*k);
+	CHECK(tok != NULL);
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	if (o && json_tokener_get_parse_end(tok) != len) {
+		json_object_put(o);
+		o = NULL;
 	}
-	f[n] = '\0';
-	return strcmp(f, "apikey") == 0;
+	json_tokener_free(tok);
+	return o;
 }
 
-static void no_secret_members(json_object *o)
+/* No secret name or value anywhere, strings holding JSON included. This
+ * walk is the harness's own; af_secret_tree_has below is the policy's. */
+static void no_secrets(json_object *o, int depth)
 {
+	if (!o || depth > 200)
+		return;
 	if (json_object_is_type(o, json_type_object)) {
 		json_object_object_foreach(o, k, v)
 		{
-			CHECK(!secret_name(k));
-			no_secret_members(v);
+			CHECK(!af_secret_name(k));
+			CHECK(!af_secret_text(k, strlen(k)));
+			no_secrets(v, depth + 1);
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			no_secrets(json_object_array_get_idx(o, i), depth + 1);
+	} else if (json_object_is_type(o, json_type_string)) {
+		const char *s = json_object_get_string(o);
+		size_t len = (size_t)json_object_get_string_len(o);
+		json_object *inner;
+
+		CHECK(!af_secret_text(s, len));
+		if (len && (*s == '{' || *s == '[') && (inner = parse_whole(s, len))) {
+			no_secrets(inner, depth + 1);
+			json_object_put(inner);
 		}
 	} else if (json_object_is_type(o, json_type_double)) {
 		double d = json_object_get_double(o);
 
 		CHECK(d == d && d - d == 0); /* jsonb has no NaN or Infinity */
-	} else if (json_object_is_type(o, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			no_secret_members(json_object_array_get_idx(o, i));
 	}
 }
 
@@ -79,7 +95,68 @@ static bool has_nul_escape(const char *text)
 	return false;
 }
 
-/* Parses as PostgreSQL jsonb would accept: strict, valid UTF-8, no \u0000. */
+/* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool canonical_number(const char *p, size_t n)
+{
+	size_t i = 0, d;
+
+	if (i < n && p[i] == '-')
+		i++;
+	if (i < n && p[i] == '0')
+		i++;
+	else if (i < n && p[i] >= '1' && p[i] <= '9')
+		while (i < n && isdigit((unsigned char)p[i]))
+			i++;
+	else
+		return false;
+	if (i < n && p[i] == '.') {
+		for (d = ++i; i < n && isdigit((unsigned char)p[i]); i++)
+			;
+		if (i == d)
+			return false;
+	}
+	if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+		if (++i < n && (p[i] == '+' || p[i] == '-'))
+			i++;
+		for (d = i; i < n && isdigit((unsigned char)p[i]); i++)
+			;
+		if (i == d)
+			return false;
+	}
+	return i == n;
+}
+
+/*
+ * json-c, even strict, reads numbers such as 256., 01.5, -.5, 1.e5 and the
+ * words NaN and Infinity, which PostgreSQL refuses: every token outside
+ * the strings must be a canonical number or true, false, null.
+ */
+static void tokens_canonical(const char *t)
+{
+	for (const char *p = t; *p;) {
+		size_t n;
+
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			CHECK(*p == '"');
+			p++;
+			continue;
+		}
+		n = strspn(p, "+-.0123456789eEabcdfghijklmnopqrstuvwxyzABCDFGHIJKLMNOPQRSTUVWXYZ");
+		if (!n) {
+			p++;
+			continue;
+		}
+		CHECK((n == 4 && (!strncmp(p, "true", 4) || !strncmp(p, "null", 4))) ||
+		      (n == 5 && !strncmp(p, "false", 5)) || canonical_number(p, n));
+		p += n;
+	}
+}
+
+/* Parses as PostgreSQL jsonb would accept: strict, valid UTF-8, no
+ * \u0000, canonical numbers only. */
 static json_object *parse_strict(const char *text)
 {
 	json_tokener *tok = json_tokener_new();
@@ -91,6 +168,7 @@ static json_object *parse_strict(const char *text)
 	json_tokener_free(tok);
 	CHECK(o != NULL);
 	CHECK(!has_nul_escape(text));
+	tokens_canonical(text);
 	return o;
 }
 
@@ -101,8 +179,14 @@ static void check_raw(const char *raw)
 	if (!raw)
 		return;
 	o = parse_strict(raw);
-	no_secret_members(o);
+	no_secrets(o, 0);
+	CHECK(!af_secret_tree_has(o));
 	json_object_put(o);
+}
+
+static void check_text(const char *s)
+{
+	CHECK(!s || !af_secret_text(s, strlen(s)));
 }
 
 static void check_tags(const char *tags)
@@ -112,6 +196,8 @@ static void check_tags(const char *tags)
 	if (!tags)
 		return;
 	o = parse_strict(tags);
+	no_secrets(o, 0);
+	CHECK(!af_secret_tree_has(o));
 	CHECK(json_object_is_type(o, json_type_object));
 	json_object_object_foreach(o, k, v)
 	{
@@ -145,6 +231,13 @@ static int on_inst(void *ctx, const af_scope *scope, const af_instance *in)
 	CHECK(!in->status == !in->status_raw);
 	check_raw(in->raw_json);
 	check_tags(in->tags_json);
+	check_text(in->native_id);
+	check_text(in->name);
+	check_text(in->zone);
+	check_text(in->spec);
+	check_text(in->model);
+	check_text(in->status_raw);
+	check_text(in->charge_type_raw);
 	check_time(in->created_at);
 	check_time(in->updated_at);
 	check_time(in->expires_at);
@@ -158,6 +251,12 @@ static int on_svc(void *ctx, const af_scope *scope, const af_service *s)
 	CHECK(s->instance_id && *s->instance_id);
 	check_raw(s->raw_json);
 	check_tags(s->tags_json);
+	check_text(s->native_id);
+	check_text(s->name);
+	check_text(s->model);
+	check_text(s->model_version);
+	check_text(s->status_raw);
+	check_text(s->charge_type_raw);
 	check_num(s->replicas);
 	check_time(s->created_at);
 	check_time(s->updated_at);

@@ -4,8 +4,10 @@
 /*
  * Shared by the normalizer fuzz targets: parse the input with json-c, and a
  * sink that counts records and checks the invariants of record.h on each
- * (required fields set, raw/tags valid JSON, tags all strings, no secret
- * member in raw). A broken invariant aborts, which libFuzzer reports.
+ * (required fields set; raw/tags strict JSON that jsonb takes: valid UTF-8,
+ * no \u0000, canonical numbers only; tags all strings; no secret name or
+ * value anywhere, inside strings and embedded JSON included). A broken
+ * invariant aborts, which libFuzzer reports.
  */
 
 #include <json-c/json.h>

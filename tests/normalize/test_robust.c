@@ -19,6 +19,7 @@
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/normalize.h"
+#include "aifleet/secret.h"
 #include "rec.h"
 #include "testutil.h"
 
@@ -28,6 +29,8 @@ static const af_scope holo_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-shanghai",
                                     AF_PRODUCT_HOLOGRES};
 
 enum product { TAIR, TIONE, HOLO };
+
+#define AF_TEST_SECRET_DEPTH AF_SECRET_MAX_DEPTH
 
 /* Runs one fixture; Hologres fixtures are {"list": item, "detail": answer}. */
 static int run(enum product p, const char *name, rec *rc, af_norm_stats *st)
@@ -56,6 +59,56 @@ static int run(enum product p, const char *name, rec *rc, af_norm_stats *st)
 	/* records are copies: they outlive the page */
 	json_object_put(o);
 	return err;
+}
+
+/* run() on a fixture edited in memory first. */
+static int run_edited(enum product p, const char *name, void (*edit)(json_object *), rec *rc,
+                      af_norm_stats *st)
+{
+	char rel[128];
+	json_object *o;
+	int err;
+
+	snprintf(rel, sizeof(rel), "normalize/%s", name);
+	o = rec_load(rel);
+	edit(o);
+	rec_init(rc);
+	memset(st, 0, sizeof(*st));
+	err = p == TAIR    ? af_normalize_tair_page(&tair_scope, o, &rc->sink, st)
+	      : p == TIONE ? af_normalize_tione_page(&tione_scope, o, &rc->sink, st)
+	                   : AF_ERR_PARAM;
+	json_object_put(o);
+	return err;
+}
+
+static json_object *at(json_object *o, const char *path)
+{
+	char buf[128], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *t = strtok_r(buf, ".", &save); t && o; t = strtok_r(NULL, ".", &save)) {
+		if (*t >= '0' && *t <= '9')
+			o = json_object_array_get_idx(o, (size_t)atoi(t));
+		else if (!json_object_object_get_ex(o, t, &o))
+			o = NULL;
+	}
+	assert_non_null(o);
+	return o;
+}
+
+static void fix_resource_total(json_object *page)
+{
+	json_object_object_del(at(page, "Response.ServiceGroups.0"), "UpdateTime");
+	json_object_object_del(
+	    at(page, "Response.ServiceGroups.0.Services.2.ServiceInfo.Resources"), "Memory");
+}
+
+static void fix_huge(json_object *page)
+{
+	json_object *res = at(page, "Response.ServiceGroups.0.Services.0.ServiceInfo.Resources");
+
+	json_object_object_del(res, "Memory");
+	json_object_object_del(res, "Gpu");
 }
 
 static void stats_are(const af_norm_stats *st, uint64_t inst, uint64_t svc, uint64_t res,
@@ -187,7 +240,6 @@ static void tair_empty_pages(void **state)
 static void tair_wrong_types(void **state)
 {
 	af_norm_stats st;
-	const af_instance *in;
 	capture cap;
 	char *log;
 	rec rc;
@@ -196,38 +248,22 @@ static void tair_wrong_types(void **state)
 	assert_int_equal(run(TAIR, "tair_wrong_types.json", &rc, &st), 0);
 	log = capture_end(&cap);
 
-	assert_string_equal(rc.order, "IRSI");
-	/* tk-types: InstanceName, InstanceStatus, ChargeType, CreateTime, EndTime,
-	 * DestroyTime, 3 bad tags, ComputeUnitNum, VNodeCount = 11;
-	 * tk-hex: Capacity "0x10", "inf", "nan", Tags.Tag not an array = 4 */
-	stats_are(&st, 2, 1, 1, 0, 15);
-	in = rec_inst(&rc, "tk-types");
-	assert_null(in->name);
-	assert_null(in->status);
-	assert_null(in->charge_type);
-	assert_true(in->created_at == AF_TIME_NULL);
-	assert_true(in->expires_at == AF_TIME_NULL);
-	rec_json_eq(in->tags_json,
-	            "{\"b\":\"true\",\"f\":\"1.5\",\"o\":\"{\\\"k\\\":[1,\\\"x\\\"]}\","
-	            "\"s\":\"last wins\"}");
-	/* a numeric string is a number */
-	rec_num_eq(rec_res(&rc, "tk-types", "kv_capacity")->capacity, 512);
-	assert_null(rec_res_opt(&rc, "tk-types", "compute_units"));
-	assert_null(rec_res_opt(&rc, "tk-types", "vnodes"));
-	rec_num_eq(rec_svc(&rc, "tk-types/model")->replicas, 3);
-	assert_null(rec_inst(&rc, "tk-hex")->tags_json);
-	assert_null(rec_res_opt(&rc, "tk-hex", "kv_capacity"));
-	rec_assert_absent(&rc, "sk-tagsecret");
+	/* a field of the wrong type cannot be read: both items are rejected
+	 * whole (their stored versions stand), nothing of them is emitted;
+	 * the only warning is tk-types' raw-only DestroyTime */
+	assert_int_equal(rc.calls, 0);
+	stats_are(&st, 0, 0, 0, 2, 1);
 
-	/* warnings name the scope, the item and the field; values never appear */
-	assert_non_null(strstr(log, "alibaba/acct/cn-beijing/tair_kvcache"));
-	assert_non_null(strstr(log, "tk-types"));
-	assert_non_null(strstr(log, "CreateTime"));
-	assert_non_null(strstr(log, "ComputeUnitNum"));
+	/* the rejection names scope, item and the first unreadable field;
+	 * values never appear */
+	assert_non_null(strstr(log, "alibaba/acct/cn-beijing/tair_kvcache: tk-types rejected: "
+	                            "field InstanceName: not a string"));
+	assert_non_null(strstr(log, "tk-types: field DestroyTime: unparseable timestamp"));
+	assert_non_null(strstr(log, "tk-hex rejected: field Capacity: string is not a number"));
 	assert_null(strstr(log, "yesterday"));
 	assert_null(strstr(log, "sk-tagsecret"));
+	assert_null(strstr(log, "0x10"));
 	free(log);
-	json_valid(&rc);
 	rec_free(&rc);
 }
 
@@ -253,24 +289,20 @@ static void tair_missing_ids(void **state)
 
 static void tair_huge(void **state)
 {
-	const af_instance *in;
 	af_norm_stats st;
+	capture cap;
+	char *log;
 	rec rc;
 
+	capture_start(&cap);
 	assert_int_equal(run(TAIR, "tair_huge.json", &rc, &st), 0);
-	/* 1e308 is a (silly but finite) number; 1e400 is inf and the 26-digit
-	 * integer saturates in json-c: both dropped with a warning */
-	stats_are(&st, 1, 0, 1, 0, 2);
-	rec_num_eq(rec_res(&rc, "tk-huge", "kv_capacity")->capacity, 1e308);
-	assert_null(rec_res_opt(&rc, "tk-huge", "compute_units"));
-	assert_null(rec_res_opt(&rc, "tk-huge", "vnodes"));
-	/* raw: json-c reads NaN/Infinity/1e400, jsonb takes none of them */
-	in = rec_inst(&rc, "tk-huge");
-	assert_non_null(strstr(in->raw_json, "\"ComputeUnitNum\":null"));
-	assert_non_null(strstr(in->raw_json, "\"Weird\":null"));
-	assert_non_null(strstr(in->raw_json, "\"Weirder\":null"));
-	assert_non_null(strstr(in->raw_json, "\"Capacity\":1e308"));
-	json_valid(&rc);
+	log = capture_end(&cap);
+	/* 1e308 is a (silly but finite) number; 1e400 is inf: out of range,
+	 * so the item is rejected rather than its compute_units blanked */
+	assert_int_equal(rc.calls, 0);
+	stats_are(&st, 0, 0, 0, 1, 0);
+	assert_non_null(strstr(log, "tk-huge rejected: field ComputeUnitNum: number out of range"));
+	free(log);
 	rec_free(&rc);
 }
 
@@ -358,10 +390,19 @@ static void tione_resource_total(void **state)
 	const af_service *s;
 	rec rc;
 
+	/* as it is, the group's UpdateTime cannot be read: the group is
+	 * rejected with its services */
 	assert_int_equal(run(TIONE, "tione_resource_total.json", &rc, &st), 0);
-	assert_string_equal(rc.order, "ISRRRSRRRRSRS");
-	/* warnings: group UpdateTime, Memory "lots", ServiceInfo not an object */
-	stats_are(&st, 1, 4, 8, 1, 3);
+	assert_int_equal(rc.calls, 0);
+	stats_are(&st, 0, 0, 0, 1, 0);
+	rec_free(&rc);
+
+	/* without that, and without ms-total-3's Memory "lots" */
+	assert_int_equal(
+	    run_edited(TIONE, "tione_resource_total.json", fix_resource_total, &rc, &st), 0);
+	/* rejected: the service without an id, ms-total-5 (ServiceInfo) */
+	assert_string_equal(rc.order, "ISRRRSRRRRSR");
+	stats_are(&st, 1, 3, 8, 2, 0);
 	rec_json_eq(rec_inst(&rc, "ms-total")->tags_json, "{\"env\":\"prod\",\"n\":\"7\"}");
 	assert_true(rec_inst(&rc, "ms-total")->updated_at == AF_TIME_NULL);
 
@@ -413,7 +454,6 @@ static void tione_resource_total(void **state)
 	rec_num_unset(r->capacity);
 	assert_null(rec_res_opt(&rc, "ms-total-3", "memory_gib"));
 
-	rec_num_unset(rec_svc(&rc, "ms-total-5")->replicas);
 	json_valid(&rc);
 	rec_free(&rc);
 }
@@ -445,15 +485,19 @@ static void tione_nulls(void **state)
 static void tione_huge(void **state)
 {
 	af_norm_stats st;
-	const af_resource *r;
 	rec rc;
 
 	assert_int_equal(run(TIONE, "tione_huge.json", &rc, &st), 0);
-	/* 1e308/1000 x 1e308 replicas overflows; Memory saturated; Gpu inf */
-	stats_are(&st, 1, 1, 1, 0, 3);
-	r = rec_res(&rc, "ms-huge-1", "cpu_cores");
-	rec_num_eq(r->per_replica, 1e305);
-	rec_num_unset(r->capacity);
+	/* Memory saturated, Gpu inf, 1e308/1000 x 1e308 replicas overflows:
+	 * the service is rejected, its group stands */
+	assert_string_equal(rc.order, "I");
+	stats_are(&st, 1, 0, 0, 1, 0);
+	rec_free(&rc);
+
+	/* a product that overflows alone is as unreadable */
+	assert_int_equal(run_edited(TIONE, "tione_huge.json", fix_huge, &rc, &st), 0);
+	assert_string_equal(rc.order, "I");
+	stats_are(&st, 1, 0, 0, 1, 0);
 	rec_free(&rc);
 }
 
@@ -520,11 +564,10 @@ static void hologres_bad_detail(void **state)
 	rec rc;
 
 	assert_int_equal(run(HOLO, "hologres_bad_detail.json", &rc, &st), 0);
-	assert_string_equal(rc.order, "IR");
-	/* the detail is unusable (rejected: partial), Feb 30 is a warning */
-	stats_are(&st, 1, 0, 1, 1, 1);
-	assert_true(rec_inst(&rc, "holo-ai-3")->expires_at == AF_TIME_NULL);
-	rec_num_eq(rec_res(&rc, "holo-ai-3", "cpu_cores")->used, 2);
+	/* the detail is unusable (rejected: partial), and Feb 30 is an
+	 * unreadable expirationTime: the node is rejected too */
+	assert_int_equal(rc.calls, 0);
+	stats_are(&st, 0, 0, 0, 2, 0);
 	rec_free(&rc);
 
 	assert_int_equal(run(HOLO, "hologres_services_not_array.json", &rc, &st), 0);
@@ -549,8 +592,8 @@ static void hologres_bad_item(void **state)
 	rec_free(&rc);
 }
 
-/* Invalid UTF-8 and NULs: ids rejected, text fields dropped, raw and
- * tags repaired (U+FFFD for bad bytes, cut at a NUL). */
+/* Invalid UTF-8 and NULs: ids rejected; text, raw and tags repaired
+ * visibly (U+FFFD for every bad byte and NUL, a warning each). */
 static void tair_bad_utf8(void **state)
 {
 	af_norm_stats st;
@@ -558,17 +601,21 @@ static void tair_bad_utf8(void **state)
 	rec rc;
 
 	assert_int_equal(run(TAIR, "tair_bad_utf8.json", &rc, &st), 0);
-	assert_string_equal(rc.order, "I");
-	/* InstanceName, Model, ZoneId (a UTF-16 surrogate in CESU form) */
-	stats_are(&st, 1, 0, 0, 2, 3);
+	assert_string_equal(rc.order, "IS");
+	/* InstanceName, Model, ZoneId (a UTF-16 surrogate in CESU form), a tag
+	 * key, the tags, the raw of the instance and of its model service */
+	stats_are(&st, 1, 1, 0, 2, 7);
 	in = rec_inst(&rc, "tk-utf");
-	assert_null(in->name);
-	assert_null(in->model);
-	assert_null(in->zone);
+	assert_string_equal(in->name, "bad\xef\xbf\xbd(");
+	assert_string_equal(in->model, "m\xef\xbf\xbdx");
+	assert_string_equal(in->zone, "z\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	assert_string_equal(in->spec, "ok \xe2\x82\xac");
-	rec_json_eq(in->tags_json, "{\"k\xef\xbf\xbd\":\"v\",\"ok\":\"\xef\xbf\xbd\xef\xbf\xbd\"}");
+	rec_json_eq(
+	    in->tags_json,
+	    "{\"k\xef\xbf\xbd\":\"v\xef\xbf\xbdtail\",\"ok\":\"\xef\xbf\xbd\xef\xbf\xbd\"}");
 	assert_non_null(strstr(in->raw_json, "\"InstanceName\":\"bad\xef\xbf\xbd(\""));
-	assert_non_null(strstr(in->raw_json, "\"Model\":\"m\""));
+	assert_non_null(strstr(in->raw_json, "\"Model\":\"m\xef\xbf\xbdx\""));
+	assert_string_equal(rec_svc(&rc, "tk-utf/model")->model, "m\xef\xbf\xbdx");
 	json_valid(&rc);
 	rec_free(&rc);
 }
@@ -614,6 +661,379 @@ static void null_sink(void **state)
 	json_object_put(page);
 }
 
+/* ---- crafted pages: one rule each ---- */
+
+/* Normalizes a page given as text (any bytes), capturing the log. */
+static int run_text(enum product p, const char *text, rec *rc, af_norm_stats *st, char **log)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o, *list = NULL, *detail = NULL;
+	capture cap;
+	int err;
+
+	assert_non_null(tok);
+	o = json_tokener_parse_ex(tok, text, (int)strlen(text));
+	if (!o)
+		fail_msg("test page does not parse: %.200s", text);
+	json_tokener_free(tok);
+	rec_init(rc);
+	memset(st, 0, sizeof(*st));
+	capture_start(&cap);
+	switch (p) {
+	case TAIR:
+		err = af_normalize_tair_page(&tair_scope, o, &rc->sink, st);
+		break;
+	case TIONE:
+		err = af_normalize_tione_page(&tione_scope, o, &rc->sink, st);
+		break;
+	default:
+		json_object_object_get_ex(o, "list", &list);
+		json_object_object_get_ex(o, "detail", &detail);
+		err = af_normalize_hologres_node(&holo_scope, list, detail, &rc->sink, st);
+		break;
+	}
+	*log = capture_end(&cap);
+	json_object_put(o);
+	return err;
+}
+
+/* tmpl with its one "%s" replaced by `member` (no printf: any bytes). */
+static char *fmt_page(const char *tmpl, const char *member)
+{
+	const char *at = strstr(tmpl, "%s");
+	size_t head, mlen = strlen(member);
+	char *page;
+
+	assert_non_null(at);
+	head = (size_t)(at - tmpl);
+	page = malloc(strlen(tmpl) + mlen + 1);
+	assert_non_null(page);
+	memcpy(page, tmpl, head);
+	memcpy(page + head, member, mlen);
+	strcpy(page + head + mlen, at + 2);
+	return page;
+}
+
+typedef struct bad_case {
+	enum product p;
+	const char *tmpl;   /* page with one %s for the bad member */
+	const char *member; /* the unreadable member */
+	const char *field;  /* named in the rejection */
+	const char *item;   /* rejected, with everything under it */
+	const char *order;  /* what the other items still emit */
+} bad_case;
+
+#define TAIR_TMPL                                                                                  \
+	"{\"Instances\":{\"TairInferInstanceDTO\":[{\"InstanceId\":\"tk-bad\",\"Model\":\"m\","    \
+	"\"Capacity\":2,%s},{\"InstanceId\":\"tk-good\",\"Capacity\":1}]}}"
+#define TIONE_SVC_TMPL                                                                             \
+	"{\"Response\":{\"ServiceGroups\":[{\"ServiceGroupId\":\"ms-g\",\"Services\":["            \
+	"{\"ServiceId\":\"ms-bad\",\"ServiceInfo\":{\"Replicas\":1,\"Resources\":{\"Cpu\":1000}}," \
+	"\"ChargeType\":\"PREPAID\",%s},{\"ServiceId\":\"ms-good\"}]}]}}"
+#define TIONE_GROUP_TMPL                                                                           \
+	"{\"Response\":{\"ServiceGroups\":[{\"ServiceGroupId\":\"ms-bad\",%s,"                     \
+	"\"Services\":[{\"ServiceId\":\"ms-bad-1\"}]},{\"ServiceGroupId\":\"ms-good\"}]}}"
+#define HOLO_NODE_TMPL                                                                             \
+	"{\"list\":{\"aiInstanceId\":\"holo-bad\",\"cpu\":8,%s},"                                  \
+	"\"detail\":{\"modelServiceList\":[{\"modelName\":\"m\"}]}}"
+#define HOLO_SVC_TMPL                                                                              \
+	"{\"list\":{\"aiInstanceId\":\"holo-n\"},\"detail\":{\"modelServiceList\":["               \
+	"{\"modelName\":\"bad\",\"cpu\":2,%s},{\"modelName\":\"good\"}]}}"
+
+static const bad_case bad_cases[] = {
+    /* quantities */
+    {TAIR, TAIR_TMPL, "\"Capacity\":1e400", "Capacity", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Capacity\":\"abc\"", "Capacity", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Capacity\":\"\"", "Capacity", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Capacity\":true", "Capacity", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"ComputeUnitNum\":99999999999999999999999", "ComputeUnitNum", "tk-bad",
+     "IR"},
+    {TAIR, TAIR_TMPL, "\"VNodeCount\":-99999999999999999999999", "VNodeCount", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"ModelServiceNum\":[1]", "ModelServiceNum", "tk-bad", "IR"},
+    {TIONE, TIONE_SVC_TMPL, "\"Status\":\"Normal\",\"ServiceInfo\":{\"Replicas\":\"two\"}",
+     "Replicas", "ms-bad", "IS"},
+    {TIONE, TIONE_SVC_TMPL, "\"ServiceInfo\":{\"Resources\":{\"Cpu\":\"lots\"}}", "Cpu", "ms-bad",
+     "IS"},
+    {TIONE, TIONE_SVC_TMPL, "\"ServiceInfo\":{\"ResourceTotal\":{\"Gpu\":1e999}}", "Gpu", "ms-bad",
+     "IS"},
+    {HOLO, HOLO_NODE_TMPL, "\"gpuUsed\":1e400", "gpuUsed", "holo-bad", ""},
+    {HOLO, HOLO_NODE_TMPL, "\"memory\":\"x\"", "memory", "holo-bad", ""},
+    {HOLO, HOLO_SVC_TMPL, "\"gpu\":1e400", "gpu", "holo-n/bad", "IS"},
+    {HOLO, HOLO_SVC_TMPL, "\"serviceCount\":{}", "serviceCount", "holo-n/bad", "IS"},
+    /* times */
+    {TAIR, TAIR_TMPL, "\"CreateTime\":\"2025-02-30T00:00Z\"", "CreateTime", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"EndTime\":1744001160", "EndTime", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"EndTime\":\" \"", "EndTime", "tk-bad", "IR"},
+    {TIONE, TIONE_SVC_TMPL, "\"UpdateTime\":\"soon\"", "UpdateTime", "ms-bad", "IS"},
+    {TIONE, TIONE_GROUP_TMPL, "\"CreateTime\":5", "CreateTime", "ms-bad", "I"},
+    {HOLO, HOLO_NODE_TMPL, "\"expirationTime\":\"2026-13-01T00:00Z\"", "expirationTime", "holo-bad",
+     ""},
+    /* statuses and charge types */
+    {TAIR, TAIR_TMPL, "\"InstanceStatus\":3", "InstanceStatus", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL,
+     "\"InstanceStatus\":\"Norm\xff"
+     "al\"",
+     "InstanceStatus", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"ChargeType\":{\"a\":1}", "ChargeType", "tk-bad", "IR"},
+    {TIONE, TIONE_SVC_TMPL, "\"Status\":7", "Status", "ms-bad", "IS"},
+    {TIONE, TIONE_GROUP_TMPL, "\"Status\":[\"Normal\"]", "Status", "ms-bad", "I"},
+    {HOLO, HOLO_NODE_TMPL, "\"status\":[\"a\"]", "status", "holo-bad", ""},
+    {HOLO, HOLO_SVC_TMPL, "\"status\":1", "status", "holo-n/bad", "IS"},
+    /* ids */
+    {HOLO, HOLO_NODE_TMPL, "\"aiInstanceId\":5", "aiInstanceId", "instanceModelList item", ""},
+    /* text of the wrong type, containers of the wrong type */
+    {TAIR, TAIR_TMPL, "\"InstanceName\":[\"n\"]", "InstanceName", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Model\":5", "Model", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Tags\":\"x\"", "Tags", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Tags\":{\"Tag\":{\"Key\":\"a\"}}", "Tags.Tag", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Tags\":{\"Tag\":[5]}", "Tags.Tag", "tk-bad", "IR"},
+    {TAIR, TAIR_TMPL, "\"Tags\":{\"Tag\":[{\"Value\":\"v\"}]}", "Tags.Tag", "tk-bad", "IR"},
+    {TIONE, TIONE_SVC_TMPL, "\"ServiceInfo\":\"x\"", "ServiceInfo", "ms-bad", "IS"},
+    {TIONE, TIONE_SVC_TMPL, "\"ServiceInfo\":{\"Resources\":[]}", "Resources", "ms-bad", "IS"},
+    {TIONE, TIONE_SVC_TMPL, "\"ServiceInfo\":{\"ModelInfo\":{\"ModelName\":1}}", "ModelName",
+     "ms-bad", "IS"},
+    {TIONE, TIONE_SVC_TMPL, "\"ServiceInfo\":{\"ModelInfo\":\"llama\"}", "ModelInfo", "ms-bad",
+     "IS"},
+    {TIONE, TIONE_SVC_TMPL, "\"Tags\":[{\"TagKey\":1,\"TagValue\":\"v\"}]", "Tags", "ms-bad", "IS"},
+    {TIONE, TIONE_GROUP_TMPL, "\"ServiceGroupName\":5", "ServiceGroupName", "ms-bad", "I"},
+    {HOLO, HOLO_SVC_TMPL, "\"modelType\":false", "modelType", "holo-n/bad", "IS"},
+};
+
+/* A value that is present but cannot be read rejects its item whole (its
+ * stored version stands, the scope is partial); the others go on. */
+static void unreadable_rejects_item(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const bad_case *k = &bad_cases[i];
+		char *page = fmt_page(k->tmpl, k->member), *log, want[160];
+		af_norm_stats st;
+		rec rc;
+
+		assert_int_equal(run_text(k->p, page, &rc, &st, &log), 0);
+		snprintf(want, sizeof(want), "%s rejected: field %s: ", k->item, k->field);
+		if (!strstr(log, want) || st.rejected != 1 || strcmp(rc.order, k->order) != 0)
+			fail_msg("case %zu (%s): rejected %llu, order [%s], log:\n%s", i, k->member,
+			         (unsigned long long)st.rejected, rc.order, log);
+		/* nothing of the rejected item was emitted */
+		if (strcmp(k->item, "instanceModelList item") != 0)
+			rec_assert_absent(&rc, k->item);
+		/* the warning names the field, never its value */
+		assert_null(strstr(log, "abc"));
+		assert_null(strstr(log, "lots"));
+		assert_null(strstr(log, "1e400"));
+		free(log);
+		free(page);
+		rec_free(&rc);
+	}
+}
+
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* Text up to 64 KiB is kept, longer rejects the item alone; so do an id
+ * over 512 bytes, tags over 64 KiB and a raw payload over 1 MiB. */
+static void size_limits(void **state)
+{
+	static const struct {
+		const char *fmt; /* %s gets the long string */
+		size_t len;
+		const char *field; /* NULL: accepted */
+		const char *item;
+	} cases[] = {
+	    {"\"InstanceId\":\"tk-bad\",\"InstanceName\":\"%s\"", 64 * 1024, NULL, "tk-bad"},
+	    {"\"InstanceId\":\"tk-bad\",\"InstanceName\":\"%s\"", 64 * 1024 + 1, "InstanceName",
+	     "tk-bad"},
+	    {"\"InstanceId\":\"tk-bad\",\"Model\":\"%s\"", 20 * 1024 * 1024, "Model", "tk-bad"},
+	    {"\"InstanceId\":\"tk-%s\"", 508, NULL, "tk-aaaa"},
+	    {"\"InstanceId\":\"tk-%s\"", 510, "InstanceId", "TairInferInstanceDTO #0"},
+	    {"\"InstanceId\":\"tk-bad\",\"Tags\":{\"Tag\":[{\"Key\":\"a\",\"Value\":\"%s\"}]}",
+	     64 * 1024, "Tags.Tag", "tk-bad"},
+	    {"\"InstanceId\":\"tk-bad\",\"Blob\":\"%s\"", 1024 * 1024, "raw", "tk-bad"},
+	    {"\"InstanceId\":\"tk-bad\",\"Blob\":\"%s\"", 1000 * 1000, NULL, "tk-bad"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *big = repeat('a', cases[i].len), *member = fmt_page(cases[i].fmt, big);
+		char *page = fmt_page("{\"Instances\":{\"TairInferInstanceDTO\":[{%s},"
+		                      "{\"InstanceId\":\"tk-good\"}]}}",
+		                      member);
+		char *log, want[160];
+		af_norm_stats st;
+		rec rc;
+
+		assert_int_equal(run_text(TAIR, page, &rc, &st, &log), 0);
+		if (cases[i].field) {
+			snprintf(want, sizeof(want), "%s rejected: field %s: ", cases[i].item,
+			         cases[i].field);
+			if (!strstr(log, want))
+				fail_msg("case %zu: log %.300s", i, log);
+			assert_string_equal(rc.order, "I");
+			assert_int_equal(st.rejected, 1);
+		} else {
+			assert_string_equal(rc.order, "II");
+			assert_int_equal(st.rejected, 0);
+			assert_non_null(strstr(rc.all, cases[i].item));
+		}
+		assert_string_equal(rc.inst[rc.ninst - 1].native_id, "tk-good");
+		free(log);
+		free(page);
+		free(member);
+		free(big);
+		rec_free(&rc);
+	}
+}
+
+/* Tag values of every type, secrets left out of tags and raw, numeric
+ * strings read as numbers. */
+static void tair_tag_values(void **state)
+{
+	static const char page[] =
+	    "{\"Instances\":{\"TairInferInstanceDTO\":[{\"InstanceId\":\"tk-t\",\"Capacity\":"
+	    "\"512\","
+	    "\"ModelServiceNum\":\" 3 \",\"Model\":\"m\",\"Tags\":{\"Tag\":["
+	    "{\"Key\":\"b\",\"Value\":true},{\"Key\":\"n\",\"Value\":null},"
+	    "{\"Key\":\"f\",\"Value\":1.5},{\"Key\":\"i\",\"Value\":900},{\"Key\":\"d\",\"Value\":"
+	    "256.},"
+	    "{\"Key\":\"o\",\"Value\":{\"k\":[1,\"x\",01.5]}},{\"Key\":\"s\",\"Value\":\"str\"},"
+	    "{\"Key\":\"s\",\"Value\":\"last wins\"},{\"Key\":\"apiKey\",\"Value\":\"hunter2\"},"
+	    "{\"Key\":\"e\",\"Value\":\"use sk-abcdefghijklmnop1234\"}]}}]}}";
+	const af_instance *in;
+	af_norm_stats st;
+	char *log;
+	rec rc;
+
+	assert_int_equal(run_text(TAIR, page, &rc, &st, &log), 0);
+	assert_string_equal(rc.order, "IRS");
+	stats_are(&st, 1, 1, 1, 0, 0);
+	in = rec_inst(&rc, "tk-t");
+	rec_json_eq(in->tags_json, "{\"b\":\"true\",\"f\":\"1.5\",\"i\":\"900\",\"d\":\"256\","
+	                           "\"o\":\"{\\\"k\\\":[1,\\\"x\\\",1.5]}\",\"s\":\"last wins\","
+	                           "\"e\":\"use [redacted]\"}");
+	rec_num_eq(rec_res(&rc, "tk-t", "kv_capacity")->capacity, 512);
+	rec_num_eq(rec_svc(&rc, "tk-t/model")->replicas, 3);
+	/* the tag named apiKey: its value is in neither tags nor raw */
+	rec_assert_absent(&rc, "hunter2");
+	rec_assert_absent(&rc, "sk-abcdefghijklmnop1234");
+	assert_non_null(strstr(in->raw_json, "{\"Key\":\"apiKey\"}"));
+	assert_non_null(strstr(in->raw_json, "{\"Key\":\"d\",\"Value\":256}"));
+	json_valid(&rc);
+	free(log);
+	rec_free(&rc);
+}
+
+/* Text that holds a secret value is redacted visibly; the item stays. */
+static void text_secret_redacted(void **state)
+{
+	static const char page[] =
+	    "{\"Instances\":{\"TairInferInstanceDTO\":[{\"InstanceId\":\"tk-s\","
+	    "\"InstanceName\":\"key sk-abcdefghijklmnop1234 "
+	    "end\",\"ZoneId\":\"apiKey=hunter2\"}]}}";
+	const af_instance *in;
+	af_norm_stats st;
+	char *log;
+	rec rc;
+
+	assert_int_equal(run_text(TAIR, page, &rc, &st, &log), 0);
+	assert_string_equal(rc.order, "I");
+	stats_are(&st, 1, 0, 0, 0, 2);
+	in = rec_inst(&rc, "tk-s");
+	assert_string_equal(in->name, "key [redacted] end");
+	assert_string_equal(in->zone, "apiKey=[redacted]");
+	rec_assert_absent(&rc, "sk-abcdefghijklmnop1234");
+	rec_assert_absent(&rc, "hunter2");
+	assert_non_null(strstr(log, "tk-s: field InstanceName: a secret-looking value redacted"));
+	assert_null(strstr(log, "hunter2"));
+	free(log);
+	rec_free(&rc);
+}
+
+/* Raw: numbers in canonical JSON, non-finite and saturated ones null, bad
+ * bytes and NULs as U+FFFD; modelParams nested deeper than json-c's own
+ * limit still loses its key. */
+static void raw_canonical(void **state)
+{
+	static const char page[] =
+	    "{\"Instances\":{\"TairInferInstanceDTO\":[{\"InstanceId\":\"tk-n\","
+	    "\"A\":[256.,01.5,-.5,1.e5,1E400,-0,-0.0,1e-400,NaN,-Infinity,99999999999999999999,"
+	    "18446744073709551614,-9223372036854775807,0.1,123456789012345678,1.5e300],"
+	    "\"S\":\"a\\u0000b\\u0001\xff\",\"k\\u0000x\":1}]}}";
+	const af_instance *in;
+	af_norm_stats st;
+	char *log;
+	rec rc;
+
+	assert_int_equal(run_text(TAIR, page, &rc, &st, &log), 0);
+	assert_string_equal(rc.order, "I");
+	in = rec_inst(&rc, "tk-n");
+	assert_non_null(strstr(in->raw_json,
+	                       "\"A\":[256,1.5,-0.5,1e5,null,0,-0,0,null,null,null,"
+	                       "18446744073709551614,-9223372036854775807,0.1,123456789012345678,"
+	                       "1.5e300]"));
+	assert_non_null(strstr(in->raw_json, "\"S\":\"a\xef\xbf\xbd"
+	                                     "b\\u0001\xef\xbf\xbd\""));
+	/* the raw was repaired: a warning */
+	stats_are(&st, 1, 0, 0, 0, 1);
+	json_valid(&rc);
+	free(log);
+	rec_free(&rc);
+}
+
+static char *nested_params(int depth, const char *inner)
+{
+	size_t n = (size_t)depth * 16 + strlen(inner) + 64;
+	char *s = malloc(n), *p = s;
+
+	assert_non_null(s);
+	for (int i = 0; i < depth; i++)
+		p += sprintf(p, "{\\\"a\\\":");
+	p += sprintf(p, "%s", inner);
+	for (int i = 0; i < depth; i++)
+		*p++ = '}';
+	*p = '\0';
+	return s;
+}
+
+/* The issue's case: modelParams nested 31+ deep (json-c's own limit) kept
+ * the apiKey; now it is removed, and past the policy's depth the string
+ * is dropped. */
+static void hologres_deep_params(void **state)
+{
+	static const int depths[] = {5, 31, 40, 70};
+
+	for (size_t i = 0; i < sizeof(depths) / sizeof(depths[0]); i++) {
+		char *params =
+		    nested_params(depths[i], "{\\\"apiKey\\\":\\\"hunter2\\\",\\\"t\\\":1}");
+		char *member = fmt_page("\"modelParams\":\"%s\"", params);
+		char *page = fmt_page(HOLO_SVC_TMPL, member), *log;
+		const af_service *s;
+		af_norm_stats st;
+		rec rc;
+
+		assert_int_equal(run_text(HOLO, page, &rc, &st, &log), 0);
+		assert_string_equal(rc.order, "ISRS");
+		rec_assert_absent(&rc, "hunter2");
+		rec_assert_absent(&rc, "apiKey");
+		s = rec_svc(&rc, "holo-n/bad");
+		if (depths[i] + 2 < AF_TEST_SECRET_DEPTH)
+			assert_non_null(strstr(s->raw_json, "\\\"t\\\":1"));
+		else
+			assert_non_null(strstr(s->raw_json, "\"modelParams\":null"));
+		json_valid(&rc);
+		free(log);
+		free(page);
+		free(member);
+		free(params);
+		rec_free(&rc);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -636,6 +1056,12 @@ int main(void)
 	    cmocka_unit_test(duplicate_ids),
 	    cmocka_unit_test(tair_bad_utf8),
 	    cmocka_unit_test(null_sink),
+	    cmocka_unit_test(unreadable_rejects_item),
+	    cmocka_unit_test(size_limits),
+	    cmocka_unit_test(tair_tag_values),
+	    cmocka_unit_test(text_secret_redacted),
+	    cmocka_unit_test(raw_canonical),
+	    cmocka_unit_test(hologres_deep_params),
 	};
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
 	return cmocka_run_group_tests(tests, NULL, NULL);
