@@ -762,6 +762,80 @@ static void test_mass_delete_guard(void **state)
 	env_down(&e);
 }
 
+/* The simulator's data faults, each scripted forever on one scope of a
+ * fleet that is loaded already: every run commits (exit 2, the other
+ * scopes complete), the faulty scope is not complete, and nothing is
+ * tombstoned or changed anywhere. */
+static void test_sim_faults_tombstone_nothing(void **state)
+{
+	static const char *const sim_args[] = {"--items", "12", "--seed", "21", NULL};
+	static const char *const faults[] = {
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-beijing\",\"kind\":\"error_body\"}",
+		"{\"product\":\"hologres\",\"region\":\"cn-beijing\",\"action\":\"ListInstanceModel\","
+		"\"kind\":\"error_body\"}",
+		"{\"product\":\"tione\",\"region\":\"ap-guangzhou\",\"kind\":\"error_body\"}",
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-beijing\",\"kind\":\"short_page\"}",
+		"{\"product\":\"tione\",\"region\":\"ap-guangzhou\",\"kind\":\"empty_page\"}",
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-beijing\",\"kind\":\"lying_total\","
+		"\"total\":2}",
+		"{\"product\":\"tione\",\"region\":\"ap-guangzhou\",\"kind\":\"repeat_page\"}",
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-beijing\",\"kind\":\"out_of_range\"}",
+		"{\"product\":\"hologres\",\"region\":\"cn-beijing\",\"action\":\"GetInstanceModel\","
+		"\"kind\":\"out_of_range\"}",
+		"{\"product\":\"tione\",\"region\":\"ap-guangzhou\",\"kind\":\"out_of_range\"}",
+		"{\"product\":\"tair_kvcache\",\"region\":\"cn-beijing\",\"kind\":\"oversized\","
+		"\"bytes\":200000}",
+	};
+	static const char state_sql[] =
+		"SELECT md5(string_agg(t, '|' ORDER BY t)) FROM ("
+		" SELECT native_id || coalesce(deleted_at::text, '') || content_hash::text AS t"
+		"  FROM aifleet.instance"
+		" UNION ALL SELECT native_id || coalesce(deleted_at::text, '') || content_hash::text"
+		"  FROM aifleet.service"
+		" UNION ALL SELECT owner_native_id || kind || coalesce(deleted_at::text, '')"
+		"  || content_hash::text FROM aifleet.resource) x";
+	af_sync_result r;
+	char *before, *after, body[512];
+	env e;
+
+	(void)state;
+	env_up(&e, sim_args, NULL, "[account demo-ali]\ntair_kvcache_page_size = 5\n"
+				   "[account demo-tc]\ntione_page_size = 5\n"
+				   "[sync]\nmax_attempts = 2\n");
+	sync_ok(&e, &r);
+	assert_int_equal(r.complete, r.scopes);
+	before = af_testdb_query_value(&e.db, state_sql);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		json_object *ans;
+
+		snprintf(body, sizeof(body), "[%.*s,\"times\":-1}]", (int)strlen(faults[i]) - 1,
+			 faults[i]);
+		ans = e2e_sim_request(&e.sim, "POST", "/_sim/faults", body);
+		assert_non_null(ans);
+		json_object_put(ans);
+		sync_ok(&e, &r);
+		if (r.complete != r.scopes - 1 || r.load.instances.deleted + r.load.services.deleted +
+							   r.load.resources.deleted !=
+						       0)
+			fail_msg("fault %s: %zu of %zu scopes complete, %llu instances deleted",
+				 faults[i], r.complete, r.scopes,
+				 (unsigned long long)r.load.instances.deleted);
+		after = af_testdb_query_value(&e.db, state_sql);
+		if (strcmp(before, after) != 0)
+			fail_msg("fault %s changed the stored fleet", faults[i]);
+		free(after);
+		json_object_put(e2e_sim_request(&e.sim, "DELETE", "/_sim/faults", NULL));
+	}
+	/* Without faults everything completes again, and still nothing moved. */
+	sync_ok(&e, &r);
+	assert_int_equal(r.complete, r.scopes);
+	after = af_testdb_query_value(&e.db, state_sql);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	env_down(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -774,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_cli_exit_codes),
 		cmocka_unit_test(test_auth_failure_is_named_and_contained),
 		cmocka_unit_test(test_mass_delete_guard),
+		cmocka_unit_test(test_sim_faults_tombstone_nothing),
 	};
 
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
