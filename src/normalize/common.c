@@ -921,3 +921,13 @@ int nz_emit_resource(nz_ctx *c, const af_resource *res)
 		return 0;
 	return c->sink->resource(c->sink->ctx, c->scope, res);
 }
+
+int nz_emit_resources(nz_ctx *c, const af_resource *res, size_t n)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		if ((err = nz_emit_resource(c, &res[i])) < 0)
+			return err;
+	return 0;
+}

@@ -73,16 +73,6 @@ static void node_resources(nz_ctx *c, const char *owner, json_object *detail, js
 	}
 }
 
-static int emit_all(nz_ctx *c, const af_resource *res, size_t n)
-{
-	int err;
-
-	for (size_t i = 0; i < n; i++)
-		if ((err = nz_emit_resource(c, &res[i])) < 0)
-			return err;
-	return 0;
-}
-
 static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, json_object *svc,
                        size_t index)
 {
@@ -150,7 +140,7 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, js
 
 	if ((err = nz_emit_service(c, &s)) < 0)
 		goto done;
-	err = emit_all(c, res, nres);
+	err = nz_emit_resources(c, res, nres);
 done:
 	c->item = node_item;
 	free(id);
@@ -211,7 +201,7 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 
 	if ((err = nz_emit_instance(&c, &in)) < 0)
 		goto done;
-	if ((err = emit_all(&c, res, nres)) < 0)
+	if ((err = nz_emit_resources(&c, res, nres)) < 0)
 		goto done;
 
 	services = nz_get(detail, "modelServiceList");

@@ -123,5 +123,7 @@ bool nz_utf8_ok(const char *s, size_t len);
 int nz_emit_instance(nz_ctx *c, const af_instance *inst);
 int nz_emit_service(nz_ctx *c, const af_service *svc);
 int nz_emit_resource(nz_ctx *c, const af_resource *res);
+/* res[0..n) in order; stops at the first failure. */
+int nz_emit_resources(nz_ctx *c, const af_resource *res, size_t n);
 
 #endif

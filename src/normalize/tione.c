@@ -137,9 +137,7 @@ static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, j
 
 	if ((err = nz_emit_service(c, &s)) < 0)
 		goto done;
-	for (size_t i = 0; i < nres; i++)
-		if ((err = nz_emit_resource(c, &res[i])) < 0)
-			goto done;
+	err = nz_emit_resources(c, res, nres);
 done:
 	c->item = group_item;
 	free(tags);
