@@ -389,6 +389,81 @@ static void test_timeout_retried(void **state)
 	teardown(&f);
 }
 
+/* An error in an HTTP 200 body is that error: InternalError is retried,
+ * an unknown code is not a page; the request id comes from the header
+ * when the body has none. */
+static void test_ali_error_body_in_200(void **state)
+{
+	static const ts_reply script[] = {
+		{.body = "{\"Code\":\"InternalError\",\"Message\":\"boom\",\"RequestId\":\"R-1\"}"},
+		{.body = "{\"code\":\"Forbidden.NoDetail\",\"message\":\"no\"}",
+		 .request_id = "HDR-42"},
+	};
+	af_client_options o = test_opts();
+	af_api_response resp;
+	af_api_request req;
+	fixture f;
+
+	(void)state;
+	setup(&f, script, 2, &o);
+	req = tair_req(f.srv);
+	af_api_response_init(&resp);
+	assert_int_equal(af_session_call(f.s, &req, &ali_creds, &resp), AF_ERR_AUTH);
+	assert_int_equal(ts_count(f.srv), 2);
+	assert_int_equal(resp.attempts, 2);
+	assert_null(resp.json);
+	assert_string_equal(resp.request_id, "HDR-42");
+	assert_non_null(strstr(af_error_last(), "HTTP 200 Forbidden.NoDetail (request HDR-42)"));
+	af_api_response_free(&resp);
+	teardown(&f);
+}
+
+/* A body whose code says success is a success. */
+static void test_ali_success_code_in_body(void **state)
+{
+	static const ts_reply script[] = {
+		{.body = "{\"code\":\"Success\",\"requestId\":\"R-2\",\"instanceModelList\":[]}"},
+	};
+	af_client_options o = test_opts();
+	af_api_response resp;
+	af_api_request req;
+	fixture f;
+
+	(void)state;
+	setup(&f, script, 1, &o);
+	req = tair_req(f.srv);
+	af_api_response_init(&resp);
+	assert_int_equal(af_session_call(f.s, &req, &ali_creds, &resp), 0);
+	assert_non_null(resp.json);
+	af_api_response_free(&resp);
+	teardown(&f);
+}
+
+/* SignatureNonceUsed: the same signed request arrived twice; the retry is
+ * signed afresh, so it is transient, not an authentication failure. */
+static void test_nonce_used_is_retried_fresh(void **state)
+{
+	static const ts_reply script[] = {
+		{.status = 400,
+		 .body = "{\"Code\":\"SignatureNonceUsed\",\"Message\":\"used\",\"RequestId\":\"N\"}"},
+	};
+	af_client_options o = test_opts();
+	af_api_response resp;
+	af_api_request req;
+	fixture f;
+
+	(void)state;
+	setup(&f, script, 1, &o);
+	req = tair_req(f.srv);
+	af_api_response_init(&resp);
+	assert_int_equal(af_session_call(f.s, &req, &ali_creds, &resp), 0);
+	assert_int_equal(ts_count(f.srv), 2);
+	assert_string_not_equal(ts_header(ts_get(f.srv, 0), "x-acs-signature-nonce"),
+				ts_header(ts_get(f.srv, 1), "x-acs-signature-nonce"));
+	af_api_response_free(&resp);
+	teardown(&f);
+}
+
 static void test_auth_not_retried(void **state)
 {
 	static const ts_reply script[] = {
@@ -795,6 +870,9 @@ int main(void)
 		cmocka_unit_test(test_dropped_connection_retried),
 		cmocka_unit_test(test_timeout_retried),
 		cmocka_unit_test(test_auth_not_retried),
+		cmocka_unit_test(test_ali_error_body_in_200),
+		cmocka_unit_test(test_ali_success_code_in_body),
+		cmocka_unit_test(test_nonce_used_is_retried_fresh),
 		cmocka_unit_test(test_tc3_auth_not_retried),
 		cmocka_unit_test(test_param_not_retried_and_gives_up),
 		cmocka_unit_test(test_connection_reuse),

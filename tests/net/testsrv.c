@@ -156,6 +156,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	if (r->retry_after)
 		MHD_add_response_header(resp, "x-acs-retry-after", r->retry_after);
+	if (r->request_id)
+		MHD_add_response_header(resp, "x-acs-request-id", r->request_id);
 	ret = MHD_queue_response(conn, r->status ? (unsigned)r->status : 200u, resp);
 	MHD_destroy_response(resp);
 	return ret;

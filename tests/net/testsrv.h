@@ -21,6 +21,7 @@ typedef struct ts_reply {
 	int status;              /* 0 -> 200 */
 	const char *body;        /* NULL -> TS_DEFAULT_BODY */
 	const char *retry_after; /* x-acs-retry-after header value, or NULL */
+	const char *request_id;  /* x-acs-request-id header value, or NULL */
 	int delay_ms;            /* sleep before answering */
 	bool drop;               /* close the connection without an answer */
 	size_t filler_bytes;     /* > 0: answer this many bytes instead of body */
