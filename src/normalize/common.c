@@ -741,6 +741,29 @@ static int finish(nz_ctx *c, char **out, json_object *clean, size_t max, const c
 
 /* ---- tags ---- */
 
+/* Tags are strings: a value the secret policy nulled (one it could not
+ * inspect, fail-closed) is dropped with its key, not kept as null. */
+static void drop_null_members(json_object *o)
+{
+	bool again = true;
+
+	while (again) {
+		char *gone = NULL;
+
+		json_object_object_foreach(o, k, v)
+		{
+			if (!v) {
+				gone = strdup(k); /* the key dies with its member */
+				break;
+			}
+		}
+		again = gone != NULL;
+		if (gone)
+			json_object_object_del(o, gone);
+		free(gone);
+	}
+}
+
 int nz_tags(nz_ctx *c, char **out, json_object *arr, const char *field, const char *kname,
             const char *vname)
 {
@@ -813,6 +836,7 @@ int nz_tags(nz_ctx *c, char **out, json_object *arr, const char *field, const ch
 	}
 	if ((err = af_secret_copy(&clean, tags)) < 0)
 		goto done;
+	drop_null_members(clean);
 	err = finish(c, out, clean, NZ_MAX_TAGS, field, "tags larger than 64 KiB");
 	goto done;
 nomem:

@@ -903,7 +903,8 @@ static void tair_tag_values(void **state)
 	    "256.},"
 	    "{\"Key\":\"o\",\"Value\":{\"k\":[1,\"x\",01.5]}},{\"Key\":\"s\",\"Value\":\"str\"},"
 	    "{\"Key\":\"s\",\"Value\":\"last wins\"},{\"Key\":\"apiKey\",\"Value\":\"hunter2\"},"
-	    "{\"Key\":\"e\",\"Value\":\"use sk-abcdefghijklmnop1234\"}]}}]}}";
+	    "{\"Key\":\"e\",\"Value\":\"use sk-abcdefghijklmnop1234\"},"
+	    "{\"Key\":\"j\",\"Value\":\"[v\\u0000tail\"}]}}]}}";
 	const af_instance *in;
 	af_norm_stats st;
 	char *log;
@@ -915,7 +916,7 @@ static void tair_tag_values(void **state)
 	in = rec_inst(&rc, "tk-t");
 	rec_json_eq(in->tags_json, "{\"b\":\"true\",\"f\":\"1.5\",\"i\":\"900\",\"d\":\"256\","
 	                           "\"o\":\"{\\\"k\\\":[1,\\\"x\\\",1.5]}\",\"s\":\"last wins\","
-	                           "\"e\":\"use [redacted]\"}");
+	                           "\"e\":\"use [redacted]\"}"); /* j: uninspectable, dropped */
 	rec_num_eq(rec_res(&rc, "tk-t", "kv_capacity")->capacity, 512);
 	rec_num_eq(rec_svc(&rc, "tk-t/model")->replicas, 3);
 	/* the tag named apiKey: its value is in neither tags nor raw */
