@@ -1,8 +1,12 @@
-/* Unit tests for src/common: the capped buffer and the error slot. */
+/* Unit tests for src/common: the capped buffer and the error slot; and the
+ * harness's child runner (tests/common/testutil.c), whose limit and signal
+ * paths the integration tests only reach when something hangs or crashes. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +15,7 @@
 #include "aifleet/buf.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "testutil.h"
 
 static void test_buf_grows_and_terminates(void **state)
 {
@@ -76,6 +81,38 @@ static void test_log_parsing_and_secret_headers(void **state)
 	assert_false(af_log_header_is_secret("x-acs-action"));
 }
 
+static void test_run_reports_code_signal_output_and_limit(void **state)
+{
+	const char *exit3[] = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3", NULL};
+	const char *killed[] = {"/bin/sh", "-c", "kill -TERM $$", NULL};
+	const char *hangs[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
+	af_test_run_result r = {0};
+	char *dir = af_test_tempdir(), path[1100];
+	double t0;
+
+	(void)state;
+	assert_int_equal(af_test_run("/bin/sh", exit3, dir, 10, &r), 3);
+	assert_string_equal(r.out, "out\n");
+	assert_string_equal(r.err, "err\n");
+	assert_false(r.timed_out);
+	assert_true(r.maxrss_kb > 0);
+	assert_int_equal(af_test_run("/bin/sh", killed, dir, 0, &r), 128 + SIGTERM);
+	assert_string_equal(r.out, "");
+	/* Killed at the limit, long before the child would have ended. */
+	t0 = af_test_now();
+	assert_int_equal(af_test_run("/bin/sh", hangs, dir, 0.3, &r), -1);
+	assert_true(r.timed_out);
+	assert_int_equal(r.code, 128 + SIGKILL);
+	assert_true(af_test_now() - t0 < 10);
+	af_test_run_free(&r);
+	snprintf(path, sizeof(path), "%s/out.txt", dir);
+	remove(path);
+	snprintf(path, sizeof(path), "%s/err.txt", dir);
+	remove(path);
+	remove(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -84,6 +121,7 @@ int main(void)
 		cmocka_unit_test(test_buf_detach_transfers_ownership),
 		cmocka_unit_test(test_error_prefix_keeps_cause),
 		cmocka_unit_test(test_log_parsing_and_secret_headers),
+		cmocka_unit_test(test_run_reports_code_signal_output_and_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

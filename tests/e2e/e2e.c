@@ -1,8 +1,6 @@
 #include "e2e.h"
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,11 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -23,13 +18,6 @@
 
 #define SIM_BIN AF_BINARY_DIR "/src/sim/aifleet-sim"
 #define AIFLEET_BIN AF_BINARY_DIR "/src/cli/aifleet"
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 void e2e_sim_start(e2e_sim *sim, const char *const *args)
 {
@@ -52,22 +40,10 @@ void e2e_sim_start(e2e_sim *sim, const char *const *args)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 
-	sim->pid = fork();
+	/* A failed assertion skips the test's cleanup: make sure the simulator
+	 * does not outlive the test program. SIGTERM, as e2e_sim_stop() sends. */
+	sim->pid = af_test_spawn(SIM_BIN, argv, log_file, NULL, SIGTERM);
 	assert_true(sim->pid >= 0);
-	if (sim->pid == 0) {
-		int fd = open(log_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		/* A failed assertion skips the test's cleanup: make sure the
-		 * simulator does not outlive the test program. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(SIM_BIN, (char *const *)argv);
-		_exit(127);
-	}
 	sim->port = 0;
 	for (int i = 0; i < 400 && !sim->port; i++) {
 		f = fopen(port_file, "r");
@@ -77,7 +53,7 @@ void e2e_sim_start(e2e_sim *sim, const char *const *args)
 			fclose(f);
 		}
 		if (!sim->port)
-			sleep_ms(25);
+			af_test_sleep_ms(25);
 	}
 	if (!sim->port)
 		fail_msg("aifleet-sim did not start (see %s)", log_file);
@@ -248,33 +224,24 @@ void e2e_set_demo_credentials(void)
 
 int e2e_run_aifleet(const char *dir, const char *const *args, char **out, char **err)
 {
-	char out_path[600], err_path[600];
+	af_test_run_result r = {0};
 	const char *argv[32];
 	size_t n = 0;
-	int status;
-	pid_t pid;
 
-	snprintf(out_path, sizeof(out_path), "%s/out.txt", dir);
-	snprintf(err_path, sizeof(err_path), "%s/err.txt", dir);
 	argv[n++] = AIFLEET_BIN;
 	for (size_t i = 0; args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(AIFLEET_BIN, (char *const *)argv);
-		_exit(127);
+	/* No limit of its own: ctest's TIMEOUT bounds these runs. */
+	af_test_run(AIFLEET_BIN, argv, dir, 0, &r);
+	if (out) {
+		*out = r.out;
+		r.out = NULL;
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (out)
-		*out = af_test_read_file(out_path, NULL);
-	if (err)
-		*err = af_test_read_file(err_path, NULL);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (err) {
+		*err = r.err;
+		r.err = NULL;
+	}
+	af_test_run_free(&r);
+	return r.code;
 }

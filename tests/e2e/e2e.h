@@ -41,9 +41,10 @@ char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
 /* Puts the simulator's demo keys into the environment. */
 void e2e_set_demo_credentials(void);
 
-/* Runs the aifleet binary with args; stdout and stderr go to files in
- * `dir` (out.txt, err.txt) whose contents are returned (caller frees).
- * Returns the exit code. */
+/* Runs the aifleet binary with args (af_test_run(), no time limit of its
+ * own); stdout and stderr go to files in `dir` (out.txt, err.txt) whose
+ * contents are returned ("" if unreadable; caller frees). Returns the exit
+ * code, or 128 + the signal that ended it. */
 int e2e_run_aifleet(const char *dir, const char *const *args, char **out, char **err);
 
 #endif

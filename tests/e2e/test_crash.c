@@ -12,7 +12,6 @@
  * delays.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -25,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -77,21 +75,6 @@ static char *track(crash_env *e, char *s)
 }
 
 /* ---- small utilities --------------------------------------------------- */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 /* splitmix64: a seeded generator of our own, independent of rand(). */
 static uint64_t rng_next(uint64_t *s)
@@ -268,24 +251,25 @@ static void wait_until_quiet(crash_env *e, const char *when)
 		"  ', ')"
 		"  FROM pg_locks WHERE locktype = 'advisory' AND database ="
 		"  (SELECT oid FROM pg_database WHERE datname = current_database())))";
-	long long deadline = now_ms() + QUIET_TIMEOUT_MS;
+	double deadline = af_test_now() + QUIET_TIMEOUT_MS / 1000.0;
 
 	for (;;) {
 		if (pg_int(e->observer, sessions) == 0 && pg_int(e->observer, locks) == 0)
 			return;
-		if (now_ms() > deadline) {
+		if (af_test_now() > deadline) {
 			const char *left = observe(e, what);
 
 			fail_msg("%s: still there after %ld ms: %s", when, QUIET_TIMEOUT_MS, left);
 		}
-		sleep_ms(20);
+		af_test_sleep_ms(20);
 	}
 }
 
 /* ---- the aifleet binary ------------------------------------------------ */
 
 /* Starts `aifleet --config CONFIG --no-progress sync [extra]` in the
- * background; its output goes to dir/runN.{out,err}. */
+ * background; its output goes to dir/runN.{out,err}. It never outlives the
+ * test program, whatever happens to it (SIGKILL on our death). */
 static void spawn_sync(crash_env *e, const char *dir, const char *config, const char *extra,
 		       const char *extra_value)
 {
@@ -308,27 +292,9 @@ static void spawn_sync(crash_env *e, const char *dir, const char *config, const 
 	argv[n++] = "sync";
 	argv[n] = NULL;
 	fflush(NULL);
-	pid = fork();
+	pid = af_test_spawn(AIFLEET_BIN, argv, e->out_path, e->err_path, SIGKILL);
 	assert_true(pid >= 0);
-	if (pid == 0) {
-		int o = open(e->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int r = open(e->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		/* Never outlive the test program, whatever happens to it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (o < 0 || r < 0)
-			_exit(126);
-		dup2(o, 1);
-		dup2(r, 2);
-		execv(AIFLEET_BIN, (char *const *)argv);
-		_exit(127);
-	}
 	e->child = pid;
-}
-
-static int decode_status(int status)
-{
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /* Reaps the child if it has ended: its exit code (128 + signal), or -1. */
@@ -345,20 +311,20 @@ static int poll_child(crash_env *e)
 	if (r == 0)
 		return -1;
 	e->child = 0;
-	return decode_status(status);
+	return af_test_exit_code(status);
 }
 
 /* Waits for the child to end by itself (bounded). */
 static int wait_child(crash_env *e)
 {
-	long long deadline = now_ms() + RUN_TIMEOUT_MS;
+	double deadline = af_test_now() + RUN_TIMEOUT_MS / 1000.0;
 	int code;
 
 	while ((code = poll_child(e)) < 0) {
-		if (now_ms() > deadline)
+		if (af_test_now() > deadline)
 			fail_msg("aifleet did not finish within %ld ms (see %s)", RUN_TIMEOUT_MS,
 				 e->err_path);
-		sleep_ms(5);
+		af_test_sleep_ms(5);
 	}
 	return code;
 }
@@ -371,11 +337,11 @@ static int kill_child_after(crash_env *e, long delay_ms, const char **phase)
 		"SELECT coalesce(max(CASE WHEN state = 'active' THEN left(query, 40)"
 		" ELSE state END), 'no session') FROM pg_stat_activity"
 		" WHERE datname = current_database() AND application_name = 'aifleet'";
-	long long deadline = now_ms() + delay_ms;
+	double deadline = af_test_now() + delay_ms / 1000.0;
 	int code, status;
 
-	while ((code = poll_child(e)) < 0 && now_ms() < deadline)
-		sleep_ms(1);
+	while ((code = poll_child(e)) < 0 && af_test_now() < deadline)
+		af_test_sleep_ms(1);
 	if (code >= 0)
 		return code;
 	/* What its session was doing, a millisecond before the kill. */
@@ -384,7 +350,7 @@ static int kill_child_after(crash_env *e, long delay_ms, const char **phase)
 	assert_int_equal(kill(e->child, SIGKILL), 0);
 	assert_int_equal(waitpid(e->child, &status, 0), e->child);
 	e->child = 0;
-	return decode_status(status);
+	return af_test_exit_code(status);
 }
 
 static const char *child_output(crash_env *e, bool err)
@@ -397,7 +363,7 @@ static const char *child_output(crash_env *e, bool err)
 /* A complete run: exit 0 within the bound. Returns its wall time in ms. */
 static long sync_clean(crash_env *e, const char *dir, const char *config)
 {
-	long long t0 = now_ms();
+	double t0 = af_test_now();
 	int code;
 
 	spawn_sync(e, dir, config, NULL, NULL);
@@ -407,7 +373,7 @@ static long sync_clean(crash_env *e, const char *dir, const char *config)
 
 		fail_msg("aifleet sync exited %d, want 0:\n%s", code, err);
 	}
-	return (long)(now_ms() - t0);
+	return (long)((af_test_now() - t0) * 1000);
 }
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -629,7 +595,7 @@ static void test_sigkill_at_random_points(void **state)
 static long long wait_for_backend(crash_env *e, const char *cond)
 {
 	char sql[512];
-	long long deadline = now_ms() + BACKEND_TIMEOUT_MS;
+	double deadline = af_test_now() + BACKEND_TIMEOUT_MS / 1000.0;
 
 	snprintf(sql, sizeof(sql),
 		 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
@@ -647,10 +613,10 @@ static long long wait_for_backend(crash_env *e, const char *cond)
 			fail_msg("aifleet ended (exit %d) before its backend was seen with %s:\n%s",
 				 code, cond, err);
 		}
-		if (now_ms() > deadline)
+		if (af_test_now() > deadline)
 			fail_msg("no aifleet backend with %s within %ld ms", cond,
 				 BACKEND_TIMEOUT_MS);
-		sleep_ms(5);
+		af_test_sleep_ms(5);
 	}
 }
 
@@ -797,7 +763,8 @@ static void test_db_unreachable_from_start(void **state)
 	json_object *stats, *requests;
 	const char *out, *err;
 	char conninfo[128];
-	long long t0, asked;
+	long long asked;
+	double t0;
 	int fd, code;
 
 	env_up(e, sim_args, false);
@@ -805,14 +772,14 @@ static void test_db_unreachable_from_start(void **state)
 	 * run at a port where nothing listens. */
 	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d connect_timeout=5",
 		 closed_port(&fd));
-	t0 = now_ms();
+	t0 = af_test_now();
 	spawn_sync(e, e->dir, e->config, "--db", conninfo);
 	code = wait_child(e);
 	close(fd);
 	out = child_output(e, false);
 	err = child_output(e, true);
 	print_message("test_crash: database unreachable: exit %d after %lld ms\n", code,
-		      now_ms() - t0);
+		      (long long)((af_test_now() - t0) * 1000));
 	if (code != 75)
 		fail_msg("unreachable database: exit %d, want 75 (EX_TEMPFAIL)\nstderr: %s", code,
 			 err);

@@ -58,12 +58,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -127,21 +125,6 @@ typedef struct launch {
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static int write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
@@ -163,11 +146,11 @@ static int write_all(int fd, const void *p, size_t n)
 static int read_timed(int fd, void *p, size_t n, double seconds)
 {
 	char *c = p;
-	double deadline = now_s() + seconds;
+	double deadline = af_test_now() + seconds;
 
 	while (n) {
 		struct pollfd pfd = {fd, POLLIN, 0};
-		double left = deadline - now_s();
+		double left = deadline - af_test_now();
 		ssize_t r;
 		int pr;
 
@@ -187,37 +170,6 @@ static int read_timed(int fd, void *p, size_t n, double seconds)
 		n -= (size_t)r;
 	}
 	return 0;
-}
-
-/* Waits for `pid` at most `seconds`, then kills it; returns the wait status
- * or -1 if it had to be killed. */
-static int wait_bounded(pid_t pid, double seconds)
-{
-	double deadline = now_s() + seconds;
-	int status = 0;
-
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid)
-			return status;
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (now_s() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		sleep_ms(10);
-	}
-}
-
-/* In a forked child: die with the parent `parent`. */
-static void die_with(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
 }
 
 /* ---- the probes (run in the launcher, as the target's user) ------------- */
@@ -280,7 +232,7 @@ static void probe_gcore(const launch *la, pid_t pid, const char *name, probe_set
 		char pid_s[32];
 		int fd;
 
-		die_with(me);
+		af_test_die_with(me, SIGKILL);
 		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd >= 0) {
 			dup2(fd, 1);
@@ -291,7 +243,8 @@ static void probe_gcore(const launch *la, pid_t pid, const char *name, probe_set
 		execlp("gcore", "gcore", "-o", prefix, pid_s, (char *)NULL);
 		_exit(127);
 	}
-	status = wait_bounded(g, GCORE_WAIT_S);
+	if (af_test_wait(g, GCORE_WAIT_S, &status, NULL) != 0)
+		status = -1;
 	p->gcore_status = status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 255;
 	p->gcore_core = stat(core, &st) == 0;
 	/* A core of the control is not needed any more; one of aifleet would
@@ -340,7 +293,7 @@ static _Noreturn void launcher(const launch *la, int to_test, int from_test)
 	pid_t me;
 	char go;
 
-	die_with(la->parent);
+	af_test_die_with(la->parent, SIGKILL);
 	if (la->drop) {
 		if (setgroups(0, NULL) != 0 || setgid(la->gid) != 0 || setuid(la->uid) != 0) {
 			sm.err = errno;
@@ -348,31 +301,22 @@ static _Noreturn void launcher(const launch *la, int to_test, int from_test)
 			_exit(126);
 		}
 		/* a change of credentials clears the parent-death signal */
-		die_with(la->parent);
+		af_test_die_with(la->parent, SIGKILL);
 	}
 	me = getpid();
 	sm.control = fork();
 	if (sm.control == 0) {
-		die_with(me);
+		af_test_die_with(me, SIGKILL);
 		execlp("sleep", "sleep", "600", (char *)NULL);
 		_exit(127);
 	}
-	sm.aifleet = sm.control > 0 ? fork() : -1;
-	if (sm.aifleet == 0) {
+	sm.aifleet = -1;
+	if (sm.control > 0) {
 		char out_path[600], err_path[600];
-		int o, e;
 
-		die_with(me);
 		snprintf(out_path, sizeof(out_path), "%s/out.txt", la->dir);
 		snprintf(err_path, sizeof(err_path), "%s/err.txt", la->dir);
-		o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (o < 0 || e < 0)
-			_exit(127);
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(AIFLEET_BIN, (char *const *)la->argv);
-		_exit(127);
+		sm.aifleet = af_test_spawn(AIFLEET_BIN, la->argv, out_path, err_path, SIGKILL);
 	}
 	if (sm.control < 0 || sm.aifleet < 0)
 		sm.err = errno;
@@ -390,7 +334,8 @@ static _Noreturn void launcher(const launch *la, int to_test, int from_test)
 		_exit(1);
 	kill(sm.control, SIGKILL);
 	waitpid(sm.control, NULL, 0);
-	em.status = wait_bounded(sm.aifleet, RUN_LIMIT_S);
+	if (af_test_wait(sm.aifleet, RUN_LIMIT_S, &em.status, NULL) != 0)
+		em.status = -1;
 	write_all(to_test, &em, sizeof(em));
 	_exit(0);
 }
@@ -774,7 +719,7 @@ static void test_memory_protected_and_no_secret_written(void **state)
 	la.dir = e->dir;
 	la.probe_dir = e->probe_dir;
 	la.argv = argv;
-	t0 = now_s();
+	t0 = af_test_now();
 	e->launcher = fork();
 	assert_true(e->launcher >= 0);
 	if (e->launcher == 0) {
@@ -793,19 +738,19 @@ static void test_memory_protected_and_no_secret_written(void **state)
 		fail_msg("the launcher failed: %s", strerror(sm.err));
 
 	/* Wait until aifleet collects: past exec and protect_memory(). */
-	deadline = now_s() + START_WAIT_S;
+	deadline = af_test_now() + START_WAIT_S;
 	while (sim_requests(e) < 1) {
 		if (!running(sm.aifleet))
 			fail_run(e, "aifleet ended before it sent a request");
-		if (now_s() > deadline)
+		if (af_test_now() > deadline)
 			fail_msg("aifleet sent no request within %d s", START_WAIT_S);
-		sleep_ms(10);
+		af_test_sleep_ms(10);
 	}
 	comm = proc_text(sm.aifleet, "comm");
 	assert_non_null(comm);
 	comm[strcspn(comm, "\n")] = '\0';
 	print_message("[memory] pid %ld (%s) collecting after %.2f s\n", (long)sm.aifleet, comm,
-	              now_s() - t0);
+	              af_test_now() - t0);
 	assert_string_equal(comm, "aifleet");
 	free(comm);
 
@@ -879,7 +824,7 @@ static void test_memory_protected_and_no_secret_written(void **state)
 		         "test (raise LATENCY_MS)");
 	print_message("[memory] aifleet still running after the probes (%.2f s; simulator "
 	              "requests %lld)\n",
-	              now_s() - t0, req_at_probe);
+	              af_test_now() - t0, req_at_probe);
 	assert_int_equal(pm.uid, run_uid);
 	assert_int_equal(pm.control.environ_read, 0);
 	assert_int_not_equal(pm.aifleet.environ_read, 0);
@@ -922,7 +867,7 @@ static void test_memory_protected_and_no_secret_written(void **state)
 	code = WIFEXITED(em.status) ? WEXITSTATUS(em.status) : 128 + WTERMSIG(em.status);
 	print_message("[memory] aifleet exit %d after %.2f s, %lld simulator requests (%lld when "
 	              "probed)\n%s",
-	              code, now_s() - t0, req_end, req_at_probe, e->out);
+	              code, af_test_now() - t0, req_end, req_at_probe, e->out);
 	if (code != 0)
 		fail_msg("aifleet exit %d, expected 0; stderr:\n%.3000s", code, e->err);
 	assert_true(req_end > req_at_probe);

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aifleet/buf.h"
+#include "testutil.h"
 
 #define TAIR_ACTION   "DescribeTairKVCacheInferInstances"
 #define REDIRECT_PATH "/elsewhere/"
@@ -80,13 +80,6 @@ static void put(af_buf *b, const char *s)
 {
 	if (af_buf_puts(b, s) < 0)
 		oom();
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
 }
 
 static int region_items(const char *region)
@@ -440,7 +433,7 @@ static ssize_t drip_read(void *cls, uint64_t pos, char *buf, size_t max)
 	for (int i = 0; i < HS_DRIP_INTERVAL_MS / 20; i++) {
 		if (atomic_load(&d->s->stopping))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
-		sleep_ms(20);
+		af_test_sleep_ms(20);
 	}
 	if (max < 1)
 		return 0;

@@ -74,11 +74,8 @@
  * (PR_SET_PDEATHSIG); each test's database, server and temporary
  * directory are removed in its teardown, also when it fails.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -86,12 +83,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <cmocka.h>
@@ -112,13 +104,6 @@
 static unsigned char *bomb;
 static size_t bomb_len;
 
-typedef struct run_result {
-	int code;
-	double seconds;
-	long maxrss_kb;
-	char *out, *err;
-} run_result;
-
 typedef struct env {
 	af_testdb db;
 	bool db_made;
@@ -128,7 +113,7 @@ typedef struct env {
 	int phase;
 	long long runs; /* sync_run rows so far */
 	char *sum_bad, *sum_good;
-	run_result last; /* the last aifleet run; freed by the next one or teardown */
+	af_test_run_result last; /* the last aifleet run; freed by the next one or teardown */
 } env;
 
 typedef struct observation {
@@ -141,21 +126,6 @@ typedef struct observation {
 	bool nonces_unique;
 	int bad_requests;
 } observation;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 /* ---- the gzip bomb --------------------------------------------------- */
 
@@ -256,8 +226,7 @@ static int teardown(void **state)
 	}
 	free(e->sum_bad);
 	free(e->sum_good);
-	free(e->last.out);
-	free(e->last.err);
+	af_test_run_free(&e->last);
 	free(e);
 	return 0;
 }
@@ -296,76 +265,16 @@ static void env_up(env *e, long timeout_ms)
 
 /* ---- running aifleet ---------------------------------------------------- */
 
-static void run_free(run_result *r)
-{
-	free(r->out);
-	free(r->err);
-	r->out = r->err = NULL;
-}
-
 /* Runs `aifleet --config ... --no-progress sync` in a new phase with
  * `mode`; the result stays valid until the next run. */
-static run_result *run_phase(env *e, hs_mode mode)
+static af_test_run_result *run_phase(env *e, hs_mode mode)
 {
-	run_result *r = &e->last;
-	char out_path[600], err_path[600];
+	af_test_run_result *r = &e->last;
 	const char *argv[] = {AIFLEET_BIN, "--config", e->config, "--no-progress", "sync", NULL};
-	pid_t parent = getpid(), pid;
-	struct rusage ru;
-	double t0, deadline;
-	int status = 0;
 
-	run_free(r);
-	memset(r, 0, sizeof(*r));
 	hs_set_phase(e->srv, ++e->phase, mode);
-	snprintf(out_path, sizeof(out_path), "%s/out.txt", e->dir);
-	snprintf(err_path, sizeof(err_path), "%s/err.txt", e->dir);
-	t0 = now_s();
-	deadline = t0 + RUN_LIMIT_S;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int o, er;
-
-		/* Never outlive the test program, even if it is killed. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		er = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (o < 0 || er < 0)
-			_exit(127);
-		dup2(o, 1);
-		dup2(er, 2);
-		execv(AIFLEET_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	for (;;) {
-		pid_t w = wait4(pid, &status, WNOHANG, &ru);
-
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR)
-			fail_msg("wait4: %s", strerror(errno));
-		if (now_s() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			fail_msg("aifleet did not finish within %d s (phase %d)", RUN_LIMIT_S,
-			         e->phase);
-		}
-		sleep_ms(10);
-	}
-	r->seconds = now_s() - t0;
-	r->maxrss_kb = ru.ru_maxrss;
-	r->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	r->out = af_test_read_file(out_path, NULL);
-	r->err = af_test_read_file(err_path, NULL);
-	if (!r->out)
-		r->out = strdup("");
-	if (!r->err)
-		r->err = strdup("");
-	if (!r->out || !r->err)
-		fail_msg("out of memory");
+	if (af_test_run(AIFLEET_BIN, argv, e->dir, RUN_LIMIT_S, r) < 0)
+		fail_msg("aifleet did not finish within %d s (phase %d)", RUN_LIMIT_S, e->phase);
 	return r;
 }
 
@@ -381,10 +290,10 @@ static const char *tail(const char *s)
 	return buf;
 }
 
-static void check(bool ok, const run_result *r, const char *fmt, ...)
+static void check(bool ok, const af_test_run_result *r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void check(bool ok, const run_result *r, const char *fmt, ...)
+static void check(bool ok, const af_test_run_result *r, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -495,7 +404,7 @@ static bool nonces_unique(env *e)
 
 static void honest_run(env *e)
 {
-	run_result *r;
+	af_test_run_result *r;
 
 	r = run_phase(e, HS_HONEST);
 	check(r->code == 0, r, "honest run 1: exit %d, expected 0", r->code);
@@ -516,7 +425,8 @@ static void honest_run(env *e)
 	e->sum_good = region_sum(e, HS_GOOD_REGION);
 }
 
-static void observe(env *e, const char *label, const run_result *r, const char *rid, observation *o)
+static void observe(env *e, const char *label, const af_test_run_result *r, const char *rid,
+                    observation *o)
 {
 	char *bad = region_sum(e, HS_BAD_REGION), *good = region_sum(e, HS_GOOD_REGION);
 	long long runs = sync_runs(e);
@@ -566,10 +476,10 @@ static void observe(env *e, const char *label, const run_result *r, const char *
 
 /* Run 2 (or later) with `mode` on the bad region: "contained" (see the top).
  * With `defer_rid` the caller checks the request id itself, later. */
-static run_result *expect_contained_ex(env *e, hs_mode mode, const char *label, const char *rid,
-                                       bool defer_rid)
+static af_test_run_result *expect_contained_ex(env *e, hs_mode mode, const char *label,
+                                               const char *rid, bool defer_rid)
 {
-	run_result *r;
+	af_test_run_result *r;
 	observation o;
 
 	r = run_phase(e, mode);
@@ -594,7 +504,8 @@ static run_result *expect_contained_ex(env *e, hs_mode mode, const char *label, 
 	return r;
 }
 
-static run_result *expect_contained(env *e, hs_mode mode, const char *label, const char *rid)
+static af_test_run_result *expect_contained(env *e, hs_mode mode, const char *label,
+                                            const char *rid)
 {
 	return expect_contained_ex(e, mode, label, rid, false);
 }
@@ -648,7 +559,7 @@ static void test_07_capacity_1e400(void **state)
 static void test_08_name_20mb(void **state)
 {
 	env *e = *state;
-	run_result *r;
+	af_test_run_result *r;
 	char sql[256];
 
 	env_up(e, 30000);
@@ -678,7 +589,7 @@ static void test_08_name_20mb(void **state)
 static void test_09_capacity_trailing_dot(void **state)
 {
 	env *e = *state;
-	run_result *r;
+	af_test_run_result *r;
 	observation o;
 	char *bad;
 
@@ -738,7 +649,7 @@ static void test_11_redirect_not_followed(void **state)
 static void test_12_gzip_bomb(void **state)
 {
 	env *e = *state;
-	run_result *r;
+	af_test_run_result *r;
 
 	env_up(e, DEFAULT_TIMEOUT_MS);
 	honest_run(e);
@@ -753,7 +664,7 @@ static void test_12_gzip_bomb(void **state)
 static void test_13_slow_drip(void **state)
 {
 	env *e = *state;
-	run_result *r;
+	af_test_run_result *r;
 
 	env_up(e, 1500);
 	honest_run(e);
@@ -775,7 +686,7 @@ static void test_14_deep_nesting(void **state)
 static void test_15_nul_and_invalid_utf8(void **state)
 {
 	env *e = *state;
-	run_result *r;
+	af_test_run_result *r;
 	observation o;
 	char sql[256];
 	long long repaired;
@@ -816,7 +727,7 @@ static void test_16_total_count_not_a_count(void **state)
 static void expect_drop_retried(env *e, hs_mode mode, const char *label, int page)
 {
 	static hs_arrival a[HS_MAX_ARRIVALS];
-	run_result *r;
+	af_test_run_result *r;
 	observation o;
 	size_t n, tries = 0, dropped_at = 0;
 	bool reused = false;

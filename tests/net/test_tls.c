@@ -39,13 +39,10 @@
  * certificate directory in the group teardown.
  */
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,11 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -338,9 +331,7 @@ typedef struct env {
 	tls_srv *srv[2];
 	char *dir;
 	char config[700];
-	int code;
-	double seconds; /* of the last run */
-	char *out, *err;
+	af_test_run_result run; /* the last one */
 } env;
 
 typedef struct account_spec {
@@ -349,21 +340,6 @@ typedef struct account_spec {
 	const tls_srv *srv;
 	const char *regions;
 } account_spec;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -432,8 +408,7 @@ static int teardown(void **state)
 		af_testdb_drop(&e->db);
 	rm_tree(e->dir);
 	free(e->dir);
-	free(e->out);
-	free(e->err);
+	af_test_run_free(&e->run);
 	free(e);
 	return 0;
 }
@@ -481,59 +456,11 @@ static void write_config(env *e, const char *ca_bundle, const account_spec *acc,
 /* `aifleet --config ... --no-progress sync`, killed after RUN_LIMIT_S. */
 static int run_sync(env *e)
 {
-	char out_path[600], err_path[600];
 	const char *argv[] = {AIFLEET_BIN, "--config", e->config, "--no-progress", "sync", NULL};
-	pid_t parent = getpid(), pid;
-	double t0 = now_s(), deadline = t0 + RUN_LIMIT_S;
-	int status = 0;
 
-	free(e->out);
-	free(e->err);
-	e->out = e->err = NULL;
-	snprintf(out_path, sizeof(out_path), "%s/out.txt", e->dir);
-	snprintf(err_path, sizeof(err_path), "%s/err.txt", e->dir);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int o, er;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		er = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (o < 0 || er < 0)
-			_exit(127);
-		dup2(o, 1);
-		dup2(er, 2);
-		execv(AIFLEET_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR)
-			fail_msg("waitpid: %s", strerror(errno));
-		if (now_s() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			fail_msg("aifleet did not finish within %d s", RUN_LIMIT_S);
-		}
-		sleep_ms(10);
-	}
-	e->seconds = now_s() - t0;
-	e->out = af_test_read_file(out_path, NULL);
-	e->err = af_test_read_file(err_path, NULL);
-	if (!e->out)
-		e->out = strdup("");
-	if (!e->err)
-		e->err = strdup("");
-	assert_non_null(e->out);
-	assert_non_null(e->err);
-	e->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return e->code;
+	if (af_test_run(AIFLEET_BIN, argv, e->dir, RUN_LIMIT_S, &e->run) < 0)
+		fail_msg("aifleet did not finish within %d s", RUN_LIMIT_S);
+	return e->run.code;
 }
 
 static void check(bool ok, const env *e, const char *fmt, ...)
@@ -549,8 +476,8 @@ static void check(bool ok, const env *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	printf("--- aifleet stdout ---\n%s--- aifleet stderr ---\n%s---\n", e->out ? e->out : "",
-	       e->err ? e->err : "");
+	printf("--- aifleet stdout ---\n%s--- aifleet stderr ---\n%s---\n",
+	       e->run.out ? e->run.out : "", e->run.err ? e->run.err : "");
 	fflush(stdout);
 	fail_msg("%s", msg);
 }
@@ -583,12 +510,12 @@ static long long scopes_in(const env *e, const char *account, const char *state)
 /* The first stderr line naming `needle`, for the log. */
 static void said(const env *e, const char *label, const char *needle)
 {
-	const char *bol = strstr(e->err, needle), *eol;
+	const char *bol = strstr(e->run.err, needle), *eol;
 	size_t len;
 
 	if (!bol)
 		return;
-	while (bol > e->err && bol[-1] != '\n')
+	while (bol > e->run.err && bol[-1] != '\n')
 		bol--;
 	eol = strchr(bol, '\n');
 	len = eol ? (size_t)(eol - bol) : strlen(bol);
@@ -599,7 +526,7 @@ static void report(const env *e, const char *label)
 {
 	print_message("[tls] %s: exit %d (%.2f s), instances %lld, server s0 %d connection(s) / "
 	              "%d request(s)%s",
-	              label, e->code, e->seconds, instances(e, NULL),
+	              label, e->run.code, e->run.seconds, instances(e, NULL),
 	              e->srv[0] ? atomic_load(&e->srv[0]->connections) : -1,
 	              e->srv[0] ? atomic_load(&e->srv[0]->requests) : -1, e->srv[1] ? "" : "\n");
 	if (e->srv[1])
@@ -611,8 +538,9 @@ static void report(const env *e, const char *label)
  * connection) but no HTTP request got through the handshake. */
 static void expect_refused(const env *e, const char *label)
 {
-	check(e->code == 78, e, "%s: exit %d, expected 78", label, e->code);
-	check(strstr(e->err, "ca_bundle") != NULL, e, "%s: stderr does not name ca_bundle", label);
+	check(e->run.code == 78, e, "%s: exit %d, expected 78", label, e->run.code);
+	check(strstr(e->run.err, "ca_bundle") != NULL, e, "%s: stderr does not name ca_bundle",
+	      label);
 	check(instances(e, NULL) == 0, e, "%s: %lld instances loaded, expected 0", label,
 	      instances(e, NULL));
 	check(atomic_load(&e->srv[0]->requests) == 0, e,
@@ -649,7 +577,7 @@ static void test_b_right_ca_loads(void **state)
 	write_config(e, the_ca.path, &acc, 1);
 	run_sync(e);
 	report(e, "b) ca_bundle = the CA");
-	check(e->code == 0, e, "b): exit %d, expected 0", e->code);
+	check(e->run.code == 0, e, "b): exit %d, expected 0", e->run.code);
 	check(instances(e, ACCOUNT) == TS_ITEMS, e, "b): %lld instances, expected %d",
 	      instances(e, ACCOUNT), TS_ITEMS);
 	check(af_testdb_query_int(&e->db,
@@ -658,7 +586,7 @@ static void test_b_right_ca_loads(void **state)
 	      e, "b): the instances are not the server's");
 	check(scopes_in(e, ACCOUNT, "complete") == 1, e, "b): the scope is not complete");
 	check(atomic_load(&e->srv[0]->requests) >= 1, e, "b): the server served no request");
-	check(strstr(e->err, "ca_bundle") == NULL, e, "b): stderr complains about ca_bundle");
+	check(strstr(e->run.err, "ca_bundle") == NULL, e, "b): stderr complains about ca_bundle");
 }
 
 static void test_c1_other_ca_refused(void **state)
@@ -688,7 +616,7 @@ static void test_c2_host_name_mismatch_refused(void **state)
 	said(e, "c2) the CA, https://localhost", "ca_bundle");
 	expect_refused(e, "c2) the CA, https://localhost");
 	/* curl's text names the host it could not match */
-	check(strstr(e->err, "localhost") != NULL, e, "c2): stderr does not name localhost");
+	check(strstr(e->run.err, "localhost") != NULL, e, "c2): stderr does not name localhost");
 }
 
 static void test_d_every_scope_unverifiable(void **state)
@@ -702,14 +630,14 @@ static void test_d_every_scope_unverifiable(void **state)
 	run_sync(e);
 	report(e, "d) both regions unverifiable");
 	said(e, "d) both regions unverifiable", "ca_bundle");
-	check(e->code != 1 && e->code != 2, e,
+	check(e->run.code != 1 && e->run.code != 2, e,
 	      "d): exit %d: every scope failed verification, "
 	      "which is a configuration error (78)",
-	      e->code);
+	      e->run.code);
 	expect_refused(e, "d) both regions unverifiable");
-	check(strstr(e->err, "alibaba/" ACCOUNT "/cn-hangzhou/tair_kvcache") != NULL, e,
+	check(strstr(e->run.err, "alibaba/" ACCOUNT "/cn-hangzhou/tair_kvcache") != NULL, e,
 	      "d): stderr does not name the cn-hangzhou scope");
-	check(strstr(e->err, "alibaba/" ACCOUNT "/cn-beijing/tair_kvcache") != NULL, e,
+	check(strstr(e->run.err, "alibaba/" ACCOUNT "/cn-beijing/tair_kvcache") != NULL, e,
 	      "d): stderr does not name the cn-beijing scope");
 	check(scopes_in(e, ACCOUNT, "failed") == 2, e,
 	      "d): %lld scope(s) recorded failed, expected both", scopes_in(e, ACCOUNT, "failed"));
@@ -733,8 +661,8 @@ static void test_e_one_account_refused_other_loaded(void **state)
 	run_sync(e);
 	report(e, "e) one account unverifiable");
 	said(e, "e) one account unverifiable", "ca_bundle");
-	check(e->code == 78, e, "e): exit %d, expected 78", e->code);
-	check(strstr(e->err, "ca_bundle") != NULL, e, "e): stderr does not name ca_bundle");
+	check(e->run.code == 78, e, "e): exit %d, expected 78", e->run.code);
+	check(strstr(e->run.err, "ca_bundle") != NULL, e, "e): stderr does not name ca_bundle");
 	check(instances(e, ACCOUNT) == 2 * TS_ITEMS, e,
 	      "e): %lld " ACCOUNT " instances, expected %d", instances(e, ACCOUNT), 2 * TS_ITEMS);
 	check(instances(e, ACCOUNT2) == 0, e, "e): %lld " ACCOUNT2 " instances, expected 0",
@@ -745,7 +673,7 @@ static void test_e_one_account_refused_other_loaded(void **state)
 	      "e): %d request(s) got through the other CA's handshake",
 	      atomic_load(&e->srv[1]->requests));
 	check(atomic_load(&e->srv[1]->connections) >= 2, e, "e): the other server was not tried");
-	check(strstr(e->err, "alibaba/" ACCOUNT2 "/cn-beijing/tair_kvcache") != NULL, e,
+	check(strstr(e->run.err, "alibaba/" ACCOUNT2 "/cn-beijing/tair_kvcache") != NULL, e,
 	      "e): stderr does not name the refused scope");
 }
 
@@ -762,8 +690,8 @@ static void test_f_missing_ca_bundle_file(void **state)
 	run_sync(e);
 	report(e, "f) ca_bundle file missing");
 	said(e, "f) ca_bundle file missing", "ca_bundle");
-	check(e->code == 78, e, "f): exit %d, expected 78", e->code);
-	check(strstr(e->err, "ca_bundle") != NULL, e, "f): stderr does not name ca_bundle");
+	check(e->run.code == 78, e, "f): exit %d, expected 78", e->run.code);
+	check(strstr(e->run.err, "ca_bundle") != NULL, e, "f): stderr does not name ca_bundle");
 	check(instances(e, NULL) == 0, e, "f): instances loaded");
 	check(atomic_load(&e->srv[0]->requests) == 0, e, "f): a request was served");
 }
