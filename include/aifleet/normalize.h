@@ -26,7 +26,7 @@
  *
  * Missing or JSON null is "not reported": unset, no warning (and "" for a
  * time means "never"). Text that is merely malformed is repaired visibly:
- * invalid UTF-8 bytes and NULs become U+FFFD, secret values "[redacted]",
+ * invalid UTF-8 bytes and NULs become U+FFFD, secret values "<redacted>",
  * with a warning (stats->warnings), and the item is kept.
  *
  * Secrets (aifleet/secret.h: the Hologres apiKey and its spellings,

@@ -20,7 +20,7 @@
  *   - a secret name, then optional quotes, backslashes or blanks, '=' or
  *     ':', optional quotes, backslashes or blanks, and a value (up to a
  *     blank, quote, backslash or one of ,;&)]}<>): apiKey=x, "apiKey":"x".
- *     A value that is already "[redacted]" is not a secret.
+ *     A value that is already "<redacted>" is not a secret.
  */
 
 #include <json-c/json.h>
@@ -29,7 +29,9 @@
 
 /* Nesting limit of af_secret_copy, embedded JSON strings included. */
 #define AF_SECRET_MAX_DEPTH 64
-#define AF_SECRET_REDACTED  "[redacted]"
+/* The mark that replaces a secret; it does not look like JSON ('{' or
+ * '['), so a redacted string stays what it was on a second look. */
+#define AF_SECRET_REDACTED  "<redacted>"
 
 /* True when a member name names a secret (NULL: false). */
 bool af_secret_name(const char *name);
@@ -45,7 +47,7 @@ bool af_secret_text(const char *s, size_t len);
  *   - members whose name is a secret name or holds a secret value;
  *   - the Value/TagValue/value/tagValue of an object whose Key, TagKey,
  *     key, tagKey, Name or name is a secret name (tags, env lists);
- *   - in other strings, secret values, replaced by "[redacted]".
+ *   - in other strings, secret values, replaced by "<redacted>".
  * A string that looks like JSON (first non-blank is '{' or '[') is parsed
  * and inspected as a tree; it is re-serialized only when something was
  * removed. Replaced by null (fails closed):
@@ -64,7 +66,7 @@ int af_secret_copy(json_object **out, json_object *in);
 bool af_secret_tree_has(json_object *o);
 
 /*
- * Text with every secret value replaced by "[redacted]", for log lines and
+ * Text with every secret value replaced by "<redacted>", for log lines and
  * error messages. af_secret_redact returns a malloc'd NUL-terminated copy
  * (its length in *out_len if not NULL) or NULL when out of memory;
  * af_secret_redact_in_place rewrites a NUL-terminated string in a buffer

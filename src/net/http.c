@@ -413,7 +413,7 @@ static void debug_request(const char *method, const char *url, const af_kv *h, s
 	af_debug("http", "%s %s", method, url);
 	for (size_t i = 0; i < nh; i++)
 		af_debug("http", "  %s: %s", h[i].key,
-			 af_log_header_is_secret(h[i].key) ? "<redacted>" : h[i].value);
+			 af_log_header_is_secret(h[i].key) ? AF_SECRET_REDACTED : h[i].value);
 }
 
 /* Signs the request with a fresh timestamp and nonce; fills the header list. */
@@ -653,10 +653,10 @@ static void classify_curl(af_api_verdict *v, const attempt_result *ar, const cha
 	}
 }
 
-/* Replaces every occurrence of `secret` in msg with "<redacted>". */
+/* Replaces every occurrence of `secret` in msg with AF_SECRET_REDACTED. */
 static void redact(char *msg, size_t n, const char *secret)
 {
-	static const char mark[] = "<redacted>";
+	static const char mark[] = AF_SECRET_REDACTED;
 	size_t sl, ml = sizeof(mark) - 1;
 	char *p;
 

@@ -65,7 +65,7 @@ json_object *nz_get(json_object *obj, const char *key);
 json_object *nz_obj(nz_ctx *c, json_object *obj, const char *key);
 /* A text member (name, model, ...): NULL if missing or null; nz_bad if
  * not a string or over NZ_MAX_TEXT. Invalid UTF-8 and NULs become U+FFFD,
- * secret values "[redacted]", each with a warning. */
+ * secret values "<redacted>", each with a warning. */
 const char *nz_str(nz_ctx *c, json_object *obj, const char *key);
 /* A code member (status, charge type): as nz_str, but what would need a
  * repair (bad UTF-8, NUL, a secret, over NZ_MAX_ID) is unreadable. */

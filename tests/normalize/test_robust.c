@@ -916,7 +916,7 @@ static void tair_tag_values(void **state)
 	in = rec_inst(&rc, "tk-t");
 	rec_json_eq(in->tags_json, "{\"b\":\"true\",\"f\":\"1.5\",\"i\":\"900\",\"d\":\"256\","
 	                           "\"o\":\"{\\\"k\\\":[1,\\\"x\\\",1.5]}\",\"s\":\"last wins\","
-	                           "\"e\":\"use [redacted]\"}"); /* j: uninspectable, dropped */
+	                           "\"e\":\"use <redacted>\"}"); /* j: uninspectable, dropped */
 	rec_num_eq(rec_res(&rc, "tk-t", "kv_capacity")->capacity, 512);
 	rec_num_eq(rec_svc(&rc, "tk-t/model")->replicas, 3);
 	/* the tag named apiKey: its value is in neither tags nor raw */
@@ -945,8 +945,8 @@ static void text_secret_redacted(void **state)
 	assert_string_equal(rc.order, "I");
 	stats_are(&st, 1, 0, 0, 0, 2);
 	in = rec_inst(&rc, "tk-s");
-	assert_string_equal(in->name, "key [redacted] end");
-	assert_string_equal(in->zone, "apiKey=[redacted]");
+	assert_string_equal(in->name, "key <redacted> end");
+	assert_string_equal(in->zone, "apiKey=<redacted>");
 	rec_assert_absent(&rc, "sk-abcdefghijklmnop1234");
 	rec_assert_absent(&rc, "hunter2");
 	assert_non_null(strstr(log, "tk-s: field InstanceName: a secret-looking value redacted"));
