@@ -688,6 +688,7 @@ static void test_mass_delete_guard(void **state)
 	static const char hz[] = "alibaba/demo-ali/cn-hangzhou/tair_kvcache";
 	const char *sync[] = {"--config", NULL, "--no-progress", "sync", NULL};
 	const char *status[] = {"--config", NULL, "status", NULL};
+	const char *dry[] = {"--config", NULL, "--no-progress", "--dry-run", "sync", NULL};
 	const char *dry_all[] = {"--config", NULL, "--no-progress", "--dry-run", "sync",
 				 "--allow-deletes", "all", NULL};
 	const char *allow_hz[] = {"--config", NULL, "--no-progress", "sync", "--allow-deletes", hz,
@@ -705,7 +706,8 @@ static void test_mass_delete_guard(void **state)
 
 	(void)state;
 	env_up(&e, sim_args, NULL, NULL);
-	sync[1] = status[1] = dry_all[1] = allow_hz[1] = allow_all[1] = allow_typo[1] = e.config;
+	sync[1] = status[1] = dry[1] = dry_all[1] = allow_hz[1] = allow_all[1] = allow_typo[1] =
+		e.config;
 	assert_int_equal(run_cli(&e, sync, &out, &err), 0);
 
 	m = mutate(&e, "{\"delete\":0.6,\"seed\":9,\"product\":\"tair_kvcache\"}");
@@ -726,6 +728,10 @@ static void test_mass_delete_guard(void **state)
 	assert_int_equal(run_cli(&e, status, &out, &err), 0);
 	assert_non_null(strstr(out, "held"));
 	assert_non_null(strstr(out, "--allow-deletes"));
+
+	/* A dry run says what would be held. */
+	assert_int_equal(run_cli(&e, dry, &out, &err), 2);
+	assert_non_null(strstr(out, "would be held: 90 of 150 live entities"));
 
 	/* A typo is not an accepted deletion. */
 	assert_int_equal(run_cli(&e, allow_typo, &out, &err), 78);
