@@ -236,6 +236,13 @@ void af_api_classify(af_api_verdict *out, json_object **json, af_api_style style
 	memset(out, 0, sizeof(*out));
 	if (json)
 		*json = NULL;
+	if (http_status >= 300 && http_status < 400) {
+		/* A signed request is only good for the host it was signed for. */
+		copy_str(out->message, sizeof(out->message),
+			 "a redirect, not followed: check the product's endpoint in the configuration");
+		verdict_fail(out, AF_ERR_GENERIC, false);
+		return;
+	}
 	o = parse_body(body, len, why, sizeof(why));
 	if (!o && http_status >= 200 && http_status < 300) {
 		copy_str(out->message, sizeof(out->message), why);

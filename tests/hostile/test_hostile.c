@@ -635,11 +635,14 @@ static void test_11_redirect_not_followed(void **state)
 {
 	static hs_arrival a[HS_MAX_ARRIVALS];
 	env *e = *state;
+	af_test_run_result *r;
 	size_t n;
 
 	env_up(e, DEFAULT_TIMEOUT_MS);
 	honest_run(e);
-	expect_contained(e, HS_REDIRECT, "11 302 redirect", NULL);
+	r = expect_contained(e, HS_REDIRECT, "11 302 redirect", NULL);
+	check(strstr(r->err, "HTTP 302") && strstr(r->err, "a redirect, not followed"), r,
+	      "11: stderr does not say the redirect was not followed");
 	n = hs_arrivals(e->srv, a, HS_MAX_ARRIVALS);
 	for (size_t i = 0; i < n && i < HS_MAX_ARRIVALS; i++)
 		if (strncmp(a[i].path, "/elsewhere", 10) == 0)
