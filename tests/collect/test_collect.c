@@ -182,6 +182,7 @@ static void replay_up(replay_env *e, const char *extra)
 static void replay_down(replay_env *e)
 {
 	af_testdb_drop(&e->db);
+	af_test_rmtree(e->root);
 	free(e->root);
 }
 

@@ -12,6 +12,9 @@ char *af_test_read_fixture(const char *rel, size_t *len);
 char *af_test_read_file(const char *path, size_t *len);
 /* A fresh temporary directory (mkdtemp under $TMPDIR); caller frees. */
 char *af_test_tempdir(void);
+/* Removes `dir` and everything under it, going on past what cannot be
+ * removed; NULL or "" does nothing. */
+void af_test_rmtree(const char *dir);
 
 /* ---- time ------------------------------------------------------------------
  * Deadlines use the monotonic clock: a wall-clock step must neither fire nor

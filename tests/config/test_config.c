@@ -33,6 +33,14 @@ static char *write_config(const char *text, mode_t mode)
 	return path;
 }
 
+/* Removes a file of write_config and the directory made for it. */
+static void remove_config(char *path)
+{
+	unlink(path);
+	*strrchr(path, '/') = '\0';
+	rmdir(path);
+}
+
 static int load(af_config *cfg, const char *text)
 {
 	char *path = write_config(text, 0640);
@@ -40,7 +48,7 @@ static int load(af_config *cfg, const char *text)
 
 	af_config_init(cfg);
 	err = af_config_load(cfg, path);
-	unlink(path);
+	remove_config(path);
 	free(path);
 	return err;
 }
@@ -258,7 +266,7 @@ static void test_group_writable_file_refused(void **state)
 	assert_int_equal(af_config_load(&cfg, path), AF_ERR_CONFIG);
 	assert_non_null(strstr(af_error_last(), "writable"));
 	af_config_free(&cfg);
-	unlink(path);
+	remove_config(path);
 	free(path);
 }
 

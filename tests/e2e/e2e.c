@@ -63,11 +63,12 @@ void e2e_sim_stop(e2e_sim *sim)
 {
 	int status;
 
-	if (sim->pid <= 0)
-		return;
-	kill(sim->pid, SIGTERM);
-	waitpid(sim->pid, &status, 0);
-	sim->pid = 0;
+	if (sim->pid > 0) {
+		kill(sim->pid, SIGTERM);
+		waitpid(sim->pid, &status, 0);
+		sim->pid = 0;
+	}
+	af_test_rmtree(sim->dir); /* its log and port file */
 }
 
 static size_t collect(char *data, size_t size, size_t nmemb, void *ud)

@@ -21,6 +21,7 @@ typedef struct e2e_sim {
 
 /* Starts aifleet-sim with extra arguments (NULL-terminated list). */
 void e2e_sim_start(e2e_sim *sim, const char *const *args);
+/* Stops the simulator and removes its directory. */
 void e2e_sim_stop(e2e_sim *sim);
 
 /* Control API: returns the parsed JSON answer (caller puts it). `body` NULL

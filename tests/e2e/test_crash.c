@@ -92,21 +92,6 @@ static long rng_range(uint64_t *s, long lo, long hi)
 	return hi <= lo ? lo : lo + (long)(rng_next(s) % (uint64_t)(hi - lo));
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void remove_tree(const char *dir)
-{
-	if (dir && *dir)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---- libpq connections the test keeps open ------------------------------ */
 
 static PGconn *pg_open(const af_testdb *db, const char *app)
@@ -402,11 +387,11 @@ static int teardown(void **state)
 	if (e->observer)
 		PQfinish(e->observer);
 	e2e_sim_stop(&e->sim);
-	remove_tree(e->sim.dir);
+	af_test_rmtree(e->sim.dir);
 	af_testdb_drop(&e->db);
 	af_testdb_drop(&e->ref);
-	remove_tree(e->dir);
-	remove_tree(e->ref_dir);
+	af_test_rmtree(e->dir);
+	af_test_rmtree(e->ref_dir);
 	free(e->dir);
 	free(e->ref_dir);
 	free(e->config);

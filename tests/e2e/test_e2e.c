@@ -44,6 +44,7 @@ static void env_down(env *e)
 	e2e_sim_stop(&e->sim);
 	af_testdb_drop(&e->db);
 	free(e->config);
+	af_test_rmtree(e->dir);
 	free(e->dir);
 }
 

@@ -354,20 +354,6 @@ typedef struct env {
 	char *out, *err;
 } env;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-	if (dir && dir[0])
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
 	env *e = calloc(1, sizeof(*e));
@@ -395,11 +381,11 @@ static int teardown(void **state)
 	if (e->from_launcher >= 0)
 		close(e->from_launcher);
 	e2e_sim_stop(&e->sim);
-	rm_tree(e->sim.dir);
+	af_test_rmtree(e->sim.dir);
 	if (e->db_made)
 		af_testdb_drop(&e->db);
-	rm_tree(e->dir);
-	rm_tree(e->probe_dir);
+	af_test_rmtree(e->dir);
+	af_test_rmtree(e->probe_dir);
 	free(e->dir);
 	free(e->probe_dir);
 	free(e->config);

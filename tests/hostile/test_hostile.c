@@ -203,14 +203,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	env *e = *state;
@@ -221,7 +213,7 @@ static int teardown(void **state)
 	if (e->db_made)
 		af_testdb_drop(&e->db);
 	if (e->dir) {
-		nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		af_test_rmtree(e->dir);
 		free(e->dir);
 	}
 	free(e->sum_bad);

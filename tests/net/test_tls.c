@@ -341,20 +341,6 @@ typedef struct account_spec {
 	const char *regions;
 } account_spec;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-	if (dir)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int group_setup(void **state)
 {
 	(void)state;
@@ -380,7 +366,7 @@ static int group_teardown(void **state)
 	(void)state;
 	cert_free(&the_ca);
 	cert_free(&other_ca);
-	rm_tree(cert_dir);
+	af_test_rmtree(cert_dir);
 	free(cert_dir);
 	cert_dir = NULL;
 	return 0;
@@ -406,7 +392,7 @@ static int teardown(void **state)
 	srv_stop(e->srv[1]);
 	if (e->db_made)
 		af_testdb_drop(&e->db);
-	rm_tree(e->dir);
+	af_test_rmtree(e->dir);
 	free(e->dir);
 	af_test_run_free(&e->run);
 	free(e);

@@ -189,6 +189,8 @@ static char *capture_end(capture *c)
 	text = af_test_read_file(c->path, NULL);
 	assert_non_null(text);
 	unlink(c->path);
+	*strrchr(c->path, '/') = '\0';
+	rmdir(c->path); /* the directory capture_start made */
 	return text;
 }
 
