@@ -210,11 +210,13 @@ static char *utf8_repair(const char *s, size_t len)
 	return out;
 }
 
-const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
+/* A present string member of at most `max` bytes, or NULL: unset when
+ * missing or null, the item marked bad (naming `limit`) when of another
+ * type or too long. */
+static const char *string_member(nz_ctx *c, json_object *obj, const char *key, size_t max,
+                                 const char *limit, size_t *len)
 {
 	json_object *v = nz_get(obj, key);
-	const char *s;
-	size_t len;
 
 	if (!v)
 		return NULL;
@@ -222,12 +224,21 @@ const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
 		nz_bad(c, key, "not a string");
 		return NULL;
 	}
-	s = json_object_get_string(v);
-	len = (size_t)json_object_get_string_len(v);
-	if (len > NZ_MAX_TEXT) {
-		nz_bad(c, key, "longer than 64 KiB");
+	*len = (size_t)json_object_get_string_len(v);
+	if (*len > max) {
+		nz_bad(c, key, limit);
 		return NULL;
 	}
+	return json_object_get_string(v);
+}
+
+const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
+{
+	size_t len = 0;
+	const char *s = string_member(c, obj, key, NZ_MAX_TEXT, "longer than 64 KiB", &len);
+
+	if (!s)
+		return NULL;
 	if (!nz_utf8_ok(s, len)) {
 		if (!(s = keep(c, utf8_repair(s, len))))
 			return NULL;
@@ -244,23 +255,12 @@ const char *nz_str(nz_ctx *c, json_object *obj, const char *key)
 
 const char *nz_code(nz_ctx *c, json_object *obj, const char *key)
 {
-	json_object *v = nz_get(obj, key);
-	const char *s;
-	size_t len;
+	size_t len = 0;
+	const char *s = string_member(c, obj, key, NZ_MAX_ID, "longer than 512 bytes", &len);
 
-	if (!v)
+	if (!s)
 		return NULL;
-	if (!json_object_is_type(v, json_type_string)) {
-		nz_bad(c, key, "not a string");
-		return NULL;
-	}
-	s = json_object_get_string(v);
-	len = (size_t)json_object_get_string_len(v);
 	/* a repaired code is another code: it could not be read */
-	if (len > NZ_MAX_ID) {
-		nz_bad(c, key, "longer than 512 bytes");
-		return NULL;
-	}
 	if (!nz_utf8_ok(s, len)) {
 		nz_bad(c, key, "not valid UTF-8 or holds a NUL");
 		return NULL;
