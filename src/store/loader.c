@@ -1115,8 +1115,33 @@ done:
 	return err;
 }
 
-/* Tombstones what a complete (eligible) scope no longer has: closes the open
- * version and adds a deletion marker with an empty validity period. */
+/*
+ * The rows a complete (eligible) scope no longer has, found once into
+ * v_<type>: the mass-delete guard counts them, apply_deletes tombstones
+ * those of the scopes still eligible after it. Rows written by this run
+ * (created, updated, restored) are present; unchanged ones are matched in
+ * m_<type> by id.
+ */
+static int find_vanished(af_loader *l, const entity_sql *e, const char *run_id)
+{
+	af_buf q = AF_BUF_INIT;
+	int err;
+
+	/* CREATE TABLE AS takes no parameters: run_id is our own integer. */
+	af_buf_printf(&q,
+		      "CREATE TEMP TABLE v_%s ON COMMIT DROP AS"
+		      " SELECT t.id, t.provider, t.account, t.region, t.product"
+		      " FROM %s t JOIN af_scope sc USING (provider, account, region, product)"
+		      " WHERE sc.eligible AND t.deleted_at IS NULL AND t.last_run_id <> %s"
+		      " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)",
+		      e->type, e->table, run_id, e->type);
+	err = run_sql(l, "finding vanished records", &q, NULL, NULL);
+	af_buf_free(&q);
+	return err;
+}
+
+/* Tombstones the vanished rows of the scopes still eligible: closes the
+ * open version and adds a deletion marker with an empty validity period. */
 static int apply_deletes(af_loader *l, const entity_sql *e, const char *run_id,
 			 af_entity_counts *c, uint64_t *hist)
 {
@@ -1127,13 +1152,8 @@ static int apply_deletes(af_loader *l, const entity_sql *e, const char *run_id,
 	af_buf_printf(&q,
 		      "WITH del AS (UPDATE %s t SET deleted_at = now(), last_changed_at = now(),"
 		      "  last_run_id = $1"
-		      "  FROM af_scope sc WHERE sc.eligible AND t.deleted_at IS NULL"
-		      "  AND t.provider = sc.provider AND t.account = sc.account"
-		      "  AND t.region = sc.region AND t.product = sc.product"
-		      /* rows written by this run (created, updated, restored) are
-		       * present; unchanged ones are matched in m_ by id */
-		      "  AND t.last_run_id <> $1"
-		      "  AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)"
+		      "  FROM v_%s v JOIN af_scope sc USING (provider, account, region, product)"
+		      "  WHERE sc.eligible AND t.id = v.id"
 		      "  RETURNING t.*),"
 		      " closed AS (UPDATE aifleet.history h SET valid = tstzrange(lower(h.valid), now())"
 		      "  FROM del WHERE h.entity_type = '%s' AND h.entity_id = del.id"
@@ -1167,9 +1187,9 @@ static scope_entry *scope_lookup(af_loader *l, const char *provider, const char 
 
 /*
  * The mass-delete guard, between the upserts and the tombstones: per
- * complete scope, what the tombstone pass would take (the same condition
- * as apply_deletes) against what was live before the run (that, plus the
- * staged rows that were live: updated or unchanged). A scope over both
+ * complete scope, what the tombstone pass would take (find_vanished)
+ * against what was live before the run (that, plus the staged rows that
+ * were live: updated or unchanged). A scope over both
  * thresholds, and not accepted with --allow-deletes, is held: no longer
  * eligible, so apply_deletes leaves it alone.
  */
@@ -1178,21 +1198,21 @@ static int hold_mass_deletes(af_loader *l, const char *run_id, af_load_summary *
 	af_buf q = AF_BUF_INIT;
 	PGresult *res = NULL;
 	char fraction[32], min[32];
-	const char *params[3] = {run_id, fraction, min};
+	const char *params[2] = {fraction, min};
 	int err = 0, i;
 
 	snprintf(fraction, sizeof(fraction), "%.6f", l->guard.max_fraction);
 	snprintf(min, sizeof(min), "%" PRIu64, l->guard.min_deletes);
+	for (i = 0; i < 3; i++)
+		if ((err = find_vanished(l, &entities[i], run_id)) < 0)
+			goto done;
 	af_buf_puts(&q, "WITH doomed AS (");
 	for (i = 0; i < 3; i++)
 		af_buf_printf(&q,
-			      "%sSELECT t.provider, t.account, t.region, t.product, count(*) AS n"
-			      " FROM %s t JOIN af_scope sc USING (provider, account, region, product)"
-			      " WHERE sc.eligible AND NOT sc.allow_deletes AND t.deleted_at IS NULL"
-			      " AND t.last_run_id <> $1"
-			      " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)"
-			      " GROUP BY 1, 2, 3, 4",
-			      i ? " UNION ALL " : "", entities[i].table, entities[i].type);
+			      "%sSELECT provider, account, region, product, count(*) AS n"
+			      " FROM v_%s v JOIN af_scope sc USING (provider, account, region, product)"
+			      " WHERE NOT sc.allow_deletes GROUP BY 1, 2, 3, 4",
+			      i ? " UNION ALL " : "", entities[i].type);
 	af_buf_puts(&q, "), kept AS (");
 	for (i = 0; i < 3; i++)
 		af_buf_printf(&q,
@@ -1210,18 +1230,18 @@ static int hold_mass_deletes(af_loader *l, const char *run_id, af_load_summary *
 		    "  error = format('mass-delete guard: this run would tombstone %s of the scope''s"
 		    " %s live entities (more than %s%% and more than %s), so nothing in it was"
 		    " tombstoned; if they are really gone, accept with: aifleet sync"
-		    " --allow-deletes %s/%s/%s/%s', c.doomed, c.live, round($2::numeric * 100, 1),"
-		    "   $3, sc.provider, sc.account, sc.region, sc.product)"
+		    " --allow-deletes %s/%s/%s/%s', c.doomed, c.live, round($1::numeric * 100, 1),"
+		    "   $2, sc.provider, sc.account, sc.region, sc.product)"
 		    " FROM c WHERE (sc.provider, sc.account, sc.region, sc.product)"
 		    "  = (c.provider, c.account, c.region, c.product)"
-		    "  AND c.doomed > $3::bigint AND c.doomed > $2::float8 * c.live"
+		    "  AND c.doomed > $2::bigint AND c.doomed > $1::float8 * c.live"
 		    " RETURNING sc.provider, sc.account, sc.region, sc.product, c.doomed, c.live,"
 		    "  sc.error");
 	if (!q.data) {
 		err = af_error_set(AF_ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	res = PQexecParams(l->conn, q.data, 3, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(l->conn, q.data, 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		err = af_store_db_error(l->conn, res, "checking the mass-delete guard");
 		goto done;
