@@ -2,41 +2,34 @@
 #define AIFLEET_COLLECT_H
 
 /*
- * Collectors: one per product. A collector knows its endpoints, paging and
- * request shape, and nothing else: it asks its job to fetch pages
- * (af_job_fetch, which signs, retries, saves or replays) and hands each
- * page to its product's normalizer with af_job_sink() as the destination.
+ * Collectors and the job they work in.
  *
- * Adding a product = one af_collector + one normalizer + tests.
+ * A collector (the `collect` of a product descriptor, aifleet/product.h)
+ * knows its API's requests and paging, and nothing else: it asks its job
+ * to fetch pages (af_job_fetch signs, retries, saves or replays them) and
+ * to emit each page through the product's normalizer (af_job_emit_page).
+ * The job is opaque: a collector reads its scope, its page size and its
+ * limits through the accessors below, never the configuration.
+ *
+ * The sync engine (aifleet/sync.h) creates one job per scope
+ * (af_job_new), runs it on a worker (af_job_run) and reads its report.
  */
 
 #include <json-c/json.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "aifleet/config.h"
-#include "aifleet/creds.h"
-#include "aifleet/http.h"
 #include "aifleet/normalize.h"
+#include "aifleet/product.h"
 #include "aifleet/record.h"
-#include "aifleet/store.h"
 
-typedef struct af_job af_job;
-
-typedef struct af_collector {
-	const char *product;  /* AF_PRODUCT_* */
-	const char *provider; /* AF_PROVIDER_* */
-	int default_page_size;
-	/* Collects the whole scope. Returns 0 when every page was fetched and
-	 * normalized, or a negative af_error_class at the first failure (the
-	 * job has recorded what did arrive). */
-	int (*collect)(af_job *job);
-} af_collector;
-
-/* The registry: every collector, NULL-terminated. */
-extern const af_collector *const af_collectors[];
-const af_collector *af_collector_find(const char *product);
+struct af_api_request;
+struct af_client;
+struct af_credentials;
+struct af_product_config;
+struct af_session;
 
 /* Where raw pages come from / go to. */
 typedef struct af_raw_options {
@@ -44,46 +37,32 @@ typedef struct af_raw_options {
 	const char *replay_dir; /* read pages from here instead of the network, or NULL */
 } af_raw_options;
 
-/*
- * One scope's collection. Created by the sync engine; collectors use only
- * the accessors below.
- */
-struct af_job {
-	af_scope scope;
-	const af_collector *collector;
-	const af_account_config *account;
-	const af_product_config *product;
-	const af_config *config;
-	const af_credentials *creds;
-	char endpoint[512];      /* resolved for this scope */
-	af_client *client;
-	af_session *session;     /* this worker's session */
-	const af_raw_options *raw;
+/* ---- for collectors --------------------------------------------------- */
 
-	/* Records go to `out` (the loader, single-threaded) through a
-	 * de-duplicating filter; a collector holds `out_lock` (af_job_lock)
-	 * while it normalizes a page into af_job_sink(). */
-	const af_record_sink *out;
-	pthread_mutex_t *out_lock;
-	af_record_sink filter;
-	struct lh_table *seen;   /* instance native ids of this scope */
-	bool skipping;           /* inside a duplicate or rejected instance */
-	pthread_mutex_t stats_lock;
-	double fetch_seconds;
-	double normalize_seconds; /* guarded by out_lock */
-	double locked_at;
+const af_scope *af_job_scope(const af_job *job);
 
-	/* Outcome. */
-	af_norm_stats norm;
-	af_scope_report report;
-	char error[1024];
-	int last_error_class;    /* class of the error that ended the scope */
-};
+/* The page size to ask for: the account's <product>_page_size, else the
+ * descriptor's default, never above the descriptor's max_page_size. */
+int af_job_page_size(const af_job *job);
 
-/* Builds the request's common fields (endpoint, labels, style...) for this
- * job; the collector fills action, path, query, body. */
-void af_job_request_init(af_job *job, af_api_request *req, af_api_style style,
-			 const char *action, const char *version);
+/* [sync] max_pages: no list is followed past it. */
+int af_job_max_pages(const af_job *job);
+
+/* [sync] detail_concurrency: detail calls in flight per scope (>= 1). */
+int af_job_detail_concurrency(const af_job *job);
+
+/* The session of the worker running this job; NULL when pages are
+ * replayed from disk (af_job_fetch needs none then). */
+struct af_session *af_job_session(af_job *job);
+
+/* A session of its own for a helper thread of the collector (free it with
+ * af_session_free); *out is NULL, and 0 returned, when replaying. */
+int af_job_session_open(af_job *job, struct af_session **out);
+
+/* Fills the request's common fields (endpoint, labels, style, method);
+ * the collector adds path, query and body. */
+void af_job_request_init(af_job *job, struct af_api_request *req, int style, const char *action,
+			 const char *version);
 
 /*
  * Fetches one page. `page_key` names the page for --save-raw/--from-raw
@@ -92,34 +71,78 @@ void af_job_request_init(af_job *job, af_api_request *req, af_api_style style,
  * (naming source, scope and request id) is in af_error_last().
  * Thread-safe as long as each thread uses its own `session`.
  */
-int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
+int af_job_fetch(af_job *job, struct af_session *session, const struct af_api_request *req,
 		 const char *page_key, json_object **out);
 
 /* The provider's request id in a parsed body (RequestId, requestId or
  * Response.RequestId), or "-": for messages about a page. Borrowed. */
 const char *af_page_request_id(json_object *body);
 
-/* The sink to normalize into: de-duplicates instances (and their
+/* Normalizes one page with the product's normalizer into the job's sink
+ * (under the job's lock) and adds the normalizer's stats. */
+int af_job_emit_page(af_job *job, json_object *page);
+
+/* For a collector whose normalizer takes more than one page (Hologres: a
+ * list item and its detail): the sink de-duplicates instances (and their
  * children), counts, and forwards to the loader. Use it only between
  * af_job_lock() and af_job_unlock(). */
 const af_record_sink *af_job_sink(af_job *job);
 void af_job_lock(af_job *job);
 void af_job_unlock(af_job *job);
 
-/* Normalizes one page into af_job_sink() under the job's lock and adds the
- * normalizer's stats. */
-int af_job_emit_page(af_job *job, af_page_normalizer normalize, json_object *page);
-
 /* Adds normalizer stats after a page (logging the page's request id when
- * items were rejected); rejected items are added to the scope report when
- * the scope ends, and make the scope partial (a rejected item may still
- * exist, so nothing may be tombstoned). */
+ * items were rejected); rejected items make the scope partial (a rejected
+ * item may still exist, so nothing may be tombstoned). */
 void af_job_add_norm_stats(af_job *job, const af_norm_stats *st, json_object *page);
 
-/* Records the first error of the scope (message from af_error_last()). */
-void af_job_fail(af_job *job, int err);
+/* Records the scope's first error (af_error_last()), for a failure on a
+ * thread other than the job's own. */
+void af_job_fail(af_job *job);
 
-int af_job_init(af_job *job);
-void af_job_cleanup(af_job *job);
+/* The error recorded by af_job_fail, "" if none. Borrowed. */
+const char *af_job_error(const af_job *job);
+
+/* A warning about this scope: "provider/account/region/product: ...". */
+void af_job_warn(const af_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- for the sync engine ---------------------------------------------- */
+
+typedef struct af_job_setup {
+	af_scope scope;
+	const af_product *product;
+	const struct af_product_config *settings; /* the account's settings of the product */
+	const char *endpoint;         /* resolved for the scope's region */
+	int max_pages;
+	int detail_concurrency;
+	const struct af_credentials *creds; /* NULL when replaying */
+	struct af_client *client;
+	const af_raw_options *raw;
+	/* Records go to `out` (the loader, single-threaded) while `out_lock`
+	 * is held. */
+	const af_record_sink *out;
+	pthread_mutex_t *out_lock;
+} af_job_setup;
+
+/* Copies what it needs of `setup` except the pointers, which must outlive
+ * the job. AF_ERR_NOMEM or AF_ERR_LIMIT (an endpoint too long). */
+int af_job_new(af_job **out, const af_job_setup *setup);
+void af_job_free(af_job *job);
+
+/* Runs the product's collector with the worker's session (NULL when
+ * replaying) and judges the scope: complete, partial or failed. */
+void af_job_run(af_job *job, struct af_session *session);
+
+/* Marks the scope failed without running it (e.g. no HTTP session). */
+void af_job_skip(af_job *job, const char *why);
+
+/* The scope's report; valid until af_job_free. */
+const af_scope_report *af_job_report(const af_job *job);
+
+/* The class of the error that ended the scope, 0 if none. */
+int af_job_error_class(const af_job *job);
+
+/* Summed over the job's threads: waiting for HTTP, and normalizing plus
+ * streaming to the loader. */
+void af_job_times(const af_job *job, double *fetch_seconds, double *normalize_seconds);
 
 #endif

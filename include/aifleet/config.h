@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "aifleet/product.h"
+
 #define AF_CONFIG_MAX_REGIONS 32
 
 typedef enum af_cred_source {
@@ -39,9 +41,8 @@ typedef struct af_account_config {
 	bool intl;        /* Tencent: use the international endpoint */
 	char *regions[AF_CONFIG_MAX_REGIONS];
 	size_t nregions;
-	af_product_config tair;
-	af_product_config hologres;
-	af_product_config tione;
+	/* Per product, at the product's registry index (af_product_index). */
+	af_product_config products[AF_PRODUCTS_MAX];
 } af_account_config;
 
 typedef struct af_config {
@@ -76,7 +77,10 @@ int af_config_load(af_config *cfg, const char *path);
 
 void af_config_free(af_config *cfg);
 
-/* The product config for a product name, or NULL if unknown. */
+/* The account's settings of a product, by name; NULL for a product the
+ * registry does not know. */
 af_product_config *af_account_product(af_account_config *a, const char *product);
+const af_product_config *af_account_product_const(const af_account_config *a,
+						  const char *product);
 
 #endif

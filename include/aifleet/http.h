@@ -92,8 +92,9 @@ int af_client_new(af_client **out, const af_client_options *opts);
 void af_client_free(af_client *c);
 
 /* Rate limit for one (provider, product, account): `rps` requests per second,
- * bursts up to `burst`. Without a call, defaults apply (TI-ONE: 20/s;
- * Alibaba: 10/s). */
+ * bursts up to `burst`. Without a call, the product descriptor's
+ * default_rate applies (aifleet/product.h), burst 1; 10/s for a product
+ * the registry does not know. */
 int af_client_set_rate(af_client *c, const char *provider, const char *product,
 		       const char *account, double rps, double burst);
 
@@ -114,14 +115,6 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 		    af_api_response *out);
 
 /* ---- Helpers, exposed so that they can be unit-tested ------------------ */
-
-/* Default endpoint (https://host) for a product (AF_PRODUCT_*) and region,
- * per SPEC.md: Tair -> r-kvstore.aliyuncs.com for the central regions, else
- * r-kvstore.<region>.aliyuncs.com; Hologres -> hologram.<region>.aliyuncs.com;
- * TI-ONE -> tione.tencentcloudapi.com (tione.intl.tencentcloudapi.com when
- * `intl`). AF_ERR_CONFIG for an unknown product or a missing region,
- * AF_ERR_LIMIT if `n` is too small. */
-int af_default_endpoint(char *out, size_t n, const char *product, const char *region, bool intl);
 
 /* Copies a configured endpoint, replacing every "{region}" with `region`.
  * AF_ERR_CONFIG if the template needs a region and none is given. */

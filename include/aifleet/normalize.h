@@ -73,6 +73,12 @@ int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_r
 int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, json_object *detail,
 			       const af_record_sink *sink, af_norm_stats *stats);
 
+/* The same as one page, the shape the Hologres collector emits:
+ * {"item": <list item>, "detail": <GetInstanceModel answer or absent>,
+ * "requestId": <the answer's request id, for messages>}. */
+int af_normalize_hologres_page(const af_scope *scope, json_object *page,
+			       const af_record_sink *sink, af_norm_stats *stats);
+
 /*
  * Parses the timestamp formats the API pages show into microseconds since
  * the epoch (UTC): 2025-04-07T04:46Z, 2025-11-04T02:09:26Z,

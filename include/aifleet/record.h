@@ -20,6 +20,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Provider and product names as stored in the database. */
@@ -40,6 +41,32 @@ typedef struct af_scope {
 	const char *region;   /* e.g. cn-beijing, ap-guangzhou */
 	const char *product;  /* AF_PRODUCT_* */
 } af_scope;
+
+/* How one scope's collection ended, as the collector judged it (the
+ * loader may still demote it: aifleet/store.h). */
+typedef enum af_scope_state {
+	AF_SCOPE_COMPLETE = 0, /* every page fetched and every item normalized */
+	AF_SCOPE_PARTIAL = 1,  /* some data arrived, not all: nothing tombstoned */
+	AF_SCOPE_FAILED = 2,   /* nothing usable arrived: nothing tombstoned */
+} af_scope_state;
+
+typedef struct af_scope_report {
+	af_scope scope;
+	af_scope_state state;
+	const char *error;     /* first error, or NULL; never holds a secret */
+	uint64_t pages;
+	uint64_t items;        /* items fetched (after de-duplication) */
+	uint64_t duplicates;   /* items seen twice while paging */
+	uint64_t rejected;     /* items the normalizer rejected */
+	uint64_t requests;
+	uint64_t retries;
+	uint64_t throttled;
+	double seconds;
+} af_scope_report;
+
+/* "provider/account/region/product", as messages, --allow-deletes and
+ * 'aifleet status' name a scope; cut to fit `n`. Returns `out`. */
+char *af_scope_name(char *out, size_t n, const af_scope *scope);
 
 /* An optional number: `set` is false when the provider did not report it. */
 typedef struct af_num {

@@ -37,26 +37,6 @@ int af_store_pending_migrations(af_store *s, int *pending);
 /* Prints recent runs and per-scope freshness and errors. */
 int af_store_print_status(af_store *s, FILE *out, int max_runs);
 
-typedef enum af_scope_state {
-	AF_SCOPE_COMPLETE = 0, /* every page fetched and every item normalized */
-	AF_SCOPE_PARTIAL = 1,  /* some data arrived, not all: nothing tombstoned */
-	AF_SCOPE_FAILED = 2,   /* nothing usable arrived: nothing tombstoned */
-} af_scope_state;
-
-typedef struct af_scope_report {
-	af_scope scope;
-	af_scope_state state;
-	const char *error;     /* first error, or NULL; never holds a secret */
-	uint64_t pages;
-	uint64_t items;        /* items fetched (after de-duplication) */
-	uint64_t duplicates;   /* items seen twice while paging */
-	uint64_t rejected;     /* items the normalizer rejected */
-	uint64_t requests;
-	uint64_t retries;
-	uint64_t throttled;
-	double seconds;
-} af_scope_report;
-
 /*
  * The mass-delete guard: in a complete scope, if the run would tombstone
  * more than max_fraction of the scope's live entities (instances, services

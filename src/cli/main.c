@@ -79,7 +79,7 @@ static void usage(FILE *out)
 		"Options of sync:\n"
 		"  -n, --dry-run          collect, normalize and compute the changes; print\n"
 		"                         the plan; write nothing\n"
-		"      --only PRODUCT     only tair_kvcache, hologres or tione\n"
+		"      --only PRODUCT     only this product (one of Products, below)\n"
 		"      --save-raw DIR     also write every response page under DIR\n"
 		"                         (the Hologres apiKey is removed first)\n"
 		"      --from-raw DIR     replay pages saved by --save-raw; no network\n"
@@ -93,6 +93,12 @@ static void usage(FILE *out)
 		"\n"
 		"Options of status:\n"
 		"      --runs N           how many recent runs to show (default 10)\n"
+		"\n"
+		"Products (products = ... in the configuration, --only):\n");
+	for (size_t i = 0; i < af_product_count(); i++)
+		fprintf(out, "  %-14s %s (%s)\n", af_product_at(i)->name, af_product_at(i)->title,
+			af_product_at(i)->provider);
+	fprintf(out,
 		"\n"
 		"Exit codes:\n"
 		"  0   success: every scope complete\n"

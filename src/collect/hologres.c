@@ -6,7 +6,7 @@
  */
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
-#include "aifleet/log.h"
+#include "aifleet/http.h"
 #include "aifleet/threads.h"
 
 #include <stdatomic.h>
@@ -76,15 +76,22 @@ done:
 	return err;
 }
 
+/* One node as the normalizer's page: the list item, its detail, and the
+ * request id to name when something in it is rejected. */
 static int emit_node(af_job *job, json_object *item, json_object *detail)
 {
-	af_norm_stats st = {0};
+	json_object *page = json_object_new_object();
 	int err;
 
-	af_job_lock(job);
-	err = af_normalize_hologres_node(&job->scope, item, detail, af_job_sink(job), &st);
-	af_job_unlock(job);
-	af_job_add_norm_stats(job, &st, detail ? detail : item);
+	if (!page)
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	json_object_object_add(page, "item", json_object_get(item));
+	if (detail)
+		json_object_object_add(page, "detail", json_object_get(detail));
+	json_object_object_add(page, "requestId",
+			       json_object_new_string(af_page_request_id(detail ? detail : item)));
+	err = af_job_emit_page(job, page);
+	json_object_put(page);
 	return err;
 }
 
@@ -95,8 +102,7 @@ static void *detail_worker(void *arg)
 	af_session *session = NULL;
 	int err = 0;
 
-	if (!(job->raw && job->raw->replay_dir) &&
-	    (err = af_session_new(&session, job->client)) < 0)
+	if ((err = af_job_session_open(job, &session)) < 0)
 		goto done;
 	for (;;) {
 		size_t i = atomic_fetch_add(&pool->next, 1);
@@ -116,7 +122,7 @@ done:
 	if (err < 0) {
 		int expected = 0;
 
-		af_job_fail(job, err);
+		af_job_fail(job);
 		atomic_compare_exchange_strong(&pool->failed, &expected, err);
 	}
 	af_session_free(session);
@@ -133,7 +139,7 @@ static int hologres_collect(af_job *job)
 
 	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_LIST_ACTION, HOLO_VERSION);
 	req.path = HOLO_LIST_PATH;
-	if ((err = af_job_fetch(job, job->session, &req, "list", &body)) < 0)
+	if ((err = af_job_fetch(job, af_job_session(job), &req, "list", &body)) < 0)
 		return err;
 	/* The success shape: instanceModelList, an array or null (no AI nodes
 	 * in this region). Without it the body is not a list at all. */
@@ -155,7 +161,7 @@ static int hologres_collect(af_job *job)
 	pool.n = json_object_array_length(list);
 	atomic_init(&pool.next, 0);
 	atomic_init(&pool.failed, 0);
-	want = (size_t)(job->config->detail_concurrency > 0 ? job->config->detail_concurrency : 1);
+	want = (size_t)af_job_detail_concurrency(job);
 	if (want > pool.n)
 		want = pool.n;
 	if (af_threads_run(want, detail_worker, &pool) == 0 && pool.n > 0) {
@@ -167,13 +173,31 @@ static int hologres_collect(af_job *job)
 	err = atomic_load(&pool.failed);
 	if (err < 0)
 		/* The message was recorded by the worker that failed. */
-		return af_error_set(err, "%s", job->error);
+		return af_error_set(err, "%s", af_job_error(job));
 	return 0;
 }
 
-const af_collector af_collector_hologres = {
-	.product = AF_PRODUCT_HOLOGRES,
+/* Regional hosts only. */
+static int hologres_endpoint(char *out, size_t n, const char *region, bool intl)
+{
+	return af_endpoint_expand(out, n, "https://hologram.{region}.aliyuncs.com", region);
+}
+
+/* The apiKey of a model service: the secret policy drops it, whatever
+ * its spelling. */
+static const char *const hologres_secrets[] = {"apiKey", "api_key", NULL};
+
+const af_product af_product_hologres = {
+	.name = AF_PRODUCT_HOLOGRES,
 	.provider = AF_PROVIDER_ALIBABA,
+	.title = "Hologres AI nodes",
+	.default_endpoint = hologres_endpoint,
+	/* ListInstanceModel is not paged: one answer lists every node. */
 	.default_page_size = 0,
+	.max_page_size = 0,
+	/* Alibaba publishes no limit for these APIs: well below the usual ones. */
+	.default_rate = 10.0,
 	.collect = hologres_collect,
+	.normalize = af_normalize_hologres_page,
+	.secret_fields = hologres_secrets,
 };

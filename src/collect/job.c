@@ -1,9 +1,14 @@
 /*
  * The job: what a collector needs to fetch and emit one scope, and the
- * bookkeeping that turns its work into a scope report.
+ * bookkeeping that turns its work into a scope report. The struct is
+ * private to this file: collectors and the sync engine use the functions
+ * of aifleet/collect.h.
  */
 #include "aifleet/collect.h"
+#include "aifleet/clock.h"
+#include "aifleet/config.h"
 #include "aifleet/error.h"
+#include "aifleet/http.h"
 #include "aifleet/log.h"
 #include "aifleet/secret.h"
 
@@ -13,21 +18,87 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-static double now_seconds(void)
+struct af_job {
+	af_scope scope;
+	const af_product *product;
+	const af_product_config *settings;
+	char endpoint[512];
+	int max_pages;
+	int detail_concurrency;
+	const af_credentials *creds;
+	af_client *client;
+	af_session *session;     /* the worker's session, NULL when replaying */
+	const af_raw_options *raw;
+
+	/* Records go to `out` (the loader, single-threaded) through a
+	 * de-duplicating filter; a collector holds `out_lock` (af_job_lock)
+	 * while it normalizes a page into af_job_sink(). */
+	const af_record_sink *out;
+	pthread_mutex_t *out_lock;
+	af_record_sink filter;
+	struct lh_table *seen;   /* instance native ids of this scope */
+	bool skipping;           /* inside a duplicate or rejected instance */
+	pthread_mutex_t stats_lock;
+	double fetch_seconds;
+	double normalize_seconds; /* guarded by out_lock */
+	double locked_at;
+
+	/* Outcome. */
+	af_norm_stats norm;
+	af_scope_report report;
+	char error[1024];
+	int error_class;         /* class of the error that ended the scope */
+};
+
+static bool replaying(const af_job *job)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return job->raw && job->raw->replay_dir;
 }
 
-void af_job_request_init(af_job *job, af_api_request *req, af_api_style style,
-			 const char *action, const char *version)
+const af_scope *af_job_scope(const af_job *job)
+{
+	return &job->scope;
+}
+
+int af_job_page_size(const af_job *job)
+{
+	int size = job->settings && job->settings->page_size > 0 ? job->settings->page_size
+								 : job->product->default_page_size;
+
+	if (job->product->max_page_size > 0 && size > job->product->max_page_size)
+		size = job->product->max_page_size;
+	return size;
+}
+
+int af_job_max_pages(const af_job *job)
+{
+	return job->max_pages;
+}
+
+int af_job_detail_concurrency(const af_job *job)
+{
+	return job->detail_concurrency > 0 ? job->detail_concurrency : 1;
+}
+
+af_session *af_job_session(af_job *job)
+{
+	return job->session;
+}
+
+int af_job_session_open(af_job *job, af_session **out)
+{
+	*out = NULL;
+	if (replaying(job))
+		return 0;
+	return af_session_new(out, job->client);
+}
+
+void af_job_request_init(af_job *job, af_api_request *req, int style, const char *action,
+			 const char *version)
 {
 	memset(req, 0, sizeof(*req));
-	req->style = style;
+	req->style = (af_api_style)style;
 	req->endpoint = job->endpoint;
 	req->method = style == AF_API_TC3 ? "POST" : "GET";
 	req->path = "/";
@@ -37,6 +108,17 @@ void af_job_request_init(af_job *job, af_api_request *req, af_api_style style,
 	req->provider = job->scope.provider;
 	req->product = job->scope.product;
 	req->account = job->scope.account;
+}
+
+void af_job_warn(const af_job *job, const char *fmt, ...)
+{
+	char name[512], msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	af_warn("collect", "%s: %s", af_scope_name(name, sizeof(name), &job->scope), msg);
 }
 
 /* mkdir -p for the directory part of `path`. */
@@ -142,11 +224,11 @@ int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
 		 const char *page_key, json_object **out)
 {
 	af_api_response resp;
-	double started = now_seconds();
+	double started = af_clock_seconds();
 	int err;
 
 	*out = NULL;
-	if (job->raw && job->raw->replay_dir) {
+	if (replaying(job)) {
 		err = replay_page(job, page_key, out);
 		pthread_mutex_lock(&job->stats_lock);
 		if (err == 0)
@@ -162,7 +244,7 @@ int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
 	if (resp.attempts > 1)
 		job->report.retries += (uint64_t)(resp.attempts - 1);
 	job->report.throttled += (uint64_t)resp.throttled;
-	job->fetch_seconds += now_seconds() - started;
+	job->fetch_seconds += af_clock_seconds() - started;
 	if (err == 0)
 		job->report.pages++;
 	pthread_mutex_unlock(&job->stats_lock);
@@ -272,13 +354,13 @@ void af_job_lock(af_job *job)
 {
 	pthread_mutex_lock(job->out_lock);
 	job->skipping = false;
-	job->locked_at = now_seconds();
+	job->locked_at = af_clock_seconds();
 }
 
 void af_job_unlock(af_job *job)
 {
 	/* Time spent here is normalizing plus streaming COPY to the loader. */
-	job->normalize_seconds += now_seconds() - job->locked_at;
+	job->normalize_seconds += af_clock_seconds() - job->locked_at;
 	job->skipping = false;
 	pthread_mutex_unlock(job->out_lock);
 }
@@ -288,9 +370,8 @@ void af_job_add_norm_stats(af_job *job, const af_norm_stats *st, json_object *pa
 	/* The normalizer named each rejected item and its field; this names
 	 * the answer it came in, so the provider can be asked about it. */
 	if (st->rejected > 0)
-		af_warn("collect", "%s/%s/%s/%s: %llu item(s) rejected in the answer with request id %s",
-			job->scope.provider, job->scope.account, job->scope.region, job->scope.product,
-			(unsigned long long)st->rejected, af_page_request_id(page));
+		af_job_warn(job, "%llu item(s) rejected in the answer with request id %s",
+			    (unsigned long long)st->rejected, af_page_request_id(page));
 	pthread_mutex_lock(&job->stats_lock);
 	job->norm.instances += st->instances;
 	job->norm.services += st->services;
@@ -300,25 +381,29 @@ void af_job_add_norm_stats(af_job *job, const af_norm_stats *st, json_object *pa
 	pthread_mutex_unlock(&job->stats_lock);
 }
 
-int af_job_emit_page(af_job *job, af_page_normalizer normalize, json_object *page)
+int af_job_emit_page(af_job *job, json_object *page)
 {
 	af_norm_stats st = {0};
 	int err;
 
 	af_job_lock(job);
-	err = normalize(&job->scope, page, af_job_sink(job), &st);
+	err = job->product->normalize(&job->scope, page, af_job_sink(job), &st);
 	af_job_unlock(job);
 	af_job_add_norm_stats(job, &st, page);
 	return err;
 }
 
-void af_job_fail(af_job *job, int err)
+void af_job_fail(af_job *job)
 {
 	pthread_mutex_lock(&job->stats_lock);
 	if (!job->error[0])
 		snprintf(job->error, sizeof(job->error), "%s", af_error_last());
-	(void)err;
 	pthread_mutex_unlock(&job->stats_lock);
+}
+
+const char *af_job_error(const af_job *job)
+{
+	return job->error;
 }
 
 static void free_key(struct lh_entry *e)
@@ -326,24 +411,108 @@ static void free_key(struct lh_entry *e)
 	free(lh_entry_k(e));
 }
 
-int af_job_init(af_job *job)
+int af_job_new(af_job **out, const af_job_setup *setup)
 {
-	job->seen = lh_kchar_table_new(1024, free_key);
-	if (!job->seen)
+	af_job *job = calloc(1, sizeof(*job));
+
+	*out = NULL;
+	if (!job)
 		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	if (!(job->seen = lh_kchar_table_new(1024, free_key))) {
+		free(job);
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	}
 	pthread_mutex_init(&job->stats_lock, NULL);
-	job->filter.instance = filter_instance;
-	job->filter.service = filter_service;
-	job->filter.resource = filter_resource;
-	job->filter.ctx = job;
+	job->scope = setup->scope;
+	job->product = setup->product;
+	job->settings = setup->settings;
+	snprintf(job->endpoint, sizeof(job->endpoint), "%s", setup->endpoint ? setup->endpoint : "");
+	job->max_pages = setup->max_pages;
+	job->detail_concurrency = setup->detail_concurrency;
+	job->creds = setup->creds;
+	job->client = setup->client;
+	job->raw = setup->raw;
+	job->out = setup->out;
+	job->out_lock = setup->out_lock;
+	job->filter = (af_record_sink){filter_instance, filter_service, filter_resource, job};
 	job->report.scope = job->scope;
+	*out = job;
 	return 0;
 }
 
-void af_job_cleanup(af_job *job)
+void af_job_free(af_job *job)
 {
-	if (job->seen)
-		lh_table_free(job->seen);
-	job->seen = NULL;
+	if (!job)
+		return;
+	lh_table_free(job->seen);
 	pthread_mutex_destroy(&job->stats_lock);
+	free(job);
+}
+
+/* The scope's state from how the collector ended: an error leaves it
+ * partial when some pages arrived, a rejected item makes it partial. */
+static void judge(af_job *job, int err)
+{
+	char name[512];
+
+	af_scope_name(name, sizeof(name), &job->scope);
+	/* The filter counted what the loader refused (under the loader lock);
+	 * add what the normalizer refused, now that every thread is done. */
+	job->report.rejected += job->norm.rejected;
+	if (err < 0) {
+		/* Overwrite whatever a helper thread recorded: this message has
+		 * the scope in front and the cause behind it. */
+		af_error_prefix(err, "%s: ", name);
+		snprintf(job->error, sizeof(job->error), "%s", af_error_last());
+		af_err("sync", "%s", job->error);
+		job->report.state = job->report.pages > 0 ? AF_SCOPE_PARTIAL : AF_SCOPE_FAILED;
+		job->error_class = err;
+	} else if (job->report.rejected > 0) {
+		snprintf(job->error, sizeof(job->error),
+			 "%s: %llu item(s) rejected as invalid; nothing tombstoned in this scope", name,
+			 (unsigned long long)job->report.rejected);
+		af_warn("sync", "%s", job->error);
+		job->report.state = AF_SCOPE_PARTIAL;
+	} else {
+		job->report.state = AF_SCOPE_COMPLETE;
+	}
+	job->report.error = job->error[0] ? job->error : NULL;
+}
+
+void af_job_run(af_job *job, af_session *session)
+{
+	double started = af_clock_seconds();
+	char name[512];
+
+	job->session = session;
+	judge(job, job->product->collect(job));
+	job->report.seconds = af_clock_seconds() - started;
+	job->session = NULL;
+	af_debug("sync", "%s: %llu pages, %llu items, %.2f s",
+		 af_scope_name(name, sizeof(name), &job->scope),
+		 (unsigned long long)job->report.pages, (unsigned long long)job->report.items,
+		 job->report.seconds);
+}
+
+void af_job_skip(af_job *job, const char *why)
+{
+	snprintf(job->error, sizeof(job->error), "%s", why);
+	job->report.state = AF_SCOPE_FAILED;
+	job->report.error = job->error;
+}
+
+const af_scope_report *af_job_report(const af_job *job)
+{
+	return &job->report;
+}
+
+int af_job_error_class(const af_job *job)
+{
+	return job->error_class;
+}
+
+void af_job_times(const af_job *job, double *fetch_seconds, double *normalize_seconds)
+{
+	*fetch_seconds = job->fetch_seconds;
+	*normalize_seconds = job->normalize_seconds;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aifleet/collect.h"
 #include "aifleet/error.h"
 
 /* TotalCount is an int32 (Tair) or int64 (TI-ONE) in the APIs; a fleet of
@@ -153,4 +154,9 @@ int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_o
 	if (p->pages >= p->max_pages)
 		return too_many_pages(p);
 	return AF_PAGING_MORE;
+}
+
+void af_paging_warn_restart(const af_job *job)
+{
+	af_job_warn(job, "TotalCount changed while paging; listing again");
 }

@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct af_job;
+
 #define AF_PAGING_DUP_MIN 5
 
 typedef enum af_paging_step {
@@ -61,5 +63,8 @@ void af_paging_free(af_paging *p);
  */
 int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_object *total,
 		   int page_size);
+
+/* The warning a collector logs when it starts the list again. */
+void af_paging_warn_restart(const struct af_job *job);
 
 #endif

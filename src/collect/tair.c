@@ -4,10 +4,11 @@
  */
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
-#include "aifleet/log.h"
+#include "aifleet/http.h"
 #include "paging.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define TAIR_ACTION "DescribeTairKVCacheInferInstances"
 #define TAIR_VERSION "2015-01-01"
@@ -51,17 +52,17 @@ static int tair_page(af_job *job, af_paging *paging, int page, int page_size, in
 	snprintf(page_no, sizeof(page_no), "%d", page);
 	snprintf(size, sizeof(size), "%d", page_size);
 	snprintf(key, sizeof(key), "page-%d", page);
-	query[0] = (af_kv){"RegionId", job->scope.region};
+	query[0] = (af_kv){"RegionId", af_job_scope(job)->region};
 	query[1] = (af_kv){"PageNumber", page_no};
 	query[2] = (af_kv){"PageSize", size};
 	af_job_request_init(job, &req, AF_API_ACS3_RPC, TAIR_ACTION, TAIR_VERSION);
 	req.query = query;
 	req.nquery = 3;
 
-	if ((err = af_job_fetch(job, job->session, &req, key, &body)) < 0)
+	if ((err = af_job_fetch(job, af_job_session(job), &req, key, &body)) < 0)
 		return af_error_prefix(err, "page %d: ", page);
 	if ((err = tair_page_list(body, &list)) < 0 ||
-	    (err = af_job_emit_page(job, af_normalize_tair_page, body)) < 0)
+	    (err = af_job_emit_page(job, body)) < 0)
 		goto done;
 	json_object_object_get_ex(body, "TotalCount", &total);
 	if ((err = af_paging_next(paging, list, "InstanceId", total, page_size)) >= 0) {
@@ -77,19 +78,16 @@ done:
 
 static int tair_collect(af_job *job)
 {
-	int page_size = job->product->page_size ? job->product->page_size : TAIR_MAX_PAGE_SIZE;
+	int page_size = af_job_page_size(job);
 	int step = AF_PAGING_MORE, page = 0, err;
 	af_paging paging;
 
-	if (page_size > TAIR_MAX_PAGE_SIZE)
-		page_size = TAIR_MAX_PAGE_SIZE;
-	if ((err = af_paging_init(&paging, job->config->max_pages)) < 0)
+	if ((err = af_paging_init(&paging, af_job_max_pages(job))) < 0)
 		return err;
 	while (step != AF_PAGING_DONE) {
 		page = step == AF_PAGING_RESTART ? 1 : page + 1;
 		if (step == AF_PAGING_RESTART)
-			af_warn("collect", "%s/%s/%s: TotalCount changed while paging; listing again",
-				job->scope.account, job->scope.region, job->scope.product);
+			af_paging_warn_restart(job);
 		if ((err = tair_page(job, &paging, page, page_size, &step)) < 0)
 			break;
 	}
@@ -97,9 +95,32 @@ static int tair_collect(af_job *job)
 	return err;
 }
 
-const af_collector af_collector_tair = {
-	.product = AF_PRODUCT_TAIR,
+/* r-kvstore regions served by the central host (SPEC.md section 4, the
+ * SDK's EndpointMap); other regions use r-kvstore.<region>.aliyuncs.com. */
+static const char *const central_regions[] = {
+	"cn-qingdao",           "cn-beijing",   "cn-wulanchabu",      "cn-hangzhou",
+	"cn-shanghai",          "cn-shenzhen",  "cn-heyuan",          "cn-hangzhou-finance",
+	"cn-wuhan",             "cn-zhangbei",  "cn-shanghai-finance-1", "cn-shenzhen-finance-1",
+	"cn-north-2-gov-1",     NULL,
+};
+
+static int tair_endpoint(char *out, size_t n, const char *region, bool intl)
+{
+	for (const char *const *r = central_regions; region && *r; r++)
+		if (strcmp(*r, region) == 0)
+			return af_endpoint_expand(out, n, "https://r-kvstore.aliyuncs.com", region);
+	return af_endpoint_expand(out, n, "https://r-kvstore.{region}.aliyuncs.com", region);
+}
+
+const af_product af_product_tair = {
+	.name = AF_PRODUCT_TAIR,
 	.provider = AF_PROVIDER_ALIBABA,
+	.title = "Tair KVCache",
+	.default_endpoint = tair_endpoint,
 	.default_page_size = TAIR_MAX_PAGE_SIZE,
+	.max_page_size = TAIR_MAX_PAGE_SIZE,
+	/* Alibaba publishes no limit for this API: well below the usual ones. */
+	.default_rate = 10.0,
 	.collect = tair_collect,
+	.normalize = af_normalize_tair_page,
 };

@@ -4,7 +4,7 @@
  */
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
-#include "aifleet/log.h"
+#include "aifleet/http.h"
 #include "paging.h"
 
 #include <stdio.h>
@@ -54,10 +54,10 @@ static int tione_page(af_job *job, af_paging *paging, long offset, int limit, in
 	req.body = body_text;
 	req.body_len = strlen(body_text);
 
-	if ((err = af_job_fetch(job, job->session, &req, key, &body)) < 0)
+	if ((err = af_job_fetch(job, af_job_session(job), &req, key, &body)) < 0)
 		return af_error_prefix(err, "offset %ld: ", offset);
 	if ((err = tione_page_list(body, &response, &list)) < 0 ||
-	    (err = af_job_emit_page(job, af_normalize_tione_page, body)) < 0)
+	    (err = af_job_emit_page(job, body)) < 0)
 		goto done;
 	json_object_object_get_ex(response, "TotalCount", &total);
 	if ((err = af_paging_next(paging, list, "ServiceGroupId", total, limit)) >= 0) {
@@ -73,20 +73,17 @@ done:
 
 static int tione_collect(af_job *job)
 {
-	int limit = job->product->page_size ? job->product->page_size : TIONE_MAX_LIMIT;
+	int limit = af_job_page_size(job);
 	int step = AF_PAGING_MORE, err;
 	long offset = -1;
 	af_paging paging;
 
-	if (limit > TIONE_MAX_LIMIT)
-		limit = TIONE_MAX_LIMIT;
-	if ((err = af_paging_init(&paging, job->config->max_pages)) < 0)
+	if ((err = af_paging_init(&paging, af_job_max_pages(job))) < 0)
 		return err;
 	while (step != AF_PAGING_DONE) {
 		offset = step == AF_PAGING_RESTART || offset < 0 ? 0 : offset + limit;
 		if (step == AF_PAGING_RESTART)
-			af_warn("collect", "%s/%s/%s: TotalCount changed while paging; listing again",
-				job->scope.account, job->scope.region, job->scope.product);
+			af_paging_warn_restart(job);
 		if ((err = tione_page(job, &paging, offset, limit, &step)) < 0)
 			break;
 	}
@@ -94,9 +91,23 @@ static int tione_collect(af_job *job)
 	return err;
 }
 
-const af_collector af_collector_tione = {
-	.product = AF_PRODUCT_TIONE,
+/* One global host (and one for the international site); the region goes
+ * in the X-TC-Region header. */
+static int tione_endpoint(char *out, size_t n, const char *region, bool intl)
+{
+	return af_endpoint_expand(out, n, intl ? "https://tione.intl.tencentcloudapi.com"
+					       : "https://tione.tencentcloudapi.com", region);
+}
+
+const af_product af_product_tione = {
+	.name = AF_PRODUCT_TIONE,
 	.provider = AF_PROVIDER_TENCENT,
+	.title = "TI-ONE",
+	.default_endpoint = tione_endpoint,
 	.default_page_size = TIONE_MAX_LIMIT,
+	.max_page_size = TIONE_MAX_LIMIT,
+	/* TI-ONE documents 20 requests per second per API. */
+	.default_rate = 20.0,
 	.collect = tione_collect,
+	.normalize = af_normalize_tione_page,
 };

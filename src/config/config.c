@@ -76,9 +76,8 @@ static void account_free(af_account_config *a)
 	free(a->profile);
 	for (size_t i = 0; i < a->nregions; i++)
 		free(a->regions[i]);
-	free(a->tair.endpoint);
-	free(a->hologres.endpoint);
-	free(a->tione.endpoint);
+	for (size_t i = 0; i < AF_PRODUCTS_MAX; i++)
+		free(a->products[i].endpoint);
 }
 
 void af_config_free(af_config *cfg)
@@ -96,13 +95,17 @@ void af_config_free(af_config *cfg)
 
 af_product_config *af_account_product(af_account_config *a, const char *product)
 {
-	if (strcmp(product, AF_PRODUCT_TAIR) == 0)
-		return &a->tair;
-	if (strcmp(product, AF_PRODUCT_HOLOGRES) == 0)
-		return &a->hologres;
-	if (strcmp(product, AF_PRODUCT_TIONE) == 0)
-		return &a->tione;
-	return NULL;
+	int i = af_product_index(product);
+
+	return i < 0 ? NULL : &a->products[i];
+}
+
+const af_product_config *af_account_product_const(const af_account_config *a,
+						  const char *product)
+{
+	int i = af_product_index(product);
+
+	return i < 0 ? NULL : &a->products[i];
 }
 
 static int fail(parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -422,10 +425,13 @@ static int add_product(parse_state *st, void *target, const char *item, const ch
 {
 	af_account_config *a = target;
 	af_product_config *p = af_account_product(a, item);
+	char known[256];
 
-	if (!p)
-		return fail(st, "account %s: %s: unknown product '%s' (tair_kvcache, hologres, tione)",
-			    a->name, key, item);
+	if (!p) {
+		af_product_names(known, sizeof(known));
+		return fail(st, "account %s: %s: unknown product '%s' (%s)", a->name, key, item,
+			    known);
+	}
 	p->enabled = true;
 	return 1;
 }
@@ -467,15 +473,14 @@ static bool valid_account_name(const char *s)
 
 static int product_key(parse_state *st, af_account_config *a, const char *name, const char *value)
 {
-	static const char *const products[] = {AF_PRODUCT_TAIR, AF_PRODUCT_HOLOGRES, AF_PRODUCT_TIONE};
-
-	for (size_t i = 0; i < 3; i++) {
-		size_t n = strlen(products[i]);
-		af_product_config *p = af_account_product(a, products[i]);
+	for (size_t i = 0; i < af_product_count(); i++) {
+		const char *product = af_product_at(i)->name;
+		size_t n = strlen(product);
+		af_product_config *p = &a->products[i];
 		const char *suffix;
 		long l;
 
-		if (strncmp(name, products[i], n) != 0 || name[n] != '_')
+		if (strncmp(name, product, n) != 0 || name[n] != '_')
 			continue;
 		suffix = name + n + 1;
 		if (strcmp(suffix, "endpoint") == 0) {
@@ -658,6 +663,33 @@ static int default_env(char **dst, const char *name)
 	return 0;
 }
 
+static const char *provider_title(const char *provider)
+{
+	return strcmp(provider, AF_PROVIDER_ALIBABA) == 0 ? "an Alibaba Cloud" : "a Tencent Cloud";
+}
+
+/* No products listed means every product of the account's provider; a
+ * product of the other provider cannot be signed for with its keys. */
+static int check_products(const af_config *cfg, af_account_config *a)
+{
+	size_t n = af_product_count();
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++)
+		any |= a->products[i].enabled;
+	for (size_t i = 0; i < n; i++) {
+		const af_product *p = af_product_at(i);
+		bool same = strcmp(p->provider, a->provider) == 0;
+
+		if (!any)
+			a->products[i].enabled = same;
+		else if (a->products[i].enabled && !same)
+			return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s is %s product",
+					    cfg->path, a->name, p->name, provider_title(p->provider));
+	}
+	return 0;
+}
+
 /* Fills defaults and checks what only makes sense account-wide. */
 static int validate_account(af_config *cfg, af_account_config *a)
 {
@@ -671,20 +703,8 @@ static int validate_account(af_config *cfg, af_account_config *a)
 	if (a->nregions == 0)
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: regions is required", cfg->path,
 				    a->name);
-	if (!a->tair.enabled && !a->hologres.enabled && !a->tione.enabled) {
-		/* No products listed: everything the provider offers. */
-		if (ali)
-			a->tair.enabled = a->hologres.enabled = true;
-		else
-			a->tione.enabled = true;
-	}
-	if (ali && a->tione.enabled)
-		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tione is a Tencent Cloud product",
-				    cfg->path, a->name);
-	if (!ali && (a->tair.enabled || a->hologres.enabled))
-		return af_error_set(AF_ERR_CONFIG,
-				    "%s: account %s: tair_kvcache and hologres are Alibaba Cloud products",
-				    cfg->path, a->name);
+	if ((err = check_products(cfg, a)) < 0)
+		return err;
 	if (ali && a->cred_source == AF_CRED_TENCENT_FILE)
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tencent-file credentials on an "
 				    "Alibaba account", cfg->path, a->name);

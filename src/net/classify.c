@@ -338,25 +338,6 @@ void af_token_bucket_success(af_token_bucket *b, double now)
 		b->rate = b->max_rate;
 }
 
-/* r-kvstore regions served by the central host (SPEC.md section 4, the
- * SDK's EndpointMap); other regions use r-kvstore.<region>.aliyuncs.com. */
-static const char *const tair_central[] = {
-	"cn-qingdao",           "cn-beijing",   "cn-wulanchabu",      "cn-hangzhou",
-	"cn-shanghai",          "cn-shenzhen",  "cn-heyuan",          "cn-hangzhou-finance",
-	"cn-wuhan",             "cn-zhangbei",  "cn-shanghai-finance-1", "cn-shenzhen-finance-1",
-	"cn-north-2-gov-1",     NULL,
-};
-
-/* out = a + b + c, or AF_ERR_LIMIT. */
-static int put(char *out, size_t n, const char *a, const char *b, const char *c)
-{
-	int w = snprintf(out, n, "%s%s%s", a, b, c);
-
-	if (w < 0 || (size_t)w >= n)
-		return af_error_set(AF_ERR_LIMIT, "endpoint longer than %zu bytes", n);
-	return 0;
-}
-
 static bool region_ok(const char *r)
 {
 	if (!r || !r[0])
@@ -365,27 +346,6 @@ static bool region_ok(const char *r)
 		if (!((*r >= 'a' && *r <= 'z') || (*r >= '0' && *r <= '9') || *r == '-'))
 			return false;
 	return true;
-}
-
-int af_default_endpoint(char *out, size_t n, const char *product, const char *region, bool intl)
-{
-	if (!product)
-		return af_error_set(AF_ERR_CONFIG, "no product for the default endpoint");
-	if (strcmp(product, AF_PRODUCT_TIONE) == 0)
-		return put(out, n, "https://tione.", intl ? "intl." : "", "tencentcloudapi.com");
-	/* The region becomes part of a host name: only [a-z0-9-]. */
-	if (!region_ok(region))
-		return af_error_set(AF_ERR_CONFIG, "%s: invalid or missing region for the endpoint",
-				    product);
-	if (strcmp(product, AF_PRODUCT_TAIR) == 0) {
-		for (const char *const *r = tair_central; *r; r++)
-			if (strcmp(*r, region) == 0)
-				return put(out, n, "https://r-kvstore.aliyuncs.com", "", "");
-		return put(out, n, "https://r-kvstore.", region, ".aliyuncs.com");
-	}
-	if (strcmp(product, AF_PRODUCT_HOLOGRES) == 0)
-		return put(out, n, "https://hologram.", region, ".aliyuncs.com");
-	return af_error_set(AF_ERR_CONFIG, "no default endpoint for product %s", product);
 }
 
 int af_endpoint_expand(char *out, size_t n, const char *tmpl, const char *region)

@@ -4,10 +4,11 @@
  * for options, rate limits, the concurrency bound, the retry budget and the
  * counters. Policy details: docs/transport.md.
  */
+#include "aifleet/clock.h"
 #include "aifleet/error.h"
 #include "aifleet/http.h"
 #include "aifleet/log.h"
-#include "aifleet/record.h"
+#include "aifleet/product.h"
 #include "aifleet/secret.h"
 #include "aifleet/version.h"
 
@@ -21,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+/* Requests per second of a product without a descriptor or a setting. */
+#define AF_DEFAULT_RATE 10.0
 #define TC3_CONTENT_TYPE "application/json; charset=utf-8"
 
 typedef struct rate_entry {
@@ -63,14 +66,6 @@ static void curl_init_once(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Sleeps `seconds` on the monotonic clock, resuming after signals. */
 static void mono_sleep(double seconds)
 {
@@ -79,7 +74,7 @@ static void mono_sleep(double seconds)
 
 	if (!(seconds > 0))
 		return;
-	t = mono_now() + seconds;
+	t = af_clock_seconds() + seconds;
 	until.tv_sec = (time_t)t;
 	until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
 	if (until.tv_nsec >= 1000000000L) {
@@ -189,14 +184,13 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
-static double default_rate(const char *provider, const char *product)
+/* A product's own default rate (its descriptor), else a rate well below
+ * the usual limits: a bucket is never unlimited. */
+static double default_rate(const char *product)
 {
-	/* TI-ONE documents 20 requests/s per API; Alibaba publishes no
-	 * number for these APIs, 10/s stays well below the usual limits. */
-	if (strcmp(nz(provider), AF_PROVIDER_TENCENT) == 0 ||
-	    strcmp(nz(product), AF_PRODUCT_TIONE) == 0)
-		return 20.0;
-	return 10.0;
+	const af_product *p = af_product_find(product);
+
+	return p ? p->default_rate : AF_DEFAULT_RATE;
 }
 
 /* Under c->mu. */
@@ -222,7 +216,7 @@ static rate_entry *rate_find(af_client *c, const char *provider, const char *pro
 		return NULL;
 	}
 	/* Burst 1: never above the per-second limit in any window. */
-	af_token_bucket_init(&r->bucket, default_rate(provider, product), 1, mono_now());
+	af_token_bucket_init(&r->bucket, default_rate(product), 1, af_clock_seconds());
 	r->next = c->rates;
 	c->rates = r;
 	return r;
@@ -239,7 +233,7 @@ int af_client_set_rate(af_client *c, const char *provider, const char *product,
 	pthread_mutex_lock(&c->mu);
 	r = rate_find(c, provider, product, account, true);
 	if (r)
-		af_token_bucket_init(&r->bucket, rps, burst, mono_now());
+		af_token_bucket_init(&r->bucket, rps, burst, af_clock_seconds());
 	pthread_mutex_unlock(&c->mu);
 	return r ? 0 : af_error_set(AF_ERR_NOMEM, "out of memory");
 }
@@ -723,7 +717,7 @@ static void rate_wait(af_client *c, const af_api_request *req)
 
 	pthread_mutex_lock(&c->mu);
 	if ((r = rate_find(c, req->provider, req->product, req->account, true)))
-		wait = af_token_bucket_reserve(&r->bucket, mono_now());
+		wait = af_token_bucket_reserve(&r->bucket, af_clock_seconds());
 	pthread_mutex_unlock(&c->mu);
 	mono_sleep(wait);
 }
@@ -737,9 +731,9 @@ static void rate_feedback(af_client *c, const af_api_request *req, bool ok, bool
 		c->stats.throttled++;
 	if ((r = rate_find(c, req->provider, req->product, req->account, false))) {
 		if (throttled)
-			af_token_bucket_throttled(&r->bucket, mono_now());
+			af_token_bucket_throttled(&r->bucket, af_clock_seconds());
 		else if (ok)
-			af_token_bucket_success(&r->bucket, mono_now());
+			af_token_bucket_success(&r->bucket, af_clock_seconds());
 	}
 	pthread_mutex_unlock(&c->mu);
 }

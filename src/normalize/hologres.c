@@ -223,3 +223,15 @@ done:
 	free(raw);
 	return err < 0 ? err : 0;
 }
+
+int af_normalize_hologres_page(const af_scope *scope, json_object *page,
+			       const af_record_sink *sink, af_norm_stats *stats)
+{
+	json_object *item = NULL, *detail = NULL;
+
+	if (!json_object_is_type(page, json_type_object) ||
+	    !json_object_object_get_ex(page, "item", &item))
+		return af_error_set(AF_ERR_DATA, "Hologres node page without an item");
+	json_object_object_get_ex(page, "detail", &detail);
+	return af_normalize_hologres_node(scope, item, detail, sink, stats);
+}

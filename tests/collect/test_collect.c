@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "aifleet/buf.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/sync.h"

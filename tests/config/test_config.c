@@ -57,6 +57,7 @@ static void test_full_config(void **state)
 {
 	af_config cfg;
 	af_account_config *a;
+	af_product_config *holo, *tione;
 
 	assert_int_equal(load(&cfg, "[database]\n"
 				    "conninfo = dbname=fleet\n"
@@ -88,18 +89,20 @@ static void test_full_config(void **state)
 	assert_int_equal(a->nregions, 3);
 	assert_string_equal(a->regions[0], "cn-beijing");
 	assert_string_equal(a->regions[2], "cn-shanghai");
-	assert_true(a->hologres.enabled);
-	assert_false(a->tair.enabled);
-	assert_string_equal(a->hologres.endpoint, "http://127.0.0.1:9/{region}");
-	assert_true(a->hologres.rate_limit > 2.49 && a->hologres.rate_limit < 2.51);
+	holo = af_account_product(a, AF_PRODUCT_HOLOGRES);
+	assert_true(holo->enabled);
+	assert_false(af_account_product(a, AF_PRODUCT_TAIR)->enabled);
+	assert_string_equal(holo->endpoint, "http://127.0.0.1:9/{region}");
+	assert_true(holo->rate_limit > 2.49 && holo->rate_limit < 2.51);
 	/* env credentials default to the official variable names */
 	assert_string_equal(a->id_env, "ALIBABA_CLOUD_ACCESS_KEY_ID");
 	assert_string_equal(a->token_env, "ALIBABA_CLOUD_SECURITY_TOKEN");
 
 	a = &cfg.accounts[1];
 	assert_true(a->intl);
-	assert_true(a->tione.enabled); /* products default to the provider's */
-	assert_int_equal(a->tione.page_size, 50);
+	tione = af_account_product(a, AF_PRODUCT_TIONE);
+	assert_true(tione->enabled); /* products default to the provider's */
+	assert_int_equal(tione->page_size, 50);
 	assert_string_equal(a->secret_env, "TENCENTCLOUD_SECRET_KEY");
 	af_config_free(&cfg);
 }

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "aifleet/buf.h"
 #include "aifleet/config.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"

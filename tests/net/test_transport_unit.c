@@ -17,6 +17,7 @@
 #include "aifleet/creds.h"
 #include "aifleet/error.h"
 #include "aifleet/http.h"
+#include "aifleet/product.h"
 #include "aifleet/record.h"
 #include "testutil.h"
 

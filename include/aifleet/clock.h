@@ -1,0 +1,7 @@
+#ifndef AIFLEET_CLOCK_H
+#define AIFLEET_CLOCK_H
+
+/* Seconds on the monotonic clock: for durations, never for dates. */
+double af_clock_seconds(void);
+
+#endif

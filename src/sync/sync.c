@@ -1,0 +1,528 @@
+/*
+ * The sync engine: turns the configuration into jobs (one per scope), runs
+ * them on a bounded pool of worker threads, and feeds the loader. A run is
+ * four steps, each its own function below:
+ *
+ *   prepare  scopes, credentials, HTTP client, jobs, database, loader;
+ *   collect  the workers run the jobs, streaming records to the loader;
+ *   report   every scope's report goes to the loader and the result;
+ *   commit   the loader merges and commits (or rolls back a dry run).
+ *
+ * Ordering that matters:
+ *  - credentials and endpoints are all resolved before anything is
+ *    fetched or locked, so a typo in a variable name fails fast;
+ *  - the loader's transaction is open for the whole collection and commits
+ *    only at the end: a crash mid-way leaves the database as it was;
+ *  - a scope is reported COMPLETE only if every page arrived and every item
+ *    normalized; only complete scopes may tombstone.
+ */
+#include "aifleet/sync.h"
+#include "aifleet/clock.h"
+#include "aifleet/creds.h"
+#include "aifleet/error.h"
+#include "aifleet/http.h"
+#include "aifleet/log.h"
+#include "aifleet/threads.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sync_run {
+	const af_config *cfg;
+	const af_sync_options *opts;
+	af_credentials *creds;       /* one per account, by account index */
+	af_client *client;
+	af_store *store;
+	af_loader *loader;
+	af_record_sink sink;         /* the loader's; the jobs point here */
+	af_delete_guard guard;
+	af_job **jobs;
+	size_t njobs;
+	atomic_size_t next;          /* the next job a worker takes */
+	atomic_size_t done;
+	pthread_mutex_t out_lock;    /* serializes the loader */
+	pthread_mutex_t progress_lock;
+	uint64_t progress_items;
+} sync_run;
+
+/* ---- prepare ------------------------------------------------------------ */
+
+static bool product_wanted(const af_account_config *a, size_t product, const char *only)
+{
+	return a->products[product].enabled &&
+	       (!only || strcmp(only, af_product_at(product)->name) == 0);
+}
+
+static bool account_wanted(const af_account_config *a, const char *only)
+{
+	for (size_t p = 0; p < af_product_count(); p++)
+		if (product_wanted(a, p, only))
+			return true;
+	return false;
+}
+
+static size_t count_scopes(const af_config *cfg, const char *only)
+{
+	size_t n = 0;
+
+	for (size_t a = 0; a < cfg->naccounts; a++)
+		for (size_t p = 0; p < af_product_count(); p++)
+			if (product_wanted(&cfg->accounts[a], p, only))
+				n += cfg->accounts[a].nregions;
+	return n;
+}
+
+static int select_scopes(sync_run *run)
+{
+	const char *only = run->opts->only;
+	char known[256];
+
+	if (only && !af_product_find(only)) {
+		af_product_names(known, sizeof(known));
+		return af_error_set(AF_ERR_CONFIG, "--only: unknown product '%s' (%s)", only, known);
+	}
+	run->njobs = count_scopes(run->cfg, only);
+	if (run->njobs == 0)
+		return af_error_set(AF_ERR_CONFIG, "nothing to collect: no account in %s has %s",
+				    run->cfg->path ? run->cfg->path : "the configuration",
+				    only ? only : "any product and region");
+	run->jobs = calloc(run->njobs, sizeof(*run->jobs));
+	run->creds = calloc(run->cfg->naccounts, sizeof(*run->creds));
+	if (!run->jobs || !run->creds)
+		return af_error_set(AF_ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+static int load_credentials(af_credentials *out, const af_account_config *a)
+{
+	int err;
+
+	switch (a->cred_source) {
+	case AF_CRED_ENV:
+		err = af_credentials_from_env(out, a->id_env, a->secret_env, a->token_env);
+		break;
+	case AF_CRED_ALIYUN_CLI:
+		err = af_credentials_from_aliyun_cli(out, a->cred_file, a->profile);
+		break;
+	case AF_CRED_TENCENT_FILE:
+		err = af_credentials_from_tencent_file(out, a->cred_file, a->profile);
+		break;
+	default:
+		err = af_error_set(AF_ERR_CONFIG, "unknown credential source");
+	}
+	if (err < 0)
+		return af_error_prefix(AF_ERR_CONFIG, "account %s: ", a->name);
+	return 0;
+}
+
+/* Replayed pages need no keys; otherwise every account this run uses
+ * must have them, before anything else happens. */
+static int load_all_credentials(sync_run *run)
+{
+	const af_config *cfg = run->cfg;
+	int err;
+
+	if (run->opts->raw.replay_dir)
+		return 0;
+	for (size_t a = 0; a < cfg->naccounts; a++)
+		if (account_wanted(&cfg->accounts[a], run->opts->only) &&
+		    (err = load_credentials(&run->creds[a], &cfg->accounts[a])) < 0)
+			return err;
+	return 0;
+}
+
+static int configure_client(sync_run *run)
+{
+	const af_config *cfg = run->cfg;
+	af_client_options o;
+	int err;
+
+	af_client_options_default(&o);
+	o.ca_bundle = cfg->ca_bundle;
+	o.connect_timeout_ms = cfg->connect_timeout_ms;
+	o.total_timeout_ms = cfg->timeout_ms;
+	o.max_response_bytes = (size_t)cfg->max_response_mb * 1024 * 1024;
+	o.max_attempts = cfg->max_attempts;
+	o.retry_budget = cfg->retry_budget;
+	if ((err = af_client_new(&run->client, &o)) < 0)
+		return err;
+	for (size_t a = 0; a < cfg->naccounts; a++) {
+		const af_account_config *acct = &cfg->accounts[a];
+
+		for (size_t p = 0; p < af_product_count(); p++) {
+			const af_product_config *pc = &acct->products[p];
+
+			if (!pc->enabled || pc->rate_limit <= 0)
+				continue;
+			err = af_client_set_rate(run->client, acct->provider, af_product_at(p)->name,
+						 acct->name, pc->rate_limit,
+						 pc->burst > 0 ? pc->burst : pc->rate_limit);
+			if (err < 0)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int resolve_endpoint(char *out, size_t n, const af_account_config *a, size_t product,
+			    const char *region)
+{
+	const af_product *p = af_product_at(product);
+	const af_product_config *pc = &a->products[product];
+	int err;
+
+	if (pc->endpoint)
+		err = af_endpoint_expand(out, n, pc->endpoint, region);
+	else
+		err = af_default_endpoint(out, n, p->name, region, a->intl);
+	if (err < 0)
+		return af_error_prefix(AF_ERR_CONFIG, "account %s: %s endpoint: ", a->name, p->name);
+	return 0;
+}
+
+static int add_job(sync_run *run, size_t *n, size_t account, size_t product, size_t region)
+{
+	const af_account_config *a = &run->cfg->accounts[account];
+	char endpoint[512];
+	af_job_setup setup = {
+		.scope = {a->provider, a->name, a->regions[region], af_product_at(product)->name},
+		.product = af_product_at(product),
+		.settings = &a->products[product],
+		.endpoint = endpoint,
+		.max_pages = run->cfg->max_pages,
+		.detail_concurrency = run->cfg->detail_concurrency,
+		.creds = &run->creds[account],
+		.client = run->client,
+		.raw = &run->opts->raw,
+		.out = &run->sink,
+		.out_lock = &run->out_lock,
+	};
+	int err;
+
+	if ((err = resolve_endpoint(endpoint, sizeof(endpoint), a, product, a->regions[region])) < 0 ||
+	    (err = af_job_new(&run->jobs[*n], &setup)) < 0)
+		return err;
+	(*n)++;
+	return 0;
+}
+
+/* Jobs in a stable order: accounts as configured, products in registry
+ * order, regions as listed. */
+static int build_jobs(sync_run *run)
+{
+	const af_config *cfg = run->cfg;
+	size_t n = 0;
+	int err;
+
+	for (size_t a = 0; a < cfg->naccounts; a++)
+		for (size_t p = 0; p < af_product_count(); p++) {
+			if (!product_wanted(&cfg->accounts[a], p, run->opts->only))
+				continue;
+			for (size_t r = 0; r < cfg->accounts[a].nregions; r++)
+				if ((err = add_job(run, &n, a, p, r)) < 0)
+					return err;
+		}
+	return 0;
+}
+
+/* Every --allow-deletes scope must be one of this run's: a typo must not
+ * pass for an accepted deletion that never happens. */
+static int check_allow_deletes(const sync_run *run)
+{
+	for (size_t i = 0; i < run->opts->nallow_deletes; i++) {
+		const char *want = run->opts->allow_deletes[i];
+		bool found = strcmp(want, "all") == 0;
+		char name[1024];
+
+		for (size_t j = 0; j < run->njobs && !found; j++)
+			found = strcmp(af_scope_name(name, sizeof(name),
+						     &af_job_report(run->jobs[j])->scope), want) == 0;
+		if (!found)
+			return af_error_set(AF_ERR_CONFIG,
+					    "--allow-deletes %s: no such scope in this run (name one "
+					    "as provider/account/region/product, as 'aifleet status' "
+					    "lists them, or say 'all')",
+					    want);
+	}
+	return 0;
+}
+
+/* Migrates, or for a dry run (which writes nothing, not even the schema)
+ * insists that there is nothing to migrate. */
+static int open_store(sync_run *run)
+{
+	const char *conninfo = run->opts->db_conninfo ? run->opts->db_conninfo
+						      : run->cfg->db_conninfo;
+	int pending = 0, err;
+
+	if ((err = af_store_connect(&run->store, conninfo)) < 0)
+		return err;
+	if (!run->opts->dry_run)
+		return af_store_migrate(run->store, NULL);
+	if ((err = af_store_pending_migrations(run->store, &pending)) < 0)
+		return err;
+	if (pending > 0)
+		return af_error_set(AF_ERR_CONFIG,
+				    "the database schema is not up to date (%d migration(s) pending) "
+				    "and a dry run writes nothing: run 'aifleet migrate' first",
+				    pending);
+	return 0;
+}
+
+static int begin_loader(sync_run *run)
+{
+	const af_sync_options *opts = run->opts;
+	af_run_options ro = {0};
+	int err;
+
+	run->guard.max_fraction = run->cfg->max_delete_fraction;
+	run->guard.min_deletes = (uint64_t)run->cfg->max_delete_min;
+	run->guard.allow = opts->allow_deletes;
+	run->guard.nallow = opts->nallow_deletes;
+	ro.dry_run = opts->dry_run;
+	ro.wait_for_lock = opts->wait_for_lock || run->cfg->wait_for_lock;
+	ro.trigger = opts->trigger ? opts->trigger : "aifleet sync";
+	ro.guard = &run->guard;
+	if ((err = af_loader_begin(&run->loader, run->store, &ro)) < 0)
+		return err;
+	run->sink = af_loader_sink(run->loader);
+	return 0;
+}
+
+static int prepare(sync_run *run)
+{
+	int err;
+
+	if ((err = select_scopes(run)) < 0 || (err = load_all_credentials(run)) < 0 ||
+	    (err = configure_client(run)) < 0 || (err = build_jobs(run)) < 0 ||
+	    (err = check_allow_deletes(run)) < 0 || (err = open_store(run)) < 0)
+		return err;
+	return begin_loader(run);
+}
+
+/* ---- collect ------------------------------------------------------------ */
+
+static void show_progress(sync_run *run, const af_job *job)
+{
+	size_t done = atomic_fetch_add(&run->done, 1) + 1;
+
+	pthread_mutex_lock(&run->progress_lock);
+	run->progress_items += af_job_report(job)->items;
+	if (run->opts->progress)
+		fprintf(stderr, "\r\033[Ksync: %zu/%zu scopes, %llu items", done, run->njobs,
+			(unsigned long long)run->progress_items);
+	pthread_mutex_unlock(&run->progress_lock);
+}
+
+static void *worker(void *arg)
+{
+	sync_run *run = arg;
+	af_session *session = NULL;
+	int err = 0;
+
+	if (!run->opts->raw.replay_dir && (err = af_session_new(&session, run->client)) < 0)
+		af_err("sync", "cannot create an HTTP session: %s", af_error_last());
+	for (;;) {
+		size_t i = atomic_fetch_add(&run->next, 1);
+
+		if (i >= run->njobs)
+			break;
+		if (err < 0)
+			af_job_skip(run->jobs[i], "no HTTP session");
+		else
+			af_job_run(run->jobs[i], session);
+		show_progress(run, run->jobs[i]);
+	}
+	af_session_free(session);
+	return NULL;
+}
+
+static int collect(sync_run *run, af_sync_result *result)
+{
+	double started = af_clock_seconds();
+	size_t want = (size_t)run->cfg->concurrency < run->njobs ? (size_t)run->cfg->concurrency
+								  : run->njobs;
+
+	if (af_threads_run(want, worker, run) == 0)
+		return af_error_set(AF_ERR_GENERIC, "cannot start worker threads");
+	if (run->opts->progress)
+		fputc('\n', stderr);
+	result->collect_seconds = af_clock_seconds() - started;
+	return 0;
+}
+
+/* ---- report ------------------------------------------------------------- */
+
+static void add_report(af_sync_result *result, const af_job *job)
+{
+	const af_scope_report *rep = af_job_report(job);
+	double fetch, normalize;
+
+	result->scopes++;
+	result->items += rep->items;
+	result->duplicates += rep->duplicates;
+	result->rejected += rep->rejected;
+	result->requests += rep->requests;
+	result->retries += rep->retries;
+	result->throttled += rep->throttled;
+	af_job_times(job, &fetch, &normalize);
+	result->fetch_seconds += fetch;
+	result->normalize_seconds += normalize;
+	if (af_job_error_class(job) == AF_ERR_AUTH)
+		result->auth_failures++;
+	else if (af_job_error_class(job) == AF_ERR_CONFIG)
+		result->config_failures++;
+}
+
+static int report(sync_run *run, af_sync_result *result)
+{
+	int err;
+
+	for (size_t i = 0; i < run->njobs; i++) {
+		add_report(result, run->jobs[i]);
+		if ((err = af_loader_scope_done(run->loader, af_job_report(run->jobs[i]))) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+#define NENTITIES 3
+static const char *const entity_names[NENTITIES] = {"instances", "services", "resources"};
+
+static const af_entity_counts *entity_counts(const af_load_summary *load, size_t i)
+{
+	const af_entity_counts *c[NENTITIES] = {&load->instances, &load->services,
+						&load->resources};
+
+	return c[i];
+}
+
+static void print_scope_plan(FILE *out, af_loader *loader, const af_scope_report *rep)
+{
+	static const char *const states[] = {"complete", "partial", "failed"};
+	uint64_t deletes = 0, live = 0;
+	bool held = af_loader_scope_held(loader, &rep->scope, &deletes, &live);
+	char why[128];
+
+	if (held)
+		snprintf(why, sizeof(why),
+			 "would be held: %llu of %llu live entities would be tombstoned",
+			 (unsigned long long)deletes, (unsigned long long)live);
+	fprintf(out, "%-10s %-16s %-16s %-14s %-9s %7llu %s\n", rep->scope.provider,
+		rep->scope.account, rep->scope.region, rep->scope.product,
+		held ? "held" : states[rep->state], (unsigned long long)rep->items,
+		held ? why : rep->error ? rep->error : "");
+}
+
+static void print_plan(FILE *out, const sync_run *run, const af_sync_result *r)
+{
+	fprintf(out, "Dry run: nothing was written.\n\n");
+	fprintf(out, "%-10s %-16s %-16s %-14s %-9s %7s %s\n", "provider", "account", "region",
+		"product", "state", "items", "error");
+	for (size_t i = 0; i < run->njobs; i++)
+		print_scope_plan(out, run->loader, af_job_report(run->jobs[i]));
+	fprintf(out, "\n%-10s %9s %9s %9s %9s %9s\n", "plan", "create", "update", "delete",
+		"restore", "unchanged");
+	for (size_t i = 0; i < NENTITIES; i++) {
+		const af_entity_counts *c = entity_counts(&r->load, i);
+
+		fprintf(out, "%-10s %9llu %9llu %9llu %9llu %9llu\n", entity_names[i],
+			(unsigned long long)c->created, (unsigned long long)c->updated,
+			(unsigned long long)c->deleted, (unsigned long long)c->restored,
+			(unsigned long long)c->unchanged);
+	}
+}
+
+static int commit(sync_run *run, af_sync_result *result)
+{
+	int err;
+
+	if ((err = af_loader_commit(run->loader, &result->load)) < 0)
+		return err;
+	/* The loader has the last word on each scope. */
+	result->complete = result->load.scopes_complete;
+	result->partial = result->load.scopes_partial;
+	result->failed = result->load.scopes_failed;
+	result->held = result->load.scopes_held;
+	if (run->opts->dry_run && run->opts->plan_out)
+		print_plan(run->opts->plan_out, run, result);
+	return 0;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static void run_free(sync_run *run)
+{
+	af_loader_free(run->loader);
+	af_store_free(run->store);
+	for (size_t i = 0; run->jobs && i < run->njobs; i++)
+		af_job_free(run->jobs[i]);
+	free(run->jobs);
+	for (size_t a = 0; run->creds && a < run->cfg->naccounts; a++)
+		af_credentials_clear(&run->creds[a]);
+	free(run->creds);
+	af_client_free(run->client);
+	pthread_mutex_destroy(&run->out_lock);
+	pthread_mutex_destroy(&run->progress_lock);
+}
+
+int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_result *result)
+{
+	double started = af_clock_seconds();
+	sync_run run;
+	int err;
+
+	memset(result, 0, sizeof(*result));
+	memset(&run, 0, sizeof(run));
+	run.cfg = cfg;
+	run.opts = opts;
+	pthread_mutex_init(&run.out_lock, NULL);
+	pthread_mutex_init(&run.progress_lock, NULL);
+
+	if ((err = prepare(&run)) == 0 && (err = collect(&run, result)) == 0 &&
+	    (err = report(&run, result)) == 0)
+		err = commit(&run, result);
+
+	result->seconds = af_clock_seconds() - started;
+	run_free(&run);
+	return err;
+}
+
+void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
+{
+	uint64_t created = 0, updated = 0, deleted = 0, restored = 0, unchanged = 0;
+	const char *status;
+
+	for (size_t i = 0; i < NENTITIES; i++) {
+		const af_entity_counts *c = entity_counts(&r->load, i);
+
+		created += c->created;
+		updated += c->updated;
+		deleted += c->deleted;
+		restored += c->restored;
+		unchanged += c->unchanged;
+	}
+	status = r->complete == r->scopes ? "ok" : r->complete + r->held > 0 ? "partial" : "failed";
+	if (dry_run)
+		fprintf(out, "sync: dry run %s: ", status);
+	else
+		fprintf(out, "sync: run %lld %s: ", (long long)r->load.run_id, status);
+	fprintf(out,
+		"%zu scopes (%zu complete, %zu partial, %zu failed, %zu held), %llu items "
+		"(%llu duplicates, %llu rejected); rows created %llu, updated %llu, deleted %llu, "
+		"restored %llu, unchanged %llu; %llu history rows; %llu requests, %llu retries, "
+		"%llu throttled; %.2f s (collect %.2f s [worker time: fetch %.2f s, "
+		"normalize+copy %.2f s], merge %.2f s)\n",
+		r->scopes, r->complete, r->partial, r->failed, r->held, (unsigned long long)r->items,
+		(unsigned long long)r->duplicates, (unsigned long long)r->rejected,
+		(unsigned long long)created, (unsigned long long)updated,
+		(unsigned long long)deleted, (unsigned long long)restored,
+		(unsigned long long)unchanged, (unsigned long long)r->load.history_rows,
+		(unsigned long long)r->requests, (unsigned long long)r->retries,
+		(unsigned long long)r->throttled, r->seconds, r->collect_seconds,
+		r->fetch_seconds, r->normalize_seconds, r->load.merge_seconds);
+}
