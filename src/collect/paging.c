@@ -1,4 +1,4 @@
-#include "paging.h"
+#include "aifleet/paging.h"
 
 #include <json-c/linkhash.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
 #include "aifleet/http.h"
-#include "paging.h"
+#include "aifleet/paging.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -20,7 +20,7 @@
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/sync.h"
-#include "paging.h"
+#include "aifleet/paging.h"
 #include "testdb.h"
 #include "testutil.h"
 

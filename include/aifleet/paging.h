@@ -1,5 +1,5 @@
-#ifndef AIFLEET_COLLECT_PAGING_H
-#define AIFLEET_COLLECT_PAGING_H
+#ifndef AIFLEET_PAGING_H
+#define AIFLEET_PAGING_H
 
 /*
  * Paging reconciliation, shared by the paged collectors (Tair, TI-ONE).
