@@ -35,9 +35,11 @@ int af_error_vset(int klass, const char *fmt, va_list ap) __attribute__((format(
 /* Prefixes the current message with more context ("scope x: " + old). */
 int af_error_prefix(int klass, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Sets "out of memory" and returns AF_ERR_NOMEM. */
+int af_error_oom(void);
+
 /* The last message of this thread; never NULL ("" if none). Borrowed. */
 const char *af_error_last(void);
-int af_error_last_class(void);
 void af_error_clear(void);
 
 /* A short stable name of a class ("transient", "auth", ...). */

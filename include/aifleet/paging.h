@@ -64,7 +64,18 @@ void af_paging_free(af_paging *p);
 int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_object *total,
 		   int page_size);
 
-/* The warning a collector logs when it starts the list again. */
-void af_paging_warn_restart(const struct af_job *job);
+/*
+ * Fetches page `index` (0 for the first page of a pass) of `page_size`
+ * items, emits it, and accounts for it with af_paging_next(), storing the
+ * step in *step. Returns 0 or a negative af_error_class.
+ */
+typedef int (*af_page_fetcher)(struct af_job *job, af_paging *paging, int index, int page_size,
+			       int *step);
+
+/* Runs a paged list to its end: pages 0, 1, 2... of af_job_page_size(job),
+ * from page 0 again when af_paging_next says so, never past
+ * af_job_max_pages(job). Returns 0 when the list added up, else the first
+ * error. */
+int af_paging_collect(struct af_job *job, af_page_fetcher fetch_page);
 
 #endif

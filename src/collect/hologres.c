@@ -84,7 +84,7 @@ static int emit_node(af_job *job, json_object *item, json_object *detail)
 	int err;
 
 	if (!page)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	json_object_object_add(page, "item", json_object_get(item));
 	if (detail)
 		json_object_object_add(page, "detail", json_object_get(detail));

@@ -311,7 +311,7 @@ static int filter_instance(void *ctx, const af_scope *scope, const af_instance *
 	if (err < 0)
 		return err;
 	if (!(key = strdup(inst->native_id)))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	lh_table_insert(job->seen, key, NULL);
 	job->report.items++;
 	return 0;
@@ -417,10 +417,10 @@ int af_job_new(af_job **out, const af_job_setup *setup)
 
 	*out = NULL;
 	if (!job)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	if (!(job->seen = lh_kchar_table_new(1024, free_key))) {
 		free(job);
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	}
 	pthread_mutex_init(&job->stats_lock, NULL);
 	job->scope = setup->scope;

@@ -24,7 +24,7 @@ static int reset_ids(af_paging *p)
 	p->unique = 0;
 	p->duplicates = 0;
 	p->total = -1;
-	return p->ids ? 0 : af_error_set(AF_ERR_NOMEM, "out of memory");
+	return p->ids ? 0 : af_error_oom();
 }
 
 int af_paging_init(af_paging *p, int max_pages)
@@ -76,10 +76,10 @@ static int count_items(af_paging *p, json_object *list, const char *id_field, si
 			continue;
 		}
 		if (!(key = strdup(json_object_get_string(id))))
-			return af_error_set(AF_ERR_NOMEM, "out of memory");
+			return af_error_oom();
 		if (lh_table_insert(p->ids, key, NULL) != 0) {
 			free(key);
-			return af_error_set(AF_ERR_NOMEM, "out of memory");
+			return af_error_oom();
 		}
 		p->unique++;
 		(*fresh)++;
@@ -156,7 +156,21 @@ int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_o
 	return AF_PAGING_MORE;
 }
 
-void af_paging_warn_restart(const af_job *job)
+int af_paging_collect(af_job *job, af_page_fetcher fetch_page)
 {
-	af_job_warn(job, "TotalCount changed while paging; listing again");
+	int page_size = af_job_page_size(job);
+	int step = AF_PAGING_MORE, index = -1, err;
+	af_paging paging;
+
+	if ((err = af_paging_init(&paging, af_job_max_pages(job))) < 0)
+		return err;
+	while (step != AF_PAGING_DONE) {
+		index = step == AF_PAGING_RESTART ? 0 : index + 1;
+		if (step == AF_PAGING_RESTART)
+			af_job_warn(job, "TotalCount changed while paging; listing again");
+		if ((err = fetch_page(job, &paging, index, page_size, &step)) < 0)
+			break;
+	}
+	af_paging_free(&paging);
+	return err;
 }

@@ -40,9 +40,10 @@ static int tair_page_list(json_object *body, json_object **list)
 	return 0;
 }
 
-/* Fetches, checks and emits page `page`; *step says what comes next. */
-static int tair_page(af_job *job, af_paging *paging, int page, int page_size, int *step)
+/* Fetches, checks and emits page index + 1; *step says what comes next. */
+static int tair_page(af_job *job, af_paging *paging, int index, int page_size, int *step)
 {
+	int page = index + 1;
 	char page_no[16], size[16], key[32];
 	af_kv query[3];
 	af_api_request req;
@@ -78,21 +79,7 @@ done:
 
 static int tair_collect(af_job *job)
 {
-	int page_size = af_job_page_size(job);
-	int step = AF_PAGING_MORE, page = 0, err;
-	af_paging paging;
-
-	if ((err = af_paging_init(&paging, af_job_max_pages(job))) < 0)
-		return err;
-	while (step != AF_PAGING_DONE) {
-		page = step == AF_PAGING_RESTART ? 1 : page + 1;
-		if (step == AF_PAGING_RESTART)
-			af_paging_warn_restart(job);
-		if ((err = tair_page(job, &paging, page, page_size, &step)) < 0)
-			break;
-	}
-	af_paging_free(&paging);
-	return err;
+	return af_paging_collect(job, tair_page);
 }
 
 /* r-kvstore regions served by the central host (SPEC.md section 4, the

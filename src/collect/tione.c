@@ -39,9 +39,11 @@ static int tione_page_list(json_object *body, json_object **response, json_objec
 	return 0;
 }
 
-/* Fetches, checks and emits the page at `offset`; *step says what is next. */
-static int tione_page(af_job *job, af_paging *paging, long offset, int limit, int *step)
+/* Fetches, checks and emits the page at offset index x limit; *step says
+ * what is next. */
+static int tione_page(af_job *job, af_paging *paging, int index, int limit, int *step)
 {
+	long offset = (long)index * limit;
 	char body_text[96], key[40];
 	af_api_request req;
 	json_object *body = NULL, *response = NULL, *list, *total = NULL;
@@ -73,22 +75,7 @@ done:
 
 static int tione_collect(af_job *job)
 {
-	int limit = af_job_page_size(job);
-	int step = AF_PAGING_MORE, err;
-	long offset = -1;
-	af_paging paging;
-
-	if ((err = af_paging_init(&paging, af_job_max_pages(job))) < 0)
-		return err;
-	while (step != AF_PAGING_DONE) {
-		offset = step == AF_PAGING_RESTART || offset < 0 ? 0 : offset + limit;
-		if (step == AF_PAGING_RESTART)
-			af_paging_warn_restart(job);
-		if ((err = tione_page(job, &paging, offset, limit, &step)) < 0)
-			break;
-	}
-	af_paging_free(&paging);
-	return err;
+	return af_paging_collect(job, tione_page);
 }
 
 /* One global host (and one for the international site); the region goes

@@ -6,12 +6,10 @@
 #define AF_ERROR_MAX 1024
 
 static _Thread_local char last_message[AF_ERROR_MAX];
-static _Thread_local int last_class;
 
 int af_error_vset(int klass, const char *fmt, va_list ap)
 {
 	vsnprintf(last_message, sizeof(last_message), fmt, ap);
-	last_class = klass;
 	return klass;
 }
 
@@ -44,7 +42,6 @@ int af_error_prefix(int klass, const char *fmt, ...)
 		memcpy(last_message + used, old, n);
 		last_message[used + n] = '\0';
 	}
-	last_class = klass;
 	return klass;
 }
 
@@ -53,15 +50,14 @@ const char *af_error_last(void)
 	return last_message;
 }
 
-int af_error_last_class(void)
+int af_error_oom(void)
 {
-	return last_class;
+	return af_error_set(AF_ERR_NOMEM, "out of memory");
 }
 
 void af_error_clear(void)
 {
 	last_message[0] = '\0';
-	last_class = AF_OK;
 }
 
 const char *af_error_class_name(int klass)

@@ -659,7 +659,7 @@ static int default_env(char **dst, const char *name)
 	if (*dst)
 		return 0;
 	if (!(*dst = strdup(name)))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	return 0;
 }
 
@@ -731,7 +731,7 @@ int af_config_load(af_config *cfg, const char *path)
 	int line, err;
 
 	if (!(cfg->path = strdup(path)))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	f = fopen(path, "r");
 	if (!f)
 		return af_error_set(AF_ERR_CONFIG, "cannot open configuration %s: %s", path,
@@ -748,7 +748,7 @@ int af_config_load(af_config *cfg, const char *path)
 	fclose(f);
 	seen_free(&st);
 	if (st.err == AF_ERR_NOMEM)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	/* inih goes on after a syntax error; the first problem is the one to fix */
 	if (st.err && !(line > 0 && line < st.err_line))
 		return af_error_set(AF_ERR_CONFIG, "%s:%d: %s", path, st.err_line, st.msg);

@@ -37,7 +37,7 @@ void af_credentials_clear(af_credentials *c)
 static int dup_field(char **out, const char *v)
 {
 	if (!(*out = strdup(v)))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	return 0;
 }
 
@@ -103,7 +103,7 @@ static int read_secret_file(char **out, size_t *len, const char *path)
 		goto done;
 	}
 	if (!(data = malloc((size_t)size + 1))) {
-		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		err = af_error_oom();
 		goto done;
 	}
 	if (fread(data, 1, (size_t)size, f) != (size_t)size) {
@@ -285,7 +285,7 @@ static int tc_ini_handler(void *ud, const char *section, const char *name, const
 	wipe_free(*slot);
 	*slot = NULL;
 	if (value[0] && !(*slot = strdup(value))) {
-		t->err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		t->err = af_error_oom();
 		return 0;
 	}
 	return 1;

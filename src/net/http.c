@@ -124,14 +124,14 @@ int af_client_new(af_client **out, const af_client_options *opts)
 		return af_error_set(AF_ERR_GENERIC, "curl_global_init: %s",
 				    curl_easy_strerror(curl_init_rc));
 	if (!(c = calloc(1, sizeof(*c))))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	if (opts)
 		c->o = *opts;
 	else
 		af_client_options_default(&c->o);
 	if (c->o.ca_bundle && !(c->ca_bundle = strdup(c->o.ca_bundle))) {
 		free(c);
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	}
 	c->o.ca_bundle = c->ca_bundle;
 	/* Zero means "not set": fall back to the documented defaults. */
@@ -235,7 +235,7 @@ int af_client_set_rate(af_client *c, const char *provider, const char *product,
 	if (r)
 		af_token_bucket_init(&r->bucket, rps, burst, af_clock_seconds());
 	pthread_mutex_unlock(&c->mu);
-	return r ? 0 : af_error_set(AF_ERR_NOMEM, "out of memory");
+	return r ? 0 : af_error_oom();
 }
 
 void af_client_get_stats(af_client *c, af_client_stats *out)
@@ -283,7 +283,7 @@ int af_session_new(af_session **out, af_client *c)
 
 	*out = NULL;
 	if (!(s = calloc(1, sizeof(*s))))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	if (!(h = curl_easy_init())) {
 		free(s);
 		return af_error_set(AF_ERR_GENERIC, "curl_easy_init failed");
@@ -343,7 +343,7 @@ static int parse_endpoint(req_target *t, const af_api_request *req, af_buf *cq)
 	CURLUcode uc;
 
 	if (!u)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	if (!req->endpoint || (uc = curl_url_set(u, CURLUPART_URL, req->endpoint, 0)) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
@@ -395,7 +395,7 @@ static int slist_add(struct curl_slist **l, const char *name, const char *value)
 	n = curl_slist_append(*l, line.data);
 	af_buf_free_secret(&line);
 	if (!n)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	*l = n;
 	return 0;
 }
@@ -492,7 +492,7 @@ static int build_headers(struct curl_slist **list, af_kv *h, size_t *nh, af_sign
 		struct curl_slist *n = curl_slist_append(*list, "Expect:");
 
 		if (!n)
-			return af_error_set(AF_ERR_NOMEM, "out of memory");
+			return af_error_oom();
 		*list = n;
 	}
 	return 0;
@@ -690,7 +690,7 @@ static int slot_acquire(af_client *c, const char *provider)
 	pthread_mutex_lock(&c->mu);
 	if (!(s = slot_find(c, provider))) {
 		pthread_mutex_unlock(&c->mu);
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	}
 	while (s->in_flight >= c->o.max_concurrency)
 		pthread_cond_wait(&c->cv, &c->mu);

@@ -146,7 +146,7 @@ int af_canonical_query(af_buf *out, const af_kv *params, size_t n)
 	if (n == 0)
 		return 0;
 	if (!(pairs = calloc(n, sizeof(*pairs))))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	for (; done_n < n; done_n++) {
 		if (!params[done_n].key) {
 			err = af_error_set(AF_ERR_PARAM, "query parameter %zu has no name", done_n);
@@ -248,7 +248,7 @@ static int acs3_canonical_headers(af_buf *cr, af_buf *sh, const af_kv *headers, 
 	int err = 0;
 
 	if (n && !(h = calloc(n, sizeof(*h))))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	for (size_t i = 0; i < n; i++) {
 		char *lname;
 
@@ -257,7 +257,7 @@ static int acs3_canonical_headers(af_buf *cr, af_buf *sh, const af_kv *headers, 
 			goto done;
 		}
 		if (!(lname = strdup(headers[i].key))) {
-			err = af_error_set(AF_ERR_NOMEM, "out of memory");
+			err = af_error_oom();
 			goto done;
 		}
 		for (char *p = lname; *p; p++)

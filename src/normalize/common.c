@@ -74,7 +74,7 @@ static char *keep(nz_ctx *c, char *s)
 	return s;
 nomem:
 	if (!c->err)
-		c->err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		c->err = af_error_oom();
 	return NULL;
 }
 
@@ -418,7 +418,7 @@ int nz_seen(json_object *set, const char *id)
 	if (json_object_object_get_ex(set, id, NULL))
 		return 1;
 	if (json_object_object_add(set, id, NULL) < 0)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	return 0;
 }
 

@@ -102,7 +102,7 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, js
 	}
 	len = strlen(node->native_id) + 1 + strlen(name) + 1;
 	if (!(id = malloc(len))) {
-		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		err = af_error_oom();
 		goto done;
 	}
 	snprintf(id, len, "%s/%s", node->native_id, name);
@@ -210,7 +210,7 @@ int af_normalize_hologres_node(const af_scope *scope, json_object *list_item, js
 		goto done;
 	}
 	if (services && !(seen = json_object_new_object())) {
-		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		err = af_error_oom();
 		goto done;
 	}
 	for (size_t i = 0; services && i < json_object_array_length(services); i++)

@@ -42,17 +42,17 @@ static int model_service(nz_ctx *c, json_object *item, const af_instance *inst, 
 		return 0;
 	len = strlen(inst->native_id) + sizeof("/model");
 	if (!(*id = malloc(len)))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	snprintf(*id, len, "%s/model", inst->native_id);
 	if (!(sub = json_object_new_object()))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	for (const char *const *k = keep; *k; k++) {
 		json_object *v;
 
 		if (json_object_object_get_ex(item, *k, &v) &&
 		    json_object_object_add(sub, *k, json_object_get(v)) < 0) {
 			json_object_put(v);
-			err = af_error_set(AF_ERR_NOMEM, "out of memory");
+			err = af_error_oom();
 			goto done;
 		}
 	}
@@ -178,7 +178,7 @@ int af_normalize_tair_page(const af_scope *scope, json_object *page, const af_re
 		return af_error_set(AF_ERR_DATA,
 		                    "Tair page: Instances.TairInferInstanceDTO is not an array");
 	if (!(seen = json_object_new_object()))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	nz_ctx_init(&c, scope, sink, stats, &dummy);
 	for (size_t i = 0; i < json_object_array_length(list); i++)
 		if ((err = one_item(&c, seen, json_object_array_get_idx(list, i), i)) < 0)

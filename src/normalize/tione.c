@@ -198,7 +198,7 @@ static int one_group(nz_ctx *c, json_object *seen, json_object *g, size_t index)
 		goto done;
 	}
 	if (services && !(svc_seen = json_object_new_object())) {
-		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		err = af_error_oom();
 		goto done;
 	}
 	for (size_t i = 0; services && i < json_object_array_length(services); i++)
@@ -238,7 +238,7 @@ int af_normalize_tione_page(const af_scope *scope, json_object *page, const af_r
 	if (!json_object_is_type(list, json_type_array))
 		return af_error_set(AF_ERR_DATA, "TI-ONE page: ServiceGroups is not an array");
 	if (!(seen = json_object_new_object()))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	nz_ctx_init(&c, scope, sink, stats, &dummy);
 	for (size_t i = 0; i < json_object_array_length(list); i++)
 		if ((err = one_group(&c, seen, json_object_array_get_idx(list, i), i)) < 0)

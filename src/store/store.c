@@ -65,10 +65,10 @@ int af_store_connect(af_store **out, const char *conninfo)
 
 	*out = NULL;
 	if (!(s = calloc(1, sizeof(*s))))
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	s->conn = PQconnectdb(conninfo ? conninfo : "");
 	if (!s->conn) {
-		err = af_error_set(AF_ERR_NOMEM, "out of memory");
+		err = af_error_oom();
 		goto done;
 	}
 	if (PQstatus(s->conn) != CONNECTION_OK) {

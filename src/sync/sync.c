@@ -91,7 +91,7 @@ static int select_scopes(sync_run *run)
 	run->jobs = calloc(run->njobs, sizeof(*run->jobs));
 	run->creds = calloc(run->cfg->naccounts, sizeof(*run->creds));
 	if (!run->jobs || !run->creds)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	return 0;
 }
 

@@ -59,8 +59,9 @@ static void test_error_prefix_keeps_cause(void **state)
 	assert_int_equal(af_error_set(AF_ERR_DATA, "bad field %s", "Cpu"), AF_ERR_DATA);
 	assert_int_equal(af_error_prefix(AF_ERR_DATA, "scope %s: ", "a/b"), AF_ERR_DATA);
 	assert_string_equal(af_error_last(), "scope a/b: bad field Cpu");
-	assert_int_equal(af_error_last_class(), AF_ERR_DATA);
 	assert_string_equal(af_error_class_name(AF_ERR_TRANSIENT), "transient");
+	assert_int_equal(af_error_oom(), AF_ERR_NOMEM);
+	assert_string_equal(af_error_last(), "out of memory");
 	af_error_clear();
 	assert_string_equal(af_error_last(), "");
 }

@@ -176,8 +176,9 @@ int pai_eas_normalize_page(const af_scope *scope, json_object *page, const af_re
 
 /* ---- collector ----------------------------------------------------------- */
 
-static int eas_page(af_job *job, af_paging *paging, int page, int page_size, int *step)
+static int eas_page(af_job *job, af_paging *paging, int index, int page_size, int *step)
 {
+	int page = index + 1;
 	char page_no[16], size[16], key[32];
 	af_kv query[2];
 	af_api_request req;
@@ -213,20 +214,7 @@ done:
 
 static int eas_collect(af_job *job)
 {
-	int step = AF_PAGING_MORE, page = 0, err;
-	af_paging paging;
-
-	if ((err = af_paging_init(&paging, af_job_max_pages(job))) < 0)
-		return err;
-	while (step != AF_PAGING_DONE) {
-		page = step == AF_PAGING_RESTART ? 1 : page + 1;
-		if (step == AF_PAGING_RESTART)
-			af_paging_warn_restart(job);
-		if ((err = eas_page(job, &paging, page, af_job_page_size(job), &step)) < 0)
-			break;
-	}
-	af_paging_free(&paging);
-	return err;
+	return af_paging_collect(job, eas_page);
 }
 
 static int eas_endpoint(char *out, size_t n, const char *region, bool intl)
