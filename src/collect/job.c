@@ -413,10 +413,13 @@ static void free_key(struct lh_entry *e)
 
 int af_job_new(af_job **out, const af_job_setup *setup)
 {
-	af_job *job = calloc(1, sizeof(*job));
+	af_job *job;
 
 	*out = NULL;
-	if (!job)
+	if (setup->endpoint && strlen(setup->endpoint) >= sizeof(job->endpoint))
+		return af_error_set(AF_ERR_LIMIT, "endpoint longer than %zu bytes",
+				    sizeof(job->endpoint) - 1);
+	if (!(job = calloc(1, sizeof(*job))))
 		return af_error_oom();
 	if (!(job->seen = lh_kchar_table_new(1024, free_key))) {
 		free(job);

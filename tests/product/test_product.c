@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "aifleet/collect.h"
 #include "aifleet/config.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
@@ -104,6 +105,38 @@ static void test_secret_fields_are_known_to_the_policy(void **state)
 					 p->name, *f);
 	}
 	assert_true(checked >= 2); /* Hologres apiKey, PAI-EAS AccessToken */
+}
+
+/* A job asks for the account's page size, else the descriptor's default,
+ * and never more than the API accepts. */
+static void test_page_size_is_capped_by_the_descriptor(void **state)
+{
+	static const int want[][2] = {{0, 50}, {7, 7}, {100, 100}, {500, 100}};
+	af_product_config settings = {.enabled = true};
+	af_job_setup setup = {
+		.scope = {"alibaba", "eas", "cn-hangzhou", PAI_EAS_PRODUCT},
+		.product = &pai_eas_product,
+		.settings = &settings,
+		.endpoint = "http://127.0.0.1:9",
+		.max_pages = 3,
+	};
+	char endpoint[600];
+	af_job *job;
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		settings.page_size = want[i][0];
+		assert_int_equal(af_job_new(&job, &setup), 0);
+		assert_int_equal(af_job_page_size(job), want[i][1]);
+		assert_int_equal(af_job_max_pages(job), 3);
+		assert_int_equal(af_job_detail_concurrency(job), 1);
+		af_job_free(job);
+	}
+	/* an endpoint the job cannot hold is refused, not cut */
+	memset(endpoint, 'a', sizeof(endpoint) - 1);
+	endpoint[sizeof(endpoint) - 1] = '\0';
+	setup.endpoint = endpoint;
+	assert_int_equal(af_job_new(&job, &setup), AF_ERR_LIMIT);
+	assert_null(job);
 }
 
 /* ---- configuration ------------------------------------------------------- */
@@ -250,6 +283,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_registered_like_a_built_in),
 		cmocka_unit_test(test_secret_fields_are_known_to_the_policy),
+		cmocka_unit_test(test_page_size_is_capped_by_the_descriptor),
 		cmocka_unit_test(test_configured_like_a_built_in),
 		cmocka_unit_test(test_syncs_end_to_end_with_history),
 	};
