@@ -78,11 +78,29 @@ int af_buf_printf(af_buf *b, const char *fmt, ...)
 	return 0;
 }
 
+const char *af_buf_data(const af_buf *b)
+{
+	return b->data;
+}
+
+size_t af_buf_len(const af_buf *b)
+{
+	return b->len;
+}
+
 void af_buf_reset(af_buf *b)
 {
 	b->len = 0;
 	if (b->data)
 		b->data[0] = '\0';
+}
+
+void af_buf_truncate(af_buf *b, size_t len)
+{
+	if (len >= b->len)
+		return;
+	b->len = len;
+	b->data[len] = '\0';
 }
 
 char *af_buf_detach(af_buf *b)

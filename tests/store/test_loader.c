@@ -791,6 +791,294 @@ static void test_print_status(void **state)
 	af_testdb_drop(&db);
 }
 
+/*
+ * The content hash is the loader's definition of "changed": a database
+ * loaded by one build and reloaded by the next must classify everything as
+ * unchanged. These hashes were computed by the loader as of commit aa939e6
+ * (hand-written sink functions); any change to the hashed fields, their
+ * order or their encoding breaks this test -- and would rewrite every row
+ * of every existing database on the next sync.
+ */
+static void feed_hash_fleet(af_loader *l)
+{
+	af_record_sink sink = af_loader_sink(l);
+	af_instance in;
+	af_service sv;
+	af_resource rs;
+
+	/* every field set, with escapes, UTF-8 and a time before 1970 */
+	memset(&in, 0, sizeof(in));
+	in.native_id = "h-full";
+	in.name = "full\tname \xe4\xb8\xad";
+	in.status = "running";
+	in.status_raw = "Running";
+	in.charge_type = "prepaid";
+	in.charge_type_raw = "PrePaid";
+	in.zone = "cn-beijing-h";
+	in.spec = "kvcache.x8";
+	in.model = "qwen-72b";
+	in.created_at = -1;
+	in.updated_at = 1700000000123456LL;
+	in.expires_at = 1800000000000000LL;
+	in.tags_json = "{\"team\": \"ml\", \"env\": \"prod\"}";
+	in.raw_json = "{\"InstanceId\": \"h-full\", \"Nested\": {\"a\": [1, 2.5, null]}}";
+	assert_int_equal(sink.instance(sink.ctx, &A, &in), 0);
+	/* nothing but the key */
+	memset(&in, 0, sizeof(in));
+	in.native_id = "h-sparse";
+	in.created_at = in.updated_at = in.expires_at = AF_TIME_NULL;
+	assert_int_equal(sink.instance(sink.ctx, &A, &in), 0);
+	/* ("ab", NULL) and ("a", "b") must differ */
+	in.native_id = "h-ab";
+	in.name = "ab";
+	assert_int_equal(sink.instance(sink.ctx, &B, &in), 0);
+	in.native_id = "h-a-b";
+	in.name = "a";
+	in.status = "b";
+	assert_int_equal(sink.instance(sink.ctx, &B, &in), 0);
+
+	memset(&sv, 0, sizeof(sv));
+	sv.instance_id = "h-full";
+	sv.native_id = "s-full";
+	sv.name = "svc";
+	sv.model = "qwen-72b";
+	sv.model_version = "v2";
+	sv.status = "running";
+	sv.status_raw = "Normal";
+	sv.charge_type = "postpaid";
+	sv.charge_type_raw = "POSTPAID_BY_HOUR";
+	sv.replicas = (af_num){3, true};
+	sv.created_at = 1600000000000000LL;
+	sv.updated_at = 1600000000000001LL;
+	sv.tags_json = "{}";
+	sv.raw_json = "[\"any\", \"json\"]";
+	assert_int_equal(sink.service(sink.ctx, &A, &sv), 0);
+	memset(&sv, 0, sizeof(sv));
+	sv.instance_id = "h-sparse";
+	sv.native_id = "s-sparse";
+	sv.created_at = sv.updated_at = AF_TIME_NULL;
+	assert_int_equal(sink.service(sink.ctx, &A, &sv), 0);
+	sv.native_id = "s-zero";
+	sv.replicas = (af_num){0, true};
+	assert_int_equal(sink.service(sink.ctx, &A, &sv), 0);
+
+	memset(&rs, 0, sizeof(rs));
+	rs.owner_kind = AF_OWNER_INSTANCE;
+	rs.owner_id = "h-full";
+	rs.kind = "gpu_count";
+	rs.capacity = (af_num){2, true};
+	rs.used = (af_num){0.5, true};
+	rs.per_replica = (af_num){1e-300, true};
+	rs.unit = "cards";
+	rs.gpu_model = "A10";
+	rs.basis = "reported";
+	assert_int_equal(sink.resource(sink.ctx, &A, &rs), 0);
+	memset(&rs, 0, sizeof(rs));
+	rs.owner_kind = AF_OWNER_SERVICE;
+	rs.owner_id = "s-full";
+	rs.kind = "cpu_cores";
+	rs.unit = "cores";
+	assert_int_equal(sink.resource(sink.ctx, &A, &rs), 0);
+}
+
+static void test_content_hash_is_stable(void **state)
+{
+	static const char hashes_sql[] =
+		"SELECT string_agg(id || '=' || encode(content_hash, 'hex'), ' ' ORDER BY id) FROM ("
+		" SELECT native_id AS id, content_hash FROM aifleet.instance UNION ALL"
+		" SELECT native_id, content_hash FROM aifleet.service UNION ALL"
+		" SELECT owner_native_id || '/' || kind, content_hash FROM aifleet.resource) x";
+	static const char expected[] =
+		"h-a-b=fc0843c841a1d3c5c568ee0be8ab7a937e3046eca423ec787fa2a7f0a930a4b4"
+		" h-ab=ecd34d638d753c03b3817ea47655170e39120ffa2ceba591f4bc73fa17c559c0"
+		" h-full=f6047c6337e2cae59d2ca90df7f1435410c6e28359e2e0e141ccdb40c75f051e"
+		" h-full/gpu_count=3f29fb59f15b4b9423682caa1e9d51e06156f256784a6deca7f5e90eb55c456c"
+		" h-sparse=1add55922c3776c4e3829a3de7c9d38c54fae53b913891a491953ce7df16b524"
+		" s-full=190f1f7fa3b33fdc4e4519f5343573981aff0a2fa65c00ef337404bcbad86083"
+		" s-full/cpu_cores=83ffcf94e873a8a3a6a360a980c8af419a83ea1da950190c8f2faa79a743ed58"
+		" s-sparse=c86e33383cd9eb6ed2f62557df16b1dc20ac8fb44d09f192f4e1a1b594b3eaca"
+		" s-zero=7cc0e03c7773c217dd1d11871f650972683a876711df1752dd3f79be3be1c07e";
+	af_testdb db;
+	af_store *s = st_open(&db);
+	af_load_summary sum;
+	af_loader *l = NULL;
+	char *v;
+
+	assert_int_equal(af_loader_begin(&l, s, NULL), 0);
+	feed_hash_fleet(l);
+	st_done(l, &A, AF_SCOPE_COMPLETE);
+	st_done(l, &B, AF_SCOPE_COMPLETE);
+	assert_int_equal(af_loader_commit(l, &sum), 0);
+	af_loader_free(l);
+	assert_int_equal(sum.instances.created + sum.services.created + sum.resources.created, 9);
+	v = af_testdb_query_value(&db, hashes_sql);
+	assert_string_equal(v, expected);
+	free(v);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+/* The rejection reasons, exactly: they reach the log and scope_state. */
+static void expect_rejected(int rc, const char *what)
+{
+	const char *msg = af_error_last();
+	size_t n = strlen(msg), k = strlen(what);
+
+	assert_int_equal(rc, AF_ERR_DATA);
+	if (n < k || strcmp(msg + n - k, what) != 0)
+		fail_msg("rejection '%s' does not end with '%s'", msg, what);
+}
+
+static void reject_instances(af_record_sink sink, char *longid)
+{
+	af_instance in;
+
+	memset(&in, 0, sizeof(in));
+	in.created_at = in.updated_at = in.expires_at = AF_TIME_NULL;
+	expect_rejected(sink.instance(sink.ctx, &A, &in),
+			"rejected instance (no native id) in scope alibaba/acct1/cn-beijing/"
+			"tair_kvcache: native_id is empty");
+	/* the key comes first, then the rest in a fixed order */
+	in.created_at = 253402300799000001LL;
+	in.native_id = "";
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": native_id is empty");
+	in.native_id = longid;
+	expect_rejected(sink.instance(sink.ctx, &A, &in),
+			"... in scope alibaba/acct1/cn-beijing/tair_kvcache:"
+			" native_id is longer than 1024 bytes");
+	in.native_id = "tk-r";
+	in.zone = "\xff";
+	expect_rejected(sink.instance(sink.ctx, &A, &in),
+			"rejected instance tk-r in scope alibaba/acct1/cn-beijing/tair_kvcache:"
+			" a text field is not valid UTF-8");
+	in.zone = NULL;
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": a time is out of range");
+	in.created_at = AF_TIME_NULL;
+	in.expires_at = -62135596800000001LL;
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": a time is out of range");
+	in.expires_at = AF_TIME_NULL;
+	in.tags_json = "[1]";
+	in.raw_json = "nope";
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": tags_json: not a JSON object");
+	in.tags_json = "{\"a\": \"\xc3\x28\"}";
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": tags_json: invalid utf-8 string");
+	in.tags_json = "{}";
+	in.raw_json = "{\"a\": 1} x";
+	/* strict parsing: anything after the value is an unexpected character */
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": raw_json: unexpected character");
+	in.raw_json = "{\"a\": ";
+	expect_rejected(sink.instance(sink.ctx, &A, &in), ": raw_json: truncated JSON");
+	in.raw_json = "[\"\\u0000\"]";
+	expect_rejected(sink.instance(sink.ctx, &A, &in),
+			": raw_json: contains \\u0000, which PostgreSQL jsonb cannot store");
+	/* a key of exactly 1024 bytes is fine */
+	longid[1024] = '\0';
+	in.native_id = longid;
+	in.raw_json = NULL;
+	assert_int_equal(sink.instance(sink.ctx, &A, &in), 0);
+	longid[1024] = 'k';
+}
+
+static void reject_services(af_record_sink sink, const char *longid)
+{
+	af_service sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.created_at = sv.updated_at = AF_TIME_NULL;
+	sv.instance_id = "tk-1";
+	expect_rejected(sink.service(sink.ctx, &A, &sv), ": native_id is empty");
+	sv.native_id = "svc-r";
+	sv.instance_id = "";
+	expect_rejected(sink.service(sink.ctx, &A, &sv),
+			"rejected service svc-r in scope alibaba/acct1/cn-beijing/tair_kvcache:"
+			" instance_id (the owning instance) is empty");
+	sv.instance_id = longid;
+	expect_rejected(sink.service(sink.ctx, &A, &sv),
+			": native_id or instance_id is longer than 1024 bytes");
+	sv.instance_id = "tk-1";
+	sv.model_version = "\xed\xa0\x80"; /* a surrogate */
+	sv.replicas = (af_num){NAN, true};
+	expect_rejected(sink.service(sink.ctx, &A, &sv), ": a text field is not valid UTF-8");
+	sv.model_version = NULL;
+	/* numbers say which rule they broke, replicas as resources' numbers do */
+	expect_rejected(sink.service(sink.ctx, &A, &sv), ": replicas is not a finite number");
+	sv.replicas = (af_num){-1, true};
+	expect_rejected(sink.service(sink.ctx, &A, &sv), ": replicas is negative");
+	sv.replicas = (af_num){-1, false}; /* unset: the value does not count */
+	sv.updated_at = INT64_MAX;
+	expect_rejected(sink.service(sink.ctx, &A, &sv), ": a time is out of range");
+	sv.updated_at = AF_TIME_NULL;
+	sv.raw_json = "[";
+	expect_rejected(sink.service(sink.ctx, &A, &sv), ": raw_json: truncated JSON");
+}
+
+static void reject_resources(af_record_sink sink, const char *longid)
+{
+	af_resource rs;
+
+	memset(&rs, 0, sizeof(rs));
+	rs.owner_kind = (af_owner_kind)-1;
+	expect_rejected(sink.resource(sink.ctx, &A, &rs),
+			"rejected resource (no owner)/(no kind) in scope alibaba/acct1/cn-beijing/"
+			"tair_kvcache: owner_kind is neither instance nor service");
+	rs.owner_kind = AF_OWNER_SERVICE;
+	expect_rejected(sink.resource(sink.ctx, &A, &rs), ": owner_id is empty");
+	rs.owner_id = "svc-1";
+	rs.kind = "";
+	expect_rejected(sink.resource(sink.ctx, &A, &rs),
+			"rejected resource svc-1/ in scope alibaba/acct1/cn-beijing/tair_kvcache:"
+			" kind is empty");
+	rs.kind = "cpu_cores";
+	expect_rejected(sink.resource(sink.ctx, &A, &rs), ": unit is empty");
+	rs.unit = "cores";
+	rs.kind = longid;
+	expect_rejected(sink.resource(sink.ctx, &A, &rs),
+			": owner_id or kind is longer than 1024 bytes");
+	rs.kind = "cpu_cores";
+	rs.basis = "\xc0\xaf"; /* overlong */
+	expect_rejected(sink.resource(sink.ctx, &A, &rs), ": a text field is not valid UTF-8");
+	rs.basis = NULL;
+	rs.capacity = (af_num){NAN, true};
+	rs.used = (af_num){-1, true};
+	expect_rejected(sink.resource(sink.ctx, &A, &rs), ": capacity is not a finite number");
+	rs.capacity = (af_num){1, true};
+	expect_rejected(sink.resource(sink.ctx, &A, &rs), ": used is negative");
+	rs.used = (af_num){0, true};
+	rs.per_replica = (af_num){INFINITY, true};
+	expect_rejected(sink.resource(sink.ctx, &A, &rs), ": per_replica is not a finite number");
+}
+
+static void test_rejection_reasons(void **state)
+{
+	static const af_scope no_region = {"alibaba", "acct1", "", "tair_kvcache"};
+	static const af_scope bad_account = {"alibaba", "acct\xff", "cn-beijing", "tair_kvcache"};
+	af_testdb db;
+	af_store *s = st_open(&db);
+	af_loader *l = NULL;
+	af_record_sink sink;
+	char *longid = malloc(1026);
+
+	memset(longid, 'k', 1025);
+	longid[1025] = '\0';
+	assert_int_equal(af_loader_begin(&l, s, NULL), 0);
+	sink = af_loader_sink(l);
+	assert_int_equal(st_inst(l, &A, "tk-1", "one"), 0);
+	reject_instances(sink, longid);
+	reject_services(sink, longid);
+	reject_resources(sink, longid);
+	/* scope problems come before the record's own */
+	expect_rejected(st_inst(l, &no_region, "tk-9", "x"),
+			"rejected instance tk-9: incomplete scope (scope fields missing or invalid)");
+	expect_rejected(st_svc(l, &bad_account, "tk-1", "svc-1", "m", NAN),
+			"rejected service svc-1: incomplete scope (scope fields missing or invalid)");
+	expect_rejected(st_res(l, &no_region, AF_OWNER_INSTANCE, "tk-1", "x", -1, "", NULL),
+			"rejected resource tk-1/x: incomplete scope (scope fields missing or invalid)");
+	free(longid);
+	af_loader_free(l);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +1100,8 @@ int main(void)
 		cmocka_unit_test(test_capacity_summary),
 		cmocka_unit_test(test_escaping_roundtrip_and_duplicates),
 		cmocka_unit_test(test_print_status),
+		cmocka_unit_test(test_content_hash_is_stable),
+		cmocka_unit_test(test_rejection_reasons),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,105 @@
+#ifndef AIFLEET_STORE_COLUMNS_H
+#define AIFLEET_STORE_COLUMNS_H
+
+/*
+ * The loader's entities, each described by one static table of columns
+ * (columns.c), and everything generated from those tables: a record's
+ * validation, its COPY row and content hash, the staging table, and the
+ * column lists of the merge statements.
+ *
+ * A column has one name in af_stage, m_<type> and aifleet.<type>. Adding
+ * one is a line in its entity's table plus the migration that adds it to
+ * aifleet.<type>.
+ */
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store_internal.h"
+
+/* One column of one entity; defined in columns.c, which alone reads it. */
+typedef struct af_column af_column;
+
+/* An owner id column (services: instance_id; resources: instance_id and
+ * service_id), taken from the owner_joins of classify. */
+typedef struct af_owner_ref {
+	const char *column; /* in aifleet.<type> */
+	const char *id;     /* the owner's id in owner_joins, e.g. "o.id" */
+} af_owner_ref;
+
+typedef struct af_entity {
+	const char *type;  /* instance | service | resource: names m_<type>, v_<type>, history */
+	const char *table; /* aifleet.<type> */
+	char code;         /* the staging discriminator, and the first byte hashed */
+	const af_column *columns; /* in content-hash order: see columns.c */
+	size_t ncolumns;
+	/* Owner resolution: hand-written SQL over staging (s). */
+	const char *owner_joins; /* classify: joins that find the owner's id */
+	const char *orphan;      /* classify: true when the owner was not found */
+	af_owner_ref owners[2];  /* owner id columns; column NULL ends the list */
+} af_entity;
+
+/* Parents first: the merge walks them in this order, so that children can
+ * resolve their owner's id. */
+enum { AF_ENTITY_INSTANCE, AF_ENTITY_SERVICE, AF_ENTITY_RESOURCE, AF_NENTITIES };
+extern const af_entity af_entities[AF_NENTITIES];
+
+/* One entity's merge lists, generated from its columns (s: staging, t: the
+ * table, m: m_<type>). */
+typedef struct af_merge_sql {
+	char *key;         /* natural key columns, for DISTINCT ON and ORDER BY */
+	char *key_match;   /* the natural key as a join condition of t and s */
+	char *owner_ids;   /* classify's extra select list: ", <id> AS owner_<column>" */
+	char *insert_cols; /* INSERT column list (content_hash and bookkeeping aside) */
+	char *insert_vals; /* the same as expressions over m, with jsonb casts */
+	char *set;         /* UPDATE SET list from m: every non-key column */
+} af_merge_sql;
+
+#define AF_STAGE_MAX_COLUMNS 64
+
+/* A column of af_stage: one name shared by the entities that have it. */
+typedef struct af_stage_column {
+	const af_column *of[AF_NENTITIES]; /* each entity's column; NULL: it has none */
+	const af_column *def;              /* the first of them: name and type */
+} af_stage_column;
+
+/* The staging table and the SQL generated for one run. */
+typedef struct af_stage {
+	/* Record columns: the union of the entities' columns, after entity,
+	 * seq and the scope columns, before content_hash. */
+	af_stage_column columns[AF_STAGE_MAX_COLUMNS];
+	size_t ncolumns;
+	char *create_sql; /* CREATE TEMP TABLE af_stage (...) ON COMMIT DROP */
+	char *copy_sql;   /* COPY af_stage (...) FROM STDIN */
+	af_merge_sql merge[AF_NENTITIES];
+} af_stage;
+
+/* Builds the staging layout and its SQL; 0, AF_ERR_NOMEM, or AF_ERR_GENERIC
+ * when the tables contradict themselves (one name, two staging types). */
+int af_stage_init(af_stage *st);
+/* Frees what af_stage_init built; safe on a zeroed or freed stage. */
+void af_stage_free(af_stage *st);
+
+/* True if every scope field is present and valid UTF-8. */
+bool af_scope_valid(const af_scope *sc);
+
+/*
+ * Why the record `rec` (an af_instance, af_service or af_resource, as `e`
+ * says) cannot be stored, or NULL when it can. The reason is a constant or
+ * written into msg[n]. `tok` parses the JSON columns (strict, UTF-8).
+ */
+const char *af_record_problem(const af_entity *e, const void *rec, json_tokener *tok, char *msg,
+			      size_t n);
+
+/*
+ * Appends the COPY row of a valid record (`e` one of af_entities), content
+ * hash and newline included, to `b`; `md` computes the hash. On failure (AF_ERR_LIMIT: the
+ * buffer's cap; AF_ERR_NOMEM; AF_ERR_GENERIC) part of the row may be in
+ * `b`: the caller cuts it off.
+ */
+int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_entity *e,
+		     uint64_t seq, const af_scope *sc, const void *rec);
+
+#endif
