@@ -35,7 +35,7 @@ static int buf_reserve(af_buf *b, size_t extra)
 		alloc *= 2;
 	p = realloc(b->data, alloc);
 	if (!p)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	b->data = p;
 	b->alloc = alloc;
 	return 0;

@@ -59,7 +59,12 @@ struct af_loader {
 	bool dry_run;
 	char *trigger;
 	af_delete_guard guard; /* allow[] borrowed from the caller for the run */
-	bool locked, in_tx, copying, failed, committed;
+	bool locked, in_tx, copying, committed;
+	/* The error that ended the run (0 while it goes on), and its message:
+	 * every later call fails with the same class, so a lost database
+	 * stays a lost database (exit 75) however the caller learns of it. */
+	int failed;
+	char failure[512];
 	int64_t run_id;
 	uint64_t seq;
 	af_stage stage; /* the staging table and merge SQL, from columns.c */
@@ -144,6 +149,22 @@ static bool nonempty(const char *s)
 	return s && *s;
 }
 
+/* Ends the run with `err` (the last error's message); returns `err`. */
+static int fail_run(af_loader *l, int err)
+{
+	if (!l->failed) {
+		l->failed = err;
+		snprintf(l->failure, sizeof(l->failure), "%s", af_error_last());
+	}
+	return err;
+}
+
+/* After the run failed: the same class, the first cause named. */
+static int run_failed(const af_loader *l, const char *what)
+{
+	return af_error_set(l->failed, "%s: the run failed earlier (%s)", what, l->failure);
+}
+
 /* Counts a rejected record against its scope (which becomes partial) and
  * sets the error that names it. */
 static int reject(af_loader *l, const af_scope *sc, const char *what, const char *id,
@@ -162,10 +183,8 @@ static int reject(af_loader *l, const af_scope *sc, const char *what, const char
 		     nonempty(id) ? 128 : 64, nonempty(id) ? id : "(no native id)",
 		     nonempty(id) && strlen(id) > 128 ? "..." : "", sc->provider, sc->account,
 		     sc->region, sc->product, why);
-	if ((err = scope_find(&e, l, sc)) < 0) {
-		l->failed = true;
-		return err;
-	}
+	if ((err = scope_find(&e, l, sc)) < 0)
+		return fail_run(l, err);
 	e->loader_rejected++;
 	if (!e->first_reject)
 		e->first_reject = strdup(af_error_last());
@@ -178,8 +197,12 @@ static int flush_batch(af_loader *l)
 	if (af_buf_len(&l->batch) == 0)
 		return 0;
 	if (PQputCopyData(l->conn, af_buf_data(&l->batch), (int)af_buf_len(&l->batch)) != 1) {
-		l->failed = true;
-		return af_store_db_error(l->conn, NULL, "streaming records to PostgreSQL");
+		/* libpq reports a failed send while the connection still looks
+		 * fine; reading what is left tells a lost server (which marks
+		 * it bad, so the error is transient) from a refused COPY. */
+		PQconsumeInput(l->conn);
+		return fail_run(l, af_store_db_error(l->conn, NULL,
+						     "streaming records to PostgreSQL"));
 	}
 	af_buf_reset(&l->batch);
 	return 0;
@@ -202,16 +225,16 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 		return reject(l, sc, e->type, id,
 			      "the record is larger than the loader's 16 MiB row limit");
 	/* Bad data is that record's problem too; anything else ends the run. */
-	if (err != AF_ERR_DATA)
-		l->failed = true;
-	return err;
+	return err == AF_ERR_DATA ? err : fail_run(l, err);
 }
 
 static int usable(af_loader *l)
 {
-	if (!l->copying || l->failed)
-		return af_error_set(AF_ERR_PARAM, "the loader is not accepting records (%s)",
-				    l->failed ? "the run failed" : "not started or already committed");
+	if (l->failed)
+		return run_failed(l, "the loader is not accepting records");
+	if (!l->copying)
+		return af_error_set(AF_ERR_PARAM, "the loader is not accepting records (not "
+				    "started or already committed)");
 	return 0;
 }
 
@@ -431,20 +454,18 @@ int af_loader_scope_done(af_loader *l, const af_scope_report *report)
 	scope_entry *e;
 	int err;
 
-	if (l->failed || l->committed)
+	if (l->failed)
+		return run_failed(l, "the loader is not accepting scope reports");
+	if (l->committed)
 		return af_error_set(AF_ERR_PARAM, "the loader is not accepting scope reports");
 	if (!af_scope_valid(&report->scope))
 		return af_error_set(AF_ERR_PARAM, "scope report without a complete scope");
-	if ((err = scope_find(&e, l, &report->scope)) < 0) {
-		l->failed = true;
-		return err;
-	}
+	if ((err = scope_find(&e, l, &report->scope)) < 0)
+		return fail_run(l, err);
 	free(e->err_copy);
 	e->err_copy = NULL;
-	if (report->error && !(e->err_copy = strdup(report->error))) {
-		l->failed = true;
-		return af_error_oom();
-	}
+	if (report->error && !(e->err_copy = strdup(report->error)))
+		return fail_run(l, af_error_oom());
 	e->report = *report;
 	e->report.scope.provider = e->provider;
 	e->report.scope.account = e->account;
@@ -1076,10 +1097,8 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 		memset(out, 0, sizeof(*out));
 	if (l->committed || !l->in_tx)
 		return af_error_set(AF_ERR_PARAM, "the run is not open");
-	if (l->failed) {
-		err = af_error_set(AF_ERR_PARAM, "the run failed earlier; nothing was committed");
-		goto done;
-	}
+	if (l->failed)
+		return run_failed(l, "nothing was committed");
 	snprintf(run_id, sizeof(run_id), "%" PRId64, l->run_id);
 	if ((err = end_copy(l)) < 0)
 		goto done;
@@ -1104,7 +1123,7 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 	log_summary(l, &sum);
 done:
 	if (err < 0)
-		l->failed = true;
+		fail_run(l, err);
 	return err;
 }
 
