@@ -206,6 +206,22 @@ int sim_auth_credential(char *out, size_t n, const char *auth)
 	return -1;
 }
 
+int sim_auth_tc3_service(char *out, size_t n, const char *auth)
+{
+	char cred[256];
+	const char *p, *q;
+	if (!auth || strncmp(auth, "TC3-HMAC-SHA256 ", 16) != 0 ||
+	    auth_field(cred, sizeof(cred), auth + 16, "Credential") < 0)
+		return -1;
+	/* SecretId/date/service/tc3_request */
+	if (!(p = strchr(cred, '/')) || !(p = strchr(p + 1, '/')) || !(q = strchr(p + 1, '/')) ||
+	    (size_t)(q - p - 1) >= n)
+		return -1;
+	memcpy(out, p + 1, (size_t)(q - p - 1));
+	out[q - p - 1] = '\0';
+	return 0;
+}
+
 static int parse_acs_date(int64_t *out, const char *v)
 {
 	struct tm tm;
@@ -283,9 +299,11 @@ int sim_acs3_check(sim_verdict *v, const sim_wire *w, const char *key_id, const 
 	return rc;
 }
 
-int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa)
+int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp)
 {
+	const sim_product *p = sim_product_at((size_t)r->product);
 	const char *auth = sim_req_header(r, "Authorization");
+	bool roa = p->style == SIM_ACS3_ROA;
 	char cred[128];
 	sim_wire w;
 	sim_verdict v;
@@ -299,7 +317,7 @@ int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa)
 	    sim_auth_credential(cred, sizeof(cred), auth) < 0)
 		return ali_reject(s, r, resp, roa, 400, "IncompleteSignature",
 		                  "The Authorization header is not a valid ACS3-HMAC-SHA256 one.");
-	acc = sim_account_by_key(s, SIM_ALIBABA, cred);
+	acc = sim_account_by_key(s, p->product->provider, cred);
 	if (acc < 0)
 		return ali_reject(s, r, resp, roa, 404, "InvalidAccessKeyId.NotFound",
 		                  "Specified access key is not found.");
@@ -405,6 +423,7 @@ int sim_tc3_check(sim_verdict *v, const sim_wire *w, const char *secret_id, cons
 
 int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 {
+	const sim_product *p = sim_product_at((size_t)r->product);
 	const char *auth = sim_req_header(r, "Authorization");
 	char id[256];
 	sim_wire w;
@@ -419,13 +438,13 @@ int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 	    sim_auth_credential(id, sizeof(id), auth) < 0)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
 		                 "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
-	acc = sim_account_by_key(s, SIM_TENCENT, id);
+	acc = sim_account_by_key(s, p->product->provider, id);
 	if (acc < 0)
 		return tc_reject(s, r, resp, "AuthFailure.SecretIdNotFound",
 		                 "The SecretId is not found.");
 	a = &s->accounts[acc];
 	req_wire(&w, r);
-	if (sim_tc3_check(&v, &w, a->key_id, a->secret, "tione", (int64_t)time(NULL)) < 0)
+	if (sim_tc3_check(&v, &w, a->key_id, a->secret, p->tc3_service, (int64_t)time(NULL)) < 0)
 		return tc_reject(s, r, resp, v.code, v.message);
 	if (a->token && !same_secret(a->token, sim_req_header(r, "X-TC-Token")))
 		return tc_reject(s, r, resp, "AuthFailure.TokenFailure", "The token is invalid.");

@@ -2,28 +2,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <ini.h>
 #include <openssl/crypto.h>
 
 #include "aifleet/error.h"
+#include "aifleet/record.h"
 #include "sim.h"
 
 /* The demo fleet used when no --config is given. The keys are fake and only
  * mean something to this simulator (documented in docs/simulator.md). */
 static const struct {
 	const char *label;
-	sim_provider provider;
+	const char *provider;
 	const char *key_id, *secret, *token;
 	const char *regions;
 } demo[] = {
-    {"demo-ali", SIM_ALIBABA, "LTAI5tSimDemoAli0000001", "sim-demo-ali-secret-NOT-REAL", NULL,
-     "cn-hangzhou,cn-beijing"},
-    {"demo-ali-sts", SIM_ALIBABA, "STS.SimDemoAliSts000001", "sim-demo-sts-secret-NOT-REAL",
+    {"demo-ali", AF_PROVIDER_ALIBABA, "LTAI5tSimDemoAli0000001", "sim-demo-ali-secret-NOT-REAL",
+     NULL, "cn-hangzhou,cn-beijing"},
+    {"demo-ali-sts", AF_PROVIDER_ALIBABA, "STS.SimDemoAliSts000001", "sim-demo-sts-secret-NOT-REAL",
      "sim-demo-sts-token-NOT-REAL", "cn-shanghai"},
-    {"demo-tc", SIM_TENCENT, "AKIDSimDemoTencent000000001", "sim-demo-tc-secret-NOT-REAL", NULL,
-     "ap-guangzhou,ap-shanghai"},
+    {"demo-tc", AF_PROVIDER_TENCENT, "AKIDSimDemoTencent000000001", "sim-demo-tc-secret-NOT-REAL",
+     NULL, "ap-guangzhou,ap-shanghai"},
 };
 
 typedef struct limit_entry {
@@ -40,13 +40,11 @@ typedef struct parse_ctx {
 	char msg[256];
 } parse_ctx;
 
-static void limits_default(sim_limits *l, sim_product p)
+static void limits_default(sim_limits *l, const sim_product *p)
 {
 	memset(l, 0, sizeof(*l));
 	l->hang_ms = 30000;
-	/* TI-ONE documents 20 requests/s for this API; the Alibaba APIs publish
-	 * no figure, so they are unlimited unless configured. */
-	l->rate_limit = p == SIM_TIONE ? 20 : 0;
+	l->rate_limit = p->rate_limit;
 }
 
 static int set_regions(sim_account *a, const char *list)
@@ -72,8 +70,10 @@ static sim_account *account_add(af_sim *s, const char *label)
 	n = &s->accounts[s->naccounts++];
 	memset(n, 0, sizeof(*n));
 	n->label = strdup(label);
-	for (int p = 0; p < SIM_NPRODUCTS; p++)
-		limits_default(&n->limits[p], p);
+	/* a config account names its provider; until it does, alibaba */
+	n->provider = AF_PROVIDER_ALIBABA;
+	for (size_t p = 0; p < sim_product_count(); p++)
+		limits_default(&n->limits[p], sim_product_at(p));
 	return n;
 }
 
@@ -106,12 +106,10 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 		if (!a)
 			return 0;
 		if (strcmp(name, "provider") == 0) {
-			if (strcasecmp(value, "alibaba") == 0 || strcasecmp(value, "aliyun") == 0)
-				a->provider = SIM_ALIBABA;
-			else if (strcasecmp(value, "tencent") == 0)
-				a->provider = SIM_TENCENT;
-			else
+			const char *provider = sim_provider_find(value);
+			if (!provider)
 				goto bad;
+			a->provider = provider;
 		} else if (strcmp(name, "access_key_id") == 0 || strcmp(name, "secret_id") == 0) {
 			free(a->key_id);
 			a->key_id = strdup(value);
@@ -140,13 +138,13 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 			goto bad;
 		memcpy(prod, section + 7, plen);
 		prod[plen] = '\0';
-		if (sim_product_parse(prod) < 0)
+		if (sim_product_index(prod) < 0)
 			goto bad;
 		n = realloc(c->lim, (c->nlim + 1) * sizeof(*n));
 		if (!n)
 			return 0;
 		c->lim = n;
-		n[c->nlim].product = sim_product_parse(prod);
+		n[c->nlim].product = sim_product_index(prod);
 		n[c->nlim].account = sp ? strdup(sp + 1) : NULL;
 		n[c->nlim].key = strdup(name);
 		n[c->nlim].value = strdup(value);
@@ -160,83 +158,88 @@ bad:
 	return 0;
 }
 
-int sim_config_load(af_sim *s, const char *path)
+static int load_demo(af_sim *s)
 {
-	parse_ctx c = {.s = s};
-	int err = 0;
+	for (size_t i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
+		sim_account *a = account_add(s, demo[i].label);
+		if (!a)
+			return af_error_oom();
+		a->provider = demo[i].provider;
+		a->key_id = strdup(demo[i].key_id);
+		a->secret = strdup(demo[i].secret);
+		a->token = demo[i].token ? strdup(demo[i].token) : NULL;
+		set_regions(a, demo[i].regions);
+	}
+	return 0;
+}
 
-	if (!path) {
-		for (size_t i = 0; i < sizeof(demo) / sizeof(demo[0]); i++) {
-			sim_account *a = account_add(s, demo[i].label);
-			if (!a)
-				return af_error_set(AF_ERR_NOMEM, "out of memory");
-			a->provider = demo[i].provider;
-			a->key_id = strdup(demo[i].key_id);
-			a->secret = strdup(demo[i].secret);
-			a->token = demo[i].token ? strdup(demo[i].token) : NULL;
-			set_regions(a, demo[i].regions);
-		}
-		goto resolve;
-	}
-	int rc = ini_parse(path, on_entry, &c);
-	if (rc < 0) {
-		err = af_error_set(AF_ERR_CONFIG, "%s: cannot open", path);
-		goto done;
-	}
-	if (c.err || rc > 0) {
-		err = af_error_set(AF_ERR_CONFIG, "%s: line %d: %s", path, rc,
-		                   c.err ? c.msg : "syntax error");
-		goto done;
-	}
-	for (size_t i = 0; i < s->naccounts; i++) {
-		sim_account *a = &s->accounts[i];
-		if (!a->key_id || !a->secret || a->nregions == 0) {
-			err = af_error_set(AF_ERR_CONFIG,
-			                   "%s: account %s needs access_key_id, secret and regions",
-			                   path, a->label);
-			goto done;
-		}
-	}
-	if (s->naccounts == 0) {
-		err = af_error_set(AF_ERR_CONFIG, "%s: no [account NAME] section", path);
-		goto done;
-	}
-	/* product-wide limits first, then the per-account ones override them */
+/* Product-wide limits first, then the per-account ones override them. */
+static int apply_limits(af_sim *s, const parse_ctx *c, const char *path)
+{
 	for (int pass = 0; pass < 2; pass++) {
-		for (size_t j = 0; j < c.nlim; j++) {
-			limit_entry *e = &c.lim[j];
+		for (size_t j = 0; j < c->nlim; j++) {
+			const limit_entry *e = &c->lim[j];
 			if ((pass == 0) != (e->account == NULL))
 				continue;
 			for (size_t i = 0; i < s->naccounts; i++) {
 				if (e->account && strcmp(e->account, s->accounts[i].label) != 0)
 					continue;
 				if (limit_apply(&s->accounts[i].limits[e->product], e->key,
-				                e->value) < 0) {
-					err =
-					    af_error_set(AF_ERR_CONFIG, "%s: unknown limit key %s",
-					                 path, e->key);
-					goto done;
-				}
+				                e->value) < 0)
+					return af_error_set(AF_ERR_CONFIG,
+					                    "%s: unknown limit key %s", path,
+					                    e->key);
 			}
 		}
 	}
-resolve:
+	return 0;
+}
+
+static int load_file(af_sim *s, parse_ctx *c, const char *path)
+{
+	int rc = ini_parse(path, on_entry, c);
+	if (rc < 0)
+		return af_error_set(AF_ERR_CONFIG, "%s: cannot open", path);
+	if (c->err || rc > 0)
+		return af_error_set(AF_ERR_CONFIG, "%s: line %d: %s", path, rc,
+		                    c->err ? c->msg : "syntax error");
 	for (size_t i = 0; i < s->naccounts; i++) {
 		sim_account *a = &s->accounts[i];
-		for (int p = 0; p < SIM_NPRODUCTS; p++) {
-			if (a->limits[p].rate_limit > 0) {
-				a->window[p] =
-				    calloc((size_t)a->limits[p].rate_limit, sizeof(int64_t));
-				if (!a->window[p]) {
-					err = af_error_set(AF_ERR_NOMEM, "out of memory");
-					goto done;
-				}
-				for (int k = 0; k < a->limits[p].rate_limit; k++)
-					a->window[p][k] = INT64_MIN / 2;
-			}
+		if (!a->key_id || !a->secret || a->nregions == 0)
+			return af_error_set(
+			    AF_ERR_CONFIG, "%s: account %s needs access_key_id, secret and regions",
+			    path, a->label);
+	}
+	if (s->naccounts == 0)
+		return af_error_set(AF_ERR_CONFIG, "%s: no [account NAME] section", path);
+	return apply_limits(s, c, path);
+}
+
+/* The rate limiters' windows, for the limits as configured. */
+static int alloc_windows(af_sim *s)
+{
+	for (size_t i = 0; i < s->naccounts; i++) {
+		sim_account *a = &s->accounts[i];
+		for (size_t p = 0; p < sim_product_count(); p++) {
+			int lim = a->limits[p].rate_limit;
+			if (lim <= 0)
+				continue;
+			if (!(a->window[p] = calloc((size_t)lim, sizeof(int64_t))))
+				return af_error_oom();
+			for (int k = 0; k < lim; k++)
+				a->window[p][k] = INT64_MIN / 2;
 		}
 	}
-done:
+	return 0;
+}
+
+int sim_config_load(af_sim *s, const char *path)
+{
+	parse_ctx c = {.s = s};
+	int err = path ? load_file(s, &c, path) : load_demo(s);
+
+	if (err == 0)
+		err = alloc_windows(s);
 	for (size_t j = 0; j < c.nlim; j++) {
 		free(c.lim[j].account);
 		free(c.lim[j].key);
@@ -260,7 +263,7 @@ void sim_config_free(af_sim *s)
 		free(a->token);
 		for (int r = 0; r < a->nregions; r++)
 			free(a->regions[r]);
-		for (int p = 0; p < SIM_NPRODUCTS; p++)
+		for (size_t p = 0; p < SIM_PRODUCTS_MAX; p++)
 			free(a->window[p]);
 	}
 	free(s->accounts);
@@ -268,10 +271,11 @@ void sim_config_free(af_sim *s)
 	s->naccounts = 0;
 }
 
-int sim_account_by_key(const af_sim *s, sim_provider p, const char *key_id)
+int sim_account_by_key(const af_sim *s, const char *provider, const char *key_id)
 {
 	for (size_t i = 0; i < s->naccounts; i++)
-		if (s->accounts[i].provider == p && strcmp(s->accounts[i].key_id, key_id) == 0)
+		if (strcmp(s->accounts[i].provider, provider) == 0 &&
+		    strcmp(s->accounts[i].key_id, key_id) == 0)
 			return (int)i;
 	return -1;
 }

@@ -29,28 +29,23 @@ static bool str_match(const char *want, const char *have)
 	return !want || (have && strcmp(want, have) == 0);
 }
 
-static sim_product action_product(int action)
-{
-	return action == SIM_ACT_TAIR ? SIM_TAIR : action == SIM_ACT_TIONE ? SIM_TIONE : SIM_HOLO;
-}
-
 /*
  * Which answers a kind can spoil. The page faults need a list; those about
- * TotalCount or page numbers a paged one (Tair, TI-ONE). A short, empty or
- * repeated page hits a page after the first unless the fault names a page:
- * a short first page looks like a small scope, and page 1 again is page 1.
- * The Hologres list has no pages: short_page and empty_page cut it.
+ * TotalCount or page numbers a paged one. A short, empty or repeated page
+ * hits a page after the first unless the fault names a page: a short first
+ * page looks like a small scope, and page 1 again is page 1. An unpaged
+ * list has no pages: short_page and empty_page cut it.
  */
-static bool fault_applies(int kind, int action, int page, bool any_page)
+static bool fault_applies(int kind, const sim_action *a, int page, bool any_page)
 {
-	bool paged = action == SIM_ACT_TAIR || action == SIM_ACT_TIONE;
+	bool paged = a->page != NULL;
 
 	switch (kind) {
 	case SIM_F_SHORT_PAGE:
 	case SIM_F_EMPTY_PAGE:
-		if (action == SIM_ACT_HOLO_LIST)
-			return true;
-		return paged && (!any_page || page != 1);
+		if (!paged)
+			return a->list;
+		return !any_page || page != 1;
 	case SIM_F_REPEAT_PAGE:
 		return paged && (!any_page || page != 1);
 	case SIM_F_LYING_TOTAL:
@@ -61,14 +56,14 @@ static bool fault_applies(int kind, int action, int page, bool any_page)
 }
 
 /* The first scripted fault matching the request, consumed; caller locks. */
-static int scripted(af_sim *s, const sim_req *r, sim_product p, int *hang_ms, int64_t *arg)
+static int scripted(af_sim *s, const sim_req *r, int *hang_ms, int64_t *arg)
 {
 	const char *label = s->accounts[r->account].label;
 	for (size_t i = 0; i < s->nfaults; i++) {
 		sim_fault *f = &s->faults[i];
-		if (f->times == 0 || (f->product >= 0 && f->product != (int)p) ||
+		if (f->times == 0 || (f->product >= 0 && f->product != r->product) ||
 		    !str_match(f->account, label) || !str_match(f->region, r->region) ||
-		    !str_match(f->action, sim_action_name(r->action)) ||
+		    !str_match(f->action, r->action->name) ||
 		    (f->page >= 0 && f->page != r->page) || !str_match(f->instance, r->instance) ||
 		    !fault_applies(f->kind, r->action, r->page, f->page < 0))
 			continue;
@@ -83,7 +78,7 @@ static int scripted(af_sim *s, const sim_req *r, sim_product p, int *hang_ms, in
 
 /* Sliding window: at most rate_limit accepted requests in any 1000 ms.
  * Returns 0 (accepted) or the ms until a slot frees up. Caller locks. */
-static int64_t rate_check(sim_account *a, sim_product p)
+static int64_t rate_check(sim_account *a, int p)
 {
 	int lim = a->limits[p].rate_limit;
 	int64_t now = sim_now_ms(), oldest;
@@ -97,68 +92,58 @@ static int64_t rate_check(sim_account *a, sim_product p)
 	return 0;
 }
 
-int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *post)
+/* The random fault of a request: a pure function of (seed, account,
+ * product, n-th request). Caller locks. */
+static int random_fault(af_sim *s, const sim_req *r)
 {
 	sim_account *a = &s->accounts[r->account];
-	sim_limits *l = &a->limits[p];
-	int kind, hang = 0, latency;
-	int64_t wait = 0, arg = -1;
-	char key[256];
-	bool roa = p == SIM_HOLO, ali = p != SIM_TIONE;
-
-	*post = SIM_F_NONE;
-	pthread_mutex_lock(&s->lock);
-	s->stats.by_action[r->action]++;
-	snprintf(key, sizeof(key), "%s %s %s", sim_action_name(r->action), a->label, r->region);
-	sim_stats_count(&s->stats.by_scope, &s->stats.nby_scope, key);
-	kind = scripted(s, r, p, &hang, &arg);
-	if (kind == SIM_F_NONE) {
-		/* random faults are a pure function of (seed, account, product, n-th request) */
-		double u = (double)(sim_hash(s->opt.seed ^ sim_hash_str(a->label),
-		                             ((uint64_t)p << 56) | a->fault_counter[p]++) >>
-		                    11) /
-		           (double)(1ULL << 53);
-		double acc = 0;
-		for (int k = 1; k < SIM_F_NKINDS && kind == SIM_F_NONE; k++) {
-			acc += l->rate[k];
-			if (u < acc)
-				kind = k;
-		}
-		/* a kind this answer cannot carry (a TotalCount lie for the
-		 * Hologres list) is no fault, not another one */
-		if (!fault_applies(kind, r->action, r->page, true))
-			kind = SIM_F_NONE;
+	const sim_limits *l = &a->limits[r->product];
+	uint64_t p = (uint64_t)r->product;
+	double u = (double)(sim_hash(s->opt.seed ^ sim_hash_str(a->label),
+	                             (p << 56) | a->fault_counter[p]++) >>
+	                    11) /
+	           (double)(1ULL << 53);
+	double acc = 0;
+	int kind = SIM_F_NONE;
+	for (int k = 1; k < SIM_F_NKINDS && kind == SIM_F_NONE; k++) {
+		acc += l->rate[k];
+		if (u < acc)
+			kind = k;
 	}
-	if (kind == SIM_F_NONE && (wait = rate_check(a, p)) > 0)
-		s->stats.throttled++;
-	if (kind != SIM_F_NONE)
-		s->stats.faults[kind]++;
-	pthread_mutex_unlock(&s->lock);
+	/* a kind this answer cannot carry (a TotalCount lie for an unpaged
+	 * list) is no fault, not another one */
+	return fault_applies(kind, r->action, r->page, true) ? kind : SIM_F_NONE;
+}
 
-	latency = l->latency_ms + s->opt.latency_ms;
-	if (latency > 0)
-		sim_sleep_ms(s, latency);
-	if (wait > 0 || kind == SIM_F_THROTTLE) {
-		if (ali) {
-			snprintf(resp->retry_after, sizeof(resp->retry_after), "%lld",
-			         (long long)(wait > 0 ? wait : 200));
-			sim_ali_error(resp, r, 400, roa, "Throttling.User",
-			              "Request was denied due to user flow control.");
-		} else {
-			sim_tc_error(resp, r, "RequestLimitExceeded",
-			             "Your current request rate exceeds the limit.");
-		}
+/* Answers a throttled request: 1. Alibaba says when to retry. */
+static int throttled(sim_resp *resp, const sim_req *r, int64_t wait)
+{
+	if (sim_product_at((size_t)r->product)->style == SIM_TC3) {
+		sim_tc_error(resp, r, "RequestLimitExceeded",
+		             "Your current request rate exceeds the limit.");
 		return 1;
 	}
+	snprintf(resp->retry_after, sizeof(resp->retry_after), "%lld",
+	         (long long)(wait > 0 ? wait : 200));
+	sim_error(resp, r, 400, "Throttling.User", "Request was denied due to user flow control.");
+	return 1;
+}
+
+/* The answer of a fault before the handler: 1 when it answered, 0 when
+ * the request goes on (to a post-render or a handler-rendered fault). */
+static int fault_answer(af_sim *s, sim_req *r, sim_resp *resp, int kind, int hang, int64_t arg,
+                        int *post)
+{
+	bool tc3 = sim_product_at((size_t)r->product)->style == SIM_TC3;
+
 	switch (kind) {
 	case SIM_F_HTTP500:
-		if (ali) {
-			sim_ali_error(
-			    resp, r, 500, roa, "InternalError",
-			    "The request processing has failed due to some unknown error.");
-		} else {
+		if (tc3) {
 			sim_tc_error(resp, r, "InternalError", "Internal error.");
 			resp->status = 500;
+		} else {
+			sim_error(resp, r, 500, "InternalError",
+			          "The request processing has failed due to some unknown error.");
 		}
 		return 1;
 	case SIM_F_DROP:
@@ -170,28 +155,27 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 		resp->drop = true;
 		return 1;
 	case SIM_F_TIMEOUT:
-		sim_sleep_ms(s, hang > 0 ? hang : l->hang_ms);
+		sim_sleep_ms(s,
+		             hang > 0 ? hang : s->accounts[r->account].limits[r->product].hang_ms);
 		resp->drop = true;
 		return 1;
 	case SIM_F_AUTH:
-		if (ali)
-			sim_ali_error(
-			    resp, r, 400, roa, "SignatureDoesNotMatch",
-			    "The request signature does not conform to Aliyun standards.");
-		else
+		if (tc3)
 			sim_tc_error(resp, r, "AuthFailure.SignatureFailure",
 			             "The provided credentials could not be validated.");
+		else
+			sim_error(resp, r, 400, "SignatureDoesNotMatch",
+			          "The request signature does not conform to Aliyun standards.");
 		return 1;
 	case SIM_F_ERROR_BODY:
 		/* HTTP 200, the product's own error body, and no list: only the
 		 * body says that this is an error */
-		if (ali)
-			sim_ali_error(
-			    resp, r, 200, roa, "InternalError",
-			    "The request processing has failed due to some unknown error.");
-		else
+		if (tc3)
 			sim_tc_error(resp, r, "InternalError",
 			             "An internal error has occurred. Retry your request.");
+		else
+			sim_error(resp, r, 200, "InternalError",
+			          "The request processing has failed due to some unknown error.");
 		return 1;
 	case SIM_F_MALFORMED:
 	case SIM_F_TRUNCATED:
@@ -204,6 +188,36 @@ int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *
 		r->fault_arg = arg;
 		return 0;
 	}
+}
+
+int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, int *post)
+{
+	const sim_product *p = sim_product_at((size_t)r->product);
+	sim_account *a = &s->accounts[r->account];
+	int kind, hang = 0, latency;
+	int64_t wait = 0, arg = -1;
+	char key[256];
+
+	*post = SIM_F_NONE;
+	pthread_mutex_lock(&s->lock);
+	s->stats.by_action[r->product][r->action - p->actions]++;
+	snprintf(key, sizeof(key), "%s %s %s", r->action->name, a->label, r->region);
+	sim_stats_count(&s->stats.by_scope, &s->stats.nby_scope, key);
+	kind = scripted(s, r, &hang, &arg);
+	if (kind == SIM_F_NONE)
+		kind = random_fault(s, r);
+	if (kind == SIM_F_NONE && (wait = rate_check(a, r->product)) > 0)
+		s->stats.throttled++;
+	if (kind != SIM_F_NONE)
+		s->stats.faults[kind]++;
+	pthread_mutex_unlock(&s->lock);
+
+	latency = a->limits[r->product].latency_ms + s->opt.latency_ms;
+	if (latency > 0)
+		sim_sleep_ms(s, latency);
+	if (wait > 0 || kind == SIM_F_THROTTLE)
+		return throttled(resp, r, wait);
+	return fault_answer(s, r, resp, kind, hang, arg, post);
 }
 
 size_t sim_fault_start(const sim_req *r, size_t start)
@@ -255,17 +269,6 @@ static void oversized(json_object *o, const char *key, int64_t bytes)
 	free(big);
 }
 
-/* The first element of an array member, or NULL. */
-static json_object *first(json_object *o, const char *key)
-{
-	json_object *a;
-
-	if (!o || !json_object_object_get_ex(o, key, &a) ||
-	    !json_object_is_type(a, json_type_array) || json_object_array_length(a) == 0)
-		return NULL;
-	return json_object_array_get_idx(a, 0);
-}
-
 static json_object *member(json_object *o, const char *key)
 {
 	json_object *v;
@@ -273,44 +276,44 @@ static json_object *member(json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
+/* The object that holds the last member of a path "a/b/c" in item (an
+ * array on the way stands for its first element), and that member's name
+ * in key; NULL when the item has no such place. */
+static json_object *spot(json_object *item, const char *path, char *key, size_t n)
+{
+	const char *slash;
+	char seg[64];
+
+	while (item && (slash = strchr(path, '/'))) {
+		if ((size_t)(slash - path) >= sizeof(seg))
+			return NULL;
+		memcpy(seg, path, (size_t)(slash - path));
+		seg[slash - path] = '\0';
+		item = member(item, seg);
+		if (item && json_object_is_type(item, json_type_array))
+			item = json_object_array_length(item) ? json_object_array_get_idx(item, 0)
+			                                      : NULL;
+		path = slash + 1;
+	}
+	snprintf(key, n, "%s", path);
+	return item;
+}
+
 /*
- * The fields each product's item spoils. A number the normalizer reads
- * (Tair's Capacity, the TI-ONE service's per-replica GPU in 1/100 cards,
- * the Hologres node's GPU count) and a name it stores (Tair InstanceName,
- * TI-ONE ServiceGroupName, Hologres holoInstanceName; the Get detail has no
- * name, so there its first model service's modelName).
+ * The fields the action's first item spoils (sim_action huge_number and
+ * long_name): a number the normalizer reads and a name it stores.
  */
 void sim_fault_item(const sim_req *r, json_object *item)
 {
-	if (r->fault == SIM_F_OUT_OF_RANGE) {
-		switch (r->action) {
-		case SIM_ACT_TAIR:
-			out_of_range(item, "Capacity");
-			break;
-		case SIM_ACT_TIONE:
-			out_of_range(
-			    member(member(first(item, "Services"), "ServiceInfo"), "Resources"),
-			    "Gpu");
-			break;
-		default:
-			out_of_range(item, "gpu");
-			break;
-		}
-	} else if (r->fault == SIM_F_OVERSIZED) {
-		switch (r->action) {
-		case SIM_ACT_TAIR:
-			oversized(item, "InstanceName", r->fault_arg);
-			break;
-		case SIM_ACT_TIONE:
-			oversized(item, "ServiceGroupName", r->fault_arg);
-			break;
-		case SIM_ACT_HOLO_LIST:
-			oversized(item, "holoInstanceName", r->fault_arg);
-			break;
-		default:
-			oversized(first(item, "modelServiceList"), "modelName", r->fault_arg);
-			break;
-		}
+	char key[64];
+	json_object *o;
+
+	if (r->fault == SIM_F_OUT_OF_RANGE && r->action->huge_number) {
+		if ((o = spot(item, r->action->huge_number, key, sizeof(key))))
+			out_of_range(o, key);
+	} else if (r->fault == SIM_F_OVERSIZED && r->action->long_name) {
+		if ((o = spot(item, r->action->long_name, key, sizeof(key))))
+			oversized(o, key, r->fault_arg);
 	}
 }
 
@@ -387,13 +390,17 @@ static int fault_check(json_object *o, size_t i)
 	    (kind = sim_fault_parse(json_object_get_string(k))) < 0)
 		return af_error_set(AF_ERR_PARAM, "fault %zu: missing or unknown kind", i);
 	if (json_object_object_get_ex(o, "product", &k) &&
-	    (product = sim_product_parse(json_object_get_string(k))) < 0)
+	    (product = sim_product_index(json_object_get_string(k))) < 0)
 		return af_error_set(AF_ERR_PARAM, "fault %zu: unknown product", i);
 	if (json_object_object_get_ex(o, "action", &k))
 		action = json_object_get_string(k);
-	for (int a = 0; a < SIM_NACTIONS && !fits; a++)
-		fits = (product < 0 || (int)action_product(a) == product) &&
-		       str_match(action, sim_action_name(a)) && fault_applies(kind, a, 2, true);
+	for (size_t p = 0; p < sim_product_count() && !fits; p++) {
+		const sim_product *sp = sim_product_at(p);
+		for (size_t a = 0; a < sp->nactions && !fits && (product < 0 || (int)p == product);
+		     a++)
+			fits = str_match(action, sp->actions[a].name) &&
+			       fault_applies(kind, &sp->actions[a], 2, true);
+	}
 	if (!fits)
 		return af_error_set(AF_ERR_PARAM, "fault %zu: %s does not apply to %s%s%s", i,
 		                    sim_fault_name(kind),
@@ -458,7 +465,7 @@ int sim_faults_add(af_sim *s, json_object *arr)
 	nf = realloc(s->faults, (s->nfaults + n + 1) * sizeof(*nf));
 	if (!nf) {
 		pthread_mutex_unlock(&s->lock);
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	}
 	s->faults = nf;
 	for (size_t i = 0; i < n; i++) {
@@ -466,7 +473,7 @@ int sim_faults_add(af_sim *s, json_object *arr)
 		sim_fault *f = &s->faults[s->nfaults++];
 		memset(f, 0, sizeof(*f));
 		f->product = json_object_object_get_ex(o, "product", &k)
-		                 ? sim_product_parse(json_object_get_string(k))
+		                 ? sim_product_index(json_object_get_string(k))
 		                 : -1;
 		f->account = jdup(o, "account");
 		f->region = jdup(o, "region");
@@ -540,9 +547,12 @@ json_object *sim_stats_json(af_sim *s)
 	pthread_mutex_lock(&s->lock);
 	sim_stats *st = &s->stats;
 	json_object_object_add(o, "requests", json_object_new_int64((int64_t)st->requests));
-	for (int i = 0; i < SIM_NACTIONS; i++)
-		json_object_object_add(act, sim_action_name(i),
-		                       json_object_new_int64((int64_t)st->by_action[i]));
+	for (size_t p = 0; p < sim_product_count(); p++) {
+		const sim_product *sp = sim_product_at(p);
+		for (size_t a = 0; a < sp->nactions; a++)
+			json_object_object_add(act, sp->actions[a].name,
+			                       json_object_new_int64((int64_t)st->by_action[p][a]));
+	}
 	json_object_object_add(o, "by_action", act);
 	json_object_object_add(o, "by_scope", counters(st->by_scope, st->nby_scope));
 	json_object_object_add(o, "rejected_signatures",

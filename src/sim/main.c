@@ -11,9 +11,16 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: aifleet-sim [OPTIONS]\n"
-	      "Simulates Tair KVCache DescribeTairKVCacheInferInstances, Hologres\n"
-	      "ListInstanceModel/GetInstanceModel and TI-ONE DescribeModelServiceGroups with\n"
-	      "real ACS3/TC3 signature verification, on one HTTP port.\n\n"
+	      "Simulates, on one HTTP port and with real ACS3/TC3 signature verification:\n",
+	      f);
+	for (size_t i = 0; i < sim_product_count(); i++) {
+		const sim_product *p = sim_product_at(i);
+		fprintf(f, "  %-18s", p->product->title);
+		for (size_t a = 0; a < p->nactions; a++)
+			fprintf(f, "%s%s", a ? ", " : " ", p->actions[a].name);
+		fputc('\n', f);
+	}
+	fputs("\n"
 	      "  --listen ADDR:PORT  listen address (default 127.0.0.1:8089; port 0 = any free)\n"
 	      "  --port-file PATH    write the bound port to PATH once ready\n"
 	      "  --config FILE       accounts and limits (INI); default: the demo accounts\n"
@@ -50,7 +57,8 @@ static int parse_listen(sim_options *o, const char *arg)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Reads the command line into o: -1 to go on, else the exit code. */
+static int parse_args(sim_options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {{"listen", required_argument, NULL, 'l'},
 	                                         {"port-file", required_argument, NULL, 'p'},
@@ -63,55 +71,63 @@ int main(int argc, char **argv)
 	                                         {"verbose", no_argument, NULL, 'v'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
-	sim_options o;
-	af_sim *s = NULL;
-	sigset_t set;
-	int c, sig = 0, rc = 1;
+	int c;
 
-	sim_options_defaults(&o);
-	o.listen_host = strdup("127.0.0.1");
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			if (parse_listen(&o, optarg) < 0) {
+			if (parse_listen(o, optarg) < 0) {
 				fprintf(stderr, "aifleet-sim: --listen wants ADDR:PORT\n");
-				goto done;
+				return 1;
 			}
 			break;
 		case 'p':
-			o.port_file = optarg;
+			o->port_file = optarg;
 			break;
 		case 'c':
-			o.config_file = optarg;
+			o->config_file = optarg;
 			break;
 		case 's':
-			o.seed = strtoull(optarg, NULL, 10);
+			o->seed = strtoull(optarg, NULL, 10);
 			break;
 		case 'n':
-			o.items = atoi(optarg);
+			o->items = atoi(optarg);
 			break;
 		case 'f':
-			o.fixtures = true;
+			o->fixtures = true;
 			break;
 		case 'L':
-			o.latency_ms = atoi(optarg);
+			o->latency_ms = atoi(optarg);
 			break;
 		case 't':
-			o.threads = atoi(optarg);
+			o->threads = atoi(optarg);
 			break;
 		case 'v':
-			o.verbose = true;
+			o->verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
-			rc = 0;
-			goto done;
+			return 0;
 		default:
 			usage(stderr);
-			rc = 2;
-			goto done;
+			return 2;
 		}
 	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	sim_options o;
+	af_sim *s = NULL;
+	sigset_t set;
+	int sig = 0, rc;
+
+	sim_options_defaults(&o);
+	o.listen_host = strdup("127.0.0.1");
+	if ((rc = parse_args(&o, argc, argv)) >= 0)
+		goto done;
+	rc = 1;
 	/* Signals are taken synchronously by sigwait below; block them before
 	 * the server threads start so that they inherit the mask. */
 	sigemptyset(&set);
@@ -123,7 +139,6 @@ int main(int argc, char **argv)
 
 	if (af_sim_start(&s, &o) < 0) {
 		fprintf(stderr, "aifleet-sim: %s\n", af_error_last());
-		rc = 1;
 		goto done;
 	}
 	if (o.port_file) {

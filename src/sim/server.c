@@ -1,10 +1,9 @@
-/* HTTP server (libmicrohttpd): raw request capture, routing, responses. */
+/* HTTP server (libmicrohttpd): raw request capture, dispatch, responses. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -46,6 +45,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 		return NULL;
 	r->raw_uri = strdup(uri ? uri : "/");
 	af_buf_init(&r->body, SIM_MAX_BODY);
+	r->product = -1;
 	r->account = -1;
 	r->page = -1;
 	r->fault_arg = -1;
@@ -65,6 +65,7 @@ static void req_free(sim_req *r)
 	free(r->path);
 	free(r->query);
 	af_buf_free(&r->body);
+	json_object_put(r->json);
 	free((char *)r->instance);
 	free(r);
 }
@@ -79,7 +80,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	*req_cls = NULL;
 }
 
-static char *unescape_dup(const char *s, size_t len)
+char *sim_unescape(const char *s, size_t len)
 {
 	char *d = malloc(len + 1);
 	if (!d)
@@ -106,22 +107,14 @@ int sim_req_parse_uri(sim_req *r)
 				return AF_ERR_NOMEM;
 			r->params = n;
 			eq = memchr(p, '=', (size_t)(end - p));
-			n[r->nparams].key = unescape_dup(p, (size_t)((eq ? eq : end) - p));
+			n[r->nparams].key = sim_unescape(p, (size_t)((eq ? eq : end) - p));
 			n[r->nparams].value =
-			    eq ? unescape_dup(eq + 1, (size_t)(end - eq - 1)) : strdup("");
+			    eq ? sim_unescape(eq + 1, (size_t)(end - eq - 1)) : strdup("");
 			r->nparams++;
 		}
 		p = amp ? amp + 1 : end;
 	}
 	return 0;
-}
-
-static int fixture_out(sim_resp *resp, const char *name)
-{
-	const sim_fixture *f = sim_fixture_get(name);
-	resp->status = 200;
-	af_buf_reset(&resp->body);
-	return f ? af_buf_append(&resp->body, f->data, f->len) : AF_ERR_GENERIC;
 }
 
 static void track(af_sim *s, int delta)
@@ -134,173 +127,6 @@ static void track(af_sim *s, int delta)
 			s->stats.in_flight_max = s->stats.in_flight;
 	}
 	pthread_mutex_unlock(&s->lock);
-}
-
-static void route_tencent(af_sim *s, sim_req *r, sim_resp *resp)
-{
-	const char *action = sim_req_header(r, "X-TC-Action");
-	const char *version = sim_req_header(r, "X-TC-Version");
-	const char *region = sim_req_header(r, "X-TC-Region");
-	enum json_tokener_error jerr = json_tokener_success;
-	json_object *body = NULL, *v;
-	int post = SIM_F_NONE;
-
-	sim_request_id(r->request_id, false);
-	if (strcmp(r->method, "POST") != 0) {
-		sim_tc_error(resp, r, "InvalidParameter",
-		             "Only POST with a JSON body is supported.");
-		return;
-	}
-	if (sim_auth_tc3(s, r, resp) != 0)
-		return;
-	if (!action || strcmp(action, "DescribeModelServiceGroups") != 0) {
-		sim_tc_error(resp, r, "InvalidAction", "The action is not supported.");
-		return;
-	}
-	if (version && strcmp(version, "2021-11-11") != 0) {
-		sim_tc_error(resp, r, "NoSuchVersion", "The API version does not exist.");
-		return;
-	}
-	if (!region || !*region) {
-		sim_tc_error(resp, r, "MissingParameter", "The Region parameter is missing.");
-		return;
-	}
-	snprintf(r->region, sizeof(r->region), "%s", region);
-	r->action = SIM_ACT_TIONE;
-	body = json_tokener_parse_verbose(r->body.data ? r->body.data : "{}", &jerr);
-	if (!body || !json_object_is_type(body, json_type_object)) {
-		json_object_put(body);
-		sim_tc_error(resp, r, "InvalidParameter", "The request body is not a JSON object.");
-		return;
-	}
-	{
-		int64_t off = 0, lim = 20;
-		if (json_object_object_get_ex(body, "Offset", &v))
-			off = json_object_get_int64(v);
-		if (json_object_object_get_ex(body, "Limit", &v))
-			lim = json_object_get_int64(v);
-		r->page = lim > 0 ? (int)(off / lim) + 1 : 1;
-	}
-	if (sim_faults_apply(s, r, resp, SIM_TIONE, &post) == 0) {
-		if (s->opt.fixtures)
-			fixture_out(resp, "tione_describe_example.json");
-		else
-			sim_tione_handle(s, r, resp, body);
-		sim_faults_post(resp, post);
-	}
-	json_object_put(body);
-}
-
-/* Hologres region: Host hologram.<region>.aliyuncs.com[:port], else a
- * /<region> prefix before /api/v1 in the path. */
-static bool holo_region(char *out, size_t n, const sim_req *r, const char *prefix, size_t plen)
-{
-	const char *host = sim_req_header(r, "Host");
-	static const char hp[] = "hologram.", hs[] = ".aliyuncs.com";
-	if (host && strncasecmp(host, hp, sizeof(hp) - 1) == 0) {
-		const char *reg = host + sizeof(hp) - 1, *colon = strchr(reg, ':');
-		size_t len = colon ? (size_t)(colon - reg) : strlen(reg);
-		if (len > sizeof(hs) - 1 &&
-		    strncasecmp(reg + len - (sizeof(hs) - 1), hs, sizeof(hs) - 1) == 0) {
-			len -= sizeof(hs) - 1;
-			if (len < n && len > 0) {
-				memcpy(out, reg, len);
-				out[len] = '\0';
-				return true;
-			}
-		}
-	}
-	if (plen > 1 && prefix[0] == '/' && !memchr(prefix + 1, '/', plen - 1) && plen - 1 < n) {
-		memcpy(out, prefix + 1, plen - 1);
-		out[plen - 1] = '\0';
-		return true;
-	}
-	return false;
-}
-
-static void route_alibaba(af_sim *s, sim_req *r, sim_resp *resp)
-{
-	static const char api[] = "/api/v1/instances/";
-	const char *action = sim_req_header(r, "x-acs-action");
-	const char *version = sim_req_header(r, "x-acs-version");
-	const char *apip = strstr(r->path, api);
-	const char *want_version;
-	bool roa = apip != NULL;
-	int post = SIM_F_NONE;
-	sim_product p;
-
-	sim_request_id(r->request_id, true);
-	if (roa) {
-		const char *rest = apip + sizeof(api) - 1, *slash = strchr(rest, '/');
-		p = SIM_HOLO;
-		want_version = "2022-06-01";
-		if (strcmp(rest, "rpc/listInstanceModel") == 0) {
-			r->action = SIM_ACT_HOLO_LIST;
-		} else if (slash && slash > rest && strcmp(slash, "/getInstanceModel") == 0) {
-			r->action = SIM_ACT_HOLO_GET;
-			r->instance = unescape_dup(rest, (size_t)(slash - rest));
-		} else {
-			sim_ali_error(
-			    resp, r, 404, true, "InvalidAction.NotFound",
-			    "Specified api is not found, please check your url and method.");
-			return;
-		}
-	} else if (strcmp(r->path, "/") == 0 && action &&
-	           strcmp(action, "DescribeTairKVCacheInferInstances") == 0) {
-		p = SIM_TAIR;
-		r->action = SIM_ACT_TAIR;
-		want_version = "2015-01-01";
-	} else {
-		sim_ali_error(resp, r, 404, false, "InvalidAction.NotFound",
-		              "Specified api is not found, please check your url and method.");
-		return;
-	}
-	if (strcmp(r->method, "GET") != 0) {
-		sim_ali_error(resp, r, 400, roa, "UnsupportedHTTPMethod",
-		              "This action does not support the HTTP method.");
-		return;
-	}
-	if (sim_auth_acs3(s, r, resp, roa) != 0)
-		return;
-	if (action && strcmp(action, sim_action_name(r->action)) != 0) {
-		sim_ali_error(resp, r, 400, roa, "InvalidAction.Mismatch",
-		              "x-acs-action does not match the request path.");
-		return;
-	}
-	if (version && strcmp(version, want_version) != 0) {
-		sim_ali_error(resp, r, 400, roa, "InvalidVersion",
-		              "Specified version is not valid.");
-		return;
-	}
-	if (p == SIM_TAIR) {
-		const char *reg = sim_req_param(r, "RegionId"),
-		           *pg = sim_req_param(r, "PageNumber");
-		if (!reg || !*reg) {
-			sim_ali_error(resp, r, 400, false, "MissingParameter",
-			              "The input parameter \"RegionId\" that is mandatory for "
-			              "processing this request is not supplied.");
-			return;
-		}
-		snprintf(r->region, sizeof(r->region), "%s", reg);
-		r->page = pg ? atoi(pg) : 1;
-	} else if (!holo_region(r->region, sizeof(r->region), r, r->path,
-	                        (size_t)(apip - r->path))) {
-		sim_ali_error(resp, r, 400, true, "InvalidRegionId",
-		              "Cannot tell the region: use Host hologram.<region>.aliyuncs.com "
-		              "or a /<region> path prefix.");
-		return;
-	}
-	if (sim_faults_apply(s, r, resp, p, &post) != 0)
-		return;
-	if (s->opt.fixtures)
-		fixture_out(resp, p == SIM_TAIR                    ? "tair_describe_example.json"
-		                  : r->action == SIM_ACT_HOLO_LIST ? "hologres_list_example.json"
-		                                                   : "hologres_get_example.json");
-	else if (p == SIM_TAIR)
-		sim_tair_handle(s, r, resp);
-	else
-		sim_holo_handle(s, r, resp);
-	sim_faults_post(resp, post);
 }
 
 static enum MHD_Result send_resp(af_sim *s, sim_req *r, sim_resp *resp, bool ali)
@@ -364,10 +190,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		const char *auth = sim_req_header(r, "Authorization");
 		track(s, 1);
 		if (sim_req_header(r, "X-TC-Action") || (auth && strncmp(auth, "TC3-", 4) == 0)) {
-			route_tencent(s, r, &resp);
+			sim_route_tc3(s, r, &resp);
 		} else {
 			ali = true;
-			route_alibaba(s, r, &resp);
+			sim_route_acs3(s, r, &resp);
 		}
 		track(s, -1);
 	}
@@ -386,7 +212,7 @@ int af_sim_start(af_sim **out, const sim_options *opt)
 
 	*out = NULL;
 	if (!s)
-		return af_error_set(AF_ERR_NOMEM, "out of memory");
+		return af_error_oom();
 	pthread_mutex_init(&s->lock, NULL);
 	s->opt = *opt;
 	s->opt.listen_host = strdup(opt->listen_host ? opt->listen_host : "127.0.0.1");

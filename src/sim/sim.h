@@ -5,28 +5,34 @@
  * aifleet-sim internals, shared by the files of src/sim/ and by the tests
  * in tests/sim/ (which run the server in-process). Not a public header: the
  * simulator is a tool, its contract is the HTTP surface in docs/simulator.md.
+ *
+ * Every fact about one simulated product is in its sim_product descriptor,
+ * defined in that product's file (tair.c, hologres.c, tione.c) and listed
+ * once in registry.c. The rest of the simulator (routing, accounts, limits,
+ * faults, the fleet's scopes, the control API) reaches products only through
+ * the registry, by index: nothing else names a product or counts them.
  */
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
 #include "aifleet/buf.h"
+#include "aifleet/product.h"
 #include "aifleet/sign.h"
 
 struct MHD_Connection;
 struct MHD_Daemon;
 
-typedef enum sim_product {
-	SIM_TAIR = 0,
-	SIM_HOLO = 1,
-	SIM_TIONE = 2,
-	SIM_NPRODUCTS = 3
-} sim_product;
-typedef enum sim_provider { SIM_ALIBABA = 0, SIM_TENCENT = 1 } sim_provider;
+typedef struct af_sim af_sim;
+typedef struct sim_req sim_req;
+typedef struct sim_resp sim_resp;
+typedef struct sim_scope sim_scope;
+typedef struct sim_slot sim_slot;
 
 typedef enum sim_fault_kind {
 	SIM_F_NONE = 0,
@@ -56,7 +62,107 @@ typedef enum sim_fault_kind {
 #define SIM_OVERSIZED_MAX       ((int64_t)256 * 1024 * 1024)
 #define SIM_LYING_TOTAL_DEFAULT 10
 
-enum { SIM_ACT_TAIR = 0, SIM_ACT_HOLO_LIST, SIM_ACT_HOLO_GET, SIM_ACT_TIONE, SIM_NACTIONS };
+/* ---- product descriptors ---- */
+
+/* How a product's requests are signed and routed, and how it answers errors. */
+typedef enum sim_style {
+	/* Alibaba RPC: GET /?RegionId=.. with x-acs-action, ACS3-HMAC-SHA256;
+	 * errors {"RequestId","HostId","Code","Message","Recommend"} */
+	SIM_ACS3_RPC,
+	/* Alibaba ROA: one path per action under the product's root,
+	 * ACS3-HMAC-SHA256; the same errors with lowercase keys */
+	SIM_ACS3_ROA,
+	/* Tencent API 3.0: POST / with a JSON body and X-TC-Action,
+	 * TC3-HMAC-SHA256; errors HTTP 200 {"Response":{"Error":{..},"RequestId"}} */
+	SIM_TC3,
+} sim_style;
+
+/* One API action of a product. */
+typedef struct sim_action {
+	/* x-acs-action / X-TC-Action; also the name in /_sim/stats and in
+	 * scripted faults ("action") */
+	const char *name;
+	const char *method; /* "GET", "POST" */
+	/* SIM_ACS3_ROA: the path after the product's roa_root, where "{name}"
+	 * is one non-empty segment, handed to the handler (sim_req.instance).
+	 * Other styles: NULL (they are all on "/"). */
+	const char *path;
+	/* --fixtures: the API page's example, tests/fixtures/api/<fixture> */
+	const char *fixture;
+	/* Answers one authenticated request that no fault took (r->fault may
+	 * hold a fault it renders). */
+	int (*handle)(af_sim *s, sim_req *r, sim_resp *resp);
+	/* Paged answers: the 1-based page the request asks for, matched by the
+	 * "page" of scripted faults. NULL: not paged (the page faults that need
+	 * pages or a TotalCount do not apply). */
+	int (*page)(const sim_req *r);
+	/* Answers a list (short_page and empty_page cut it even unpaged). */
+	bool list;
+	/* The members the data faults spoil in the answer's first item, as a
+	 * path "a/b/c" (an array on the way stands for its first element):
+	 * a number the normalizer reads (out_of_range) and a name it stores
+	 * (oversized). */
+	const char *huge_number;
+	const char *long_name;
+} sim_action;
+
+#define SIM_ACTIONS_MAX 4 /* per product */
+
+typedef struct sim_product {
+	/* The aifleet product this simulates (src/collect/<product>.c): its
+	 * name (in /_sim/ requests, scripted faults and [limits NAME]), title
+	 * and provider (which accounts see it). */
+	const af_product *product;
+
+	sim_style style;
+	const char *version;     /* x-acs-version / X-TC-Version */
+	const char *tc3_service; /* SIM_TC3: the credential-scope service */
+	/* SIM_ACS3_ROA: the path every action starts with, after an optional
+	 * one-segment region prefix ("/cn-hangzhou/api/v1/..."), and the
+	 * Host prefix that names the region (<host><region>.aliyuncs.com). */
+	const char *roa_root;
+	const char *roa_host;
+
+	const sim_action *actions;
+	size_t nactions;
+
+	/* The prefix of the id that identifies an item (the decodable one:
+	 * sim_fleet_lookup, InstanceIds, GetInstanceModel), "tk-". */
+	const char *id_prefix;
+	/* The id the control API reports for an item (/_sim/fleet "id",
+	 * /_sim/mutate's ids) when it is not the decodable one; NULL: it is. */
+	void (*public_id)(char *out, size_t n, const af_sim *s, const sim_scope *sc,
+	                  uint32_t serial);
+
+	/* The page size the API answers with when none is asked for; 0 for an
+	 * unpaged product. The most it accepts is the product's
+	 * max_page_size (aifleet/product.h). */
+	int default_page_size;
+	/* Requests per second per account by default (the API's documented
+	 * limit); 0: unlimited. [limits NAME] rate_limit overrides it. */
+	int rate_limit;
+
+	/* One item as its list shows it, generated from (seed, scope, slot). */
+	json_object *(*render)(const af_sim *s, const sim_scope *sc, const sim_slot *sl);
+	/* The ground truth /_sim/fleet adds to an item after product, account,
+	 * region and version: at least "id", then what tests check. */
+	void (*truth)(json_object *o, const af_sim *s, const sim_scope *sc, const sim_slot *sl);
+} sim_product;
+
+/* The most products the simulator knows: a scope key has 4 bits for one. */
+#define SIM_PRODUCTS_MAX 16
+
+/* registry.c: the simulated products, in a fixed order (the fleet's scopes
+ * and so the generated ids depend on a product's index). */
+size_t sim_product_count(void);
+const sim_product *sim_product_at(size_t index); /* NULL past the end */
+int sim_product_index(const char *name);         /* -1 when unknown */
+const char *sim_product_name(int index);         /* "?" when unknown */
+/* The provider as the products spell it ("alibaba", "tencent"; "aliyun"
+ * for alibaba), or NULL when no product has it. */
+const char *sim_provider_find(const char *name);
+
+/* ---- accounts, fleet, faults ---- */
 
 /* Faults and limits of one product for one account. */
 typedef struct sim_limits {
@@ -70,34 +176,35 @@ typedef struct sim_limits {
 
 typedef struct sim_account {
 	char *label;
-	sim_provider provider;
+	const char *provider; /* as the products spell it: sim_provider_find() */
 	char *key_id;
 	char *secret;
 	char *token; /* when set, requests must carry this security token */
 	char *regions[SIM_MAX_REGIONS];
 	int nregions;
 	int items; /* per product per region; 0 = the global --items */
-	sim_limits limits[SIM_NPRODUCTS];
+	/* by product index */
+	sim_limits limits[SIM_PRODUCTS_MAX];
 	/* rate limiter: times (ms) of the last rate_limit accepted requests */
-	int64_t *window[SIM_NPRODUCTS];
-	int wpos[SIM_NPRODUCTS];
-	uint64_t fault_counter[SIM_NPRODUCTS];
+	int64_t *window[SIM_PRODUCTS_MAX];
+	int wpos[SIM_PRODUCTS_MAX];
+	uint64_t fault_counter[SIM_PRODUCTS_MAX];
 } sim_account;
 
-typedef struct sim_slot {
+struct sim_slot {
 	uint32_t serial;  /* identity: the id is a bijection of (scope, serial) */
 	uint32_t version; /* bumped by every update; mutable fields hash it */
-} sim_slot;
+};
 
-typedef struct sim_scope {
+struct sim_scope {
 	int account;
 	int region;
-	sim_product product;
+	int product; /* registry index */
 	uint32_t key;
 	sim_slot *slots; /* sorted by serial */
 	size_t n, cap;
 	uint32_t next_serial;
-} sim_scope;
+};
 
 typedef struct sim_options {
 	char *listen_host; /* default 127.0.0.1 */
@@ -113,7 +220,7 @@ typedef struct sim_options {
 } sim_options;
 
 typedef struct sim_fault {
-	int product; /* -1 = any */
+	int product; /* registry index, -1 = any */
 	char *account;
 	char *region;
 	char *action;
@@ -132,7 +239,7 @@ typedef struct sim_counter {
 
 typedef struct sim_stats {
 	uint64_t requests;
-	uint64_t by_action[SIM_NACTIONS];
+	uint64_t by_action[SIM_PRODUCTS_MAX][SIM_ACTIONS_MAX];
 	sim_counter *by_scope; /* "action account region" */
 	size_t nby_scope;
 	uint64_t rejected_signatures;
@@ -149,7 +256,7 @@ typedef struct sim_nonce {
 	int64_t at;
 } sim_nonce;
 
-typedef struct af_sim {
+struct af_sim {
 	sim_options opt;
 	sim_account *accounts;
 	size_t naccounts;
@@ -164,7 +271,7 @@ typedef struct af_sim {
 	volatile int stopping;
 	struct MHD_Daemon *daemon;
 	uint16_t port;
-} af_sim;
+};
 
 #define SIM_MAX_HEADERS 128
 
@@ -187,7 +294,7 @@ typedef struct sim_verdict {
 } sim_verdict;
 
 /* One HTTP request as it arrived on the wire. */
-typedef struct sim_req {
+struct sim_req {
 	struct MHD_Connection *conn;
 	char *raw_uri; /* exactly as in the request line */
 	char *path;    /* raw (undecoded) path */
@@ -196,25 +303,27 @@ typedef struct sim_req {
 	size_t nparams;
 	const char *method;
 	af_buf body;
+	json_object *json; /* SIM_TC3: the parsed body, owned */
 	char request_id[37];
-	/* set by the dispatcher */
+	/* set by the router */
+	int product;              /* registry index; -1 until known */
+	const sim_action *action; /* NULL until known */
 	int account;
 	char region[64];
-	int action;
 	int page;                    /* for scripted faults; -1 = n/a */
-	const char *instance;        /* Hologres Get: holoInstanceId */
+	const char *instance;        /* the "{name}" segment of a ROA path */
 	int fault;                   /* a fault the handler renders, SIM_F_NONE if none */
 	int64_t fault_arg;           /* its sim_fault.arg */
 	af_kv hdrs[SIM_MAX_HEADERS]; /* borrowed from MHD, filled on demand */
 	size_t nhdrs;
-} sim_req;
+};
 
-typedef struct sim_resp {
+struct sim_resp {
 	int status;
 	af_buf body;
 	char retry_after[24]; /* x-acs-retry-after when non-empty */
 	bool drop;            /* close the connection without answering */
-} sim_resp;
+};
 
 /* server.c */
 int af_sim_start(af_sim **out, const sim_options *opt);
@@ -225,6 +334,13 @@ const char *sim_req_header(const sim_req *r, const char *name);
 const char *sim_req_param(const sim_req *r, const char *name);
 /* Splits r->raw_uri into raw path, raw query and decoded parameters. */
 int sim_req_parse_uri(sim_req *r);
+/* A percent-decoded copy of s[0..len), or NULL. */
+char *sim_unescape(const char *s, size_t len);
+
+/* route.c: which product and action a request is for, the checks every
+ * product of a style shares, then faults and the action's handler. */
+void sim_route_acs3(af_sim *s, sim_req *r, sim_resp *resp);
+void sim_route_tc3(af_sim *s, sim_req *r, sim_resp *resp);
 
 /* util.c */
 uint64_t sim_mix64(uint64_t x);
@@ -241,79 +357,67 @@ int sim_json_out(sim_resp *resp, int status, json_object *o);
 int sim_ali_error(sim_resp *resp, const sim_req *r, int status, bool roa, const char *code,
                   const char *msg);
 int sim_tc_error(sim_resp *resp, const sim_req *r, const char *code, const char *msg);
-const char *sim_product_name(int p);
-int sim_product_parse(const char *s);
+/* An error in the style of r's product: `status` for Alibaba (Tencent
+ * answers errors with HTTP 200). */
+int sim_error(sim_resp *resp, const sim_req *r, int status, const char *code, const char *msg);
 const char *sim_fault_name(int k);
 int sim_fault_parse(const char *s);
-const char *sim_action_name(int a);
+/* strtol of a whole decimal string: 0, or -1 when it is not one. */
+int sim_parse_long(long *out, const char *s);
 
 /* config.c */
 int sim_config_load(af_sim *s, const char *path);
 void sim_config_free(af_sim *s);
-int sim_account_by_key(const af_sim *s, sim_provider p, const char *key_id);
+int sim_account_by_key(const af_sim *s, const char *provider, const char *key_id);
 int sim_account_by_label(const af_sim *s, const char *label);
 int sim_account_region(const sim_account *a, const char *region);
 
-/* fleet.c */
+/* fleet.c: scopes of {serial, version} slots and the ids derived from them */
 int sim_fleet_init(af_sim *s);
 void sim_fleet_free(af_sim *s);
-sim_scope *sim_fleet_scope(af_sim *s, int account, const char *region, sim_product p);
-/* The live slot of an id (tk-/ms-/hgpostcn-cn-), or NULL. */
+sim_scope *sim_fleet_scope(af_sim *s, int account, const char *region, int product);
+/* The live slot of a decodable id (the product's id_prefix), or NULL. */
 const sim_slot *sim_fleet_lookup(const af_sim *s, const sim_scope *sc, const char *id);
+/* The 64-bit value an id encodes: a bijection of (seed, scope, serial). */
+uint64_t sim_fleet_idval(const af_sim *s, const sim_scope *sc, uint32_t serial);
+/* The decodable id: the product's id_prefix and the value in base 36. */
+void sim_fleet_id(char *out, size_t n, const af_sim *s, const sim_scope *sc, uint32_t serial);
+/* The generator state of an item's stable fields; its mutable ones use
+ * sim_hash(state, version + 1). */
+uint64_t sim_item_state(const af_sim *s, const sim_scope *sc, const sim_slot *sl);
+/* The region name of a scope. */
+const char *sim_scope_region(const af_sim *s, const sim_scope *sc);
+/* Renders slots [start, start + count) of a scope (clipped) into list with
+ * the product's render. */
+void sim_fleet_render(json_object *list, const af_sim *s, const sim_scope *sc, size_t start,
+                      size_t count);
 int sim_fleet_mutate(af_sim *s, json_object **out, json_object *req);
 int sim_fleet_dump(af_sim *s, json_object **out, const char *product, const char *account,
                    const char *region);
 
-/* Generated items: compact, rendered on demand. */
-typedef struct sim_tair {
-	char id[32], name[48], status[16], klass[32], model[40], charge[16], zone[40], vnode[24];
-	char vpc[32], vsw[32], ip[20], rg[32], ack[40], create[24], end[24], destroy[24];
-	int services, cu, vnodes, fixed, elastic;
-	int64_t capacity;
-	int ntags;
-	struct {
-		const char *key;
-		char value[24];
-		bool numeric;
-	} tags[3];
-} sim_tair;
-void sim_tair_gen(sim_tair *t, const af_sim *s, const sim_scope *sc, const sim_slot *sl);
-json_object *sim_tair_json(const sim_tair *t, const char *region);
+/* Generator helpers shared by the product files. */
+#define SIM_T0 1704067200 /* 2024-01-01T00:00:00Z: the fleet's epoch */
+extern const char *const sim_models[];
+extern const size_t sim_nmodels;
+const char *sim_pick(uint64_t *st, const char *const *arr, size_t n);
+#define SIM_PICK(st, arr) sim_pick(st, arr, sizeof(arr) / sizeof(arr[0]))
+/* a macro so that strftime sees literal formats (-Wformat-nonliteral) */
+#define sim_fmt_time(out, n, fmt, t)                                                               \
+	do {                                                                                       \
+		time_t tt_ = (time_t)(t);                                                          \
+		struct tm tm_;                                                                     \
+		gmtime_r(&tt_, &tm_);                                                              \
+		strftime(out, n, fmt, &tm_);                                                       \
+	} while (0)
+static inline void sim_set_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+static inline void sim_set_int(json_object *o, const char *k, int64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64(v));
+}
 
-typedef struct sim_tione_svc {
-	char id[48], status[16], charge[24], itype[40], gpu_type[8], model[40], model_version[48];
-	char model_id[32], cluster[24];
-	int replicas, ready, cpu, mem, gpu, weight;
-	bool model_null, total_present;
-} sim_tione_svc;
-typedef struct sim_tione {
-	char id[32], name[48], status[16], created_by[16], uin[16], create[24], update[24];
-	int nsvc, tags_mode; /* 0 null, 1 [], 2 one tag */
-	sim_tione_svc svc[3];
-} sim_tione;
-void sim_tione_gen(sim_tione *g, const af_sim *s, const sim_scope *sc, const sim_slot *sl);
-json_object *sim_tione_json(const sim_tione *g, const char *region);
-
-typedef struct sim_holo_svc {
-	char model_name[40], model_type[32], provider[16], status[16], task[16], version[12];
-	char message[16], api_key[40];
-	int cpu, gpu, gpu_mem, mem, count;
-} sim_holo_svc;
-typedef struct sim_holo {
-	char ai_id[48], holo_id[32], holo_name[48], spec[32], rtype[12], status[20], charge[12];
-	char commodity[40], expire[48];
-	int cpu, cpu_used, gpu, gpu_used, gpu_mem, gpu_mem_used, mem, mem_used, nodes;
-	bool auto_renew;
-	int nsvc;
-	sim_holo_svc svc[3];
-} sim_holo;
-void sim_holo_gen(sim_holo *h, const af_sim *s, const sim_scope *sc, const sim_slot *sl);
-json_object *sim_holo_json(const sim_holo *h, const char *region, bool detail);
-
-/* handlers */
-int sim_tair_handle(af_sim *s, sim_req *r, sim_resp *resp);
-int sim_holo_handle(af_sim *s, sim_req *r, sim_resp *resp);
-int sim_tione_handle(af_sim *s, sim_req *r, sim_resp *resp, json_object *body);
 int sim_control_handle(af_sim *s, sim_req *r, sim_resp *resp);
 
 /* auth.c: the signature checks alone, pure functions of what arrived, the
@@ -325,15 +429,19 @@ int sim_tc3_check(sim_verdict *v, const sim_wire *w, const char *secret_id, cons
 const char *sim_wire_header(const sim_wire *w, const char *name);
 /* The AK / SecretId of an ACS3 or TC3 Authorization header. */
 int sim_auth_credential(char *out, size_t n, const char *auth);
-/* Full verification incl. accounts, tokens and nonces:
- * 0 = verified (r->account set); 1 = rejected (resp filled) */
-int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, bool roa);
+/* The credential-scope service of a TC3 Authorization header. */
+int sim_auth_tc3_service(char *out, size_t n, const char *auth);
+/* Full verification for r's product (its provider's accounts, its style),
+ * incl. tokens and nonces: 0 = verified (r->account set); 1 = rejected
+ * (resp filled) */
+int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp);
 int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp);
 void sim_nonces_free(af_sim *s);
 
 /* faults.c */
-/* 0 = go on; 1 = resp filled by a fault or limit; kind of a post-render fault in *post */
-int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, sim_product p, int *post);
+/* For r's product and action: 0 = go on; 1 = resp filled by a fault or
+ * limit; kind of a post-render fault in *post */
+int sim_faults_apply(af_sim *s, sim_req *r, sim_resp *resp, int *post);
 void sim_faults_post(sim_resp *resp, int kind);
 /* Render-time faults (r->fault), for the handlers of paged lists: where a
  * page starts (repeat_page), then, on the rendered page, how many items stay

@@ -1,4 +1,6 @@
 /* Small helpers of the simulator: deterministic hashing, ids, errors. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -174,27 +176,19 @@ int sim_tc_error(sim_resp *resp, const sim_req *r, const char *code, const char 
 	return sim_json_out(resp, 200, o);
 }
 
-static const char *products[] = {"tair_kvcache", "hologres", "tione"};
+int sim_error(sim_resp *resp, const sim_req *r, int status, const char *code, const char *msg)
+{
+	const sim_product *p = sim_product_at((size_t)r->product);
+	if (p && p->style == SIM_TC3)
+		return sim_tc_error(resp, r, code, msg);
+	return sim_ali_error(resp, r, status, p && p->style == SIM_ACS3_ROA, code, msg);
+}
+
 static const char *kinds[] = {"none",        "http500",      "throttle",   "drop",
                               "timeout",     "malformed",    "truncated",  "auth",
                               "error_body",  "short_page",   "empty_page", "lying_total",
                               "repeat_page", "out_of_range", "oversized"};
 _Static_assert(sizeof(kinds) / sizeof(kinds[0]) == SIM_F_NKINDS, "a name for every fault kind");
-static const char *actions[] = {"DescribeTairKVCacheInferInstances", "ListInstanceModel",
-                                "GetInstanceModel", "DescribeModelServiceGroups"};
-
-const char *sim_product_name(int p)
-{
-	return p >= 0 && p < SIM_NPRODUCTS ? products[p] : "?";
-}
-
-int sim_product_parse(const char *s)
-{
-	for (int i = 0; i < SIM_NPRODUCTS; i++)
-		if (strcmp(s, products[i]) == 0)
-			return i;
-	return -1;
-}
 
 const char *sim_fault_name(int k)
 {
@@ -209,7 +203,13 @@ int sim_fault_parse(const char *s)
 	return -1;
 }
 
-const char *sim_action_name(int a)
+int sim_parse_long(long *out, const char *s)
 {
-	return a >= 0 && a < SIM_NACTIONS ? actions[a] : "?";
+	char *end = NULL;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno)
+		return -1;
+	*out = v;
+	return 0;
 }

@@ -21,6 +21,8 @@
 #include <json-c/json.h>
 
 #include "aifleet/error.h"
+#include "aifleet/product.h"
+#include "aifleet/secret.h"
 #include "aifleet/sign.h"
 #include "sim.h"
 #include "testutil.h"
@@ -1172,9 +1174,31 @@ static void test_same_seed_same_fleet(void **state)
 
 /* ---- configuration file, random faults ---- */
 
+/* The temporary directories the tests made, removed by main() at the end
+ * too: a failed assertion skips a test's own cleanup. */
+static char *g_dirs[16];
+static size_t g_ndirs;
+
+static char *tempdir(void)
+{
+	char *dir = af_test_tempdir();
+	if (g_ndirs < sizeof(g_dirs) / sizeof(g_dirs[0]))
+		g_dirs[g_ndirs++] = strdup(dir);
+	return dir;
+}
+
+static void tempdirs_remove(void)
+{
+	for (size_t i = 0; i < g_ndirs; i++) {
+		af_test_rmtree(g_dirs[i]);
+		free(g_dirs[i]);
+	}
+	g_ndirs = 0;
+}
+
 static char *write_config(const char *text)
 {
-	char *dir = af_test_tempdir(), *path = malloc(strlen(dir) + 16);
+	char *dir = tempdir(), *path = malloc(strlen(dir) + 16);
 	sprintf(path, "%s/sim.ini", dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
@@ -1186,9 +1210,8 @@ static char *write_config(const char *text)
 
 static void remove_config(char *path)
 {
-	unlink(path);
 	*strrchr(path, '/') = '\0';
-	rmdir(path);
+	af_test_rmtree(path);
 	free(path);
 }
 
@@ -1909,12 +1932,236 @@ static void test_random_data_faults(void **state)
 	remove_config(path);
 }
 
+/* ---- the product descriptors ---- */
+
+/* Every simulated product is complete, names a product aifleet knows and
+ * agrees with it on paging; its actions can be routed and served. */
+static void test_product_descriptors(void **state)
+{
+	(void)state;
+	assert_true(sim_product_count() >= 1 && sim_product_count() <= SIM_PRODUCTS_MAX);
+	assert_null(sim_product_at(sim_product_count()));
+	assert_int_equal(sim_product_index("no_such_product"), -1);
+	assert_string_equal(sim_product_name(-1), "?");
+	for (size_t i = 0; i < sim_product_count(); i++) {
+		const sim_product *p = sim_product_at(i);
+		assert_non_null(p->product);
+		/* the core's own descriptor, not a copy of its facts */
+		assert_ptr_equal(af_product_find(p->product->name), p->product);
+		assert_int_equal(sim_product_index(p->product->name), (int)i);
+		assert_string_equal(sim_product_name((int)i), p->product->name);
+		assert_string_equal(sim_provider_find(p->product->provider), p->product->provider);
+		/* the API's own default page, within the most it accepts */
+		assert_true(p->product->max_page_size == 0 ||
+			    p->default_page_size <= p->product->max_page_size);
+		assert_non_null(p->version);
+		assert_true(p->id_prefix && *p->id_prefix);
+		assert_non_null(p->render);
+		assert_non_null(p->truth);
+		assert_true(p->nactions >= 1 && p->nactions <= SIM_ACTIONS_MAX);
+		if (p->style == SIM_TC3)
+			assert_true(p->tc3_service && *p->tc3_service);
+		if (p->style == SIM_ACS3_ROA)
+			assert_true(p->roa_root && p->roa_root[0] == '/' && p->roa_host);
+		for (size_t j = 0; j < i; j++) {
+			const sim_product *q = sim_product_at(j);
+			assert_string_not_equal(q->product->name, p->product->name);
+			assert_string_not_equal(q->id_prefix, p->id_prefix);
+		}
+		for (size_t a = 0; a < p->nactions; a++) {
+			const sim_action *act = &p->actions[a];
+			assert_non_null(act->name);
+			assert_non_null(act->method);
+			assert_non_null(act->handle);
+			assert_non_null(sim_fixture_get(act->fixture));
+			assert_true((p->style == SIM_ACS3_ROA) == (act->path != NULL));
+			assert_true(!act->page || act->list); /* paged means a list */
+		}
+	}
+	assert_non_null(sim_provider_find("aliyun"));
+	assert_null(sim_provider_find("nope"));
+}
+
+/* Each product's items are a function of (seed, scope, slot). */
+static void test_products_render_deterministic(void **state)
+{
+	(void)state;
+	af_sim *a = NULL, *b = NULL, *c = NULL;
+	sim_options o;
+	size_t differ = 0;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 3;
+	assert_int_equal(af_sim_start(&a, &o), 0);
+	assert_int_equal(af_sim_start(&b, &o), 0);
+	o.seed = 2;
+	assert_int_equal(af_sim_start(&c, &o), 0);
+	assert_int_equal(a->nscopes, c->nscopes);
+	for (size_t i = 0; i < a->nscopes; i++) {
+		const sim_scope *sa = &a->scopes[i], *sb = &b->scopes[i], *sc = &c->scopes[i];
+		const sim_product *p = sim_product_at((size_t)sa->product);
+		json_object *ja = p->render(a, sa, &sa->slots[0]),
+		            *jb = p->render(b, sb, &sb->slots[0]),
+		            *jc = p->render(c, sc, &sc->slots[0]), *t = json_object_new_object(),
+		            *id;
+		assert_string_equal(json_object_to_json_string(ja), json_object_to_json_string(jb));
+		differ +=
+		    strcmp(json_object_to_json_string(ja), json_object_to_json_string(jc)) != 0;
+		p->truth(t, a, sa, &sa->slots[0]);
+		assert_true(json_object_object_get_ex(t, "id", &id));
+		assert_true(json_object_is_type(id, json_type_string));
+		json_object_put(ja);
+		json_object_put(jb);
+		json_object_put(jc);
+		json_object_put(t);
+	}
+	assert_int_equal(differ, a->nscopes); /* another seed, another fleet */
+	af_sim_stop(a);
+	af_sim_stop(b);
+	af_sim_stop(c);
+}
+
+/* ---- TI-ONE: the whole service of the API page ---- */
+
+/* got has want's shape: the same JSON types, objects the same members in
+ * the same order, arrays' elements shaped like want's first. */
+static void assert_same_shape(json_object *want, json_object *got, const char *where)
+{
+	json_type t = json_object_get_type(want);
+	if (json_object_get_type(got) != t)
+		fail_msg("%s: %s where the API page has %s", where,
+		         json_type_to_name(json_object_get_type(got)), json_type_to_name(t));
+	if (t == json_type_object) {
+		struct lh_entry *we = lh_table_head(json_object_get_object(want)),
+		                *ge = lh_table_head(json_object_get_object(got));
+		for (; we && ge; we = lh_entry_next(we), ge = lh_entry_next(ge)) {
+			const char *key = lh_entry_k(we);
+			assert_string_equal((const char *)lh_entry_k(ge), key);
+			assert_same_shape((json_object *)lh_entry_v(we),
+			                  (json_object *)lh_entry_v(ge), key);
+		}
+		if (we || ge)
+			fail_msg("%s: not the API page's members", where);
+	} else if (t == json_type_array && json_object_array_length(want) > 0) {
+		assert_true(json_object_array_length(got) > 0);
+		for (size_t i = 0; i < json_object_array_length(got); i++)
+			assert_same_shape(json_object_array_get_idx(want, 0),
+			                  json_object_array_get_idx(got, i), where);
+	}
+}
+
+static json_object *jpath(json_object *o, const char *path)
+{
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *t = strtok_r(buf, ".", &save); t && o; t = strtok_r(NULL, ".", &save)) {
+		if (json_object_is_type(o, json_type_array))
+			o = json_object_array_get_idx(o, (size_t)atoi(t));
+		else if (!json_object_object_get_ex(o, t, &o))
+			return NULL;
+	}
+	return o;
+}
+
+static void assert_string_member(json_object *o, const char *key)
+{
+	json_object *v = jpath(o, key);
+	if (!v || !json_object_is_type(v, json_type_string))
+		fail_msg("%s: not a string", key);
+}
+
+static void assert_cos_path_info(json_object *c, const char *region)
+{
+	json_object *paths = jpath(c, "Paths");
+	assert_true(json_object_is_type(c, json_type_object));
+	assert_string_member(c, "Bucket");
+	assert_string_member(c, "Region");
+	assert_string_equal(json_object_get_string(jpath(c, "Region")), region);
+	assert_true(json_object_is_type(paths, json_type_array));
+	assert_true(json_object_array_length(paths) >= 1);
+	for (size_t i = 0; i < json_object_array_length(paths); i++) {
+		json_object *p = json_object_array_get_idx(paths, i);
+		assert_true(json_object_is_type(p, json_type_string));
+		assert_true(json_object_get_string_len(p) > 0);
+	}
+}
+
+static void test_tione_storage_members(void **state)
+{
+	(void)state;
+	size_t len, nsvc = 0, nmodel = 0;
+	char *page = af_test_read_fixture("api/tione_describe_example.json", &len);
+	json_object *example = json_tokener_parse(page), *groups, *again, *in;
+	json_object *want = jpath(example, "Response.ServiceGroups.0.Services.0.ServiceInfo"), *o,
+	            *o2;
+	assert_non_null(want);
+	reset_control();
+	o = tione_page(&in, &groups, NULL, 0, 100);
+	o2 = tione_page(&in, &again, NULL, 0, 100);
+	assert_non_null(groups);
+	assert_non_null(again);
+	assert_true(json_object_array_length(groups) > 0);
+	for (size_t i = 0; i < json_object_array_length(groups); i++) {
+		json_object *svcs = jpath(json_object_array_get_idx(groups, i), "Services"),
+		            *svcs2 = jpath(json_object_array_get_idx(again, i), "Services");
+		for (size_t k = 0; k < json_object_array_length(svcs); k++) {
+			json_object *sv = json_object_array_get_idx(svcs, k);
+			json_object *si = jpath(sv, "ServiceInfo"), *mi = jpath(si, "ModelInfo");
+			json_object *si2 =
+			    jpath(json_object_array_get_idx(svcs2, k), "ServiceInfo");
+			const char *region = json_object_get_string(jpath(sv, "Region"));
+			static const char *const members[] = {"InferCodeInfo", "VolumeMount"};
+			nsvc++;
+			/* in every service, the types of the API page's example */
+			assert_true(
+			    json_object_is_type(jpath(si, "InferCodeInfo"), json_type_object));
+			assert_cos_path_info(jpath(si, "InferCodeInfo.CosPathInfo"), region);
+			assert_true(
+			    json_object_is_type(jpath(si, "VolumeMount"), json_type_object));
+			assert_string_member(si, "VolumeMount.VolumeSourceType");
+			assert_true(json_object_is_type(jpath(si, "VolumeMount.CFSConfig"),
+			                                json_type_object));
+			assert_string_member(si, "VolumeMount.CFSConfig.Id");
+			assert_string_member(si, "VolumeMount.CFSConfig.Path");
+			assert_string_member(si, "VolumeMount.CFSConfig.MountType");
+			assert_string_member(si, "VolumeMount.CFSConfig.Protocol");
+			for (size_t m = 0; m < 2; m++) {
+				assert_same_shape(jpath(want, members[m]), jpath(si, members[m]),
+				                  members[m]);
+				/* the same service, the same values */
+				assert_string_equal(
+				    json_object_to_json_string(jpath(si, members[m])),
+				    json_object_to_json_string(jpath(si2, members[m])));
+			}
+			if (mi) { /* ModelInfo may be null, as the page warns */
+				nmodel++;
+				assert_cos_path_info(jpath(mi, "CosPathInfo"), region);
+				assert_same_shape(jpath(want, "ModelInfo.CosPathInfo"),
+				                  jpath(mi, "CosPathInfo"), "CosPathInfo");
+				assert_string_equal(
+				    json_object_to_json_string(jpath(mi, "CosPathInfo")),
+				    json_object_to_json_string(
+				        jpath(si2, "ModelInfo.CosPathInfo")));
+			}
+			/* the normalizer keeps the whole service in raw: nothing
+			 * in it may be, or look like, a secret */
+			assert_false(af_secret_tree_has(sv));
+		}
+	}
+	assert_true(nsvc > nmodel && nmodel > 0); /* both kinds were seen */
+	json_object_put(o);
+	json_object_put(o2);
+	json_object_put(example);
+	free(page);
+}
+
 /* ---- the binary ---- */
 
 static void test_binary_cli(void **state)
 {
 	(void)state;
-	char *dir = af_test_tempdir(), pf[512], cmd[1024], url[128];
+	char *dir = tempdir(), pf[512], cmd[1024], url[128];
+	pid_t parent = getpid();
 	snprintf(pf, sizeof(pf), "%s/port", dir);
 	snprintf(cmd, sizeof(cmd), "%s --help", AF_SIM_BINARY);
 	FILE *p = popen(cmd, "r");
@@ -1927,6 +2174,7 @@ static void test_binary_cli(void **state)
 
 	pid_t pid = fork();
 	if (pid == 0) {
+		af_test_die_with(parent, SIGTERM); /* if an assertion ends the test */
 		execl(AF_SIM_BINARY, "aifleet-sim", "--listen", "127.0.0.1:0", "--port-file", pf,
 		      "--items", "3", (char *)NULL);
 		_exit(127);
@@ -1953,8 +2201,7 @@ static void test_binary_cli(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	unlink(pf);
-	rmdir(dir);
+	af_test_rmtree(dir);
 	free(dir);
 }
 
@@ -1971,6 +2218,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_config_hides_values),
 	    cmocka_unit_test(test_random_faults_deterministic),
 	    cmocka_unit_test(test_random_data_faults),
+	    cmocka_unit_test(test_product_descriptors),
+	    cmocka_unit_test(test_products_render_deterministic),
 	};
 	const struct CMUnitTest live[] = {
 	    cmocka_unit_test(test_tair_auth),
@@ -1979,6 +2228,7 @@ int main(void)
 	    cmocka_unit_test(test_tione_auth),
 	    cmocka_unit_test(test_tione_paging_exactly_once),
 	    cmocka_unit_test(test_tione_filters),
+	    cmocka_unit_test(test_tione_storage_members),
 	    cmocka_unit_test(test_hologres_list_and_get),
 	    cmocka_unit_test(test_accounts_see_own_fleet),
 	    cmocka_unit_test(test_scripted_fault_page3_once),
@@ -2003,6 +2253,7 @@ int main(void)
 	fails += cmocka_run_group_tests_name("sim_unit", unit, NULL, NULL);
 	fails += cmocka_run_group_tests_name("sim_live", live, setup_small, teardown);
 	fails += cmocka_run_group_tests_name("sim_fixtures", fixtures, setup_fixtures, teardown);
+	tempdirs_remove();
 	curl_global_cleanup();
 	return fails ? 1 : 0;
 }

@@ -170,7 +170,8 @@ int main(int argc, char **argv)
 
 	/* TI-ONE: lift the 20/s limit of the demo account to measure the server */
 	for (size_t i = 0; i < s->naccounts; i++)
-		s->accounts[i].limits[SIM_TIONE].rate_limit = 0;
+		for (size_t p = 0; p < sim_product_count(); p++)
+			s->accounts[i].limits[p].rate_limit = 0;
 	bytes = 0;
 	pages = 0;
 	t0 = now();
