@@ -62,7 +62,7 @@ static int fetch_detail(af_job *job, af_session *session, json_object *item, jso
 	    (err = af_buf_puts(&path, "/getInstanceModel")) < 0)
 		goto done;
 	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_GET_ACTION, HOLO_VERSION);
-	req.path = path.data;
+	req.path = af_buf_data(&path);
 	snprintf(key, sizeof(key), "get-%s", id);
 	if ((err = af_job_fetch(job, session, &req, key, out)) < 0) {
 		af_error_prefix(err, "instance %s: ", id);

@@ -370,7 +370,7 @@ static int parse_endpoint(req_target *t, const af_api_request *req, af_buf *cq)
 	}
 	snprintf(t->scheme, sizeof(t->scheme), "%s", scheme);
 	w = snprintf(t->url, sizeof(t->url), "%s://%s%s%s%s", scheme, t->host, t->path,
-		     cq->len ? "?" : "", cq->len ? cq->data : "");
+		     af_buf_len(cq) ? "?" : "", af_buf_len(cq) ? af_buf_data(cq) : "");
 	if (w < 0 || (size_t)w >= sizeof(t->url))
 		err = af_error_set(AF_ERR_LIMIT, "request URL longer than %zu bytes",
 				   sizeof(t->url));
@@ -392,7 +392,7 @@ static int slist_add(struct curl_slist **l, const char *name, const char *value)
 	/* "Name;" sends an empty header; "Name:" would remove it. */
 	if ((err = af_buf_printf(&line, value[0] ? "%s: %s" : "%s;", name, value)) < 0)
 		return err;
-	n = curl_slist_append(*l, line.data);
+	n = curl_slist_append(*l, af_buf_data(&line));
 	af_buf_free_secret(&line);
 	if (!n)
 		return af_error_oom();
@@ -483,7 +483,7 @@ static int build_headers(struct curl_slist **list, af_kv *h, size_t *nh, af_sign
 			return err;
 		h[(*nh)++] = (af_kv){"accept", "application/json"};
 	}
-	h[(*nh)++] = (af_kv){"Authorization", steps->authorization.data};
+	h[(*nh)++] = (af_kv){"Authorization", af_buf_data(&steps->authorization)};
 	for (size_t i = 0; i < *nh; i++)
 		if ((err = slist_add(list, h[i].key, h[i].value)) < 0)
 			return err;
@@ -579,11 +579,11 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 	s->sink = NULL;
 	out->http_status = ar->status;
 	af_debug("http", "%s %s -> HTTP %ld, %zu bytes, curl %d", method, t.url, ar->status,
-		 out->body.len, (int)ar->cc);
+		 af_buf_len(&out->body), (int)ar->cc);
 
 	pthread_mutex_lock(&c->mu);
 	c->stats.requests++;
-	c->stats.bytes += out->body.len;
+	c->stats.bytes += af_buf_len(&out->body);
 	c->stats.connects += (uint64_t)(connects > 0 ? connects : 0);
 	pthread_mutex_unlock(&c->mu);
 done:
@@ -777,8 +777,9 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 		if (ar.cc != CURLE_OK)
 			classify_curl(&v, &ar, s->errbuf);
 		else
-			af_api_classify(&v, &out->json, req->style, ar.status, out->body.data,
-					out->body.len, ar.retry_after_ms);
+			af_api_classify(&v, &out->json, req->style, ar.status,
+					af_buf_data(&out->body), af_buf_len(&out->body),
+					ar.retry_after_ms);
 		if (!v.request_id[0])
 			memcpy(v.request_id, ar.request_id, sizeof(v.request_id));
 		snprintf(out->request_id, sizeof(out->request_id), "%s", v.request_id);

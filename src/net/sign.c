@@ -84,7 +84,7 @@ int af_rfc3986_encode(af_buf *out, const char *s, size_t len)
 			return err;
 	}
 	/* Keep the buffer a valid (empty) C string even for empty input. */
-	if (!out->data)
+	if (!af_buf_data(out))
 		return af_buf_append(out, "", 0);
 	return 0;
 }
@@ -301,21 +301,23 @@ int af_acs3_sign(af_sign_steps *out, const af_acs3_input *in)
 	    (err = af_buf_append(&out->canonical_request, "\n", 1)) < 0 ||
 	    (err = acs3_canonical_headers(&out->canonical_request, &out->signed_headers,
 					  in->headers, in->nheaders)) < 0 ||
-	    (err = af_buf_printf(&out->canonical_request, "\n%s\n%s", out->signed_headers.data,
+	    (err = af_buf_printf(&out->canonical_request, "\n%s\n%s",
+				 af_buf_data(&out->signed_headers),
 				 in->payload_hash ? in->payload_hash : EMPTY_SHA256)) < 0)
 		goto done;
-	af_sha256_hex(out->canonical_request_hash, out->canonical_request.data,
-		      out->canonical_request.len);
+	af_sha256_hex(out->canonical_request_hash, af_buf_data(&out->canonical_request),
+		      af_buf_len(&out->canonical_request));
 	if ((err = af_buf_printf(&out->string_to_sign, "ACS3-HMAC-SHA256\n%s",
 				 out->canonical_request_hash)) < 0)
 		goto done;
 	if ((err = af_hmac_sha256(mac, in->access_key_secret, strlen(in->access_key_secret),
-				  out->string_to_sign.data, out->string_to_sign.len)) < 0)
+				  af_buf_data(&out->string_to_sign),
+				  af_buf_len(&out->string_to_sign))) < 0)
 		goto done;
 	hex_lower(out->signature, mac, sizeof(mac));
 	err = af_buf_printf(&out->authorization,
 			    "ACS3-HMAC-SHA256 Credential=%s,SignedHeaders=%s,Signature=%s",
-			    in->access_key_id, out->signed_headers.data, out->signature);
+			    in->access_key_id, af_buf_data(&out->signed_headers), out->signature);
 done:
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return err;
@@ -358,18 +360,19 @@ int af_tc3_sign(af_sign_steps *out, const af_tc3_input *in)
 				 in->payload_hash ? in->payload_hash : EMPTY_SHA256)) < 0 ||
 	    (err = af_buf_puts(&out->signed_headers, "content-type;host")) < 0)
 		goto done;
-	af_sha256_hex(out->canonical_request_hash, out->canonical_request.data,
-		      out->canonical_request.len);
+	af_sha256_hex(out->canonical_request_hash, af_buf_data(&out->canonical_request),
+		      af_buf_len(&out->canonical_request));
 	if ((err = af_buf_printf(&out->string_to_sign, "TC3-HMAC-SHA256\n%lld\n%s/%s/tc3_request\n%s",
 				 (long long)in->timestamp, date, in->service,
 				 out->canonical_request_hash)) < 0)
 		goto done;
 	if ((err = af_buf_printf(&key, "TC3%s", in->secret_key)) < 0 ||
-	    (err = af_hmac_sha256(k1, key.data, key.len, date, strlen(date))) < 0 ||
+	    (err = af_hmac_sha256(k1, af_buf_data(&key), af_buf_len(&key), date, strlen(date))) <
+		0 ||
 	    (err = af_hmac_sha256(k2, k1, sizeof(k1), in->service, strlen(in->service))) < 0 ||
 	    (err = af_hmac_sha256(k3, k2, sizeof(k2), "tc3_request", 11)) < 0 ||
-	    (err = af_hmac_sha256(mac, k3, sizeof(k3), out->string_to_sign.data,
-				  out->string_to_sign.len)) < 0)
+	    (err = af_hmac_sha256(mac, k3, sizeof(k3), af_buf_data(&out->string_to_sign),
+				  af_buf_len(&out->string_to_sign))) < 0)
 		goto done;
 	hex_lower(out->signature, mac, sizeof(mac));
 	err = af_buf_printf(&out->authorization,

@@ -177,8 +177,8 @@ static void req_wire(sim_wire *w, sim_req *r)
 	w->nparams = r->nparams;
 	w->headers = r->hdrs;
 	w->nheaders = r->nhdrs;
-	w->body = r->body.data ? r->body.data : "";
-	w->body_len = r->body.len;
+	w->body = af_buf_data(&r->body) ? af_buf_data(&r->body) : "";
+	w->body_len = af_buf_len(&r->body);
 }
 
 static int verdict(sim_verdict *v, int status, const char *code, const char *msg)
@@ -289,7 +289,8 @@ int sim_acs3_check(sim_verdict *v, const sim_wire *w, const char *key_id, const 
 	af_sign_steps_init(&steps);
 	/* SignedHeaders must name exactly the headers that arrived (every x-acs-*) */
 	if (af_acs3_sign(&steps, &in) < 0 ||
-	    strcmp(steps.signed_headers.data ? steps.signed_headers.data : "", signed_hdrs) != 0 ||
+	    strcmp(af_buf_data(&steps.signed_headers) ? af_buf_data(&steps.signed_headers) : "",
+	           signed_hdrs) != 0 ||
 	    strlen(sig) != 64 || CRYPTO_memcmp(sig, steps.signature, 64) != 0)
 		rc = verdict(v, 400, "SignatureDoesNotMatch",
 		             "The request signature does not conform to Aliyun standards.");

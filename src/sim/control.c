@@ -7,7 +7,8 @@
 static int body_json(json_object **out, const sim_req *r)
 {
 	enum json_tokener_error jerr = json_tokener_success;
-	*out = json_tokener_parse_verbose(r->body.data ? r->body.data : "", &jerr);
+	*out =
+	    json_tokener_parse_verbose(af_buf_data(&r->body) ? af_buf_data(&r->body) : "", &jerr);
 	if (!*out)
 		return af_error_set(AF_ERR_PARAM, "body is not JSON: %s",
 		                    json_tokener_error_desc(jerr));

@@ -334,16 +334,12 @@ void sim_fault_page(const sim_req *r, json_object *list, int64_t *total)
 
 void sim_faults_post(sim_resp *resp, int kind)
 {
-	size_t half = resp->body.len / 2;
+	size_t half = af_buf_len(&resp->body) / 2;
 	if (kind == SIM_F_TRUNCATED) {
-		resp->body.len = half;
-		if (resp->body.data)
-			resp->body.data[half] = '\0';
+		af_buf_truncate(&resp->body, half);
 	} else if (kind == SIM_F_MALFORMED) {
 		/* valid prefix, then bytes no JSON parser accepts */
-		resp->body.len = half;
-		if (resp->body.data)
-			resp->body.data[half] = '\0';
+		af_buf_truncate(&resp->body, half);
 		af_buf_puts(&resp->body, "\",,]}{<html>502 Bad Gateway</html>");
 	}
 }

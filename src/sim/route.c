@@ -266,7 +266,8 @@ void sim_route_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 		return;
 	}
 	snprintf(r->region, sizeof(r->region), "%s", region);
-	r->json = json_tokener_parse_verbose(r->body.data ? r->body.data : "{}", &jerr);
+	r->json =
+	    json_tokener_parse_verbose(af_buf_data(&r->body) ? af_buf_data(&r->body) : "{}", &jerr);
 	if (!r->json || !json_object_is_type(r->json, json_type_object)) {
 		sim_tc_error(resp, r, "InvalidParameter", "The request body is not a JSON object.");
 		return;

@@ -139,8 +139,11 @@ static enum MHD_Result send_resp(af_sim *s, sim_req *r, sim_resp *resp, bool ali
 		        resp->drop ? " (dropped)" : "");
 	if (resp->drop)
 		return MHD_NO;
-	mr = MHD_create_response_from_buffer(resp->body.len, resp->body.data ? resp->body.data : "",
-	                                     MHD_RESPMEM_MUST_COPY);
+	/* MHD copies the body (MUST_COPY); its API only predates const. */
+	mr = MHD_create_response_from_buffer(
+	    af_buf_len(&resp->body),
+	    (void *)(af_buf_data(&resp->body) ? af_buf_data(&resp->body) : ""),
+	    MHD_RESPMEM_MUST_COPY);
 	if (!mr)
 		return MHD_NO;
 	MHD_add_response_header(mr, "Content-Type", "application/json;charset=utf-8");

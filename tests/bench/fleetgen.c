@@ -136,7 +136,7 @@ static int emit(gen *g, long i, bool changed)
 		af_store_copy_time(b, in.created_at), af_store_copy_sep(b);
 		af_store_copy_text(b, in.tags_json), af_store_copy_sep(b);
 		af_store_copy_text(b, raw), af_store_copy_eol(b);
-		fwrite(b->data, 1, b->len, g->f_inst);
+		fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_inst);
 		for (s = 0; s < 2; s++) {
 			af_buf_reset(b);
 			af_store_copy_text(b, sc.provider), af_store_copy_sep(b);
@@ -148,7 +148,7 @@ static int emit(gen *g, long i, bool changed)
 			af_store_copy_text(b, "qwen-7b"), af_store_copy_sep(b);
 			af_store_copy_num(b, (af_num){2, true}), af_store_copy_sep(b);
 			af_store_copy_text(b, sraw[s]), af_store_copy_eol(b);
-			fwrite(b->data, 1, b->len, g->f_svc);
+			fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_svc);
 			for (k = 0; k < 4; k++) {
 				af_buf_reset(b);
 				af_store_copy_text(b, sc.provider), af_store_copy_sep(b);
@@ -161,7 +161,7 @@ static int emit(gen *g, long i, bool changed)
 				af_store_copy_num(b, (af_num){cards * (k + 1), true}), af_store_copy_sep(b);
 				af_store_copy_text(b, svc_units[k]), af_store_copy_sep(b);
 				af_store_copy_text(b, k >= 2 ? gpus[i % 3] : NULL), af_store_copy_eol(b);
-				fwrite(b->data, 1, b->len, g->f_res);
+				fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_res);
 			}
 		}
 		for (k = 0; k < 2; k++) {
@@ -176,7 +176,7 @@ static int emit(gen *g, long i, bool changed)
 			af_store_copy_num(b, (af_num){(double)(8 + k), true}), af_store_copy_sep(b);
 			af_store_copy_text(b, k ? "vnodes" : "compute_units"), af_store_copy_sep(b);
 			af_store_copy_text(b, NULL), af_store_copy_eol(b);
-			fwrite(b->data, 1, b->len, g->f_res);
+			fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_res);
 		}
 		g->rows += 13;
 		return 0;

@@ -148,7 +148,7 @@ static void write_tair_page(const char *dir, int page, int total, const char *co
 	}
 	af_buf_puts(&body, "]}}");
 	snprintf(path, sizeof(path), "%s/page-%d.json", dir, page);
-	write_file(path, body.data);
+	write_file(path, af_buf_data(&body));
 	af_buf_free(&body);
 }
 

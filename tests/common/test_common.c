@@ -23,9 +23,9 @@ static void test_buf_grows_and_terminates(void **state)
 
 	for (int i = 0; i < 1000; i++)
 		assert_int_equal(af_buf_printf(&b, "%d,", i), 0);
-	assert_int_equal(strncmp(b.data, "0,1,2,", 6), 0);
-	assert_int_equal(b.data[b.len], '\0');
-	assert_true(b.len > 3000);
+	assert_int_equal(strncmp(af_buf_data(&b), "0,1,2,", 6), 0);
+	assert_int_equal(af_buf_data(&b)[af_buf_len(&b)], '\0');
+	assert_true(af_buf_len(&b) > 3000);
 	af_buf_free(&b);
 }
 
@@ -36,8 +36,29 @@ static void test_buf_cap_is_hard(void **state)
 	af_buf_init(&b, 10);
 	assert_int_equal(af_buf_puts(&b, "0123456789"), 0);
 	assert_int_equal(af_buf_puts(&b, "x"), AF_ERR_LIMIT);
-	assert_int_equal(b.len, 10);
+	assert_int_equal(af_buf_len(&b), 10);
 	assert_non_null(strstr(af_error_last(), "10 bytes"));
+	af_buf_free(&b);
+}
+
+/* Truncating drops a tail (a half-written row) and keeps the terminator
+ * and the allocation; it never grows the contents. */
+static void test_buf_truncate_keeps_a_prefix(void **state)
+{
+	af_buf b = AF_BUF_INIT;
+
+	af_buf_truncate(&b, 0); /* nothing appended yet: nothing to do */
+	assert_null(af_buf_data(&b));
+	assert_int_equal(af_buf_puts(&b, "abcdef"), 0);
+	af_buf_truncate(&b, 10);
+	assert_string_equal(af_buf_data(&b), "abcdef");
+	af_buf_truncate(&b, 3);
+	assert_int_equal(af_buf_len(&b), 3);
+	assert_string_equal(af_buf_data(&b), "abc");
+	assert_int_equal(af_buf_puts(&b, "xy"), 0);
+	assert_string_equal(af_buf_data(&b), "abcxy");
+	af_buf_truncate(&b, 0);
+	assert_string_equal(af_buf_data(&b), "");
 	af_buf_free(&b);
 }
 
@@ -49,8 +70,8 @@ static void test_buf_detach_transfers_ownership(void **state)
 	assert_int_equal(af_buf_puts(&b, "abc"), 0);
 	p = af_buf_detach(&b);
 	assert_string_equal(p, "abc");
-	assert_null(b.data);
-	assert_int_equal(b.len, 0);
+	assert_null(af_buf_data(&b));
+	assert_int_equal(af_buf_len(&b), 0);
 	free(p);
 }
 
@@ -119,6 +140,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_grows_and_terminates),
 		cmocka_unit_test(test_buf_cap_is_hard),
+		cmocka_unit_test(test_buf_truncate_keeps_a_prefix),
 		cmocka_unit_test(test_buf_detach_transfers_ownership),
 		cmocka_unit_test(test_error_prefix_keeps_cause),
 		cmocka_unit_test(test_log_parsing_and_secret_headers),

@@ -99,8 +99,8 @@ json_object *e2e_sim_request(const e2e_sim *sim, const char *method, const char 
 	curl_easy_cleanup(curl);
 	if (cc != CURLE_OK || status >= 400)
 		fail_msg("simulator %s %s: curl %d, HTTP %ld: %s", method ? method : "GET", path,
-			 (int)cc, status, resp.data ? resp.data : "");
-	json = resp.data ? json_tokener_parse(resp.data) : NULL;
+			 (int)cc, status, af_buf_data(&resp) ? af_buf_data(&resp) : "");
+	json = af_buf_data(&resp) ? json_tokener_parse(af_buf_data(&resp)) : NULL;
 	af_buf_free(&resp);
 	return json;
 }
@@ -135,7 +135,7 @@ char *e2e_sim_ids(const e2e_sim *sim, const char *product)
 		af_buf_printf(&out, "%s%s", i ? "\n" : "", ids[i]);
 	free(ids);
 	json_object_put(fleet);
-	return out.data ? af_buf_detach(&out) : strdup("");
+	return af_buf_data(&out) ? af_buf_detach(&out) : strdup("");
 }
 
 /*
@@ -157,17 +157,17 @@ static void merge_sections(af_buf *out, const char *extra)
 		body = head_end + 1;
 		for (next = body; *next && *next != '['; next = strchr(next, '\n') + 1)
 			assert_non_null(strchr(next, '\n'));
-		at = strstr(out->data, header);
+		at = strstr(af_buf_data(out), header);
 		if (!at) {
 			af_buf_printf(out, "\n%.*s", (int)(next - p), p);
 		} else {
-			size_t split = (size_t)(at - out->data) + strlen(header);
+			size_t split = (size_t)(at - af_buf_data(out)) + strlen(header);
 
-			af_buf_append(&merged, out->data, split);
+			af_buf_append(&merged, af_buf_data(out), split);
 			af_buf_append(&merged, body, (size_t)(next - body));
-			af_buf_puts(&merged, out->data + split);
+			af_buf_puts(&merged, af_buf_data(out) + split);
 			af_buf_reset(out);
-			af_buf_puts(out, merged.data);
+			af_buf_puts(out, af_buf_data(&merged));
 			af_buf_free(&merged);
 		}
 		p = next;
@@ -205,7 +205,7 @@ char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
 	sprintf(path, "%s/aifleet.ini", dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs(out.data, f);
+	fputs(af_buf_data(&out), f);
 	fclose(f);
 	chmod(path, 0600);
 	af_buf_free(&out);

@@ -305,7 +305,7 @@ static char *sql_list(json_object *o, const char *key)
 	for (size_t i = 0; i < json_object_array_length(arr); i++)
 		af_buf_printf(&out, "%s'%s'", i ? "," : "",
 			      json_object_get_string(json_object_array_get_idx(arr, i)));
-	return out.data ? af_buf_detach(&out) : strdup("''");
+	return af_buf_data(&out) ? af_buf_detach(&out) : strdup("''");
 }
 
 /* Each history row of run 2 with the native id of the instance it belongs

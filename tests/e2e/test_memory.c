@@ -435,10 +435,10 @@ static char *read_proc(const char *path)
 
 	if (!f)
 		return NULL;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (1u << 20))
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && af_buf_len(&b) < (1u << 20))
 		af_buf_append(&b, chunk, n);
 	fclose(f);
-	if (!b.data)
+	if (!af_buf_data(&b))
 		af_buf_puts(&b, "");
 	return af_buf_detach(&b);
 }
@@ -903,7 +903,7 @@ static void test_memory_protected_and_no_secret_written(void **state)
 		            "SELECT count(*) FROM t WHERE v ~ 'sk-[0-9A-Za-z]{16}'");
 		for (size_t i = 0; i < NDEMO; i++)
 			af_buf_printf(&sql, " OR strpos(v, '%s') > 0", needles[i]);
-		db_found = af_testdb_query_int(&e->db, sql.data);
+		db_found = af_testdb_query_int(&e->db, af_buf_data(&sql));
 		print_message("[memory] database rows holding a secret: %lld of %lld\n", db_found,
 		              af_testdb_query_int(
 		                  &e->db,

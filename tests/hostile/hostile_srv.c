@@ -190,7 +190,7 @@ static void put_page(af_buf *b, const page_spec *p)
 
 static void set_body(answer *a, af_buf *b)
 {
-	a->len = b->len;
+	a->len = af_buf_len(b);
 	a->body = af_buf_detach(b);
 	if (!a->body)
 		oom();

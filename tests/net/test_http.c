@@ -147,9 +147,9 @@ static void verify_acs3(const ts_arrival *a, const af_credentials *cr)
 	};
 	af_sign_steps_init(&st);
 	assert_int_equal(af_acs3_sign(&st, &in), 0);
-	assert_string_equal(st.signed_headers.data, signed_h);
+	assert_string_equal(af_buf_data(&st.signed_headers), signed_h);
 	assert_string_equal(st.signature, sig);
-	assert_string_equal(st.authorization.data, auth);
+	assert_string_equal(af_buf_data(&st.authorization), auth);
 	af_sign_steps_free(&st);
 }
 
@@ -185,7 +185,7 @@ static void verify_tc3(const ts_arrival *a, const af_credentials *cr)
 	af_sign_steps_init(&st);
 	assert_int_equal(af_tc3_sign(&st, &in), 0);
 	assert_string_equal(st.signature, sig);
-	assert_string_equal(st.authorization.data, auth);
+	assert_string_equal(af_buf_data(&st.authorization), auth);
 	af_sign_steps_free(&st);
 }
 
@@ -604,7 +604,7 @@ static void test_response_cap(void **state)
 	af_api_response_init(&resp);
 	assert_int_equal(af_session_call(f.s, &req, &ali_creds, &resp), AF_ERR_LIMIT);
 	assert_int_equal(ts_count(f.srv), 1);
-	assert_true(resp.body.len <= 10000);
+	assert_true(af_buf_len(&resp.body) <= 10000);
 	assert_non_null(strstr(af_error_last(), "cap"));
 	af_api_response_free(&resp);
 	teardown(&f);

@@ -35,8 +35,9 @@ static void check_steps(const char *dir, const af_sign_steps *s)
 {
 	static const char *const names[] = {"canonical_request", "canonical_request_hash",
 					    "string_to_sign", "signature", "authorization"};
-	const char *got[] = {s->canonical_request.data, s->canonical_request_hash,
-			     s->string_to_sign.data, s->signature, s->authorization.data};
+	const char *got[] = {af_buf_data(&s->canonical_request), s->canonical_request_hash,
+			     af_buf_data(&s->string_to_sign), s->signature,
+			     af_buf_data(&s->authorization)};
 	char hex[65];
 	size_t len;
 	char *cr, *crh;
@@ -125,8 +126,8 @@ static void test_tc3_service_not_from_host(void **state)
 	};
 	af_sign_steps_init(&s);
 	assert_int_equal(af_tc3_sign(&s, &in), 0);
-	assert_non_null(strstr(s.string_to_sign.data, "\n2019-02-25/tione/tc3_request\n"));
-	assert_non_null(strstr(s.authorization.data, "/2019-02-25/tione/tc3_request, "));
+	assert_non_null(strstr(af_buf_data(&s.string_to_sign), "\n2019-02-25/tione/tc3_request\n"));
+	assert_non_null(strstr(af_buf_data(&s.authorization), "/2019-02-25/tione/tc3_request, "));
 	af_sign_steps_free(&s);
 }
 
@@ -148,10 +149,10 @@ static void test_tc3_date_is_utc(void **state)
 	setenv("TZ", "Asia/Shanghai", 1);
 	af_sign_steps_init(&s);
 	assert_int_equal(af_tc3_sign(&s, &in), 0);
-	assert_non_null(strstr(s.string_to_sign.data, "\n2019-02-25/tione/tc3_request\n"));
+	assert_non_null(strstr(af_buf_data(&s.string_to_sign), "\n2019-02-25/tione/tc3_request\n"));
 	in.timestamp = 1551139200;
 	assert_int_equal(af_tc3_sign(&s, &in), 0);
-	assert_non_null(strstr(s.string_to_sign.data, "\n2019-02-26/tione/tc3_request\n"));
+	assert_non_null(strstr(af_buf_data(&s.string_to_sign), "\n2019-02-26/tione/tc3_request\n"));
 	af_sign_steps_free(&s);
 	unsetenv("TZ");
 }
@@ -176,7 +177,7 @@ static void test_tc3_canonical_uri_and_query(void **state)
 	};
 	af_sign_steps_init(&s);
 	assert_int_equal(af_tc3_sign(&s, &in), 0);
-	assert_string_equal(s.canonical_request.data,
+	assert_string_equal(af_buf_data(&s.canonical_request),
 			    "GET\n/base/\nLimit=20&Offset=0\n"
 			    "content-type:application/x-www-form-urlencoded\nhost:127.0.0.1:8089\n\n"
 			    "content-type;host\n" EMPTY_SHA256);
@@ -293,7 +294,7 @@ static void test_rfc3986_path(void **state)
 	af_buf b = AF_BUF_INIT;
 
 	assert_int_equal(af_rfc3986_encode_path(&b, "/api/v1/instances/a b*/get~x"), 0);
-	assert_string_equal(b.data, "/api/v1/instances/a%20b%2A/get~x");
+	assert_string_equal(af_buf_data(&b), "/api/v1/instances/a%20b%2A/get~x");
 	af_buf_free(&b);
 }
 
@@ -308,11 +309,12 @@ static void test_canonical_query(void **state)
 	};
 
 	assert_int_equal(af_canonical_query(&b, p, sizeof(p) / sizeof(p[0])), 0);
-	assert_string_equal(b.data, "A=~&SearchKey=%E4%B8%AD&Tag.1.Key=x%2Ay&Tag.1.Value=a%20b&"
-				    "Tag.2.Key=env&a=1&b=");
+	assert_string_equal(af_buf_data(&b),
+			    "A=~&SearchKey=%E4%B8%AD&Tag.1.Key=x%2Ay&Tag.1.Value=a%20b&"
+			    "Tag.2.Key=env&a=1&b=");
 	af_buf_reset(&b);
 	assert_int_equal(af_canonical_query(&b, NULL, 0), 0);
-	assert_string_equal(b.data, "");
+	assert_string_equal(af_buf_data(&b), "");
 	af_buf_free(&b);
 }
 
@@ -322,7 +324,7 @@ static void test_canonical_query_duplicates_by_value(void **state)
 	const af_kv p[] = {{"k", "b"}, {"k", "a"}, {"k", ""}};
 
 	assert_int_equal(af_canonical_query(&b, p, 3), 0);
-	assert_string_equal(b.data, "k=&k=a&k=b");
+	assert_string_equal(af_buf_data(&b), "k=&k=a&k=b");
 	af_buf_free(&b);
 }
 

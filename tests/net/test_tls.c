@@ -260,7 +260,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 	    page > 100 || size < 1 || size > 100) {
 		af_buf_puts(&b, "{\"RequestId\":\"TLS-BAD\",\"Code\":\"InvalidParameter\","
 		                "\"Message\":\"unexpected request\"}");
-		resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+		resp = MHD_create_response_from_buffer(af_buf_len(&b), (void *)af_buf_data(&b),
+						       MHD_RESPMEM_MUST_COPY);
 		af_buf_free(&b);
 		if (!resp)
 			return MHD_NO;
@@ -270,9 +271,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		return ret;
 	}
 	put_page(&b, s, region, page, size);
-	if (!b.data)
+	if (!af_buf_data(&b))
 		return MHD_NO;
-	resp = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(af_buf_len(&b), (void *)af_buf_data(&b),
+						       MHD_RESPMEM_MUST_COPY);
 	af_buf_free(&b);
 	if (!resp)
 		return MHD_NO;

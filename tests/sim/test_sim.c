@@ -96,7 +96,7 @@ static void http(http_result *res, const char *method, const char *url, const ch
 
 static json_object *res_json(const http_result *r)
 {
-	json_object *o = json_tokener_parse(r->body.data ? r->body.data : "");
+	json_object *o = json_tokener_parse(af_buf_data(&r->body) ? af_buf_data(&r->body) : "");
 	assert_non_null(o);
 	return o;
 }
@@ -104,7 +104,8 @@ static json_object *res_json(const http_result *r)
 /* The error code of an Alibaba (Code/code) or Tencent (Response.Error.Code) body. */
 static void err_code(char *out, size_t n, const http_result *r)
 {
-	json_object *o = json_tokener_parse(r->body.data ? r->body.data : ""), *v, *e;
+	json_object *o = json_tokener_parse(af_buf_data(&r->body) ? af_buf_data(&r->body) : ""), *v,
+	            *e;
 	out[0] = '\0';
 	if (!o)
 		return;
@@ -175,11 +176,11 @@ static void ali(http_result *res, const ali_call *c)
 		hdrs[nh] = hh[nh];
 		nh++;
 	}
-	snprintf(hh[nh], sizeof(hh[nh]), "Authorization: %s", st.authorization.data);
+	snprintf(hh[nh], sizeof(hh[nh]), "Authorization: %s", af_buf_data(&st.authorization));
 	hdrs[nh] = hh[nh];
 	nh++;
 	hdrs[nh] = NULL;
-	const char *qs = c->tamper ? c->tamper : (q.data ? q.data : "");
+	const char *qs = c->tamper ? c->tamper : (af_buf_data(&q) ? af_buf_data(&q) : "");
 	snprintf(url, sizeof(url), "%s%s%s%s", g_base, c->path ? c->path : "/", *qs ? "?" : "", qs);
 	http(res, "GET", url, hdrs, NULL);
 	af_sign_steps_free(&st);
@@ -230,7 +231,7 @@ static void tc(http_result *res, const tc_call *c)
 	                   .secret_id = c->id,
 	                   .secret_key = c->sk};
 	assert_int_equal(af_tc3_sign(&st, &in), 0);
-	snprintf(h1, sizeof(h1), "Authorization: %s", st.authorization.data);
+	snprintf(h1, sizeof(h1), "Authorization: %s", af_buf_data(&st.authorization));
 	snprintf(h2, sizeof(h2), "X-TC-Region: %s", c->region ? c->region : "ap-guangzhou");
 	snprintf(h3, sizeof(h3), "X-TC-Timestamp: %lld", (long long)ts);
 	snprintf(h4, sizeof(h4), "Content-Type: %s", ct);
@@ -506,7 +507,7 @@ static void expect_ali(const ali_call *c, long status, const char *code)
 	err_code(got, sizeof(got), &r);
 	if (r.status != status || strcmp(got, code) != 0)
 		fprintf(stderr, "expected %ld %s, got %ld %s: %s\n", status, code, r.status, got,
-		        r.body.data ? r.body.data : "");
+		        af_buf_data(&r.body) ? af_buf_data(&r.body) : "");
 	assert_int_equal(r.status, status);
 	assert_string_equal(got, code);
 	af_buf_free(&r.body);
@@ -736,7 +737,7 @@ static void expect_tc(const tc_call *c, const char *code)
 	tc(&r, c);
 	err_code(got, sizeof(got), &r);
 	if (strcmp(got, code) != 0)
-		fprintf(stderr, "expected %s, got %s: %s\n", code, got, r.body.data);
+		fprintf(stderr, "expected %s, got %s: %s\n", code, got, af_buf_data(&r.body));
 	assert_int_equal(r.status, 200); /* Tencent errors come with HTTP 200 */
 	assert_string_equal(got, code);
 	af_buf_free(&r.body);
@@ -957,7 +958,7 @@ static void test_scripted_fault_page3_once(void **state)
 	af_kv t4[] = {{"RegionId", "cn-hangzhou"}, {"PageNumber", "4"}};
 	tair(&r, ALI_AK, ALI_SK, t4, 2);
 	assert_int_equal(r.status, 200);
-	assert_null(json_tokener_parse(r.body.data)); /* malformed */
+	assert_null(json_tokener_parse(af_buf_data(&r.body))); /* malformed */
 	af_buf_free(&r.body);
 
 	af_kv t5[] = {{"RegionId", "cn-hangzhou"}, {"PageNumber", "5"}};
@@ -1109,16 +1110,16 @@ static void test_fixture_mode_verbatim(void **state)
 	http_result r;
 	tair(&r, ALI_AK, ALI_SK, q, 1);
 	assert_int_equal(r.status, 200);
-	assert_int_equal(r.body.len, len);
-	assert_memory_equal(r.body.data, want, len);
+	assert_int_equal(af_buf_len(&r.body), len);
+	assert_memory_equal(af_buf_data(&r.body), want, len);
 	free(want);
 	af_buf_free(&r.body);
 
 	want = af_test_read_fixture("api/tione_describe_example.json", &len);
 	tc_call c = {.body = "{}", .id = TC_ID, .sk = TC_SK};
 	tc(&r, &c);
-	assert_int_equal(r.body.len, len);
-	assert_memory_equal(r.body.data, want, len);
+	assert_int_equal(af_buf_len(&r.body), len);
+	assert_memory_equal(af_buf_data(&r.body), want, len);
 	free(want);
 	af_buf_free(&r.body);
 
@@ -1129,8 +1130,8 @@ static void test_fixture_mode_verbatim(void **state)
 	              .ak = ALI_AK,
 	              .sk = ALI_SK};
 	ali(&r, &g);
-	assert_int_equal(r.body.len, len);
-	assert_memory_equal(r.body.data, want, len);
+	assert_int_equal(af_buf_len(&r.body), len);
+	assert_memory_equal(af_buf_data(&r.body), want, len);
 	free(want);
 	af_buf_free(&r.body);
 
@@ -1317,7 +1318,7 @@ static void test_more_fault_kinds(void **state)
 	              .sk = ALI_SK};
 	ali(&r, &g);
 	assert_int_equal(r.status, 200);
-	assert_null(json_tokener_parse(r.body.data)); /* truncated */
+	assert_null(json_tokener_parse(af_buf_data(&r.body))); /* truncated */
 	af_buf_free(&r.body);
 	ali(&r, &g); /* once only */
 	json_object *ok = res_json(&r);
@@ -1685,8 +1686,8 @@ static void test_fault_out_of_range(void **state)
 
 	/* the text says 1e400; json-c reads it as inf; one item only */
 	o = tair_page(&items, &raw, "cn-beijing", 1, 20);
-	assert_non_null(strstr(raw.body.data, "\"Capacity\":1e400"));
-	assert_null(strstr(strstr(raw.body.data, "1e400") + 1, "1e400"));
+	assert_non_null(strstr(af_buf_data(&raw.body), "\"Capacity\":1e400"));
+	assert_null(strstr(strstr(af_buf_data(&raw.body), "1e400") + 1, "1e400"));
 	v = json_object_object_get(json_object_array_get_idx(items, 0), "Capacity");
 	assert_true(json_object_is_type(v, json_type_double) && isinf(json_object_get_double(v)));
 	v = json_object_object_get(json_object_array_get_idx(items, 1), "Capacity");
@@ -1696,7 +1697,7 @@ static void test_fault_out_of_range(void **state)
 
 	usleep(1100000);
 	o = tione_page(&in, &items, &raw, 0, 10);
-	assert_non_null(strstr(raw.body.data, "\"Gpu\":1e400"));
+	assert_non_null(strstr(af_buf_data(&raw.body), "\"Gpu\":1e400"));
 	json_object *svc = json_object_array_get_idx(
 	    json_object_object_get(json_object_array_get_idx(items, 0), "Services"), 0);
 	v = json_object_object_get(
@@ -1706,7 +1707,7 @@ static void test_fault_out_of_range(void **state)
 	af_buf_free(&raw.body);
 
 	raw = holo_call("/cn-hangzhou/api/v1/instances/rpc/listInstanceModel");
-	assert_non_null(strstr(raw.body.data, "\"gpu\":1e400"));
+	assert_non_null(strstr(af_buf_data(&raw.body), "\"gpu\":1e400"));
 	o = res_json(&raw);
 	json_object_object_get_ex(o, "instanceModelList", &items);
 	assert_true(isinf(json_object_get_double(
@@ -1715,7 +1716,7 @@ static void test_fault_out_of_range(void **state)
 	af_buf_free(&raw.body);
 	raw = holo_call(path);
 	assert_int_equal(raw.status, 200);
-	assert_non_null(strstr(raw.body.data, "\"gpu\":1e400"));
+	assert_non_null(strstr(af_buf_data(&raw.body), "\"gpu\":1e400"));
 	af_buf_free(&raw.body);
 	json_object *st = control_get("/_sim/stats");
 	assert_int_equal(jget_int(st, "faults.out_of_range"), 4);
@@ -1759,7 +1760,7 @@ static void test_fault_oversized(void **state)
 	assert_int_equal(json_object_get_string_len(json_object_object_get(
 	                     json_object_array_get_idx(items, 0), "ServiceGroupName")),
 	                 20 * mib);
-	assert_true(raw.body.len > 20 * mib && raw.body.len < 32 * mib);
+	assert_true(af_buf_len(&raw.body) > 20 * mib && af_buf_len(&raw.body) < 32 * mib);
 	assert_int_equal(json_object_array_length(items), 100);
 	json_object_put(o);
 	af_buf_free(&raw.body);
@@ -1790,9 +1791,9 @@ static void expect_fault_refused(const char *body, const char *needle)
 	char url[128];
 	snprintf(url, sizeof(url), "%s/_sim/faults", g_base);
 	http(&r, "POST", url, NULL, body);
-	if (r.status != 400 || !r.body.data || !strstr(r.body.data, needle))
+	if (r.status != 400 || !af_buf_data(&r.body) || !strstr(af_buf_data(&r.body), needle))
 		fail_msg("%s: got %ld %s, want 400 with '%s'", body, r.status,
-		         r.body.data ? r.body.data : "", needle);
+		         af_buf_data(&r.body) ? af_buf_data(&r.body) : "", needle);
 	af_buf_free(&r.body);
 }
 
@@ -1848,7 +1849,7 @@ static void test_fault_drop_after_request_read(void **state)
 	af_kv q7[] = {{"RegionId", "cn-beijing"}, {"PageNumber", "7"}, {"PageSize", "10"}};
 	tair(&r, ALI_AK, ALI_SK, q7, 3);
 	assert_int_equal(r.curl, CURLE_GOT_NOTHING);
-	assert_int_equal(r.body.len, 0);
+	assert_int_equal(af_buf_len(&r.body), 0);
 	af_buf_free(&r.body);
 	st = control_get("/_sim/stats");
 	/* read, verified and counted before the connection was closed */

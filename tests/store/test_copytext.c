@@ -19,8 +19,8 @@ static void expect_text(const char *in, const char *want)
 	af_buf b = AF_BUF_INIT;
 
 	assert_int_equal(af_store_copy_text(&b, in), 0);
-	assert_non_null(b.data);
-	assert_string_equal(b.data, want);
+	assert_non_null(af_buf_data(&b));
+	assert_string_equal(af_buf_data(&b), want);
 	af_buf_free(&b);
 }
 
@@ -55,7 +55,7 @@ static void test_null_and_separators(void **state)
 	assert_int_equal(af_store_copy_sep(&b), 0);
 	assert_int_equal(af_store_copy_null(&b), 0);
 	assert_int_equal(af_store_copy_eol(&b), 0);
-	assert_string_equal(b.data, "\\N\tx\t\\N\n");
+	assert_string_equal(af_buf_data(&b), "\\N\tx\t\\N\n");
 	af_buf_free(&b);
 }
 
@@ -64,7 +64,7 @@ static void expect_time(af_time t, const char *want)
 	af_buf b = AF_BUF_INIT;
 
 	assert_int_equal(af_store_copy_time(&b, t), 0);
-	assert_string_equal(b.data, want);
+	assert_string_equal(af_buf_data(&b), want);
 	af_buf_free(&b);
 }
 
@@ -84,17 +84,17 @@ static void test_numbers(void **state)
 	af_buf b = AF_BUF_INIT;
 
 	assert_int_equal(af_store_copy_num(&b, (af_num){0, false}), 0);
-	assert_string_equal(b.data, "\\N");
+	assert_string_equal(af_buf_data(&b), "\\N");
 	af_buf_reset(&b);
 	assert_int_equal(af_store_copy_num(&b, (af_num){2, true}), 0);
-	assert_string_equal(b.data, "2");
+	assert_string_equal(af_buf_data(&b), "2");
 	af_buf_reset(&b);
 	assert_int_equal(af_store_copy_num(&b, (af_num){0.5, true}), 0);
-	assert_string_equal(b.data, "0.5");
+	assert_string_equal(af_buf_data(&b), "0.5");
 	af_buf_reset(&b);
 	/* 17 significant digits: the shortest form that round-trips any double */
 	assert_int_equal(af_store_copy_num(&b, (af_num){0.1, true}), 0);
-	assert_string_equal(b.data, "0.10000000000000001");
+	assert_string_equal(af_buf_data(&b), "0.10000000000000001");
 	af_buf_reset(&b);
 	assert_int_equal(af_store_copy_num(&b, (af_num){NAN, true}), AF_ERR_DATA);
 	assert_int_equal(af_store_copy_num(&b, (af_num){INFINITY, true}), AF_ERR_DATA);
@@ -109,7 +109,7 @@ static void test_hash_is_escaped_bytea_hex(void **state)
 	for (int i = 0; i < 32; i++)
 		h[i] = (unsigned char)(i * 8 + 1);
 	assert_int_equal(af_store_copy_hash(&b, h), 0);
-	assert_string_equal(b.data, "\\\\x"
+	assert_string_equal(af_buf_data(&b), "\\\\x"
 				    "0109111921293139414951596169717981899199a1a9b1b9c1c9d1d9e1e9f1f9");
 	af_buf_free(&b);
 }

@@ -63,10 +63,10 @@ static long ali_get(CURL *c, uint16_t port, const char *path, const char *action
 		snprintf(hh[i], sizeof(hh[i]), "%s: %s", kv[i].key, kv[i].value);
 		h = curl_slist_append(h, hh[i]);
 	}
-	snprintf(hh[0], sizeof(hh[0]), "Authorization: %s", st.authorization.data);
+	snprintf(hh[0], sizeof(hh[0]), "Authorization: %s", af_buf_data(&st.authorization));
 	h = curl_slist_append(h, hh[0]);
-	snprintf(url, sizeof(url), "http://%s%s%s%s", host, path, qs.len ? "?" : "",
-	         qs.data ? qs.data : "");
+	snprintf(url, sizeof(url), "http://%s%s%s%s", host, path, af_buf_len(&qs) ? "?" : "",
+	         af_buf_data(&qs) ? af_buf_data(&qs) : "");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
@@ -101,7 +101,7 @@ static long tc_post(CURL *c, uint16_t port, const char *body, size_t *bytes)
 	                   .secret_key = "sim-demo-tc-secret-NOT-REAL"};
 	if (af_tc3_sign(&st, &in) < 0)
 		goto done;
-	snprintf(h[0], sizeof(h[0]), "Authorization: %s", st.authorization.data);
+	snprintf(h[0], sizeof(h[0]), "Authorization: %s", af_buf_data(&st.authorization));
 	snprintf(h[1], sizeof(h[1]), "X-TC-Timestamp: %lld", (long long)ts);
 	snprintf(h[2], sizeof(h[2]), "Content-Type: %s", ct);
 	snprintf(h[3], sizeof(h[3]), "X-TC-Region: ap-guangzhou");
