@@ -45,7 +45,7 @@ typedef struct af_api_request {
 	const char *service;  /* TC3 credential-scope service, e.g. "tione" */
 	/* Labels: named in error messages, and the rate-limit key. */
 	const char *provider; /* AF_PROVIDER_* */
-	const char *product;  /* AF_PRODUCT_* */
+	const char *product;  /* a registered product's name (aifleet/product.h) */
 	const char *account;  /* account label, never a key */
 } af_api_request;
 

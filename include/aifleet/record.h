@@ -23,12 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Provider and product names as stored in the database. */
+/* Provider names as stored in the database. A product's name is its
+ * descriptor's (aifleet/product.h). */
 #define AF_PROVIDER_ALIBABA "alibaba"
 #define AF_PROVIDER_TENCENT "tencent"
-#define AF_PRODUCT_TAIR "tair_kvcache"
-#define AF_PRODUCT_TIONE "tione"
-#define AF_PRODUCT_HOLOGRES "hologres"
 
 /* Microseconds since the Unix epoch, UTC; AF_TIME_NULL when unknown. */
 typedef int64_t af_time;
@@ -39,7 +37,7 @@ typedef struct af_scope {
 	const char *provider; /* AF_PROVIDER_* */
 	const char *account;  /* account label from the configuration */
 	const char *region;   /* e.g. cn-beijing, ap-guangzhou */
-	const char *product;  /* AF_PRODUCT_* */
+	const char *product;  /* a registered product's name (aifleet/product.h) */
 } af_scope;
 
 /* How one scope's collection ended, as the collector judged it (the

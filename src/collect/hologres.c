@@ -188,7 +188,7 @@ static int hologres_endpoint(char *out, size_t n, const char *region, bool intl)
 static const char *const hologres_secrets[] = {"apiKey", "api_key", NULL};
 
 const af_product af_product_hologres = {
-	.name = AF_PRODUCT_HOLOGRES,
+	.name = "hologres",
 	.provider = AF_PROVIDER_ALIBABA,
 	.title = "Hologres AI nodes",
 	.default_endpoint = hologres_endpoint,

@@ -100,7 +100,7 @@ static int tair_endpoint(char *out, size_t n, const char *region, bool intl)
 }
 
 const af_product af_product_tair = {
-	.name = AF_PRODUCT_TAIR,
+	.name = "tair_kvcache",
 	.provider = AF_PROVIDER_ALIBABA,
 	.title = "Tair KVCache",
 	.default_endpoint = tair_endpoint,

@@ -87,7 +87,7 @@ static int tione_endpoint(char *out, size_t n, const char *region, bool intl)
 }
 
 const af_product af_product_tione = {
-	.name = AF_PRODUCT_TIONE,
+	.name = "tione",
 	.provider = AF_PROVIDER_TENCENT,
 	.title = "TI-ONE",
 	.default_endpoint = tione_endpoint,

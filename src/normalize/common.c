@@ -78,25 +78,23 @@ nomem:
 	return NULL;
 }
 
-static const char *s_or(const char *s)
-{
-	return s ? s : "?";
-}
-
 void nz_warn(nz_ctx *c, const char *field, const char *why)
 {
+	char scope[512];
+
 	c->stats->warnings++;
-	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s: field %s: %s", s_or(c->scope->provider),
-	        s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
-	        field, why);
+	af_warn(NZ_COMPONENT, "%s: %s: field %s: %s", af_scope_name(scope, sizeof(scope), c->scope),
+	        c->item, field, why);
 }
 
 void nz_reject(nz_ctx *c, const char *field, const char *why)
 {
+	char scope[512];
+
 	c->stats->rejected++;
-	af_warn(NZ_COMPONENT, "%s/%s/%s/%s: %s rejected: %s%s%s%s", s_or(c->scope->provider),
-	        s_or(c->scope->account), s_or(c->scope->region), s_or(c->scope->product), c->item,
-	        field ? "field " : "", field ? field : "", field ? ": " : "", why);
+	af_warn(NZ_COMPONENT, "%s: %s rejected: %s%s%s%s",
+	        af_scope_name(scope, sizeof(scope), c->scope), c->item, field ? "field " : "",
+	        field ? field : "", field ? ": " : "", why);
 }
 
 void nz_bad(nz_ctx *c, const char *field, const char *why)

@@ -171,6 +171,7 @@ static int reject(af_loader *l, const af_scope *sc, const char *what, const char
 		  const char *why)
 {
 	scope_entry *e;
+	char name[1024];
 	int err;
 
 	if (!af_scope_valid(sc)) {
@@ -179,10 +180,10 @@ static int reject(af_loader *l, const af_scope *sc, const char *what, const char
 				    id ? id : "(no id)", why);
 	}
 	/* A hostile id may be kilobytes long: name it by its start. */
-	af_error_set(AF_ERR_DATA, "rejected %s %.*s%s in scope %s/%s/%s/%s: %s", what,
+	af_error_set(AF_ERR_DATA, "rejected %s %.*s%s in scope %s: %s", what,
 		     nonempty(id) ? 128 : 64, nonempty(id) ? id : "(no native id)",
-		     nonempty(id) && strlen(id) > 128 ? "..." : "", sc->provider, sc->account,
-		     sc->region, sc->product, why);
+		     nonempty(id) && strlen(id) > 128 ? "..." : "",
+		     af_scope_name(name, sizeof(name), sc), why);
 	if ((err = scope_find(&e, l, sc)) < 0)
 		return fail_run(l, err);
 	e->loader_rejected++;
@@ -515,10 +516,10 @@ static int end_copy(af_loader *l)
 /* --allow-deletes names a scope as provider/account/region/product, or "all". */
 static bool deletes_allowed(const af_loader *l, const scope_entry *e)
 {
+	af_scope sc = {e->provider, e->account, e->region, e->product};
 	char name[1024];
 
-	snprintf(name, sizeof(name), "%s/%s/%s/%s", e->provider, e->account, e->region,
-		 e->product);
+	af_scope_name(name, sizeof(name), &sc);
 	for (size_t i = 0; i < l->guard.nallow; i++)
 		if (strcmp(l->guard.allow[i], "all") == 0 || strcmp(l->guard.allow[i], name) == 0)
 			return true;

@@ -33,7 +33,7 @@
 
 static const char *const providers[3] = {AF_PROVIDER_ALIBABA, AF_PROVIDER_TENCENT,
 					 AF_PROVIDER_ALIBABA};
-static const char *const products[3] = {AF_PRODUCT_TAIR, AF_PRODUCT_TIONE, AF_PRODUCT_HOLOGRES};
+static const char *const products[3] = {"tair_kvcache", "tione", "hologres"};
 static const char *const regions[4] = {"cn-beijing", "cn-shanghai", "ap-guangzhou", "ap-singapore"};
 static const char *const gpus[3] = {"A10", "T4", "L20"};
 static const char *const svc_kinds[4] = {"cpu_cores", "memory_gib", "gpu_count", "gpu_memory_gib"};

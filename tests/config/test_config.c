@@ -89,9 +89,9 @@ static void test_full_config(void **state)
 	assert_int_equal(a->nregions, 3);
 	assert_string_equal(a->regions[0], "cn-beijing");
 	assert_string_equal(a->regions[2], "cn-shanghai");
-	holo = af_account_product(a, AF_PRODUCT_HOLOGRES);
+	holo = af_account_product(a, "hologres");
 	assert_true(holo->enabled);
-	assert_false(af_account_product(a, AF_PRODUCT_TAIR)->enabled);
+	assert_false(af_account_product(a, "tair_kvcache")->enabled);
 	assert_string_equal(holo->endpoint, "http://127.0.0.1:9/{region}");
 	assert_true(holo->rate_limit > 2.49 && holo->rate_limit < 2.51);
 	/* env credentials default to the official variable names */
@@ -100,7 +100,7 @@ static void test_full_config(void **state)
 
 	a = &cfg.accounts[1];
 	assert_true(a->intl);
-	tione = af_account_product(a, AF_PRODUCT_TIONE);
+	tione = af_account_product(a, "tione");
 	assert_true(tione->enabled); /* products default to the provider's */
 	assert_int_equal(tione->page_size, 50);
 	assert_string_equal(a->secret_env, "TENCENTCLOUD_SECRET_KEY");

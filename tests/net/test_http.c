@@ -61,7 +61,7 @@ static af_api_request tair_req(testsrv *srv)
 		.version = "2015-01-01",
 		.region = "cn-beijing",
 		.provider = AF_PROVIDER_ALIBABA,
-		.product = AF_PRODUCT_TAIR,
+		.product = "tair_kvcache",
 		.account = "prod",
 	};
 	return r;
@@ -83,7 +83,7 @@ static af_api_request tione_req(testsrv *srv)
 		.region = "ap-guangzhou",
 		.service = "tione",
 		.provider = AF_PROVIDER_TENCENT,
-		.product = AF_PRODUCT_TIONE,
+		.product = "tione",
 		.account = "prod",
 	};
 	return r;
@@ -201,10 +201,10 @@ static void setup(fixture *f, const ts_reply *script, size_t n, const af_client_
 	assert_int_equal(af_client_new(&f->c, o), 0);
 	assert_int_equal(af_session_new(&f->s, f->c), 0);
 	/* Fast buckets unless a test says otherwise. */
-	assert_int_equal(af_client_set_rate(f->c, AF_PROVIDER_ALIBABA, AF_PRODUCT_TAIR, "prod", 1000,
+	assert_int_equal(af_client_set_rate(f->c, AF_PROVIDER_ALIBABA, "tair_kvcache", "prod", 1000,
 					    10),
 			 0);
-	assert_int_equal(af_client_set_rate(f->c, AF_PROVIDER_TENCENT, AF_PRODUCT_TIONE, "prod",
+	assert_int_equal(af_client_set_rate(f->c, AF_PROVIDER_TENCENT, "tione", "prod",
 					    1000, 10),
 			 0);
 }
@@ -630,7 +630,7 @@ static void test_base_path_endpoint(void **state)
 		.version = "2022-06-01",
 		.region = "cn-hangzhou",
 		.provider = AF_PROVIDER_ALIBABA,
-		.product = AF_PRODUCT_HOLOGRES,
+		.product = "hologres",
 		.account = "prod",
 	};
 	af_api_response_init(&resp);
@@ -752,7 +752,7 @@ static void test_rate_limit_held(void **state)
 	int maxw = 0;
 
 	setup(&f, NULL, 0, &o);
-	assert_int_equal(af_client_set_rate(f.c, AF_PROVIDER_TENCENT, AF_PRODUCT_TIONE, "prod", 20,
+	assert_int_equal(af_client_set_rate(f.c, AF_PROVIDER_TENCENT, "tione", "prod", 20,
 					    1),
 			 0);
 	run_workers(f.c, f.srv, 3, 20, true);
@@ -809,7 +809,7 @@ static void test_throttling_slows_bucket(void **state)
 	fixture f;
 
 	setup(&f, script, 4, &o);
-	assert_int_equal(af_client_set_rate(f.c, AF_PROVIDER_TENCENT, AF_PRODUCT_TIONE, "prod", 20,
+	assert_int_equal(af_client_set_rate(f.c, AF_PROVIDER_TENCENT, "tione", "prod", 20,
 					    1),
 			 0);
 	req = tione_req(f.srv);

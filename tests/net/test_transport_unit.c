@@ -210,26 +210,26 @@ static void test_default_endpoints(void **state)
 {
 	char e[128];
 
-	assert_int_equal(af_default_endpoint(e, sizeof(e), AF_PRODUCT_TAIR, "cn-beijing", false), 0);
+	assert_int_equal(af_default_endpoint(e, sizeof(e), "tair_kvcache", "cn-beijing", false), 0);
 	assert_string_equal(e, "https://r-kvstore.aliyuncs.com");
 	assert_int_equal(
-		af_default_endpoint(e, sizeof(e), AF_PRODUCT_TAIR, "ap-southeast-1", false), 0);
+		af_default_endpoint(e, sizeof(e), "tair_kvcache", "ap-southeast-1", false), 0);
 	assert_string_equal(e, "https://r-kvstore.ap-southeast-1.aliyuncs.com");
 	assert_int_equal(
-		af_default_endpoint(e, sizeof(e), AF_PRODUCT_HOLOGRES, "cn-hangzhou", false), 0);
+		af_default_endpoint(e, sizeof(e), "hologres", "cn-hangzhou", false), 0);
 	assert_string_equal(e, "https://hologram.cn-hangzhou.aliyuncs.com");
-	assert_int_equal(af_default_endpoint(e, sizeof(e), AF_PRODUCT_TIONE, "ap-guangzhou", false),
+	assert_int_equal(af_default_endpoint(e, sizeof(e), "tione", "ap-guangzhou", false),
 			 0);
 	assert_string_equal(e, "https://tione.tencentcloudapi.com");
-	assert_int_equal(af_default_endpoint(e, sizeof(e), AF_PRODUCT_TIONE, NULL, true), 0);
+	assert_int_equal(af_default_endpoint(e, sizeof(e), "tione", NULL, true), 0);
 	assert_string_equal(e, "https://tione.intl.tencentcloudapi.com");
-	assert_int_equal(af_default_endpoint(e, sizeof(e), AF_PRODUCT_HOLOGRES, NULL, false),
+	assert_int_equal(af_default_endpoint(e, sizeof(e), "hologres", NULL, false),
 			 AF_ERR_CONFIG);
-	assert_int_equal(af_default_endpoint(e, sizeof(e), AF_PRODUCT_HOLOGRES, "x/../y", false),
+	assert_int_equal(af_default_endpoint(e, sizeof(e), "hologres", "x/../y", false),
 			 AF_ERR_CONFIG);
 	assert_int_equal(af_default_endpoint(e, sizeof(e), "nope", "cn-beijing", false),
 			 AF_ERR_CONFIG);
-	assert_int_equal(af_default_endpoint(e, 10, AF_PRODUCT_TAIR, "cn-beijing", false),
+	assert_int_equal(af_default_endpoint(e, 10, "tair_kvcache", "cn-beijing", false),
 			 AF_ERR_LIMIT);
 
 	assert_int_equal(af_endpoint_expand(e, sizeof(e), "http://127.0.0.1:8089/{region}",

@@ -24,7 +24,7 @@
 #include "testdb.h"
 #include "testutil.h"
 
-static const af_scope scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", AF_PRODUCT_TAIR};
+static const af_scope scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", "tair_kvcache"};
 
 typedef struct pg_sink {
 	PGconn *conn;

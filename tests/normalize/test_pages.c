@@ -20,10 +20,10 @@
 
 #define S INT64_C(1000000)
 
-static const af_scope tair_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", AF_PRODUCT_TAIR};
-static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou", AF_PRODUCT_TIONE};
+static const af_scope tair_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", "tair_kvcache"};
+static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou", "tione"};
 static const af_scope holo_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-shanghai",
-                                    AF_PRODUCT_HOLOGRES};
+                                    "hologres"};
 
 #define TK "tk-9dp7e37bab*****"
 

@@ -23,10 +23,10 @@
 #include "rec.h"
 #include "testutil.h"
 
-static const af_scope tair_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", AF_PRODUCT_TAIR};
-static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou", AF_PRODUCT_TIONE};
+static const af_scope tair_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-beijing", "tair_kvcache"};
+static const af_scope tione_scope = {AF_PROVIDER_TENCENT, "acct", "ap-guangzhou", "tione"};
 static const af_scope holo_scope = {AF_PROVIDER_ALIBABA, "acct", "cn-shanghai",
-                                    AF_PRODUCT_HOLOGRES};
+                                    "hologres"};
 
 enum product { TAIR, TIONE, HOLO };
 

@@ -158,8 +158,8 @@ static void test_configured_like_a_built_in(void **state)
 	assert_non_null(pc);
 	assert_true(pc->enabled);
 	assert_int_equal(pc->page_size, 7);
-	assert_true(af_account_product(&cfg.accounts[0], AF_PRODUCT_TAIR)->enabled);
-	assert_false(af_account_product(&cfg.accounts[0], AF_PRODUCT_TIONE)->enabled);
+	assert_true(af_account_product(&cfg.accounts[0], "tair_kvcache")->enabled);
+	assert_false(af_account_product(&cfg.accounts[0], "tione")->enabled);
 	af_config_free(&cfg);
 	free(path);
 
