@@ -64,6 +64,12 @@ void af_paging_free(af_paging *p);
 int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_object *total,
 		   int page_size);
 
+/* Emits a checked page through the job (af_job_emit_page) and accounts for
+ * it (af_paging_next, whose step goes to *step): what a page fetcher does
+ * once it has found the page's list and TotalCount. */
+int af_paging_emit(struct af_job *job, af_paging *p, json_object *page, json_object *list,
+		   const char *id_field, json_object *total, int page_size, int *step);
+
 /*
  * Fetches page `index` (0 for the first page of a pass) of `page_size`
  * items, emits it, and accounts for it with af_paging_next(), storing the

@@ -156,6 +156,18 @@ int af_paging_next(af_paging *p, json_object *list, const char *id_field, json_o
 	return AF_PAGING_MORE;
 }
 
+int af_paging_emit(af_job *job, af_paging *p, json_object *page, json_object *list,
+		   const char *id_field, json_object *total, int page_size, int *step)
+{
+	int err;
+
+	if ((err = af_job_emit_page(job, page)) < 0 ||
+	    (err = af_paging_next(p, list, id_field, total, page_size)) < 0)
+		return err;
+	*step = err;
+	return 0;
+}
+
 int af_paging_collect(af_job *job, af_page_fetcher fetch_page)
 {
 	int page_size = af_job_page_size(job);

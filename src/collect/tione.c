@@ -58,15 +58,10 @@ static int tione_page(af_job *job, af_paging *paging, int index, int limit, int 
 
 	if ((err = af_job_fetch(job, af_job_session(job), &req, key, &body)) < 0)
 		return af_error_prefix(err, "offset %ld: ", offset);
-	if ((err = tione_page_list(body, &response, &list)) < 0 ||
-	    (err = af_job_emit_page(job, body)) < 0)
-		goto done;
-	json_object_object_get_ex(response, "TotalCount", &total);
-	if ((err = af_paging_next(paging, list, "ServiceGroupId", total, limit)) >= 0) {
-		*step = err;
-		err = 0;
+	if ((err = tione_page_list(body, &response, &list)) == 0) {
+		json_object_object_get_ex(response, "TotalCount", &total);
+		err = af_paging_emit(job, paging, body, list, "ServiceGroupId", total, limit, step);
 	}
-done:
 	if (err < 0)
 		af_error_prefix(err, "offset %ld (request %s): ", offset, af_page_request_id(body));
 	json_object_put(body);

@@ -953,3 +953,23 @@ int nz_emit_resources(nz_ctx *c, const af_resource *res, size_t n)
 			return err;
 	return 0;
 }
+
+int nz_emit_service_item(nz_ctx *c, af_service *s, json_object *svc, const af_resource *res,
+                         size_t nres)
+{
+	char *raw = NULL;
+	int err;
+
+	if ((err = nz_raw(c, &raw, svc, NULL)) < 0)
+		goto done;
+	s->raw_json = raw;
+	if ((err = nz_item_check(c)) <= 0)
+		goto done;
+	if ((err = nz_emit_service(c, s)) < 0)
+		goto done;
+	err = nz_emit_resources(c, res, nres);
+done:
+	s->raw_json = NULL;
+	free(raw);
+	return err < 0 ? err : 0;
+}

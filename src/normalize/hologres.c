@@ -80,7 +80,7 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, js
 	af_service s = {0};
 	af_resource res[NKINDS];
 	size_t nres = 0;
-	char *id = NULL, *raw = NULL;
+	char *id = NULL;
 	size_t len;
 	int err = 0;
 
@@ -132,19 +132,10 @@ static int one_service(nz_ctx *c, const af_instance *node, json_object *seen, js
 		r.basis = "reported";
 		res[nres++] = r;
 	}
-	if ((err = nz_raw(c, &raw, svc, NULL)) < 0)
-		goto done;
-	s.raw_json = raw;
-	if ((err = nz_item_check(c)) <= 0)
-		goto done;
-
-	if ((err = nz_emit_service(c, &s)) < 0)
-		goto done;
-	err = nz_emit_resources(c, res, nres);
+	err = nz_emit_service_item(c, &s, svc, res, nres);
 done:
 	c->item = node_item;
 	free(id);
-	free(raw);
 	return err < 0 ? err : 0;
 }
 

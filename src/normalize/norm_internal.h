@@ -125,5 +125,10 @@ int nz_emit_service(nz_ctx *c, const af_service *svc);
 int nz_emit_resource(nz_ctx *c, const af_resource *res);
 /* res[0..n) in order; stops at the first failure. */
 int nz_emit_resources(nz_ctx *c, const af_resource *res, size_t n);
+/* The end of a service item: `svc` as its raw payload, then -- unless a
+ * field of the item was unreadable (nz_item_check) -- the service and its
+ * resources. 0 or a negative af_error_class. */
+int nz_emit_service_item(nz_ctx *c, af_service *s, json_object *svc, const af_resource *res,
+                         size_t nres);
 
 #endif

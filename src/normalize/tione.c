@@ -87,7 +87,7 @@ static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, j
 	af_service s = {0};
 	af_resource res[NKINDS];
 	size_t nres = 0;
-	char *tags = NULL, *raw = NULL;
+	char *tags = NULL;
 	const char *group_item = c->item, *why;
 	int err = 0;
 
@@ -129,19 +129,10 @@ static int one_service(nz_ctx *c, const af_instance *group, json_object *seen, j
 	if ((err = nz_tags(c, &tags, nz_get(svc, "Tags"), "Tags", "TagKey", "TagValue")) < 0)
 		goto done;
 	s.tags_json = tags;
-	if ((err = nz_raw(c, &raw, svc, NULL)) < 0)
-		goto done;
-	s.raw_json = raw;
-	if ((err = nz_item_check(c)) <= 0)
-		goto done;
-
-	if ((err = nz_emit_service(c, &s)) < 0)
-		goto done;
-	err = nz_emit_resources(c, res, nres);
+	err = nz_emit_service_item(c, &s, svc, res, nres);
 done:
 	c->item = group_item;
 	free(tags);
-	free(raw);
 	return err < 0 ? err : 0;
 }
 

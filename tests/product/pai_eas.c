@@ -197,15 +197,9 @@ static int eas_page(af_job *job, af_paging *paging, int index, int page_size, in
 
 	if ((err = af_job_fetch(job, af_job_session(job), &req, key, &body)) < 0)
 		return af_error_prefix(err, "page %d: ", page);
-	if ((err = af_job_emit_page(job, body)) < 0)
-		goto done;
 	json_object_object_get_ex(body, "Services", &list);
 	json_object_object_get_ex(body, "TotalCount", &total);
-	if ((err = af_paging_next(paging, list, "ServiceId", total, page_size)) >= 0) {
-		*step = err;
-		err = 0;
-	}
-done:
+	err = af_paging_emit(job, paging, body, list, "ServiceId", total, page_size, step);
 	if (err < 0)
 		af_error_prefix(err, "page %d (request %s): ", page, af_page_request_id(body));
 	json_object_put(body);
