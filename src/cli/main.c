@@ -53,7 +53,7 @@ static void usage(FILE *out)
 		"Usage: aifleet [OPTIONS] COMMAND\n"
 		"\n"
 		"Keeps an exact, historical inventory of an AI inference fleet on Alibaba Cloud\n"
-		"(Tair KVCache, Hologres AI nodes) and Tencent Cloud (TI-ONE) in PostgreSQL.\n"
+		"and Tencent Cloud in PostgreSQL (the products are listed below).\n"
 		"\n"
 		"Commands:\n"
 		"  sync        collect every configured scope, normalize, and load it\n"
