@@ -29,8 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "aifleet/clock.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/store.h"
@@ -74,16 +74,8 @@ struct af_loader {
 	scope_entry *scopes;
 	size_t nscopes, scopes_alloc;
 	uint64_t rejected_unscoped;
-	struct timespec t_begin;
+	double t_begin;          /* af_clock_seconds() at begin */
 };
-
-static double seconds_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 /* ---- scopes ---------------------------------------------------------- */
 
@@ -353,7 +345,7 @@ static int loader_new(af_loader **out, af_store *s, const af_run_options *opts)
 	*out = NULL;
 	if (!l)
 		return af_error_oom();
-	clock_gettime(CLOCK_MONOTONIC, &l->t_begin);
+	l->t_begin = af_clock_seconds();
 	l->store = s;
 	l->conn = s->conn;
 	l->dry_run = opts->dry_run;
@@ -1089,7 +1081,7 @@ static void log_summary(const af_loader *l, const af_load_summary *sum)
 int af_loader_commit(af_loader *l, af_load_summary *out)
 {
 	af_load_summary sum;
-	struct timespec t_merge;
+	double t_merge;
 	char run_id[24];
 	int err = 0;
 
@@ -1103,11 +1095,11 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 	snprintf(run_id, sizeof(run_id), "%" PRId64, l->run_id);
 	if ((err = end_copy(l)) < 0)
 		goto done;
-	sum.copy_seconds = seconds_since(&l->t_begin);
-	clock_gettime(CLOCK_MONOTONIC, &t_merge);
+	sum.copy_seconds = af_clock_seconds() - l->t_begin;
+	t_merge = af_clock_seconds();
 	if ((err = merge(l, run_id, &sum)) < 0)
 		goto done;
-	sum.merge_seconds = seconds_since(&t_merge);
+	sum.merge_seconds = af_clock_seconds() - t_merge;
 	if (l->dry_run) {
 		err = af_store_exec(l->conn, "rolling back the dry run", "ROLLBACK");
 		sum.run_id = 0;
