@@ -18,6 +18,8 @@ typedef enum af_cred_source {
 	AF_CRED_ENV = 0,        /* environment variables (names configurable) */
 	AF_CRED_ALIYUN_CLI = 1, /* ~/.aliyun/config.json profile */
 	AF_CRED_TENCENT_FILE = 2, /* ~/.tencentcloud/credentials profile */
+	AF_CRED_ALIBABACLOUD_FILE = 3, /* ~/.alibabacloud/credentials profile */
+	AF_CRED_DEFAULT = 4,    /* the vendor's default chain (docs/credentials.md) */
 } af_cred_source;
 
 /* Per product settings inside an account. */

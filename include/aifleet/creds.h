@@ -27,6 +27,33 @@ int af_credentials_from_aliyun_cli(af_credentials *out, const char *path, const 
  * path NULL -> $TENCENTCLOUD_CREDENTIALS_FILE or the default; profile NULL -> default. */
 int af_credentials_from_tencent_file(af_credentials *out, const char *path, const char *profile);
 
+/* ~/.alibabacloud/credentials INI ([profile] type = access_key,
+ * access_key_id, access_key_secret). path NULL -> $ALIBABA_CLOUD_CREDENTIALS_FILE
+ * or the default; profile NULL -> $ALIBABA_CLOUD_PROFILE or "default". The
+ * role types (ecs_ram_role, ram_role_arn) are refused: they need STS or the
+ * metadata service. */
+int af_credentials_from_alibabacloud_file(af_credentials *out, const char *path,
+					  const char *profile);
+
+/* Where the default chains look; members may be NULL (defaults). */
+typedef struct af_chain_options {
+	const char *profile;             /* the account's profile, NULL: the files' rules */
+	const char *tencent_system_file; /* NULL: /etc/tencentcloud/credentials */
+} af_chain_options;
+
+/*
+ * The provider's (AF_PROVIDER_*) default credential chain, in the official
+ * SDKs' order (docs/credentials.md). A step is skipped only when it is not
+ * configured (variables unset, file absent); the first configured step
+ * decides, with its credentials or its error. On success *step names the
+ * step used, for the log (never a value). AF_ERR_CONFIG names the step that
+ * failed, or, when none was configured, what each one lacked. The steps
+ * that need the metadata service or STS fail, when reached, as not
+ * supported yet.
+ */
+int af_credentials_default(af_credentials *out, const char *provider,
+			   const af_chain_options *opts, const char **step);
+
 /* Refuses a credentials or config file that group or others can read. */
 int af_credentials_check_file_mode(const char *path);
 

@@ -521,16 +521,24 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 		return set_string(st, &a->provider, value);
 	}
 	if (strcmp(name, "credentials") == 0) {
-		if (strcmp(value, "env") == 0)
-			a->cred_source = AF_CRED_ENV;
-		else if (strcmp(value, "aliyun-cli") == 0)
-			a->cred_source = AF_CRED_ALIYUN_CLI;
-		else if (strcmp(value, "tencent-file") == 0)
-			a->cred_source = AF_CRED_TENCENT_FILE;
-		else
-			return fail(st, "account %s: credentials must be env, aliyun-cli or "
-					"tencent-file, not '%s'", a->name, value);
-		return 1;
+		static const struct {
+			const char *name;
+			af_cred_source source;
+		} sources[] = {
+			{"env", AF_CRED_ENV},
+			{"default", AF_CRED_DEFAULT},
+			{"aliyun-cli", AF_CRED_ALIYUN_CLI},
+			{"alibabacloud-file", AF_CRED_ALIBABACLOUD_FILE},
+			{"tencent-file", AF_CRED_TENCENT_FILE},
+		};
+
+		for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
+			if (strcmp(value, sources[i].name) == 0) {
+				a->cred_source = sources[i].source;
+				return 1;
+			}
+		return fail(st, "account %s: credentials must be env, default, aliyun-cli, "
+				"alibabacloud-file or tencent-file, not '%s'", a->name, value);
 	}
 	if (strcmp(name, "access_key_id_env") == 0 || strcmp(name, "secret_id_env") == 0)
 		return set_string(st, &a->id_env, value);
@@ -708,9 +716,12 @@ static int validate_account(af_config *cfg, af_account_config *a)
 	if (ali && a->cred_source == AF_CRED_TENCENT_FILE)
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tencent-file credentials on an "
 				    "Alibaba account", cfg->path, a->name);
-	if (!ali && a->cred_source == AF_CRED_ALIYUN_CLI)
-		return af_error_set(AF_ERR_CONFIG, "%s: account %s: aliyun-cli credentials on a "
-				    "Tencent account", cfg->path, a->name);
+	if (!ali && (a->cred_source == AF_CRED_ALIYUN_CLI ||
+		     a->cred_source == AF_CRED_ALIBABACLOUD_FILE))
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on a Tencent "
+				    "account", cfg->path, a->name,
+				    a->cred_source == AF_CRED_ALIYUN_CLI ? "aliyun-cli"
+									 : "alibabacloud-file");
 	if (a->cred_source == AF_CRED_ENV) {
 		if ((err = default_env(&a->id_env, ali ? "ALIBABA_CLOUD_ACCESS_KEY_ID"
 						       : "TENCENTCLOUD_SECRET_ID")) < 0 ||

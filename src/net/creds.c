@@ -259,26 +259,39 @@ done:
 	return err;
 }
 
-typedef struct tc_ini {
+/* The member names of one INI credentials format. */
+typedef struct ini_keys {
+	const char *id, *secret, *token; /* token NULL: the format has none */
+	const char *type;                /* NULL: the format has no type */
+} ini_keys;
+
+typedef struct ini_profile {
+	const ini_keys *keys;
 	const char *profile;
 	af_credentials *out;
+	char type[64];   /* the profile's type (not a secret), "" if none */
 	bool seen;
 	int err;
-} tc_ini;
+} ini_profile;
 
-static int tc_ini_handler(void *ud, const char *section, const char *name, const char *value)
+static int ini_profile_handler(void *ud, const char *section, const char *name, const char *value)
 {
-	tc_ini *t = ud;
+	ini_profile *t = ud;
+	const ini_keys *k = t->keys;
 	char **slot = NULL;
 
 	if (strcmp(section, t->profile) != 0)
 		return 1;
 	t->seen = true;
-	if (strcmp(name, "secret_id") == 0)
+	if (k->type && strcmp(name, k->type) == 0) {
+		snprintf(t->type, sizeof(t->type), "%s", value);
+		return 1;
+	}
+	if (strcmp(name, k->id) == 0)
 		slot = &t->out->access_key_id;
-	else if (strcmp(name, "secret_key") == 0)
+	else if (strcmp(name, k->secret) == 0)
 		slot = &t->out->access_key_secret;
-	else if (strcmp(name, "token") == 0)
+	else if (k->token && strcmp(name, k->token) == 0)
 		slot = &t->out->security_token;
 	if (!slot)
 		return 1;
@@ -291,13 +304,44 @@ static int tc_ini_handler(void *ud, const char *section, const char *name, const
 	return 1;
 }
 
-int af_credentials_from_tencent_file(af_credentials *out, const char *path, const char *profile)
+/* Reads [profile] of an INI credentials file (mode-checked first) into
+ * *out; t->type gets its type. Nothing is kept on failure. */
+static int read_ini_profile(ini_profile *t, const char *path)
 {
-	char def[4096];
 	char *data = NULL;
 	size_t len = 0;
-	tc_ini t;
 	int rc, err;
+
+	if ((err = read_secret_file(&data, &len, path)) < 0)
+		return err;
+	rc = ini_parse_string(data, ini_profile_handler, t);
+	if (t->err < 0)
+		err = t->err;
+	else if (rc != 0)
+		err = af_error_set(AF_ERR_CONFIG, "%s: syntax error on line %d", path, rc);
+	else if (!t->seen)
+		err = af_error_set(AF_ERR_CONFIG, "%s: no [%s] section", path, t->profile);
+	if (err < 0)
+		af_credentials_clear(t->out);
+	OPENSSL_cleanse(data, len);
+	free(data);
+	return err;
+}
+
+static int lacks_keys(af_credentials *out, const char *path, const char *profile,
+		      const ini_keys *k)
+{
+	af_credentials_clear(out);
+	return af_error_set(AF_ERR_CONFIG, "%s: [%s] lacks %s or %s", path, profile, k->id,
+			    k->secret);
+}
+
+int af_credentials_from_tencent_file(af_credentials *out, const char *path, const char *profile)
+{
+	static const ini_keys keys = {"secret_id", "secret_key", "token", NULL};
+	char def[4096];
+	ini_profile t;
+	int err;
 
 	memset(out, 0, sizeof(*out));
 	if (!path) {
@@ -306,26 +350,43 @@ int af_credentials_from_tencent_file(af_credentials *out, const char *path, cons
 			return err;
 		path = def;
 	}
-	if (!profile)
-		profile = "default";
-	/* Read through our mode check, then let inih parse the bytes. */
-	if ((err = read_secret_file(&data, &len, path)) < 0)
+	t = (ini_profile){.keys = &keys, .profile = profile ? profile : "default", .out = out};
+	if ((err = read_ini_profile(&t, path)) < 0)
 		return err;
-	t = (tc_ini){.profile = profile, .out = out};
-	rc = ini_parse_string(data, tc_ini_handler, &t);
-	if (t.err < 0) {
-		err = t.err;
-	} else if (rc != 0) {
-		err = af_error_set(AF_ERR_CONFIG, "%s: syntax error on line %d", path, rc);
-	} else if (!t.seen) {
-		err = af_error_set(AF_ERR_CONFIG, "%s: no [%s] section", path, profile);
-	} else if (!out->access_key_id || !out->access_key_secret) {
-		err = af_error_set(AF_ERR_CONFIG, "%s: [%s] lacks secret_id or secret_key", path,
-				   profile);
+	if (!out->access_key_id || !out->access_key_secret)
+		return lacks_keys(out, path, t.profile, &keys);
+	return 0;
+}
+
+int af_credentials_from_alibabacloud_file(af_credentials *out, const char *path,
+					  const char *profile)
+{
+	static const ini_keys keys = {"access_key_id", "access_key_secret", NULL, "type"};
+	const char *env = getenv("ALIBABA_CLOUD_PROFILE");
+	char def[4096];
+	ini_profile t;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!path) {
+		if ((err = default_path(def, sizeof(def), "ALIBABA_CLOUD_CREDENTIALS_FILE",
+					".alibabacloud/credentials")) < 0)
+			return err;
+		path = def;
 	}
-	if (err < 0)
+	if (!profile)
+		profile = env && env[0] ? env : "default";
+	t = (ini_profile){.keys = &keys, .profile = profile, .out = out};
+	if ((err = read_ini_profile(&t, path)) < 0)
+		return err;
+	if (strcmp(t.type, "access_key") != 0) {
 		af_credentials_clear(out);
-	OPENSSL_cleanse(data, len);
-	free(data);
-	return err;
+		return af_error_set(AF_ERR_CONFIG,
+				    "%s: [%s] has type \"%s\"; only access_key is supported (the "
+				    "role types need STS or the metadata service)",
+				    path, profile, t.type);
+	}
+	if (!out->access_key_id || !out->access_key_secret)
+		return lacks_keys(out, path, profile, &keys);
+	return 0;
 }

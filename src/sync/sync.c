@@ -97,6 +97,8 @@ static int select_scopes(sync_run *run)
 
 static int load_credentials(af_credentials *out, const af_account_config *a)
 {
+	af_chain_options chain = {.profile = a->profile};
+	const char *step = NULL;
 	int err;
 
 	switch (a->cred_source) {
@@ -106,8 +108,16 @@ static int load_credentials(af_credentials *out, const af_account_config *a)
 	case AF_CRED_ALIYUN_CLI:
 		err = af_credentials_from_aliyun_cli(out, a->cred_file, a->profile);
 		break;
+	case AF_CRED_ALIBABACLOUD_FILE:
+		err = af_credentials_from_alibabacloud_file(out, a->cred_file, a->profile);
+		break;
 	case AF_CRED_TENCENT_FILE:
 		err = af_credentials_from_tencent_file(out, a->cred_file, a->profile);
+		break;
+	case AF_CRED_DEFAULT:
+		if ((err = af_credentials_default(out, a->provider, &chain, &step)) == 0)
+			af_info("sync", "account %s: credentials from the default chain's %s",
+				a->name, step);
 		break;
 	default:
 		err = af_error_set(AF_ERR_CONFIG, "unknown credential source");

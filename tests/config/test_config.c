@@ -135,6 +135,39 @@ static void test_errors_name_the_problem(void **state)
 	expect_error("[nonsense]\nx = 1\n", "unknown section");
 	expect_error("[account a]\nprovider = alibaba\nregions = a\naccess_key_secret = s3cr3t\n",
 		     "unknown key 'access_key_secret'");
+	expect_error("[account a]\nprovider = tencent\nregions = a\ncredentials = alibabacloud-file\n",
+		     "alibabacloud-file credentials on a Tencent account");
+	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = magic\n",
+		     "credentials must be env, default, aliyun-cli, alibabacloud-file or tencent-file");
+}
+
+/* Every credential source has its name in the file. */
+static void test_credential_sources(void **state)
+{
+	static const struct {
+		const char *text;
+		af_cred_source want;
+	} cases[] = {
+		{"[account a]\nprovider = alibaba\nregions = a\n", AF_CRED_ENV},
+		{"[account a]\nprovider = alibaba\nregions = a\ncredentials = default\n",
+		 AF_CRED_DEFAULT},
+		{"[account a]\nprovider = tencent\nregions = a\ncredentials = default\n",
+		 AF_CRED_DEFAULT},
+		{"[account a]\nprovider = alibaba\nregions = a\ncredentials = alibabacloud-file\n"
+		 "profile = ops\n",
+		 AF_CRED_ALIBABACLOUD_FILE},
+		{"[account a]\nprovider = alibaba\nregions = a\ncredentials = aliyun-cli\n",
+		 AF_CRED_ALIYUN_CLI},
+		{"[account a]\nprovider = tencent\nregions = a\ncredentials = tencent-file\n",
+		 AF_CRED_TENCENT_FILE},
+	};
+	af_config cfg;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(load(&cfg, cases[i].text), 0);
+		assert_int_equal(cfg.accounts[0].cred_source, cases[i].want);
+		af_config_free(&cfg);
+	}
 }
 
 static void test_duplicate_account_refused(void **state)
@@ -288,6 +321,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_errors_name_the_problem),
+		cmocka_unit_test(test_credential_sources),
 		cmocka_unit_test(test_duplicate_account_refused),
 		cmocka_unit_test(test_duplicate_key_refused),
 		cmocka_unit_test(test_line_numbers_and_inih_limits),

@@ -670,6 +670,66 @@ static void test_auth_failure_is_named_and_contained(void **state)
 	env_down(&e);
 }
 
+/* credentials = default: the Alibaba account finds the simulator's keys in
+ * ~/.alibabacloud/credentials (a private HOME), the Tencent account in the
+ * official variables; the log names the step each used, never a value. */
+static void test_default_credential_chain(void **state)
+{
+	static const char *const sim_args[] = {"--items", "4", NULL};
+	static const char text[] =
+		"[database]\nconninfo = @CONNINFO@\n"
+		"[account demo-ali]\nprovider = alibaba\ncredentials = default\n"
+		"regions = cn-hangzhou\nproducts = tair_kvcache\n"
+		"tair_kvcache_endpoint = http://127.0.0.1:@PORT@\n"
+		"[account demo-tc]\nprovider = tencent\ncredentials = default\n"
+		"regions = ap-guangzhou\ntione_endpoint = http://127.0.0.1:@PORT@\n";
+	const char *args[] = {"--config", NULL, "sync", NULL};
+	char *out = NULL, *err = NULL, *home, *saved = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+	char path[1200];
+	FILE *f;
+	env e;
+
+	env_up(&e, sim_args, text, NULL);
+	args[1] = e.config;
+	home = af_test_tempdir();
+	snprintf(path, sizeof(path), "%s/.alibabacloud", home);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/.alibabacloud/credentials", home);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "[default]\ntype = access_key\naccess_key_id = %s\naccess_key_secret = %s\n",
+		getenv("DEMO_ALI_ACCESS_KEY_ID"), getenv("DEMO_ALI_ACCESS_KEY_SECRET"));
+	fclose(f);
+	assert_int_equal(chmod(path, 0600), 0);
+	setenv("HOME", home, 1);
+	unsetenv("ALIBABA_CLOUD_ACCESS_KEY_ID");
+	setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true", 1);
+	setenv("TENCENTCLOUD_SECRET_ID", getenv("DEMO_TC_SECRET_ID"), 1);
+	setenv("TENCENTCLOUD_SECRET_KEY", getenv("DEMO_TC_SECRET_KEY"), 1);
+
+	assert_int_equal(e2e_run_aifleet(e.dir, args, &out, &err), 0);
+	assert_non_null(strstr(err, "account demo-ali: credentials from the default chain's "
+				    "credentials file (~/.alibabacloud/credentials)"));
+	assert_non_null(strstr(err, "account demo-tc: credentials from the default chain's "
+				    "environment (TENCENTCLOUD_SECRET_ID)"));
+	assert_null(strstr(err, getenv("DEMO_ALI_ACCESS_KEY_SECRET")));
+	assert_null(strstr(err, getenv("DEMO_TC_SECRET_KEY")));
+	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state "
+						    "WHERE last_state = 'complete'"),
+			 2);
+
+	if (saved)
+		setenv("HOME", saved, 1);
+	unsetenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED");
+	unsetenv("TENCENTCLOUD_SECRET_ID");
+	unsetenv("TENCENTCLOUD_SECRET_KEY");
+	af_test_rmtree(home);
+	free(home);
+	free(saved);
+	free(out);
+	free(err);
+	env_down(&e);
+}
+
 /* Runs the aifleet binary; returns its exit code, and stderr/stdout in
  * *out and *err (freed and replaced on every call). */
 static int run_cli(const env *e, const char *const *args, char **out, char **err)
@@ -855,6 +915,7 @@ int main(void)
 		cmocka_unit_test(test_secrets_nowhere_and_raw_replay),
 		cmocka_unit_test(test_cli_exit_codes),
 		cmocka_unit_test(test_auth_failure_is_named_and_contained),
+		cmocka_unit_test(test_default_credential_chain),
 		cmocka_unit_test(test_mass_delete_guard),
 		cmocka_unit_test(test_sim_faults_tombstone_nothing),
 	};
