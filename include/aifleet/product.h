@@ -54,6 +54,11 @@ typedef struct af_product {
 	/* Maps one page (as af_job_emit_page hands it over) to records. */
 	af_page_normalizer normalize;
 
+	/* The RAM/CAM actions the collector calls, NULL-terminated: what the
+	 * least-privilege policies in deploy/ grant, and a test checks that
+	 * they grant exactly these. */
+	const char *const *permissions;
+
 	/* Member names in this product's answers that hold secrets,
 	 * NULL-terminated (NULL: none). The secret policy (aifleet/secret.h)
 	 * must recognise every one; the tests check that it does. */

@@ -187,6 +187,10 @@ static int hologres_endpoint(char *out, size_t n, const char *region, bool intl)
  * its spelling. */
 static const char *const hologres_secrets[] = {"apiKey", "api_key", NULL};
 
+/* The RAM/CAM actions of the API calls above. */
+static const char *const hologres_permissions[] = {"hologram:" HOLO_LIST_ACTION,
+						   "hologram:" HOLO_GET_ACTION, NULL};
+
 const af_product af_product_hologres = {
 	.name = "hologres",
 	.provider = AF_PROVIDER_ALIBABA,
@@ -199,5 +203,6 @@ const af_product af_product_hologres = {
 	.default_rate = 10.0,
 	.collect = hologres_collect,
 	.normalize = af_normalize_hologres_page,
+	.permissions = hologres_permissions,
 	.secret_fields = hologres_secrets,
 };

@@ -93,6 +93,9 @@ static int tair_endpoint(char *out, size_t n, const char *region, bool intl)
 	return af_endpoint_expand(out, n, "https://r-kvstore.{region}.aliyuncs.com", region);
 }
 
+/* The RAM/CAM actions of the API calls above. */
+static const char *const tair_permissions[] = {"kvstore:" TAIR_ACTION, NULL};
+
 const af_product af_product_tair = {
 	.name = "tair_kvcache",
 	.provider = AF_PROVIDER_ALIBABA,
@@ -104,4 +107,5 @@ const af_product af_product_tair = {
 	.default_rate = 10.0,
 	.collect = tair_collect,
 	.normalize = af_normalize_tair_page,
+	.permissions = tair_permissions,
 };

@@ -81,6 +81,9 @@ static int tione_endpoint(char *out, size_t n, const char *region, bool intl)
 					       : "https://tione.tencentcloudapi.com", region);
 }
 
+/* The RAM/CAM actions of the API calls above. */
+static const char *const tione_permissions[] = {"name/tione:" TIONE_ACTION, NULL};
+
 const af_product af_product_tione = {
 	.name = "tione",
 	.provider = AF_PROVIDER_TENCENT,
@@ -92,4 +95,5 @@ const af_product af_product_tione = {
 	.default_rate = 20.0,
 	.collect = tione_collect,
 	.normalize = af_normalize_tione_page,
+	.permissions = tione_permissions,
 };

@@ -217,6 +217,7 @@ static int eas_endpoint(char *out, size_t n, const char *region, bool intl)
 }
 
 static const char *const eas_secrets[] = {"AccessToken", NULL};
+static const char *const eas_permissions[] = {"eas:" EAS_ACTION, NULL};
 
 const af_product pai_eas_product = {
 	.name = PAI_EAS_PRODUCT,
@@ -228,5 +229,6 @@ const af_product pai_eas_product = {
 	.default_rate = 5.0,
 	.collect = eas_collect,
 	.normalize = pai_eas_normalize_page,
+	.permissions = eas_permissions,
 	.secret_fields = eas_secrets,
 };
