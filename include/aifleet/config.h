@@ -20,6 +20,8 @@ typedef enum af_cred_source {
 	AF_CRED_TENCENT_FILE = 2, /* ~/.tencentcloud/credentials profile */
 	AF_CRED_ALIBABACLOUD_FILE = 3, /* ~/.alibabacloud/credentials profile */
 	AF_CRED_DEFAULT = 4,    /* the vendor's default chain (docs/credentials.md) */
+	AF_CRED_ECS_RAM_ROLE = 5, /* the ECS instance's RAM role (metadata service) */
+	AF_CRED_CVM_ROLE = 6,   /* the CVM instance's CAM role (metadata service) */
 } af_cred_source;
 
 /* Per product settings inside an account. */
@@ -40,6 +42,8 @@ typedef struct af_account_config {
 	char *token_env;
 	char *cred_file;  /* NULL = the CLI's default path */
 	char *profile;    /* NULL = the CLI's default profile */
+	char *role_name;  /* instance role; NULL = the one the metadata service lists */
+	char *metadata_endpoint; /* NULL = the vendor's metadata address */
 	bool intl;        /* Tencent: use the international endpoint */
 	char *regions[AF_CONFIG_MAX_REGIONS];
 	size_t nregions;

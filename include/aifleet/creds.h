@@ -7,10 +7,15 @@
  * wipes them (OPENSSL_cleanse) before freeing.
  */
 
+#include <stdint.h>
+
+struct af_session;
+
 typedef struct af_credentials {
 	char *access_key_id;     /* Alibaba AccessKeyId / Tencent SecretId */
 	char *access_key_secret; /* Alibaba AccessKeySecret / Tencent SecretKey */
 	char *security_token;    /* STS / session token, or NULL */
+	int64_t expires_at;      /* Unix seconds when temporary ones expire; 0: never */
 } af_credentials;
 
 /* Reads the named variables; token_var may be NULL or name an unset variable.
@@ -35,10 +40,33 @@ int af_credentials_from_tencent_file(af_credentials *out, const char *path, cons
 int af_credentials_from_alibabacloud_file(af_credentials *out, const char *path,
 					  const char *profile);
 
+/* The instance metadata service: where it is (NULL: the vendor's address,
+ * http://100.100.100.200 or http://metadata.tencentyun.com), and the role
+ * (NULL: $ALIBABA_CLOUD_ECS_METADATA on ECS, else the one the service
+ * lists). */
+typedef struct af_metadata_options {
+	const char *endpoint;
+	const char *role;
+} af_metadata_options;
+
+/* The ECS instance's RAM role: IMDSv2 (PUT /latest/api/token, then the
+ * token on every call), falling back to IMDSv1 unless
+ * $ALIBABA_CLOUD_IMDSV1_DISABLED is "true"; then
+ * /latest/meta-data/ram/security-credentials/<role>. */
+int af_credentials_from_ecs_ram_role(af_credentials *out, struct af_session *s,
+				     const af_metadata_options *o);
+
+/* The CVM instance's CAM role:
+ * /latest/meta-data/cam/security-credentials/<role>. */
+int af_credentials_from_cvm_role(af_credentials *out, struct af_session *s,
+				 const af_metadata_options *o);
+
 /* Where the default chains look; members may be NULL (defaults). */
 typedef struct af_chain_options {
 	const char *profile;             /* the account's profile, NULL: the files' rules */
 	const char *tencent_system_file; /* NULL: /etc/tencentcloud/credentials */
+	struct af_session *session;      /* for the metadata steps; NULL: they fail */
+	af_metadata_options metadata;
 } af_chain_options;
 
 /*
@@ -47,8 +75,9 @@ typedef struct af_chain_options {
  * configured (variables unset, file absent); the first configured step
  * decides, with its credentials or its error. On success *step names the
  * step used, for the log (never a value). AF_ERR_CONFIG names the step that
- * failed, or, when none was configured, what each one lacked. The steps
- * that need the metadata service or STS fail, when reached, as not
+ * failed, or, when none was configured, what each one lacked. The instance
+ * role steps ask the metadata service through opts->session; the steps
+ * that need STS (OIDC, credentials URI) fail, when reached, as not
  * supported yet.
  */
 int af_credentials_default(af_credentials *out, const char *provider,

@@ -114,6 +114,25 @@ void af_session_free(af_session *s);
 int af_session_call(af_session *s, const af_api_request *req, const af_credentials *creds,
 		    af_api_response *out);
 
+/* A plain HTTP call, for the instance metadata services: no signature, no
+ * rate limit, retried (like an API call, with backoff) on a failed
+ * transfer or HTTP 5xx, at most max_attempts times. */
+typedef struct af_plain_request {
+	const char *method;      /* "GET" or "PUT" (without a body) */
+	const char *url;
+	const af_kv *headers;
+	size_t nheaders;
+	long connect_timeout_ms; /* 0: the client's */
+	long total_timeout_ms;   /* 0: the client's */
+	const char *what;        /* names the call in errors: "ECS metadata token" */
+} af_plain_request;
+
+/* On an answer (any status below 500 or above 599) returns 0 with *status
+ * and the body in *out (at most 64 KiB; free it with af_buf_free_secret:
+ * it may hold credentials). Otherwise a negative af_error_class naming
+ * req->what and the URL, and *out is empty. */
+int af_session_plain(af_session *s, const af_plain_request *req, long *status, af_buf *out);
+
 /* ---- Helpers, exposed so that they can be unit-tested ------------------ */
 
 /* Copies a configured endpoint, replacing every "{region}" with `region`.

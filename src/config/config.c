@@ -6,7 +6,7 @@
  *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
  *              max_pages, max_delete_fraction, max_delete_min
  *   [account NAME] provider, credentials, *_env, credentials_file, profile,
- *              intl, regions, products, <product>_endpoint,
+ *              role_name, metadata_endpoint, intl, regions, products, <product>_endpoint,
  *              <product>_rate_limit, <product>_burst, <product>_page_size
  */
 #include "aifleet/config.h"
@@ -74,6 +74,8 @@ static void account_free(af_account_config *a)
 	free(a->token_env);
 	free(a->cred_file);
 	free(a->profile);
+	free(a->role_name);
+	free(a->metadata_endpoint);
 	for (size_t i = 0; i < a->nregions; i++)
 		free(a->regions[i]);
 	for (size_t i = 0; i < AF_PRODUCTS_MAX; i++)
@@ -530,6 +532,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 			{"aliyun-cli", AF_CRED_ALIYUN_CLI},
 			{"alibabacloud-file", AF_CRED_ALIBABACLOUD_FILE},
 			{"tencent-file", AF_CRED_TENCENT_FILE},
+			{"ecs-ram-role", AF_CRED_ECS_RAM_ROLE},
+			{"cvm-role", AF_CRED_CVM_ROLE},
 		};
 
 		for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
@@ -538,7 +542,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 				return 1;
 			}
 		return fail(st, "account %s: credentials must be env, default, aliyun-cli, "
-				"alibabacloud-file or tencent-file, not '%s'", a->name, value);
+				"alibabacloud-file, tencent-file, ecs-ram-role or cvm-role, not '%s'",
+			    a->name, value);
 	}
 	if (strcmp(name, "access_key_id_env") == 0 || strcmp(name, "secret_id_env") == 0)
 		return set_string(st, &a->id_env, value);
@@ -550,6 +555,14 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 		return set_string(st, &a->cred_file, value);
 	if (strcmp(name, "profile") == 0)
 		return set_string(st, &a->profile, value);
+	if (strcmp(name, "role_name") == 0)
+		return set_string(st, &a->role_name, value);
+	if (strcmp(name, "metadata_endpoint") == 0) {
+		if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+			return fail(st, "account %s: metadata_endpoint must start with http:// or "
+					"https://", a->name);
+		return set_string(st, &a->metadata_endpoint, value);
+	}
 	if (strcmp(name, "intl") == 0) {
 		if (!parse_bool(value, &a->intl))
 			return fail(st, "account %s: intl must be true or false", a->name);
@@ -717,11 +730,16 @@ static int validate_account(af_config *cfg, af_account_config *a)
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tencent-file credentials on an "
 				    "Alibaba account", cfg->path, a->name);
 	if (!ali && (a->cred_source == AF_CRED_ALIYUN_CLI ||
-		     a->cred_source == AF_CRED_ALIBABACLOUD_FILE))
+		     a->cred_source == AF_CRED_ALIBABACLOUD_FILE ||
+		     a->cred_source == AF_CRED_ECS_RAM_ROLE))
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on a Tencent "
 				    "account", cfg->path, a->name,
-				    a->cred_source == AF_CRED_ALIYUN_CLI ? "aliyun-cli"
-									 : "alibabacloud-file");
+				    a->cred_source == AF_CRED_ALIYUN_CLI     ? "aliyun-cli"
+				    : a->cred_source == AF_CRED_ECS_RAM_ROLE ? "ecs-ram-role"
+									     : "alibabacloud-file");
+	if (ali && a->cred_source == AF_CRED_CVM_ROLE)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: cvm-role credentials on an "
+				    "Alibaba account", cfg->path, a->name);
 	if (a->cred_source == AF_CRED_ENV) {
 		if ((err = default_env(&a->id_env, ali ? "ALIBABA_CLOUD_ACCESS_KEY_ID"
 						       : "TENCENTCLOUD_SECRET_ID")) < 0 ||

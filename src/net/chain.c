@@ -11,6 +11,7 @@
  */
 #include "aifleet/creds.h"
 #include "aifleet/error.h"
+#include "aifleet/http.h"
 #include "aifleet/record.h"
 
 #include <stdbool.h>
@@ -68,8 +69,26 @@ static bool find_file(const char *var, const char *rel, char *path, size_t n, ch
 
 static int not_supported(af_credentials *out, const af_chain_options *o, const char *path)
 {
-	return af_error_set(AF_ERR_CONFIG, "this source needs the metadata service or STS, which "
-			    "this aifleet does not support yet");
+	return af_error_set(AF_ERR_CONFIG, "this source needs STS, which this aifleet does not "
+			    "support yet");
+}
+
+static int no_session(void)
+{
+	return af_error_set(AF_ERR_CONFIG, "the instance metadata service cannot be asked here "
+			    "(no network session)");
+}
+
+static int ecs_load(af_credentials *out, const af_chain_options *o, const char *path)
+{
+	return o->session ? af_credentials_from_ecs_ram_role(out, o->session, &o->metadata)
+			  : no_session();
+}
+
+static int cvm_load(af_credentials *out, const af_chain_options *o, const char *path)
+{
+	return o->session ? af_credentials_from_cvm_role(out, o->session, &o->metadata)
+			  : no_session();
 }
 
 /* ---- Alibaba Cloud ------------------------------------------------------- */
@@ -151,7 +170,7 @@ static const chain_step alibaba_chain[] = {
 	{"OIDC role (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", ali_oidc_configured, not_supported},
 	{"Alibaba Cloud CLI profile (~/.aliyun/config.json)", ali_cli_configured, ali_cli_load},
 	{"credentials file (~/.alibabacloud/credentials)", ali_file_configured, ali_file_load},
-	{"ECS RAM role (instance metadata)", ali_ecs_configured, not_supported},
+	{"ECS RAM role (instance metadata)", ali_ecs_configured, ecs_load},
 	{"credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)", ali_uri_configured, not_supported},
 };
 
@@ -216,7 +235,7 @@ static bool tke_configured(const af_chain_options *o, char *path, size_t n, char
 static const chain_step tencent_chain[] = {
 	{"environment (TENCENTCLOUD_SECRET_ID)", tc_env_configured, tc_env_load},
 	{"credentials file (~/.tencentcloud/credentials)", tc_file_configured, tc_file_load},
-	{"CVM role (instance metadata)", always, not_supported},
+	{"CVM role (instance metadata)", always, cvm_load},
 	{"TKE OIDC (TKE_WEB_IDENTITY_TOKEN_FILE)", tke_configured, not_supported},
 };
 

@@ -32,6 +32,7 @@ void af_credentials_clear(af_credentials *c)
 	wipe_free(c->access_key_secret);
 	wipe_free(c->security_token);
 	c->access_key_id = c->access_key_secret = c->security_token = NULL;
+	c->expires_at = 0;
 }
 
 static int dup_field(char **out, const char *v)

@@ -834,3 +834,91 @@ fail_local:
 	return af_error_prefix(err, "%s %s %s region=%s account=%s: ", provider, nz(req->product),
 			       nz(req->action), nz(req->region), nz(req->account));
 }
+
+/* ---- plain calls: the instance metadata services ------------------------ */
+
+#define PLAIN_MAX_BODY ((size_t)64 * 1024)
+
+static int plain_attempt(af_session *s, const af_plain_request *req, long *status, af_buf *out,
+			 attempt_result *ar)
+{
+	const af_client_options *o = &s->c->o;
+	struct curl_slist *list = NULL;
+	bool put = strcmp(req->method, "PUT") == 0;
+	int err = 0;
+
+	memset(ar, 0, sizeof(*ar));
+	for (size_t i = 0; i < req->nheaders; i++)
+		if ((err = slist_add(&list, req->headers[i].key, req->headers[i].value)) < 0)
+			goto done;
+	af_buf_free_secret(out);
+	af_buf_init(out, PLAIN_MAX_BODY);
+	s->sink = out;
+	s->over_limit = false;
+	s->sends = 0;
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->curl, CURLOPT_URL, req->url);
+	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, list);
+	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : o->connect_timeout_ms);
+	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS,
+			 req->total_timeout_ms > 0 ? req->total_timeout_ms : o->total_timeout_ms);
+	if (put) {
+		curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(s->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+		curl_easy_setopt(s->curl, CURLOPT_CUSTOMREQUEST, "PUT");
+	} else {
+		curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(s->curl, CURLOPT_CUSTOMREQUEST, NULL);
+	}
+	ar->cc = curl_easy_perform(s->curl);
+	ar->over_limit = s->over_limit;
+	ar->resend_refused = ar->cc == CURLE_ABORTED_BY_CALLBACK && s->sends > 1;
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &ar->status);
+	*status = ar->status;
+	/* back to the API calls' settings */
+	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, o->total_timeout_ms);
+	s->sink = NULL;
+	af_debug("http", "%s %s -> HTTP %ld, %zu bytes, curl %d", req->method, req->url,
+		 ar->status, af_buf_len(out), (int)ar->cc);
+	pthread_mutex_lock(&s->c->mu);
+	s->c->stats.requests++;
+	pthread_mutex_unlock(&s->c->mu);
+done:
+	slist_free_wiped(list);
+	return err;
+}
+
+int af_session_plain(af_session *s, const af_plain_request *req, long *status, af_buf *out)
+{
+	const af_client_options *o = &s->c->o;
+	af_api_verdict v;
+	attempt_result ar;
+	int err;
+
+	*status = 0;
+	for (int attempt = 0;; attempt++) {
+		if ((err = plain_attempt(s, req, status, out, &ar)) < 0)
+			return af_error_prefix(err, "%s: ", req->what);
+		if (ar.cc == CURLE_OK && (ar.status < 500 || ar.status > 599))
+			return 0; /* an answer: the caller reads its status */
+		if (ar.cc != CURLE_OK) {
+			classify_curl(&v, &ar, s->errbuf);
+		} else {
+			memset(&v, 0, sizeof(v));
+			v.klass = AF_ERR_TRANSIENT;
+			v.retry = true;
+			snprintf(v.message, sizeof(v.message), "HTTP %ld", ar.status);
+		}
+		if (!v.retry || attempt + 1 >= o->max_attempts)
+			break;
+		mono_sleep((double)af_backoff_delay_ms(o->base_delay_ms, o->max_delay_ms, attempt, 0,
+						       jitter_u()) /
+			   1000.0);
+	}
+	af_buf_free_secret(out);
+	af_secret_redact_in_place(v.message, sizeof(v.message));
+	return af_error_set(v.klass, "%s: %s %s: %s", req->what, req->method, req->url, v.message);
+}

@@ -95,9 +95,11 @@ static int select_scopes(sync_run *run)
 	return 0;
 }
 
-static int load_credentials(af_credentials *out, const af_account_config *a)
+static int load_credentials(af_credentials *out, const af_account_config *a,
+			    af_session *session)
 {
-	af_chain_options chain = {.profile = a->profile};
+	af_metadata_options md = {.endpoint = a->metadata_endpoint, .role = a->role_name};
+	af_chain_options chain = {.profile = a->profile, .session = session, .metadata = md};
 	const char *step = NULL;
 	int err;
 
@@ -114,6 +116,12 @@ static int load_credentials(af_credentials *out, const af_account_config *a)
 	case AF_CRED_TENCENT_FILE:
 		err = af_credentials_from_tencent_file(out, a->cred_file, a->profile);
 		break;
+	case AF_CRED_ECS_RAM_ROLE:
+		err = af_credentials_from_ecs_ram_role(out, session, &md);
+		break;
+	case AF_CRED_CVM_ROLE:
+		err = af_credentials_from_cvm_role(out, session, &md);
+		break;
 	case AF_CRED_DEFAULT:
 		if ((err = af_credentials_default(out, a->provider, &chain, &step)) == 0)
 			af_info("sync", "account %s: credentials from the default chain's %s",
@@ -128,19 +136,23 @@ static int load_credentials(af_credentials *out, const af_account_config *a)
 }
 
 /* Replayed pages need no keys; otherwise every account this run uses
- * must have them, before anything else happens. */
+ * must have them before anything is collected or locked. The instance
+ * role sources ask the metadata service, on a session of their own. */
 static int load_all_credentials(sync_run *run)
 {
 	const af_config *cfg = run->cfg;
-	int err;
+	af_session *session = NULL;
+	int err = 0;
 
 	if (run->opts->raw.replay_dir)
 		return 0;
-	for (size_t a = 0; a < cfg->naccounts; a++)
-		if (account_wanted(&cfg->accounts[a], run->opts->only) &&
-		    (err = load_credentials(&run->creds[a], &cfg->accounts[a])) < 0)
-			return err;
-	return 0;
+	if ((err = af_session_new(&session, run->client)) < 0)
+		return err;
+	for (size_t a = 0; a < cfg->naccounts && err == 0; a++)
+		if (account_wanted(&cfg->accounts[a], run->opts->only))
+			err = load_credentials(&run->creds[a], &cfg->accounts[a], session);
+	af_session_free(session);
+	return err;
 }
 
 static int configure_client(sync_run *run)
@@ -305,8 +317,8 @@ static int prepare(sync_run *run)
 {
 	int err;
 
-	if ((err = select_scopes(run)) < 0 || (err = load_all_credentials(run)) < 0 ||
-	    (err = configure_client(run)) < 0 || (err = build_jobs(run)) < 0 ||
+	if ((err = select_scopes(run)) < 0 || (err = configure_client(run)) < 0 ||
+	    (err = load_all_credentials(run)) < 0 || (err = build_jobs(run)) < 0 ||
 	    (err = check_allow_deletes(run)) < 0 || (err = open_store(run)) < 0)
 		return err;
 	return begin_loader(run);

@@ -138,7 +138,14 @@ static void test_errors_name_the_problem(void **state)
 	expect_error("[account a]\nprovider = tencent\nregions = a\ncredentials = alibabacloud-file\n",
 		     "alibabacloud-file credentials on a Tencent account");
 	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = magic\n",
-		     "credentials must be env, default, aliyun-cli, alibabacloud-file or tencent-file");
+		     "credentials must be env, default, aliyun-cli, alibabacloud-file, tencent-file, "
+		     "ecs-ram-role or cvm-role");
+	expect_error("[account a]\nprovider = tencent\nregions = a\ncredentials = ecs-ram-role\n",
+		     "ecs-ram-role credentials on a Tencent account");
+	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = cvm-role\n",
+		     "cvm-role credentials on an Alibaba account");
+	expect_error("[account a]\nprovider = alibaba\nregions = a\nmetadata_endpoint = 100.100.100.200\n",
+		     "metadata_endpoint must start with http://");
 }
 
 /* Every credential source has its name in the file. */
@@ -160,6 +167,11 @@ static void test_credential_sources(void **state)
 		 AF_CRED_ALIYUN_CLI},
 		{"[account a]\nprovider = tencent\nregions = a\ncredentials = tencent-file\n",
 		 AF_CRED_TENCENT_FILE},
+		{"[account a]\nprovider = alibaba\nregions = a\ncredentials = ecs-ram-role\n"
+		 "role_name = inventory\nmetadata_endpoint = http://127.0.0.1:9\n",
+		 AF_CRED_ECS_RAM_ROLE},
+		{"[account a]\nprovider = tencent\nregions = a\ncredentials = cvm-role\n",
+		 AF_CRED_CVM_ROLE},
 	};
 	af_config cfg;
 

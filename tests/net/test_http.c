@@ -29,9 +29,10 @@
 #define SK "TestSecretKeyValue0123456789"
 #define TOKEN "TestStsTokenValueABCDEF"
 
-static const af_credentials ali_creds = {AK, SK, NULL};
-static const af_credentials ali_sts = {AK, SK, TOKEN};
-static const af_credentials tc_creds = {"AKIDTestSecretId0001", "TcSecretKeyValue0001", TOKEN};
+static const af_credentials ali_creds = {AK, SK, NULL, 0};
+static const af_credentials ali_sts = {AK, SK, TOKEN, 0};
+static const af_credentials tc_creds = {"AKIDTestSecretId0001", "TcSecretKeyValue0001",
+					 TOKEN, 0};
 
 static af_client_options test_opts(void)
 {
