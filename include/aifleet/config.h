@@ -44,6 +44,15 @@ typedef struct af_account_config {
 	char *profile;    /* NULL = the CLI's default profile */
 	char *role_name;  /* instance role; NULL = the one the metadata service lists */
 	char *metadata_endpoint; /* NULL = the vendor's metadata address */
+	/* AssumeRole: the credentials above (or those of the account named by
+	 * `source`) ask STS for this role's; docs/credentials.md. */
+	char *role_arn;
+	char *role_session_name; /* NULL = "aifleet" */
+	char *external_id;
+	char *policy;
+	int duration_seconds;    /* 0 = 3600 */
+	char *source;            /* label of the account whose credentials assume the role */
+	char *sts_endpoint;      /* NULL = the vendor's STS */
 	bool intl;        /* Tencent: use the international endpoint */
 	char *regions[AF_CONFIG_MAX_REGIONS];
 	size_t nregions;
@@ -72,6 +81,9 @@ typedef struct af_config {
 	size_t naccounts;
 } af_config;
 
+/* The longest chain of `source` accounts one role may hang off. */
+#define AF_CONFIG_MAX_ROLE_HOPS 3
+
 /* Defaults only (no accounts). */
 void af_config_init(af_config *cfg);
 
@@ -82,6 +94,9 @@ void af_config_init(af_config *cfg);
 int af_config_load(af_config *cfg, const char *path);
 
 void af_config_free(af_config *cfg);
+
+/* The account with this label, or NULL. */
+const af_account_config *af_config_account(const af_config *cfg, const char *label);
 
 /* The account's settings of a product, by name; NULL for a product the
  * registry does not know. */

@@ -61,6 +61,27 @@ int af_credentials_from_ecs_ram_role(af_credentials *out, struct af_session *s,
 int af_credentials_from_cvm_role(af_credentials *out, struct af_session *s,
 				 const af_metadata_options *o);
 
+/* STS AssumeRole: the role, and how to ask for it. */
+typedef struct af_assume_role {
+	const char *role_arn;     /* acs:ram::<uid>:role/<name> or qcs::cam::uin/<uin>:roleName/<name> */
+	const char *session_name; /* NULL: "aifleet" */
+	const char *external_id;  /* NULL: none */
+	const char *policy;       /* a policy (JSON) narrowing the role, or NULL */
+	int duration_seconds;     /* 0: 3600 */
+	const char *endpoint;     /* NULL: https://sts.aliyuncs.com, https://sts.tencentcloudapi.com */
+	const char *region;       /* Tencent's X-TC-Region; NULL: ap-guangzhou */
+	const char *account;      /* the account label, for messages and the rate limit */
+} af_assume_role;
+
+/* The role's temporary credentials, asked for with `base` (signed): the
+ * provider's (AF_PROVIDER_*) STS AssumeRole. Errors name the role ARN and
+ * the STS answer (code, request id), never a value. */
+int af_credentials_assume_role(af_credentials *out, struct af_session *s, const char *provider,
+			       const af_credentials *base, const af_assume_role *r);
+
+/* A copy of `in` (all three values and the expiry). */
+int af_credentials_copy(af_credentials *out, const af_credentials *in);
+
 /* Where the default chains look; members may be NULL (defaults). */
 typedef struct af_chain_options {
 	const char *profile;             /* the account's profile, NULL: the files' rules */

@@ -6,7 +6,9 @@
  *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
  *              max_pages, max_delete_fraction, max_delete_min
  *   [account NAME] provider, credentials, *_env, credentials_file, profile,
- *              role_name, metadata_endpoint, intl, regions, products, <product>_endpoint,
+ *              role_name, metadata_endpoint, role_arn, source, role_session_name,
+ *              external_id, duration_seconds, policy, sts_endpoint, intl, regions,
+ *              products, <product>_endpoint,
  *              <product>_rate_limit, <product>_burst, <product>_page_size
  */
 #include "aifleet/config.h"
@@ -76,6 +78,12 @@ static void account_free(af_account_config *a)
 	free(a->profile);
 	free(a->role_name);
 	free(a->metadata_endpoint);
+	free(a->role_arn);
+	free(a->role_session_name);
+	free(a->external_id);
+	free(a->policy);
+	free(a->source);
+	free(a->sts_endpoint);
 	for (size_t i = 0; i < a->nregions; i++)
 		free(a->regions[i]);
 	for (size_t i = 0; i < AF_PRODUCTS_MAX; i++)
@@ -512,6 +520,37 @@ static int product_key(parse_state *st, af_account_config *a, const char *name, 
 	return -1; /* not a product key */
 }
 
+/* The AssumeRole keys; -1 for another key. */
+static int role_key(parse_state *st, af_account_config *a, const char *name, const char *value)
+{
+	long l;
+
+	if (strcmp(name, "role_arn") == 0)
+		return set_string(st, &a->role_arn, value);
+	if (strcmp(name, "role_session_name") == 0)
+		return set_string(st, &a->role_session_name, value);
+	if (strcmp(name, "external_id") == 0)
+		return set_string(st, &a->external_id, value);
+	if (strcmp(name, "policy") == 0)
+		return set_string(st, &a->policy, value);
+	if (strcmp(name, "source") == 0)
+		return set_string(st, &a->source, value);
+	if (strcmp(name, "duration_seconds") == 0) {
+		if (!parse_long(value, 900, 43200, &l))
+			return fail(st, "account %s: duration_seconds must be between 900 and 43200",
+				    a->name);
+		a->duration_seconds = (int)l;
+		return 1;
+	}
+	if (strcmp(name, "sts_endpoint") == 0) {
+		if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+			return fail(st, "account %s: sts_endpoint must start with http:// or https://",
+				    a->name);
+		return set_string(st, &a->sts_endpoint, value);
+	}
+	return -1;
+}
+
 static int account_key(parse_state *st, af_account_config *a, const char *name, const char *value)
 {
 	int r;
@@ -557,6 +596,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 		return set_string(st, &a->profile, value);
 	if (strcmp(name, "role_name") == 0)
 		return set_string(st, &a->role_name, value);
+	if ((r = role_key(st, a, name, value)) >= 0)
+		return r;
 	if (strcmp(name, "metadata_endpoint") == 0) {
 		if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
 			return fail(st, "account %s: metadata_endpoint must start with http:// or "
@@ -711,6 +752,15 @@ static int check_products(const af_config *cfg, af_account_config *a)
 	return 0;
 }
 
+/* True when another account assumes its role with this one's credentials. */
+static bool is_source(const af_config *cfg, const af_account_config *a)
+{
+	for (size_t i = 0; i < cfg->naccounts; i++)
+		if (cfg->accounts[i].source && strcmp(cfg->accounts[i].source, a->name) == 0)
+			return true;
+	return false;
+}
+
 /* Fills defaults and checks what only makes sense account-wide. */
 static int validate_account(af_config *cfg, af_account_config *a)
 {
@@ -721,7 +771,8 @@ static int validate_account(af_config *cfg, af_account_config *a)
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: provider is required",
 				    cfg->path, a->name);
 	ali = strcmp(a->provider, AF_PROVIDER_ALIBABA) == 0;
-	if (a->nregions == 0)
+	/* An identity that only assumes roles for others collects nothing. */
+	if (a->nregions == 0 && !is_source(cfg, a))
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: regions is required", cfg->path,
 				    a->name);
 	if ((err = check_products(cfg, a)) < 0)
@@ -748,6 +799,42 @@ static int validate_account(af_config *cfg, af_account_config *a)
 		    (err = default_env(&a->token_env, ali ? "ALIBABA_CLOUD_SECURITY_TOKEN"
 							  : "TENCENTCLOUD_SESSION_TOKEN")) < 0)
 			return err;
+	}
+	return 0;
+}
+
+const af_account_config *af_config_account(const af_config *cfg, const char *label)
+{
+	for (size_t i = 0; label && i < cfg->naccounts; i++)
+		if (strcmp(cfg->accounts[i].name, label) == 0)
+			return &cfg->accounts[i];
+	return NULL;
+}
+
+/* A `source` names another account of the same provider, and following
+ * sources ends within AF_CONFIG_MAX_ROLE_HOPS without a loop. */
+static int validate_source(const af_config *cfg, const af_account_config *a)
+{
+	const af_account_config *at = a;
+
+	if (a->source && !a->role_arn)
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: source needs a role_arn to "
+				    "assume", cfg->path, a->name);
+	for (int hops = 0; at->source; hops++) {
+		const af_account_config *next = af_config_account(cfg, at->source);
+
+		if (!next)
+			return af_error_set(AF_ERR_CONFIG, "%s: account %s: source '%s' is no "
+					    "account of this file", cfg->path, at->name, at->source);
+		if (strcmp(next->provider, at->provider) != 0)
+			return af_error_set(AF_ERR_CONFIG, "%s: account %s: source '%s' is a %s "
+					    "account", cfg->path, at->name, next->name,
+					    next->provider);
+		if (hops + 1 >= AF_CONFIG_MAX_ROLE_HOPS || next == a)
+			return af_error_set(AF_ERR_CONFIG, "%s: account %s: its sources loop or "
+					    "chain more than %d roles", cfg->path, a->name,
+					    AF_CONFIG_MAX_ROLE_HOPS);
+		at = next;
 	}
 	return 0;
 }
@@ -785,6 +872,9 @@ int af_config_load(af_config *cfg, const char *path)
 		return af_error_set(AF_ERR_CONFIG, "%s:%d: syntax error", path, line);
 	for (size_t i = 0; i < cfg->naccounts; i++)
 		if ((err = validate_account(cfg, &cfg->accounts[i])) < 0)
+			return err;
+	for (size_t i = 0; i < cfg->naccounts; i++)
+		if ((err = validate_source(cfg, &cfg->accounts[i])) < 0)
 			return err;
 	return 0;
 }

@@ -33,6 +33,7 @@ typedef struct sync_run {
 	const af_config *cfg;
 	const af_sync_options *opts;
 	af_credentials *creds;       /* one per account, by account index */
+	bool *resolved;              /* creds[i] is loaded */
 	af_client *client;
 	af_store *store;
 	af_loader *loader;
@@ -135,9 +136,64 @@ static int load_credentials(af_credentials *out, const af_account_config *a,
 	return 0;
 }
 
+/* The role an account assumes, as the STS call wants it. */
+static af_assume_role role_of(const af_account_config *a)
+{
+	af_assume_role r = {
+		.role_arn = a->role_arn,
+		.session_name = a->role_session_name,
+		.external_id = a->external_id,
+		.policy = a->policy,
+		.duration_seconds = a->duration_seconds,
+		.endpoint = a->sts_endpoint,
+		.region = a->nregions ? a->regions[0] : NULL,
+		.account = a->name,
+	};
+
+	return r;
+}
+
+/* An account's credentials: its own source's, or its `source` account's
+ * (resolved first), then -- with a role_arn -- the role's, asked for with
+ * them. The config refused loops; `depth` is a second guard. */
+static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth)
+{
+	const af_account_config *a = &run->cfg->accounts[index];
+	af_credentials base = {0};
+	af_assume_role role = role_of(a);
+	int err;
+
+	if (run->resolved[index])
+		return 0;
+	if (depth > AF_CONFIG_MAX_ROLE_HOPS)
+		return af_error_set(AF_ERR_CONFIG, "account %s: role chain too long", a->name);
+	if (a->source) {
+		size_t src = (size_t)(af_config_account(run->cfg, a->source) - run->cfg->accounts);
+
+		if ((err = resolve_credentials(run, src, session, depth + 1)) < 0 ||
+		    (err = af_credentials_copy(&base, &run->creds[src])) < 0)
+			return err;
+	} else if ((err = load_credentials(&base, a, session)) < 0) {
+		return err;
+	}
+	if (!a->role_arn) {
+		run->creds[index] = base;
+	} else {
+		err = af_credentials_assume_role(&run->creds[index], session, a->provider, &base,
+						 &role);
+		af_credentials_clear(&base);
+		if (err < 0)
+			return af_error_prefix(AF_ERR_CONFIG, "account %s: ", a->name);
+		af_info("sync", "account %s: assumed role %s with the credentials of %s", a->name,
+			a->role_arn, a->source ? a->source : "its own source");
+	}
+	run->resolved[index] = true;
+	return 0;
+}
+
 /* Replayed pages need no keys; otherwise every account this run uses
  * must have them before anything is collected or locked. The instance
- * role sources ask the metadata service, on a session of their own. */
+ * role and STS calls go out on a session of their own. */
 static int load_all_credentials(sync_run *run)
 {
 	const af_config *cfg = run->cfg;
@@ -146,11 +202,13 @@ static int load_all_credentials(sync_run *run)
 
 	if (run->opts->raw.replay_dir)
 		return 0;
+	if (!(run->resolved = calloc(cfg->naccounts, sizeof(*run->resolved))))
+		return af_error_oom();
 	if ((err = af_session_new(&session, run->client)) < 0)
 		return err;
 	for (size_t a = 0; a < cfg->naccounts && err == 0; a++)
 		if (account_wanted(&cfg->accounts[a], run->opts->only))
-			err = load_credentials(&run->creds[a], &cfg->accounts[a], session);
+			err = resolve_credentials(run, a, session, 0);
 	af_session_free(session);
 	return err;
 }
@@ -487,6 +545,7 @@ static void run_free(sync_run *run)
 	for (size_t a = 0; run->creds && a < run->cfg->naccounts; a++)
 		af_credentials_clear(&run->creds[a]);
 	free(run->creds);
+	free(run->resolved);
 	af_client_free(run->client);
 	pthread_mutex_destroy(&run->out_lock);
 	pthread_mutex_destroy(&run->progress_lock);

@@ -148,6 +148,41 @@ static void test_errors_name_the_problem(void **state)
 		     "metadata_endpoint must start with http://");
 }
 
+/* AssumeRole: a source is another account of the same provider, the
+ * chain ends, and an identity that is only a source needs no regions. */
+static void test_assume_role_sources(void **state)
+{
+	static const char member[] = "[account m]\nprovider = alibaba\nregions = a\n"
+				     "role_arn = acs:ram::1:role/r\n";
+	char text[1024];
+	af_config cfg;
+
+	snprintf(text, sizeof(text), "[account c]\nprovider = alibaba\n%ssource = c\n"
+		 "duration_seconds = 900\nexternal_id = x\nrole_session_name = s\n", member);
+	assert_int_equal(load(&cfg, text), 0);
+	assert_int_equal(cfg.accounts[0].nregions, 0);
+	assert_string_equal(cfg.accounts[1].source, "c");
+	assert_int_equal(cfg.accounts[1].duration_seconds, 900);
+	af_config_free(&cfg);
+
+	snprintf(text, sizeof(text), "%ssource = nobody\n", member);
+	expect_error(text, "source 'nobody' is no account of this file");
+	snprintf(text, sizeof(text), "[account t]\nprovider = tencent\n%ssource = t\n", member);
+	expect_error(text, "source 't' is a tencent account");
+	expect_error("[account m]\nprovider = alibaba\nregions = a\nsource = m\n",
+		     "source needs a role_arn");
+	snprintf(text, sizeof(text), "%ssource = m\n", member);
+	expect_error(text, "loop");
+	expect_error("[account a]\nprovider = alibaba\nrole_arn = x\nsource = b\nregions = r\n"
+		     "[account b]\nprovider = alibaba\nrole_arn = x\nsource = c\n"
+		     "[account c]\nprovider = alibaba\nrole_arn = x\nsource = d\n"
+		     "[account d]\nprovider = alibaba\n",
+		     "chain more than 3 roles");
+	expect_error("[account a]\nprovider = alibaba\nregions = r\nduration_seconds = 60\n",
+		     "duration_seconds must be between 900 and 43200");
+	expect_error("[account a]\nprovider = alibaba\n", "regions is required");
+}
+
 /* Every credential source has its name in the file. */
 static void test_credential_sources(void **state)
 {
@@ -334,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_errors_name_the_problem),
 		cmocka_unit_test(test_credential_sources),
+		cmocka_unit_test(test_assume_role_sources),
 		cmocka_unit_test(test_duplicate_account_refused),
 		cmocka_unit_test(test_duplicate_key_refused),
 		cmocka_unit_test(test_line_numbers_and_inih_limits),

@@ -1,0 +1,179 @@
+/*
+ * STS AssumeRole: temporary credentials of a role, asked for with other
+ * credentials (a central identity reading member accounts). Alibaba:
+ * sts 2015-04-01, RPC, ACS3-signed; Tencent: sts 2018-08-13, API 3.0,
+ * TC3-signed. Through the same transport as the inventory calls, so
+ * signed, retried and redacted alike; the answer's secrets are copied out
+ * and the parsed answer freed.
+ */
+#include "aifleet/creds.h"
+#include "aifleet/error.h"
+#include "aifleet/http.h"
+#include "aifleet/normalize.h"
+#include "aifleet/record.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALI_STS_ENDPOINT "https://sts.aliyuncs.com"
+#define TC_STS_ENDPOINT "https://sts.tencentcloudapi.com"
+#define DEFAULT_SESSION "aifleet"
+#define DEFAULT_DURATION 3600
+#define TC_DEFAULT_REGION "ap-guangzhou"
+
+static json_object *get(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	json_object *v = get(o, key);
+
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+/* Copies the three values out of the answer's credentials object. */
+static int take(af_credentials *out, json_object *creds, const char *const names[3],
+		const char *expiration, const af_assume_role *r)
+{
+	const char *id = str(creds, names[0]), *secret = str(creds, names[1]);
+	const char *token = str(creds, names[2]);
+	af_time t;
+
+	if (!id || !*id || !secret || !*secret || !token || !*token)
+		return af_error_set(AF_ERR_DATA, "AssumeRole %s: the answer lacks %s, %s or %s",
+				    r->role_arn, names[0], names[1], names[2]);
+	if (!(out->access_key_id = strdup(id)) || !(out->access_key_secret = strdup(secret)) ||
+	    !(out->security_token = strdup(token))) {
+		af_credentials_clear(out);
+		return af_error_oom();
+	}
+	if (expiration && af_time_parse(&t, expiration) == 0)
+		out->expires_at = t / 1000000;
+	return 0;
+}
+
+static int alibaba_assume(af_credentials *out, af_session *s, const af_credentials *base,
+			  const af_assume_role *r)
+{
+	static const char *const names[3] = {"AccessKeyId", "AccessKeySecret", "SecurityToken"};
+	char duration[16];
+	af_kv query[5];
+	size_t n = 0;
+	af_api_request req = {0};
+	af_api_response resp;
+	json_object *creds;
+	int err;
+
+	snprintf(duration, sizeof(duration), "%d",
+		 r->duration_seconds > 0 ? r->duration_seconds : DEFAULT_DURATION);
+	query[n++] = (af_kv){"RoleArn", r->role_arn};
+	query[n++] = (af_kv){"RoleSessionName", r->session_name ? r->session_name : DEFAULT_SESSION};
+	query[n++] = (af_kv){"DurationSeconds", duration};
+	if (r->external_id)
+		query[n++] = (af_kv){"ExternalId", r->external_id};
+	if (r->policy)
+		query[n++] = (af_kv){"Policy", r->policy};
+	req.style = AF_API_ACS3_RPC;
+	req.endpoint = r->endpoint ? r->endpoint : ALI_STS_ENDPOINT;
+	req.method = "GET";
+	req.path = "/";
+	req.query = query;
+	req.nquery = n;
+	req.action = "AssumeRole";
+	req.version = "2015-04-01";
+	req.provider = AF_PROVIDER_ALIBABA;
+	req.product = "sts";
+	req.account = r->account;
+	req.region = r->region;
+	af_api_response_init(&resp);
+	if ((err = af_session_call(s, &req, base, &resp)) == 0) {
+		creds = get(resp.json, "Credentials");
+		err = take(out, creds, names, str(creds, "Expiration"), r);
+	}
+	af_api_response_free(&resp);
+	return err;
+}
+
+static int tencent_assume(af_credentials *out, af_session *s, const af_credentials *base,
+			  const af_assume_role *r)
+{
+	static const char *const names[3] = {"TmpSecretId", "TmpSecretKey", "Token"};
+	json_object *body = json_object_new_object(), *response;
+	af_api_request req = {0};
+	af_api_response resp;
+	const char *text;
+	int err;
+
+	af_api_response_init(&resp);
+	if (!body)
+		return af_error_oom();
+	/* json-c escapes what the role ARN, session name and policy hold */
+	json_object_object_add(body, "RoleArn", json_object_new_string(r->role_arn));
+	json_object_object_add(body, "RoleSessionName",
+			       json_object_new_string(r->session_name ? r->session_name
+								      : DEFAULT_SESSION));
+	json_object_object_add(body, "DurationSeconds",
+			       json_object_new_int(r->duration_seconds > 0 ? r->duration_seconds
+									   : DEFAULT_DURATION));
+	if (r->external_id)
+		json_object_object_add(body, "ExternalId", json_object_new_string(r->external_id));
+	if (r->policy)
+		json_object_object_add(body, "Policy", json_object_new_string(r->policy));
+	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	req.style = AF_API_TC3;
+	req.endpoint = r->endpoint ? r->endpoint : TC_STS_ENDPOINT;
+	req.method = "POST";
+	req.path = "/";
+	req.body = text;
+	req.body_len = strlen(text);
+	req.action = "AssumeRole";
+	req.version = "2018-08-13";
+	req.service = "sts";
+	req.region = r->region ? r->region : TC_DEFAULT_REGION;
+	req.provider = AF_PROVIDER_TENCENT;
+	req.product = "sts";
+	req.account = r->account;
+	if ((err = af_session_call(s, &req, base, &resp)) == 0) {
+		response = get(resp.json, "Response");
+		err = take(out, get(response, "Credentials"), names, str(response, "Expiration"), r);
+	}
+	af_api_response_free(&resp);
+	json_object_put(body);
+	return err;
+}
+
+int af_credentials_assume_role(af_credentials *out, af_session *s, const char *provider,
+			       const af_credentials *base, const af_assume_role *r)
+{
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!r || !r->role_arn || !*r->role_arn)
+		return af_error_set(AF_ERR_CONFIG, "AssumeRole: no role ARN");
+	if (provider && strcmp(provider, AF_PROVIDER_ALIBABA) == 0)
+		err = alibaba_assume(out, s, base, r);
+	else
+		err = tencent_assume(out, s, base, r);
+	if (err < 0)
+		return af_error_prefix(err, "AssumeRole %s: ", r->role_arn);
+	return 0;
+}
+
+int af_credentials_copy(af_credentials *out, const af_credentials *in)
+{
+	memset(out, 0, sizeof(*out));
+	if ((in->access_key_id && !(out->access_key_id = strdup(in->access_key_id))) ||
+	    (in->access_key_secret && !(out->access_key_secret = strdup(in->access_key_secret))) ||
+	    (in->security_token && !(out->security_token = strdup(in->security_token)))) {
+		af_credentials_clear(out);
+		return af_error_oom();
+	}
+	out->expires_at = in->expires_at;
+	return 0;
+}

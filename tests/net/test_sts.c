@@ -1,0 +1,321 @@
+/*
+ * STS AssumeRole over real HTTP on loopback against a scripted server: the
+ * request shapes of both vendors (action, version, parameters, signed with
+ * the base credentials), the answers' shapes, refusals, and a whole sync in
+ * which a member account's scope is collected with the role a central
+ * account assumed -- the inventory call signed with the assumed key and
+ * carrying its token.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "aifleet/config.h"
+#include "aifleet/creds.h"
+#include "aifleet/error.h"
+#include "aifleet/http.h"
+#include "aifleet/log.h"
+#include "aifleet/record.h"
+#include "aifleet/sync.h"
+#include "testdb.h"
+#include "testsrv.h"
+#include "testutil.h"
+
+#define ROLE "acs:ram::1234567890:role/aifleet-inventory"
+#define ALI_ANSWER                                                                                 \
+	"{\"RequestId\":\"sts-1\",\"AssumedRoleUser\":{\"Arn\":\"" ROLE "/aifleet\","              \
+	"\"AssumedRoleId\":\"3001:aifleet\"},\"Credentials\":{\"AccessKeyId\":\"STS.assumed\","   \
+	"\"AccessKeySecret\":\"assumed-s3cr3t\",\"SecurityToken\":\"assumed-t0ken\","              \
+	"\"Expiration\":\"2026-12-01T13:00:00Z\"}}"
+#define TC_ANSWER                                                                                  \
+	"{\"Response\":{\"Credentials\":{\"Token\":\"tc-t0ken\",\"TmpSecretId\":\"AKIDassumed\","  \
+	"\"TmpSecretKey\":\"tc-s3cr3t\"},\"ExpiredTime\":1796130000,"                              \
+	"\"Expiration\":\"2026-12-01T13:00:00Z\",\"RequestId\":\"sts-2\"}}"
+
+#define ALI_ANSWER2                                                                                \
+	"{\"RequestId\":\"sts-3\",\"Credentials\":{\"AccessKeyId\":\"STS.member\","             \
+	"\"AccessKeySecret\":\"member-s3cr3t\",\"SecurityToken\":\"member-t0ken\","                \
+	"\"Expiration\":\"2026-12-01T13:00:00Z\"}}"
+
+static const af_credentials central = {"LTAIcentral", "central-s3cr3t", NULL, 0};
+
+typedef struct fixture {
+	af_client *client;
+	af_session *session;
+} fixture;
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+	af_client_options o;
+
+	af_log_setup(AF_LOG_ERROR, AF_LOG_TEXT);
+	af_client_options_default(&o);
+	o.base_delay_ms = 5;
+	o.max_delay_ms = 20;
+	if (!f || af_client_new(&f->client, &o) < 0 || af_session_new(&f->session, f->client) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+
+	af_session_free(f->session);
+	af_client_free(f->client);
+	free(f);
+	return 0;
+}
+
+static const char *arg(const ts_arrival *a, const char *name)
+{
+	for (size_t i = 0; i < a->nargs; i++)
+		if (strcmp(a->args[i].key, name) == 0)
+			return a->args[i].value;
+	return NULL;
+}
+
+static void assert_no_secret(void)
+{
+	assert_null(strstr(af_error_last(), "s3cr3t"));
+	assert_null(strstr(af_error_last(), "t0ken"));
+}
+
+static void test_alibaba_request_and_answer(void **state)
+{
+	fixture *f = *state;
+	const ts_reply script[] = {{.body = ALI_ANSWER}};
+	testsrv *srv = ts_start(script, 1);
+	af_assume_role r = {.role_arn = ROLE, .external_id = "ext-42", .duration_seconds = 900,
+			    .endpoint = ts_url(srv), .account = "member"};
+	const ts_arrival *a;
+	af_credentials c;
+
+	assert_int_equal(af_credentials_assume_role(&c, f->session, AF_PROVIDER_ALIBABA, &central,
+						    &r),
+			 0);
+	assert_string_equal(c.access_key_id, "STS.assumed");
+	assert_string_equal(c.access_key_secret, "assumed-s3cr3t");
+	assert_string_equal(c.security_token, "assumed-t0ken");
+	assert_int_equal(c.expires_at, 1796130000);
+	af_credentials_clear(&c);
+
+	assert_int_equal(ts_count(srv), 1);
+	a = ts_get(srv, 0);
+	assert_string_equal(a->method, "GET");
+	assert_string_equal(ts_header(a, "x-acs-action"), "AssumeRole");
+	assert_string_equal(ts_header(a, "x-acs-version"), "2015-04-01");
+	assert_string_equal(arg(a, "RoleArn"), ROLE);
+	assert_string_equal(arg(a, "RoleSessionName"), "aifleet");
+	assert_string_equal(arg(a, "DurationSeconds"), "900");
+	assert_string_equal(arg(a, "ExternalId"), "ext-42");
+	assert_null(arg(a, "Policy"));
+	assert_non_null(strstr(ts_header(a, "Authorization"),
+			       "ACS3-HMAC-SHA256 Credential=LTAIcentral,"));
+	ts_stop(srv);
+}
+
+static void test_tencent_request_and_answer(void **state)
+{
+	static const af_credentials tc_central = {"AKIDcentral", "tc-central-s3cr3t", NULL, 0};
+	fixture *f = *state;
+	const ts_reply script[] = {{.body = TC_ANSWER}};
+	testsrv *srv = ts_start(script, 1);
+	af_assume_role r = {.role_arn = "qcs::cam::uin/100000000001:roleName/aifleet",
+			    .session_name = "inventory", .policy = "{\"version\":\"2.0\"}",
+			    .endpoint = ts_url(srv), .region = "ap-shanghai", .account = "member"};
+	json_object *body, *v;
+	const ts_arrival *a;
+	af_credentials c;
+
+	assert_int_equal(af_credentials_assume_role(&c, f->session, AF_PROVIDER_TENCENT,
+						    &tc_central, &r),
+			 0);
+	assert_string_equal(c.access_key_id, "AKIDassumed");
+	assert_string_equal(c.access_key_secret, "tc-s3cr3t");
+	assert_string_equal(c.security_token, "tc-t0ken");
+	assert_int_equal(c.expires_at, 1796130000);
+	af_credentials_clear(&c);
+
+	a = ts_get(srv, 0);
+	assert_string_equal(a->method, "POST");
+	assert_string_equal(ts_header(a, "X-TC-Action"), "AssumeRole");
+	assert_string_equal(ts_header(a, "X-TC-Version"), "2018-08-13");
+	assert_string_equal(ts_header(a, "X-TC-Region"), "ap-shanghai");
+	assert_non_null(strstr(ts_header(a, "Authorization"), "Credential=AKIDcentral/"));
+	assert_non_null(strstr(ts_header(a, "Authorization"), "/sts/tc3_request"));
+	assert_non_null(body = json_tokener_parse(a->body));
+	assert_true(json_object_object_get_ex(body, "RoleArn", &v));
+	assert_string_equal(json_object_get_string(v), r.role_arn);
+	assert_true(json_object_object_get_ex(body, "RoleSessionName", &v));
+	assert_string_equal(json_object_get_string(v), "inventory");
+	assert_true(json_object_object_get_ex(body, "DurationSeconds", &v));
+	assert_int_equal(json_object_get_int(v), 3600);
+	assert_true(json_object_object_get_ex(body, "Policy", &v));
+	assert_string_equal(json_object_get_string(v), "{\"version\":\"2.0\"}");
+	json_object_put(body);
+	ts_stop(srv);
+}
+
+/* STS says no, or answers without credentials: named, nothing kept. */
+static void test_refusals(void **state)
+{
+	fixture *f = *state;
+	const ts_reply script[] = {
+		{.status = 403, .body = "{\"RequestId\":\"sts-9\",\"Code\":\"NoPermission\","
+					"\"Message\":\"You are not authorized to do this action.\"}"},
+		{.body = "{\"RequestId\":\"sts-8\",\"Credentials\":{\"AccessKeyId\":\"x\"}}"},
+	};
+	testsrv *srv = ts_start(script, 2);
+	af_assume_role r = {.role_arn = ROLE, .endpoint = ts_url(srv), .account = "member"};
+	af_credentials c;
+
+	assert_int_equal(af_credentials_assume_role(&c, f->session, AF_PROVIDER_ALIBABA, &central,
+						    &r),
+			 AF_ERR_AUTH);
+	assert_non_null(strstr(af_error_last(), "NoPermission"));
+	assert_non_null(strstr(af_error_last(), ROLE));
+	assert_non_null(strstr(af_error_last(), "sts-9"));
+	assert_no_secret();
+	assert_int_equal(af_credentials_assume_role(&c, f->session, AF_PROVIDER_ALIBABA, &central,
+						    &r),
+			 AF_ERR_DATA);
+	assert_non_null(strstr(af_error_last(), "lacks"));
+	assert_null(c.access_key_id);
+	r.role_arn = NULL;
+	assert_int_equal(af_credentials_assume_role(&c, f->session, AF_PROVIDER_ALIBABA, &central,
+						    &r),
+			 AF_ERR_CONFIG);
+	ts_stop(srv);
+}
+
+/* Writes `text` as DIR/aifleet.ini (mode 0600) and loads it. */
+static void load_config(af_config *cfg, const char *dir, const char *text)
+{
+	char path[1200];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/aifleet.ini", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(text, fp);
+	fclose(fp);
+	chmod(path, 0600);
+	af_config_init(cfg);
+	assert_int_equal(af_config_load(cfg, path), 0);
+}
+
+#define EMPTY_TAIR_PAGE                                                                            \
+	"{\"RequestId\":\"p1\",\"TotalCount\":0,\"PageNumber\":1,\"PageSize\":100,"             \
+	"\"Instances\":{\"TairInferInstanceDTO\":[]}}"
+
+/* A whole sync: the member account's credentials are the role the central
+ * account assumed; the Tair call is signed with them. */
+static void test_sync_with_an_assumed_role(void **state)
+{
+	const ts_reply script[] = {{.body = ALI_ANSWER}, {.body = EMPTY_TAIR_PAGE}};
+	testsrv *srv = ts_start(script, 2);
+	char *dir = af_test_tempdir(), text[4096];
+	af_sync_options o = {0};
+	af_sync_result res;
+	const ts_arrival *a;
+	af_config cfg;
+	af_testdb db;
+
+	af_testdb_create(&db);
+	snprintf(text, sizeof(text),
+		 "[database]\nconninfo = %s\n"
+		 "[account central]\nprovider = alibaba\ncredentials = env\n"
+		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
+		 "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 "sts_endpoint = %s\nregions = cn-hangzhou\nproducts = tair_kvcache\n"
+		 "tair_kvcache_endpoint = %s\n",
+		 db.conninfo, ts_url(srv), ts_url(srv));
+	setenv("STS_TEST_ID", central.access_key_id, 1);
+	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
+	load_config(&cfg, dir, text);
+	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+	assert_int_equal(res.scopes, 1); /* the central identity collects nothing itself */
+	assert_int_equal(res.complete, 1);
+	assert_int_equal(ts_count(srv), 2);
+	assert_non_null(strstr(ts_header(ts_get(srv, 0), "Authorization"), "Credential=LTAIcentral,"));
+	a = ts_get(srv, 1);
+	assert_string_equal(ts_header(a, "x-acs-action"), "DescribeTairKVCacheInferInstances");
+	assert_non_null(strstr(ts_header(a, "Authorization"), "Credential=STS.assumed,"));
+	assert_string_equal(ts_header(a, "x-acs-security-token"), "assumed-t0ken");
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.scope_state"
+						  " WHERE account = 'member' AND last_state = 'complete'"),
+			 1);
+	af_config_free(&cfg);
+	unsetenv("STS_TEST_ID");
+	unsetenv("STS_TEST_SECRET");
+	af_testdb_drop(&db);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
+/* Two hops (ChainableRamRoleArn): central assumes the hub's role, whose
+ * credentials assume the member's. */
+static void test_two_hop_chain(void **state)
+{
+	const ts_reply script[] = {{.body = ALI_ANSWER}, {.body = ALI_ANSWER2},
+				   {.body = EMPTY_TAIR_PAGE}};
+	testsrv *srv = ts_start(script, 3);
+	char *dir = af_test_tempdir(), text[4096];
+	af_sync_options o = {0};
+	af_sync_result res;
+	af_config cfg;
+	af_testdb db;
+
+	af_testdb_create(&db);
+	snprintf(text, sizeof(text),
+		 "[database]\nconninfo = %s\n"
+		 "[account central]\nprovider = alibaba\n"
+		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
+		 "[account hub]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 "sts_endpoint = %s\n"
+		 "[account member]\nprovider = alibaba\nsource = hub\n"
+		 "role_arn = acs:ram::2222:role/member\nsts_endpoint = %s\nregions = cn-hangzhou\n"
+		 "products = tair_kvcache\ntair_kvcache_endpoint = %s\n",
+		 db.conninfo, ts_url(srv), ts_url(srv), ts_url(srv));
+	setenv("STS_TEST_ID", central.access_key_id, 1);
+	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
+	load_config(&cfg, dir, text);
+	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+	assert_int_equal(res.complete, 1);
+	assert_int_equal(ts_count(srv), 3);
+	assert_non_null(strstr(ts_header(ts_get(srv, 0), "Authorization"), "Credential=LTAIcentral,"));
+	assert_non_null(strstr(ts_header(ts_get(srv, 1), "Authorization"), "Credential=STS.assumed,"));
+	assert_string_equal(ts_header(ts_get(srv, 1), "x-acs-security-token"), "assumed-t0ken");
+	assert_non_null(strstr(ts_header(ts_get(srv, 2), "Authorization"), "Credential=STS.member,"));
+	af_config_free(&cfg);
+	unsetenv("STS_TEST_ID");
+	unsetenv("STS_TEST_SECRET");
+	af_testdb_drop(&db);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_alibaba_request_and_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tencent_request_and_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test(test_sync_with_an_assumed_role),
+		cmocka_unit_test(test_two_hop_chain),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
