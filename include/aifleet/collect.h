@@ -132,8 +132,10 @@ void af_job_free(af_job *job);
  * replaying) and judges the scope: complete, partial or failed. */
 void af_job_run(af_job *job, struct af_session *session);
 
-/* Marks the scope failed without running it (e.g. no HTTP session). */
-void af_job_skip(af_job *job, const char *why);
+/* Marks the scope failed without running it (no HTTP session, no
+ * credentials for its account); `error_class` is the cause's (0: none in
+ * particular). af_job_run then does nothing. */
+void af_job_skip(af_job *job, int error_class, const char *why);
 
 /* The scope's report; valid until af_job_free. */
 const af_scope_report *af_job_report(const af_job *job);

@@ -49,6 +49,7 @@ struct af_job {
 	af_scope_report report;
 	char error[1024];
 	int error_class;         /* class of the error that ended the scope */
+	bool skipped;            /* failed before it ran (af_job_skip) */
 };
 
 static bool replaying(const af_job *job)
@@ -487,6 +488,8 @@ void af_job_run(af_job *job, af_session *session)
 	double started = af_clock_seconds();
 	char name[512];
 
+	if (job->skipped)
+		return;
 	job->session = session;
 	judge(job, job->product->collect(job));
 	job->report.seconds = af_clock_seconds() - started;
@@ -497,9 +500,14 @@ void af_job_run(af_job *job, af_session *session)
 		 job->report.seconds);
 }
 
-void af_job_skip(af_job *job, const char *why)
+void af_job_skip(af_job *job, int error_class, const char *why)
 {
-	snprintf(job->error, sizeof(job->error), "%s", why);
+	char name[512];
+
+	snprintf(job->error, sizeof(job->error), "%s: %s",
+		 af_scope_name(name, sizeof(name), &job->scope), why);
+	job->skipped = true;
+	job->error_class = error_class;
 	job->report.state = AF_SCOPE_FAILED;
 	job->report.error = job->error;
 }

@@ -10,7 +10,8 @@
  *
  * Ordering that matters:
  *  - credentials and endpoints are all resolved before anything is
- *    fetched or locked, so a typo in a variable name fails fast;
+ *    fetched or locked: an account without credentials fails its own
+ *    scopes, and when no account has any the run stops there;
  *  - the loader's transaction is open for the whole collection and commits
  *    only at the end: a crash mid-way leaves the database as it was;
  *  - a scope is reported COMPLETE only if every page arrived and every item
@@ -33,7 +34,11 @@ typedef struct sync_run {
 	const af_config *cfg;
 	const af_sync_options *opts;
 	af_credentials *creds;       /* one per account, by account index */
-	bool *resolved;              /* creds[i] is loaded */
+	/* Per account: 0 not resolved yet, 1 creds[i] loaded, or the negative
+	 * class of the error that left it without credentials (its message
+	 * in cred_error[i]): its scopes fail, the other accounts' run. */
+	int *cred_state;
+	char **cred_error;
 	af_client *client;
 	af_store *store;
 	af_loader *loader;
@@ -156,22 +161,23 @@ static af_assume_role role_of(const af_account_config *a)
 /* An account's credentials: its own source's, or its `source` account's
  * (resolved first), then -- with a role_arn -- the role's, asked for with
  * them. The config refused loops; `depth` is a second guard. */
-static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth)
+static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth);
+
+static int resolve_uncached(sync_run *run, size_t index, af_session *session, int depth)
 {
 	const af_account_config *a = &run->cfg->accounts[index];
 	af_credentials base = {0};
 	af_assume_role role = role_of(a);
 	int err;
 
-	if (run->resolved[index])
-		return 0;
 	if (depth > AF_CONFIG_MAX_ROLE_HOPS)
 		return af_error_set(AF_ERR_CONFIG, "account %s: role chain too long", a->name);
 	if (a->source) {
 		size_t src = (size_t)(af_config_account(run->cfg, a->source) - run->cfg->accounts);
 
-		if ((err = resolve_credentials(run, src, session, depth + 1)) < 0 ||
-		    (err = af_credentials_copy(&base, &run->creds[src])) < 0)
+		if ((err = resolve_credentials(run, src, session, depth + 1)) < 0)
+			return af_error_prefix(err, "account %s: source ", a->name);
+		if ((err = af_credentials_copy(&base, &run->creds[src])) < 0)
 			return err;
 	} else if ((err = load_credentials(&base, a, session)) < 0) {
 		return err;
@@ -183,33 +189,76 @@ static int resolve_credentials(sync_run *run, size_t index, af_session *session,
 						 &role);
 		af_credentials_clear(&base);
 		if (err < 0)
-			return af_error_prefix(AF_ERR_CONFIG, "account %s: ", a->name);
+			return af_error_prefix(err == AF_ERR_AUTH ? err : AF_ERR_CONFIG, "account %s: ",
+					       a->name);
 		af_info("sync", "account %s: assumed role %s with the credentials of %s", a->name,
 			a->role_arn, a->source ? a->source : "its own source");
 	}
-	run->resolved[index] = true;
 	return 0;
 }
 
-/* Replayed pages need no keys; otherwise every account this run uses
- * must have them before anything is collected or locked. The instance
- * role and STS calls go out on a session of their own. */
+/* Each account is resolved once, success or failure: a source shared by
+ * many members is asked once, and its failure told once. */
+static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth)
+{
+	int err;
+
+	if (run->cred_state[index] > 0)
+		return 0;
+	if (run->cred_state[index] < 0)
+		return af_error_set(run->cred_state[index], "%s", run->cred_error[index]);
+	if ((err = resolve_uncached(run, index, session, depth)) == 0) {
+		run->cred_state[index] = 1;
+		return 0;
+	}
+	if (err == AF_ERR_NOMEM || !(run->cred_error[index] = strdup(af_error_last())))
+		return af_error_oom();
+	run->cred_state[index] = err;
+	return af_error_set(err, "%s", run->cred_error[index]);
+}
+
+/* Replayed pages need no keys; otherwise every account this run uses gets
+ * them before anything is collected or locked. An account whose keys
+ * cannot be had fails its own scopes (exit 78), and the others run --
+ * unless none has keys: then the run stops here, with the first error.
+ * The instance role and STS calls go out on a session of their own. */
 static int load_all_credentials(sync_run *run)
 {
 	const af_config *cfg = run->cfg;
 	af_session *session = NULL;
-	int err = 0;
+	size_t loaded = 0, failed = 0;
+	char first[1024] = "";
+	int first_err = 0, err = 0;
 
 	if (run->opts->raw.replay_dir)
 		return 0;
-	if (!(run->resolved = calloc(cfg->naccounts, sizeof(*run->resolved))))
+	run->cred_state = calloc(cfg->naccounts, sizeof(*run->cred_state));
+	run->cred_error = calloc(cfg->naccounts, sizeof(*run->cred_error));
+	if (!run->cred_state || !run->cred_error)
 		return af_error_oom();
 	if ((err = af_session_new(&session, run->client)) < 0)
 		return err;
-	for (size_t a = 0; a < cfg->naccounts && err == 0; a++)
-		if (account_wanted(&cfg->accounts[a], run->opts->only))
-			err = resolve_credentials(run, a, session, 0);
+	for (size_t a = 0; a < cfg->naccounts && err == 0; a++) {
+		if (!account_wanted(&cfg->accounts[a], run->opts->only) ||
+		    cfg->accounts[a].nregions == 0)
+			continue; /* a source alone is resolved by its members */
+		if ((err = resolve_credentials(run, a, session, 0)) == 0) {
+			loaded++;
+			continue;
+		}
+		if (err == AF_ERR_NOMEM)
+			break;
+		if (!first_err) {
+			first_err = err;
+			snprintf(first, sizeof(first), "%s", af_error_last());
+		}
+		af_err("sync", "%s; its scopes fail, the other accounts go on", af_error_last());
+		failed++;
+		err = 0;
+	}
 	af_session_free(session);
+	if (err == 0 && failed > 0 && loaded == 0)
+		return af_error_set(first_err, "%s", first);
 	return err;
 }
 
@@ -284,6 +333,8 @@ static int add_job(sync_run *run, size_t *n, size_t account, size_t product, siz
 	if ((err = resolve_endpoint(endpoint, sizeof(endpoint), a, product, a->regions[region])) < 0 ||
 	    (err = af_job_new(&run->jobs[*n], &setup)) < 0)
 		return err;
+	if (run->cred_state && run->cred_state[account] < 0)
+		af_job_skip(run->jobs[*n], run->cred_state[account], run->cred_error[account]);
 	(*n)++;
 	return 0;
 }
@@ -410,7 +461,7 @@ static void *worker(void *arg)
 		if (i >= run->njobs)
 			break;
 		if (err < 0)
-			af_job_skip(run->jobs[i], "no HTTP session");
+			af_job_skip(run->jobs[i], 0, "no HTTP session");
 		else
 			af_job_run(run->jobs[i], session);
 		show_progress(run, run->jobs[i]);
@@ -545,7 +596,10 @@ static void run_free(sync_run *run)
 	for (size_t a = 0; run->creds && a < run->cfg->naccounts; a++)
 		af_credentials_clear(&run->creds[a]);
 	free(run->creds);
-	free(run->resolved);
+	for (size_t a = 0; run->cred_error && a < run->cfg->naccounts; a++)
+		free(run->cred_error[a]);
+	free(run->cred_error);
+	free(run->cred_state);
 	af_client_free(run->client);
 	pthread_mutex_destroy(&run->out_lock);
 	pthread_mutex_destroy(&run->progress_lock);

@@ -307,6 +307,61 @@ static void test_two_hop_chain(void **state)
 	ts_stop(srv);
 }
 
+/* STS refuses one member's role: that account's scope fails, named and
+ * counted as refused credentials (the CLI exits 78), nothing of it is
+ * touched; the other account is collected and committed. */
+static void test_refused_role_fails_only_its_account(void **state)
+{
+	const ts_reply script[] = {
+		{.status = 403, .body = "{\"RequestId\":\"sts-7\",\"Code\":\"NoPermission\","
+					"\"Message\":\"not authorized\"}"},
+		{.body = EMPTY_TAIR_PAGE},
+	};
+	testsrv *srv = ts_start(script, 2);
+	char *dir = af_test_tempdir(), text[4096], *why;
+	af_sync_options o = {0};
+	af_sync_result res;
+	af_config cfg;
+	af_testdb db;
+
+	af_testdb_create(&db);
+	snprintf(text, sizeof(text),
+		 "[database]\nconninfo = %s\n"
+		 "[account central]\nprovider = alibaba\n"
+		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
+		 "regions = cn-beijing\nproducts = tair_kvcache\ntair_kvcache_endpoint = %s\n"
+		 "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 "sts_endpoint = %s\nregions = cn-hangzhou\nproducts = tair_kvcache\n"
+		 "tair_kvcache_endpoint = %s\n",
+		 db.conninfo, ts_url(srv), ts_url(srv), ts_url(srv));
+	setenv("STS_TEST_ID", central.access_key_id, 1);
+	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
+	load_config(&cfg, dir, text);
+	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+	assert_int_equal(res.scopes, 2);
+	assert_int_equal(res.complete, 1);
+	assert_int_equal(res.failed, 1);
+	assert_int_equal(res.auth_failures, 1);
+	assert_int_equal(ts_count(srv), 2);
+	why = af_testdb_query_value(&db, "SELECT last_error FROM aifleet.scope_state"
+					 " WHERE account = 'member' AND last_state = 'failed'");
+	assert_non_null(why);
+	assert_non_null(strstr(why, "NoPermission"));
+	assert_non_null(strstr(why, ROLE));
+	assert_null(strstr(why, "s3cr3t"));
+	free(why);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.scope_state"
+						  " WHERE account = 'central' AND last_state = 'complete'"),
+			 1);
+	af_config_free(&cfg);
+	unsetenv("STS_TEST_ID");
+	unsetenv("STS_TEST_SECRET");
+	af_testdb_drop(&db);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test(test_sync_with_an_assumed_role),
 		cmocka_unit_test(test_two_hop_chain),
+		cmocka_unit_test(test_refused_role_fails_only_its_account),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
