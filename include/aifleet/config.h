@@ -22,6 +22,8 @@ typedef enum af_cred_source {
 	AF_CRED_DEFAULT = 4,    /* the vendor's default chain (docs/credentials.md) */
 	AF_CRED_ECS_RAM_ROLE = 5, /* the ECS instance's RAM role (metadata service) */
 	AF_CRED_CVM_ROLE = 6,   /* the CVM instance's CAM role (metadata service) */
+	AF_CRED_OIDC = 7,       /* Alibaba RRSA: AssumeRoleWithOIDC, from the environment */
+	AF_CRED_TKE_OIDC = 8,   /* Tencent TKE: AssumeRoleWithWebIdentity, from the environment */
 } af_cred_source;
 
 /* Per product settings inside an account. */

@@ -7,6 +7,7 @@
  * wipes them (OPENSSL_cleanse) before freeing.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct af_session;
@@ -79,6 +80,25 @@ typedef struct af_assume_role {
 int af_credentials_assume_role(af_credentials *out, struct af_session *s, const char *provider,
 			       const af_credentials *base, const af_assume_role *r);
 
+/* A role assumed with an OIDC token (Alibaba RRSA: AssumeRoleWithOIDC;
+ * Tencent TKE: AssumeRoleWithWebIdentity). Neither call is signed. */
+typedef struct af_oidc_role {
+	const char *role_arn;
+	const char *provider;     /* Alibaba OIDCProviderArn, Tencent ProviderId */
+	const char *token_file;   /* read on every call: the platform rotates it */
+	const char *session_name; /* NULL: "aifleet" */
+	int duration_seconds;     /* 0: 3600 */
+	const char *endpoint;     /* NULL: the vendor's STS, regional when `region` is set (Alibaba) */
+	const char *region;       /* Alibaba: the STS region; Tencent: X-TC-Region */
+	bool vpc;                 /* Alibaba: the sts-vpc endpoint of the region */
+	const char *account;
+} af_oidc_role;
+
+/* The role's temporary credentials for the token in r->token_file. Errors
+ * name the role and the STS answer, never the token. */
+int af_credentials_assume_role_oidc(af_credentials *out, struct af_session *s,
+				    const char *provider, const af_oidc_role *r);
+
 /* A copy of `in` (all three values and the expiry). */
 int af_credentials_copy(af_credentials *out, const af_credentials *in);
 
@@ -86,9 +106,18 @@ int af_credentials_copy(af_credentials *out, const af_credentials *in);
 typedef struct af_chain_options {
 	const char *profile;             /* the account's profile, NULL: the files' rules */
 	const char *tencent_system_file; /* NULL: /etc/tencentcloud/credentials */
-	struct af_session *session;      /* for the metadata steps; NULL: they fail */
+	struct af_session *session;      /* for the metadata and OIDC steps; NULL: they fail */
 	af_metadata_options metadata;
+	const char *sts_endpoint;        /* the OIDC steps' STS; NULL: the vendor's */
 } af_chain_options;
+
+/* The OIDC role the platform describes in the environment: Alibaba RRSA
+ * (ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN, _OIDC_TOKEN_FILE, optional
+ * _ROLE_SESSION_NAME, _STS_REGION, _VPC_ENDPOINT_ENABLED) or Tencent TKE
+ * (TKE_ROLE_ARN, TKE_PROVIDER_ID, TKE_WEB_IDENTITY_TOKEN_FILE, TKE_REGION).
+ * sts_endpoint NULL: the vendor's. */
+int af_credentials_from_oidc_env(af_credentials *out, struct af_session *s, const char *provider,
+				 const char *sts_endpoint);
 
 /*
  * The provider's (AF_PROVIDER_*) default credential chain, in the official
@@ -97,8 +126,8 @@ typedef struct af_chain_options {
  * decides, with its credentials or its error. On success *step names the
  * step used, for the log (never a value). AF_ERR_CONFIG names the step that
  * failed, or, when none was configured, what each one lacked. The instance
- * role steps ask the metadata service through opts->session; the steps
- * that need STS (OIDC, credentials URI) fail, when reached, as not
+ * role steps ask the metadata service, and the OIDC steps STS, through
+ * opts->session; the credentials URI step fails, when reached, as not
  * supported yet.
  */
 int af_credentials_default(af_credentials *out, const char *provider,

@@ -47,6 +47,11 @@ typedef struct af_api_request {
 	const char *provider; /* AF_PROVIDER_* */
 	const char *product;  /* a registered product's name (aifleet/product.h) */
 	const char *account;  /* account label, never a key */
+	/* STS's OIDC calls are not signed: no Authorization (ACS3), or
+	 * "Authorization: SKIP" (TC3); the credentials may then be empty. */
+	bool unsigned_call;
+	const char *content_type; /* of the body; NULL: application/json */
+	const char *redact;   /* a secret the request carries (an OIDC token): kept out of errors */
 } af_api_request;
 
 typedef struct af_api_response {

@@ -77,4 +77,9 @@ bool af_secret_tree_has(json_object *o);
 char *af_secret_redact(const char *s, size_t len, size_t *out_len);
 bool af_secret_redact_in_place(char *buf, size_t size);
 
+/* Replaces every occurrence of one known secret value (a key, a token we
+ * sent) in the NUL-terminated msg[n] with AF_SECRET_REDACTED; values
+ * shorter than 4 bytes, or NULL, are left alone. */
+void af_secret_redact_value(char *msg, size_t n, const char *secret);
+
 #endif

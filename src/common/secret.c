@@ -446,3 +446,22 @@ bool af_secret_tree_has(json_object *o)
 		af_error_clear();
 	return changed || err < 0;
 }
+
+void af_secret_redact_value(char *msg, size_t n, const char *secret)
+{
+	static const char mark[] = AF_SECRET_REDACTED;
+	size_t sl, ml = sizeof(mark) - 1;
+	char *p;
+
+	if (!secret || (sl = strlen(secret)) < 4 || n <= ml)
+		return;
+	while ((p = strstr(msg, secret))) {
+		size_t tail = strlen(p + sl);
+
+		if ((size_t)(p - msg) + ml + tail + 1 > n)
+			tail = n - (size_t)(p - msg) - ml - 1;
+		memmove(p + ml, p + sl, tail);
+		p[ml + tail] = '\0';
+		memcpy(p, mark, ml);
+	}
+}

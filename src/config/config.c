@@ -573,6 +573,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 			{"tencent-file", AF_CRED_TENCENT_FILE},
 			{"ecs-ram-role", AF_CRED_ECS_RAM_ROLE},
 			{"cvm-role", AF_CRED_CVM_ROLE},
+			{"oidc", AF_CRED_OIDC},
+			{"tke-oidc", AF_CRED_TKE_OIDC},
 		};
 
 		for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
@@ -581,8 +583,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 				return 1;
 			}
 		return fail(st, "account %s: credentials must be env, default, aliyun-cli, "
-				"alibabacloud-file, tencent-file, ecs-ram-role or cvm-role, not '%s'",
-			    a->name, value);
+				"alibabacloud-file, tencent-file, ecs-ram-role, cvm-role, oidc or "
+				"tke-oidc, not '%s'", a->name, value);
 	}
 	if (strcmp(name, "access_key_id_env") == 0 || strcmp(name, "secret_id_env") == 0)
 		return set_string(st, &a->id_env, value);
@@ -782,15 +784,17 @@ static int validate_account(af_config *cfg, af_account_config *a)
 				    "Alibaba account", cfg->path, a->name);
 	if (!ali && (a->cred_source == AF_CRED_ALIYUN_CLI ||
 		     a->cred_source == AF_CRED_ALIBABACLOUD_FILE ||
-		     a->cred_source == AF_CRED_ECS_RAM_ROLE))
+		     a->cred_source == AF_CRED_ECS_RAM_ROLE || a->cred_source == AF_CRED_OIDC))
 		return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on a Tencent "
 				    "account", cfg->path, a->name,
 				    a->cred_source == AF_CRED_ALIYUN_CLI     ? "aliyun-cli"
 				    : a->cred_source == AF_CRED_ECS_RAM_ROLE ? "ecs-ram-role"
+				    : a->cred_source == AF_CRED_OIDC         ? "oidc"
 									     : "alibabacloud-file");
-	if (ali && a->cred_source == AF_CRED_CVM_ROLE)
-		return af_error_set(AF_ERR_CONFIG, "%s: account %s: cvm-role credentials on an "
-				    "Alibaba account", cfg->path, a->name);
+	if (ali && (a->cred_source == AF_CRED_CVM_ROLE || a->cred_source == AF_CRED_TKE_OIDC))
+		return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on an Alibaba "
+				    "account", cfg->path, a->name,
+				    a->cred_source == AF_CRED_CVM_ROLE ? "cvm-role" : "tke-oidc");
 	if (a->cred_source == AF_CRED_ENV) {
 		if ((err = default_env(&a->id_env, ali ? "ALIBABA_CLOUD_ACCESS_KEY_ID"
 						       : "TENCENTCLOUD_SECRET_ID")) < 0 ||

@@ -69,14 +69,27 @@ static bool find_file(const char *var, const char *rel, char *path, size_t n, ch
 
 static int not_supported(af_credentials *out, const af_chain_options *o, const char *path)
 {
-	return af_error_set(AF_ERR_CONFIG, "this source needs STS, which this aifleet does not "
-			    "support yet");
+	return af_error_set(AF_ERR_CONFIG, "this source is not supported by this aifleet yet");
 }
 
 static int no_session(void)
 {
 	return af_error_set(AF_ERR_CONFIG, "the instance metadata service cannot be asked here "
 			    "(no network session)");
+}
+
+static int oidc_load(af_credentials *out, const af_chain_options *o, const char *path)
+{
+	return o->session ? af_credentials_from_oidc_env(out, o->session, AF_PROVIDER_ALIBABA,
+							   o->sts_endpoint)
+			  : no_session();
+}
+
+static int tke_load(af_credentials *out, const af_chain_options *o, const char *path)
+{
+	return o->session ? af_credentials_from_oidc_env(out, o->session, AF_PROVIDER_TENCENT,
+							   o->sts_endpoint)
+			  : no_session();
 }
 
 static int ecs_load(af_credentials *out, const af_chain_options *o, const char *path)
@@ -167,7 +180,7 @@ static bool ali_uri_configured(const af_chain_options *o, char *path, size_t n, 
 
 static const chain_step alibaba_chain[] = {
 	{"environment (ALIBABA_CLOUD_ACCESS_KEY_ID)", ali_env_configured, ali_env_load},
-	{"OIDC role (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", ali_oidc_configured, not_supported},
+	{"OIDC role (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", ali_oidc_configured, oidc_load},
 	{"Alibaba Cloud CLI profile (~/.aliyun/config.json)", ali_cli_configured, ali_cli_load},
 	{"credentials file (~/.alibabacloud/credentials)", ali_file_configured, ali_file_load},
 	{"ECS RAM role (instance metadata)", ali_ecs_configured, ecs_load},
@@ -236,7 +249,7 @@ static const chain_step tencent_chain[] = {
 	{"environment (TENCENTCLOUD_SECRET_ID)", tc_env_configured, tc_env_load},
 	{"credentials file (~/.tencentcloud/credentials)", tc_file_configured, tc_file_load},
 	{"CVM role (instance metadata)", always, cvm_load},
-	{"TKE OIDC (TKE_WEB_IDENTITY_TOKEN_FILE)", tke_configured, not_supported},
+	{"TKE OIDC (TKE_WEB_IDENTITY_TOKEN_FILE)", tke_configured, tke_load},
 };
 
 /* ---- the chain ----------------------------------------------------------- */
@@ -271,4 +284,34 @@ int af_credentials_default(af_credentials *out, const char *provider,
 	}
 	return af_error_set(AF_ERR_CONFIG, "default credentials: no step is configured (%s)",
 			    skipped);
+}
+
+int af_credentials_from_oidc_env(af_credentials *out, struct af_session *s, const char *provider,
+				 const char *sts_endpoint)
+{
+	bool ali = provider && strcmp(provider, AF_PROVIDER_ALIBABA) == 0;
+	af_oidc_role r = {.endpoint = sts_endpoint, .account = "(oidc)"};
+
+	if (ali) {
+		r.role_arn = getenv("ALIBABA_CLOUD_ROLE_ARN");
+		r.provider = getenv("ALIBABA_CLOUD_OIDC_PROVIDER_ARN");
+		r.token_file = getenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE");
+		r.session_name = set("ALIBABA_CLOUD_ROLE_SESSION_NAME")
+					 ? getenv("ALIBABA_CLOUD_ROLE_SESSION_NAME")
+					 : NULL;
+		r.region = set("ALIBABA_CLOUD_STS_REGION") ? getenv("ALIBABA_CLOUD_STS_REGION") : NULL;
+		r.vpc = is_true("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED");
+	} else {
+		r.role_arn = getenv("TKE_ROLE_ARN");
+		r.provider = getenv("TKE_PROVIDER_ID");
+		r.token_file = getenv("TKE_WEB_IDENTITY_TOKEN_FILE");
+		r.region = getenv("TKE_REGION");
+	}
+	if (!r.role_arn || !*r.role_arn || !r.provider || !*r.provider || !r.token_file ||
+	    !*r.token_file)
+		return af_error_set(AF_ERR_CONFIG, "OIDC: %s are not all set",
+				    ali ? "ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN "
+					  "and ALIBABA_CLOUD_OIDC_TOKEN_FILE"
+					: "TKE_ROLE_ARN, TKE_PROVIDER_ID and TKE_WEB_IDENTITY_TOKEN_FILE");
+	return af_credentials_assume_role_oidc(out, s, provider, &r);
 }

@@ -29,7 +29,9 @@ static bool any_prefix(const char *code, const char *const *list)
  * Throttling.User and Throttling.Api. */
 static const char *const ali_auth[] = {
 	"SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden",    "InvalidSecurityToken",
-	"IncompleteSignature",   "InvalidTimeStamp",   "NoPermission", NULL,
+	"IncompleteSignature",   "InvalidTimeStamp",   "NoPermission",
+	/* STS: AssumeRoleWithOIDC's refusals, EntityNotExist.Role for a role not there */
+	"AuthenticationFail",    "EntityNotExist.Role", NULL,
 };
 static const char *const ali_param[] = {
 	"InvalidParameter", "MissingParameter", "InvalidRegionId", "InvalidAction", "InvalidVersion",

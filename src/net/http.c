@@ -442,7 +442,7 @@ static int build_headers(struct curl_slist **list, af_kv *h, size_t *nh, af_sign
 			.secret_key = cr->access_key_secret,
 			.canonical_uri = t->path,
 		};
-		if ((err = af_tc3_sign(steps, &in)) < 0)
+		if (!req->unsigned_call && (err = af_tc3_sign(steps, &in)) < 0)
 			return err;
 		h[(*nh)++] = (af_kv){"Host", t->host};
 		h[(*nh)++] = (af_kv){"Content-Type", TC3_CONTENT_TYPE};
@@ -467,7 +467,8 @@ static int build_headers(struct curl_slist **list, af_kv *h, size_t *nh, af_sign
 		if (cr->security_token && cr->security_token[0])
 			h[(*nh)++] = (af_kv){"x-acs-security-token", cr->security_token};
 		if (req->body)
-			h[(*nh)++] = (af_kv){"content-type", "application/json"};
+			h[(*nh)++] = (af_kv){"content-type",
+					     req->content_type ? req->content_type : "application/json"};
 		af_acs3_input in = {
 			.method = req->method ? req->method : "GET",
 			.canonical_uri = t->path,
@@ -479,11 +480,14 @@ static int build_headers(struct curl_slist **list, af_kv *h, size_t *nh, af_sign
 			.access_key_id = cr->access_key_id,
 			.access_key_secret = cr->access_key_secret,
 		};
-		if ((err = af_acs3_sign(steps, &in)) < 0)
+		if (!req->unsigned_call && (err = af_acs3_sign(steps, &in)) < 0)
 			return err;
 		h[(*nh)++] = (af_kv){"accept", "application/json"};
 	}
-	h[(*nh)++] = (af_kv){"Authorization", af_buf_data(&steps->authorization)};
+	if (!req->unsigned_call)
+		h[(*nh)++] = (af_kv){"Authorization", af_buf_data(&steps->authorization)};
+	else if (req->style == AF_API_TC3)
+		h[(*nh)++] = (af_kv){"Authorization", "SKIP"};
 	for (size_t i = 0; i < *nh; i++)
 		if ((err = slist_add(list, h[i].key, h[i].value)) < 0)
 			return err;
@@ -647,26 +651,6 @@ static void classify_curl(af_api_verdict *v, const attempt_result *ar, const cha
 	}
 }
 
-/* Replaces every occurrence of `secret` in msg with AF_SECRET_REDACTED. */
-static void redact(char *msg, size_t n, const char *secret)
-{
-	static const char mark[] = AF_SECRET_REDACTED;
-	size_t sl, ml = sizeof(mark) - 1;
-	char *p;
-
-	if (!secret || (sl = strlen(secret)) < 4)
-		return;
-	while ((p = strstr(msg, secret))) {
-		size_t tail = strlen(p + sl);
-
-		if ((size_t)(p - msg) + ml + tail + 1 > n)
-			tail = n - (size_t)(p - msg) - ml - 1;
-		memmove(p + ml, p + sl, tail);
-		p[ml + tail] = '\0';
-		memcpy(p, mark, ml);
-	}
-}
-
 static conc_slot *slot_find(af_client *c, const char *provider)
 {
 	conc_slot *s;
@@ -762,7 +746,7 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 	out->request_id[0] = out->error_code[0] = '\0';
 	out->attempts = 0;
 	out->throttled = 0;
-	if (!creds || !creds->access_key_id || !creds->access_key_secret)
+	if (!creds || (!req->unsigned_call && (!creds->access_key_id || !creds->access_key_secret)))
 		return af_error_set(AF_ERR_CONFIG, "%s %s %s account=%s: no credentials", provider,
 				    nz(req->product), nz(req->action), nz(req->account));
 	for (attempt = 0;; attempt++) {
@@ -817,9 +801,10 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 	/* The provider's text may echo what we sent; never let a key through:
 	 * ours by value, any other by the secret policy. */
 	af_secret_redact_in_place(v.message, sizeof(v.message));
-	redact(v.message, sizeof(v.message), creds->access_key_secret);
-	redact(v.message, sizeof(v.message), creds->access_key_id);
-	redact(v.message, sizeof(v.message), creds->security_token);
+	af_secret_redact_value(v.message, sizeof(v.message), creds->access_key_secret);
+	af_secret_redact_value(v.message, sizeof(v.message), creds->access_key_id);
+	af_secret_redact_value(v.message, sizeof(v.message), creds->security_token);
+	af_secret_redact_value(v.message, sizeof(v.message), req->redact);
 	pthread_mutex_lock(&c->mu);
 	c->stats.errors++;
 	pthread_mutex_unlock(&c->mu);

@@ -13,6 +13,8 @@
 #include "aifleet/record.h"
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,15 +41,15 @@ static const char *str(json_object *o, const char *key)
 
 /* Copies the three values out of the answer's credentials object. */
 static int take(af_credentials *out, json_object *creds, const char *const names[3],
-		const char *expiration, const af_assume_role *r)
+		const char *expiration, const char *role_arn)
 {
 	const char *id = str(creds, names[0]), *secret = str(creds, names[1]);
 	const char *token = str(creds, names[2]);
 	af_time t;
 
 	if (!id || !*id || !secret || !*secret || !token || !*token)
-		return af_error_set(AF_ERR_DATA, "AssumeRole %s: the answer lacks %s, %s or %s",
-				    r->role_arn, names[0], names[1], names[2]);
+		return af_error_set(AF_ERR_DATA, "role %s: the answer lacks %s, %s or %s", role_arn,
+				    names[0], names[1], names[2]);
 	if (!(out->access_key_id = strdup(id)) || !(out->access_key_secret = strdup(secret)) ||
 	    !(out->security_token = strdup(token))) {
 		af_credentials_clear(out);
@@ -94,7 +96,7 @@ static int alibaba_assume(af_credentials *out, af_session *s, const af_credentia
 	af_api_response_init(&resp);
 	if ((err = af_session_call(s, &req, base, &resp)) == 0) {
 		creds = get(resp.json, "Credentials");
-		err = take(out, creds, names, str(creds, "Expiration"), r);
+		err = take(out, creds, names, str(creds, "Expiration"), r->role_arn);
 	}
 	af_api_response_free(&resp);
 	return err;
@@ -141,7 +143,8 @@ static int tencent_assume(af_credentials *out, af_session *s, const af_credentia
 	req.account = r->account;
 	if ((err = af_session_call(s, &req, base, &resp)) == 0) {
 		response = get(resp.json, "Response");
-		err = take(out, get(response, "Credentials"), names, str(response, "Expiration"), r);
+		err = take(out, get(response, "Credentials"), names, str(response, "Expiration"),
+			   r->role_arn);
 	}
 	af_api_response_free(&resp);
 	json_object_put(body);
@@ -162,6 +165,182 @@ int af_credentials_assume_role(af_credentials *out, af_session *s, const char *p
 		err = tencent_assume(out, s, base, r);
 	if (err < 0)
 		return af_error_prefix(err, "AssumeRole %s: ", r->role_arn);
+	return 0;
+}
+
+/* ---- OIDC: AssumeRoleWithOIDC (Alibaba RRSA), AssumeRoleWithWebIdentity (TKE) -- */
+
+#define OIDC_TOKEN_MAX ((size_t)64 * 1024)
+
+/* The token file, read whole (it is rotated by the platform: read it each
+ * time), without trailing whitespace. Kubernetes projects it world-
+ * readable, so no mode check here. */
+static int read_token(char **out, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	*out = NULL;
+	if (!f)
+		return af_error_set(AF_ERR_CONFIG, "OIDC token file %s: cannot open it", path);
+	if (!(buf = malloc(OIDC_TOKEN_MAX + 1))) {
+		fclose(f);
+		return af_error_oom();
+	}
+	n = fread(buf, 1, OIDC_TOKEN_MAX + 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	buf[n > OIDC_TOKEN_MAX ? OIDC_TOKEN_MAX : n] = '\0';
+	if (n == 0 || n > OIDC_TOKEN_MAX) {
+		OPENSSL_cleanse(buf, OIDC_TOKEN_MAX + 1);
+		free(buf);
+		return af_error_set(AF_ERR_CONFIG, "OIDC token file %s is %s", path,
+				    n ? "larger than 64 KiB" : "empty");
+	}
+	*out = buf;
+	return 0;
+}
+
+static void wipe(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Alibaba: the token goes in a form body, never in the URL (which the
+ * debug log shows). */
+static int alibaba_oidc(af_credentials *out, af_session *s, const af_oidc_role *r,
+			const char *token)
+{
+	static const char *const names[3] = {"AccessKeyId", "AccessKeySecret", "SecurityToken"};
+	static const af_credentials none = {0};
+	const char *keys[] = {"RoleArn", "OIDCProviderArn", "OIDCToken", "RoleSessionName"};
+	const char *vals[] = {r->role_arn, r->provider, token,
+			      r->session_name ? r->session_name : DEFAULT_SESSION};
+	af_api_request req = {0};
+	af_api_response resp;
+	af_buf body = AF_BUF_INIT;
+	json_object *creds;
+	int err = 0;
+
+	for (size_t i = 0; i < 4 && err == 0; i++)
+		if ((err = af_buf_printf(&body, "%s%s=", i ? "&" : "", keys[i])) == 0)
+			err = af_rfc3986_encode(&body, vals[i], strlen(vals[i]));
+	if (err == 0)
+		err = af_buf_printf(&body, "&DurationSeconds=%d",
+				    r->duration_seconds > 0 ? r->duration_seconds : DEFAULT_DURATION);
+	if (err < 0) {
+		af_buf_free_secret(&body);
+		return err;
+	}
+	req.style = AF_API_ACS3_RPC;
+	req.endpoint = r->endpoint;
+	req.method = "POST";
+	req.path = "/";
+	req.body = af_buf_data(&body);
+	req.body_len = af_buf_len(&body);
+	req.content_type = "application/x-www-form-urlencoded";
+	req.unsigned_call = true;
+	req.redact = token;
+	req.action = "AssumeRoleWithOIDC";
+	req.version = "2015-04-01";
+	req.provider = AF_PROVIDER_ALIBABA;
+	req.product = "sts";
+	req.account = r->account;
+	af_api_response_init(&resp);
+	if ((err = af_session_call(s, &req, &none, &resp)) == 0) {
+		creds = get(resp.json, "Credentials");
+		err = take(out, creds, names, str(creds, "Expiration"), r->role_arn);
+	}
+	af_api_response_free(&resp);
+	af_buf_free_secret(&body);
+	return err;
+}
+
+static int tencent_web_identity(af_credentials *out, af_session *s, const af_oidc_role *r,
+				const char *token)
+{
+	static const char *const names[3] = {"TmpSecretId", "TmpSecretKey", "Token"};
+	static const af_credentials none = {0};
+	json_object *body = json_object_new_object(), *response;
+	af_api_request req = {0};
+	af_api_response resp;
+	const char *text;
+	int err;
+
+	if (!body)
+		return af_error_oom();
+	json_object_object_add(body, "ProviderId", json_object_new_string(r->provider));
+	json_object_object_add(body, "WebIdentityToken", json_object_new_string(token));
+	json_object_object_add(body, "RoleArn", json_object_new_string(r->role_arn));
+	json_object_object_add(body, "RoleSessionName",
+			       json_object_new_string(r->session_name ? r->session_name
+								      : DEFAULT_SESSION));
+	json_object_object_add(body, "DurationSeconds",
+			       json_object_new_int(r->duration_seconds > 0 ? r->duration_seconds
+									   : DEFAULT_DURATION));
+	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	req.style = AF_API_TC3;
+	req.endpoint = r->endpoint;
+	req.method = "POST";
+	req.path = "/";
+	req.body = text;
+	req.body_len = strlen(text);
+	req.unsigned_call = true;
+	req.redact = token;
+	req.action = "AssumeRoleWithWebIdentity";
+	req.version = "2018-08-13";
+	req.service = "sts";
+	req.region = r->region ? r->region : TC_DEFAULT_REGION;
+	req.provider = AF_PROVIDER_TENCENT;
+	req.product = "sts";
+	req.account = r->account;
+	af_api_response_init(&resp);
+	if ((err = af_session_call(s, &req, &none, &resp)) == 0) {
+		response = get(resp.json, "Response");
+		err = take(out, get(response, "Credentials"), names, str(response, "Expiration"),
+			   r->role_arn);
+	}
+	af_api_response_free(&resp);
+	/* json-c's copies of the token are freed, not wiped (the token lives
+	 * minutes, and core dumps are off: src/cli/main.c) */
+	json_object_put(body);
+	return err;
+}
+
+int af_credentials_assume_role_oidc(af_credentials *out, af_session *s, const char *provider,
+				    const af_oidc_role *r)
+{
+	bool ali = provider && strcmp(provider, AF_PROVIDER_ALIBABA) == 0;
+	af_oidc_role role = *r;
+	char endpoint[256];
+	char *token = NULL;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!r->role_arn || !r->provider || !r->token_file)
+		return af_error_set(AF_ERR_CONFIG, "OIDC: role ARN, provider and token file needed");
+	if (!role.endpoint) {
+		if (ali && r->region)
+			snprintf(endpoint, sizeof(endpoint), "https://sts%s.%s.aliyuncs.com",
+				 r->vpc ? "-vpc" : "", r->region);
+		else
+			snprintf(endpoint, sizeof(endpoint), "%s", ali ? ALI_STS_ENDPOINT
+								      : TC_STS_ENDPOINT);
+		role.endpoint = endpoint;
+	}
+	if ((err = read_token(&token, r->token_file)) == 0)
+		err = ali ? alibaba_oidc(out, s, &role, token)
+			  : tencent_web_identity(out, s, &role, token);
+	wipe(token);
+	if (err < 0)
+		return af_error_prefix(err, "%s %s: ",
+				       ali ? "AssumeRoleWithOIDC" : "AssumeRoleWithWebIdentity",
+				       r->role_arn);
 	return 0;
 }
 

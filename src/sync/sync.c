@@ -105,7 +105,8 @@ static int load_credentials(af_credentials *out, const af_account_config *a,
 			    af_session *session)
 {
 	af_metadata_options md = {.endpoint = a->metadata_endpoint, .role = a->role_name};
-	af_chain_options chain = {.profile = a->profile, .session = session, .metadata = md};
+	af_chain_options chain = {.profile = a->profile, .session = session, .metadata = md,
+				  .sts_endpoint = a->sts_endpoint};
 	const char *step = NULL;
 	int err;
 
@@ -127,6 +128,10 @@ static int load_credentials(af_credentials *out, const af_account_config *a,
 		break;
 	case AF_CRED_CVM_ROLE:
 		err = af_credentials_from_cvm_role(out, session, &md);
+		break;
+	case AF_CRED_OIDC:
+	case AF_CRED_TKE_OIDC:
+		err = af_credentials_from_oidc_env(out, session, a->provider, a->sts_endpoint);
 		break;
 	case AF_CRED_DEFAULT:
 		if ((err = af_credentials_default(out, a->provider, &chain, &step)) == 0)

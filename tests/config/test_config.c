@@ -139,7 +139,11 @@ static void test_errors_name_the_problem(void **state)
 		     "alibabacloud-file credentials on a Tencent account");
 	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = magic\n",
 		     "credentials must be env, default, aliyun-cli, alibabacloud-file, tencent-file, "
-		     "ecs-ram-role or cvm-role");
+		     "ecs-ram-role, cvm-role, oidc or tke-oidc");
+	expect_error("[account a]\nprovider = tencent\nregions = a\ncredentials = oidc\n",
+		     "oidc credentials on a Tencent account");
+	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = tke-oidc\n",
+		     "tke-oidc credentials on an Alibaba account");
 	expect_error("[account a]\nprovider = tencent\nregions = a\ncredentials = ecs-ram-role\n",
 		     "ecs-ram-role credentials on a Tencent account");
 	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = cvm-role\n",

@@ -199,6 +199,127 @@ static void test_refusals(void **state)
 	ts_stop(srv);
 }
 
+/* Writes an OIDC token file (as Kubernetes projects it: world-readable,
+ * a trailing newline) and returns its path (caller frees). */
+static char *token_file(const char *dir, const char *token)
+{
+	char *path = malloc(1200);
+	FILE *fp;
+
+	assert_non_null(path);
+	snprintf(path, 1200, "%s/token", dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fprintf(fp, "%s\n", token);
+	fclose(fp);
+	return path;
+}
+
+#define OIDC_TOKEN "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.oidc-t0ken-sig"
+
+/* RRSA: AssumeRoleWithOIDC is not signed, the token travels in the form
+ * body (never the URL, which the debug log shows), the token file is read
+ * on each call, and no error repeats the token. */
+static void test_alibaba_oidc(void **state)
+{
+	fixture *f = *state;
+	const ts_reply script[] = {
+		{.body = ALI_ANSWER},
+		{.status = 400, .body = "{\"RequestId\":\"o2\",\"Code\":\"AuthenticationFail.OIDCToken."
+					"Invalid\",\"Message\":\"bad token " OIDC_TOKEN "\"}"},
+	};
+	testsrv *srv = ts_start(script, 2);
+	char *dir = af_test_tempdir(), *tok = token_file(dir, OIDC_TOKEN);
+	const ts_arrival *a;
+	af_credentials c;
+
+	setenv("ALIBABA_CLOUD_ROLE_ARN", ROLE, 1);
+	setenv("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1234567890:oidc-provider/ack-rrsa", 1);
+	setenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE", tok, 1);
+	assert_int_equal(af_credentials_from_oidc_env(&c, f->session, AF_PROVIDER_ALIBABA,
+						      ts_url(srv)),
+			 0);
+	assert_string_equal(c.access_key_id, "STS.assumed");
+	af_credentials_clear(&c);
+	a = ts_get(srv, 0);
+	assert_string_equal(a->method, "POST");
+	assert_string_equal(ts_header(a, "x-acs-action"), "AssumeRoleWithOIDC");
+	assert_string_equal(ts_header(a, "x-acs-version"), "2015-04-01");
+	assert_null(ts_header(a, "Authorization"));
+	assert_non_null(strstr(ts_header(a, "content-type"), "x-www-form-urlencoded"));
+	assert_null(strstr(a->path, "t0ken"));
+	assert_null(arg(a, "OIDCToken"));
+	assert_non_null(a->body);
+	assert_non_null(strstr(a->body, "OIDCToken=" OIDC_TOKEN "&")); /* no newline kept */
+	assert_non_null(strstr(a->body, "OIDCProviderArn=acs%3Aram%3A%3A1234567890%3Aoidc-provider"));
+	assert_non_null(strstr(a->body, "RoleSessionName=aifleet"));
+
+	/* refused: named, and the token echoed by the server is redacted */
+	assert_int_equal(af_credentials_from_oidc_env(&c, f->session, AF_PROVIDER_ALIBABA,
+						      ts_url(srv)),
+			 AF_ERR_AUTH);
+	assert_non_null(strstr(af_error_last(), "AuthenticationFail.OIDCToken.Invalid"));
+	assert_non_null(strstr(af_error_last(), ROLE));
+	assert_no_secret();
+	assert_null(strstr(af_error_last(), "oidc-t0ken"));
+
+	/* a missing token file is a configuration error naming it */
+	remove(tok);
+	assert_int_equal(af_credentials_from_oidc_env(&c, f->session, AF_PROVIDER_ALIBABA,
+						      ts_url(srv)),
+			 AF_ERR_CONFIG);
+	assert_non_null(strstr(af_error_last(), tok));
+	unsetenv("ALIBABA_CLOUD_ROLE_ARN");
+	unsetenv("ALIBABA_CLOUD_OIDC_PROVIDER_ARN");
+	unsetenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE");
+	free(tok);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
+/* TKE: AssumeRoleWithWebIdentity, "Authorization: SKIP", TKE_REGION as
+ * X-TC-Region, the token in the JSON body. */
+static void test_tke_web_identity(void **state)
+{
+	fixture *f = *state;
+	const ts_reply script[] = {{.body = TC_ANSWER}};
+	testsrv *srv = ts_start(script, 1);
+	char *dir = af_test_tempdir(), *tok = token_file(dir, OIDC_TOKEN);
+	json_object *body, *v;
+	const ts_arrival *a;
+	af_credentials c;
+
+	setenv("TKE_ROLE_ARN", "qcs::cam::uin/100000000001:roleName/tke-aifleet", 1);
+	setenv("TKE_PROVIDER_ID", "cls-abc123", 1);
+	setenv("TKE_WEB_IDENTITY_TOKEN_FILE", tok, 1);
+	setenv("TKE_REGION", "ap-beijing", 1);
+	assert_int_equal(af_credentials_from_oidc_env(&c, f->session, AF_PROVIDER_TENCENT,
+						      ts_url(srv)),
+			 0);
+	assert_string_equal(c.access_key_id, "AKIDassumed");
+	assert_string_equal(c.security_token, "tc-t0ken");
+	af_credentials_clear(&c);
+	a = ts_get(srv, 0);
+	assert_string_equal(ts_header(a, "X-TC-Action"), "AssumeRoleWithWebIdentity");
+	assert_string_equal(ts_header(a, "X-TC-Version"), "2018-08-13");
+	assert_string_equal(ts_header(a, "X-TC-Region"), "ap-beijing");
+	assert_string_equal(ts_header(a, "Authorization"), "SKIP");
+	assert_non_null(body = json_tokener_parse(a->body));
+	assert_true(json_object_object_get_ex(body, "WebIdentityToken", &v));
+	assert_string_equal(json_object_get_string(v), OIDC_TOKEN);
+	assert_true(json_object_object_get_ex(body, "ProviderId", &v));
+	assert_string_equal(json_object_get_string(v), "cls-abc123");
+	json_object_put(body);
+	unsetenv("TKE_ROLE_ARN");
+	unsetenv("TKE_PROVIDER_ID");
+	unsetenv("TKE_WEB_IDENTITY_TOKEN_FILE");
+	unsetenv("TKE_REGION");
+	free(tok);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
 /* Writes `text` as DIR/aifleet.ini (mode 0600) and loads it. */
 static void load_config(af_config *cfg, const char *dir, const char *text)
 {
@@ -368,6 +489,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alibaba_request_and_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tencent_request_and_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alibaba_oidc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tke_web_identity, setup, teardown),
 		cmocka_unit_test(test_sync_with_an_assumed_role),
 		cmocka_unit_test(test_two_hop_chain),
 		cmocka_unit_test(test_refused_role_fails_only_its_account),
