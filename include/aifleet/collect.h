@@ -27,7 +27,7 @@
 
 struct af_api_request;
 struct af_client;
-struct af_credentials;
+struct af_cred_provider;
 struct af_product_config;
 struct af_session;
 
@@ -114,7 +114,7 @@ typedef struct af_job_setup {
 	const char *endpoint;         /* resolved for the scope's region */
 	int max_pages;
 	int detail_concurrency;
-	const struct af_credentials *creds; /* NULL when replaying */
+	struct af_cred_provider *creds; /* the account's; NULL when replaying */
 	struct af_client *client;
 	const af_raw_options *raw;
 	/* Records go to `out` (the loader, single-threaded) while `out_lock`

@@ -102,6 +102,36 @@ int af_credentials_assume_role_oidc(af_credentials *out, struct af_session *s,
 /* A copy of `in` (all three values and the expiry). */
 int af_credentials_copy(af_credentials *out, const af_credentials *in);
 
+/*
+ * An account's credentials for a whole run, shared by its scope workers:
+ * temporary ones are fetched again (with `fetch`) when 180 s or less
+ * remain, and once more when an answer says the token expired. NULL
+ * `fetch`: static credentials. Thread-safe.
+ */
+typedef struct af_cred_provider af_cred_provider;
+typedef int (*af_cred_fetch)(void *ctx, struct af_session *s, af_credentials *out);
+
+/* Takes ownership of *initial (left zeroed); `label` names the account in
+ * the log and must outlive the provider. */
+int af_cred_provider_new(af_cred_provider **out, af_credentials *initial, af_cred_fetch fetch,
+			 void *ctx, const char *label);
+void af_cred_provider_free(af_cred_provider *p);
+
+/* A copy valid now (renewed first when near expiry), for one request;
+ * af_credentials_clear it. `s` is the session a renewal goes out on. */
+int af_cred_provider_get(af_cred_provider *p, struct af_session *s, af_credentials *out);
+
+/* An answer refused `used` as expired: renew, unless another worker
+ * already did. AF_ERR_AUTH for credentials that cannot be renewed. */
+int af_cred_provider_expired(af_cred_provider *p, struct af_session *s,
+			     const af_credentials *used);
+
+/* How many times the credentials were renewed. */
+unsigned af_cred_provider_refreshes(af_cred_provider *p);
+
+/* True for the error codes that mean "your temporary token expired". */
+bool af_credentials_expired_code(const char *code);
+
 /* Where the default chains look; members may be NULL (defaults). */
 typedef struct af_chain_options {
 	const char *profile;             /* the account's profile, NULL: the files' rules */

@@ -26,7 +26,7 @@ struct af_job {
 	char endpoint[512];
 	int max_pages;
 	int detail_concurrency;
-	const af_credentials *creds;
+	af_cred_provider *creds;  /* the account's, NULL when replaying */
 	af_client *client;
 	af_session *session;     /* the worker's session, NULL when replaying */
 	const af_raw_options *raw;
@@ -221,6 +221,37 @@ static int replay_page(const af_job *job, const char *key, json_object **out)
 	return 0;
 }
 
+/* One signed call with the account's current credentials; when the answer
+ * says the token expired, the credentials are renewed and the call made
+ * once more (the transport's retries are for transient failures only). */
+static int call_with_credentials(af_job *job, af_session *session, const af_api_request *req,
+				 af_api_response *resp)
+{
+	af_credentials creds = {0};
+	int err;
+
+	if (!job->creds)
+		return af_error_set(AF_ERR_CONFIG, "no credentials for account %s", job->scope.account);
+	if ((err = af_cred_provider_get(job->creds, session, &creds)) < 0)
+		return err;
+	err = af_session_call(session, req, &creds, resp);
+	if (err == AF_ERR_AUTH && af_credentials_expired_code(resp->error_code)) {
+		int attempts = resp->attempts, throttled = resp->throttled;
+
+		af_warn("collect", "%s: the temporary credentials expired; renewing them once",
+			job->scope.account);
+		if (af_cred_provider_expired(job->creds, session, &creds) == 0) {
+			af_credentials_clear(&creds);
+			if ((err = af_cred_provider_get(job->creds, session, &creds)) == 0)
+				err = af_session_call(session, req, &creds, resp);
+			resp->attempts += attempts;
+			resp->throttled += throttled;
+		}
+	}
+	af_credentials_clear(&creds);
+	return err;
+}
+
 int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
 		 const char *page_key, json_object **out)
 {
@@ -239,7 +270,7 @@ int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
 	}
 
 	af_api_response_init(&resp);
-	err = af_session_call(session, req, job->creds, &resp);
+	err = call_with_credentials(job, session, req, &resp);
 	pthread_mutex_lock(&job->stats_lock);
 	job->report.requests += (uint64_t)resp.attempts;
 	if (resp.attempts > 1)

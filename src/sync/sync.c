@@ -30,10 +30,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct sync_run;
+
+/* A renewal's context: the run and the account it renews. */
+typedef struct account_ref {
+	struct sync_run *run;
+	size_t index;
+} account_ref;
+
 typedef struct sync_run {
 	const af_config *cfg;
 	const af_sync_options *opts;
-	af_credentials *creds;       /* one per account, by account index */
+	af_cred_provider **creds;    /* one per account, by account index */
+	struct account_ref *refs;    /* what a renewal needs to find its account */
 	/* Per account: 0 not resolved yet, 1 creds[i] loaded, or the negative
 	 * class of the error that left it without credentials (its message
 	 * in cred_error[i]): its scopes fail, the other accounts' run. */
@@ -168,13 +177,19 @@ static af_assume_role role_of(const af_account_config *a)
  * them. The config refused loops; `depth` is a second guard. */
 static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth);
 
-static int resolve_uncached(sync_run *run, size_t index, af_session *session, int depth)
+/* Fresh credentials for account `index`: its own source's, or its
+ * `source` account's current ones, then -- with a role_arn -- the role's,
+ * asked for with them. The config refused loops; `depth` is a second
+ * guard. Also what a renewal runs. */
+static int fetch_credentials(sync_run *run, size_t index, af_session *session, int depth,
+			     af_credentials *out)
 {
 	const af_account_config *a = &run->cfg->accounts[index];
 	af_credentials base = {0};
 	af_assume_role role = role_of(a);
 	int err;
 
+	memset(out, 0, sizeof(*out));
 	if (depth > AF_CONFIG_MAX_ROLE_HOPS)
 		return af_error_set(AF_ERR_CONFIG, "account %s: role chain too long", a->name);
 	if (a->source) {
@@ -182,37 +197,53 @@ static int resolve_uncached(sync_run *run, size_t index, af_session *session, in
 
 		if ((err = resolve_credentials(run, src, session, depth + 1)) < 0)
 			return af_error_prefix(err, "account %s: source ", a->name);
-		if ((err = af_credentials_copy(&base, &run->creds[src])) < 0)
+		if ((err = af_cred_provider_get(run->creds[src], session, &base)) < 0)
 			return err;
 	} else if ((err = load_credentials(&base, a, session)) < 0) {
 		return err;
 	}
 	if (!a->role_arn) {
-		run->creds[index] = base;
-	} else {
-		err = af_credentials_assume_role(&run->creds[index], session, a->provider, &base,
-						 &role);
-		af_credentials_clear(&base);
-		if (err < 0)
-			return af_error_prefix(err == AF_ERR_AUTH ? err : AF_ERR_CONFIG, "account %s: ",
-					       a->name);
-		af_info("sync", "account %s: assumed role %s with the credentials of %s", a->name,
-			a->role_arn, a->source ? a->source : "its own source");
+		*out = base;
+		return 0;
 	}
+	err = af_credentials_assume_role(out, session, a->provider, &base, &role);
+	af_credentials_clear(&base);
+	if (err < 0)
+		return af_error_prefix(err == AF_ERR_AUTH ? err : AF_ERR_CONFIG, "account %s: ",
+				       a->name);
+	af_info("sync", "account %s: assumed role %s with the credentials of %s", a->name,
+		a->role_arn, a->source ? a->source : "its own source");
 	return 0;
 }
 
+static int renew_credentials(void *ctx, af_session *session, af_credentials *out)
+{
+	account_ref *ref = ctx;
+
+	return fetch_credentials(ref->run, ref->index, session, 0, out);
+}
+
 /* Each account is resolved once, success or failure: a source shared by
- * many members is asked once, and its failure told once. */
+ * many members is asked once, and its failure told once. Temporary
+ * credentials get a holder that renews them. */
 static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth)
 {
+	af_credentials fresh;
 	int err;
 
 	if (run->cred_state[index] > 0)
 		return 0;
 	if (run->cred_state[index] < 0)
 		return af_error_set(run->cred_state[index], "%s", run->cred_error[index]);
-	if ((err = resolve_uncached(run, index, session, depth)) == 0) {
+	if ((err = fetch_credentials(run, index, session, depth, &fresh)) == 0) {
+		run->refs[index] = (account_ref){run, index};
+		if ((err = af_cred_provider_new(&run->creds[index], &fresh,
+						fresh.expires_at ? renew_credentials : NULL,
+						&run->refs[index],
+						run->cfg->accounts[index].name)) < 0) {
+			af_credentials_clear(&fresh);
+			return err;
+		}
 		run->cred_state[index] = 1;
 		return 0;
 	}
@@ -239,7 +270,8 @@ static int load_all_credentials(sync_run *run)
 		return 0;
 	run->cred_state = calloc(cfg->naccounts, sizeof(*run->cred_state));
 	run->cred_error = calloc(cfg->naccounts, sizeof(*run->cred_error));
-	if (!run->cred_state || !run->cred_error)
+	run->refs = calloc(cfg->naccounts, sizeof(*run->refs));
+	if (!run->cred_state || !run->cred_error || !run->refs)
 		return af_error_oom();
 	if ((err = af_session_new(&session, run->client)) < 0)
 		return err;
@@ -327,7 +359,7 @@ static int add_job(sync_run *run, size_t *n, size_t account, size_t product, siz
 		.endpoint = endpoint,
 		.max_pages = run->cfg->max_pages,
 		.detail_concurrency = run->cfg->detail_concurrency,
-		.creds = &run->creds[account],
+		.creds = run->creds[account],
 		.client = run->client,
 		.raw = &run->opts->raw,
 		.out = &run->sink,
@@ -599,8 +631,9 @@ static void run_free(sync_run *run)
 		af_job_free(run->jobs[i]);
 	free(run->jobs);
 	for (size_t a = 0; run->creds && a < run->cfg->naccounts; a++)
-		af_credentials_clear(&run->creds[a]);
+		af_cred_provider_free(run->creds[a]);
 	free(run->creds);
+	free(run->refs);
 	for (size_t a = 0; run->cred_error && a < run->cfg->naccounts; a++)
 		free(run->cred_error[a]);
 	free(run->cred_error);

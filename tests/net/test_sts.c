@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <json-c/json.h>
@@ -34,16 +35,16 @@
 	"{\"RequestId\":\"sts-1\",\"AssumedRoleUser\":{\"Arn\":\"" ROLE "/aifleet\","              \
 	"\"AssumedRoleId\":\"3001:aifleet\"},\"Credentials\":{\"AccessKeyId\":\"STS.assumed\","   \
 	"\"AccessKeySecret\":\"assumed-s3cr3t\",\"SecurityToken\":\"assumed-t0ken\","              \
-	"\"Expiration\":\"2026-12-01T13:00:00Z\"}}"
+	"\"Expiration\":\"2099-01-01T00:00:00Z\"}}"
 #define TC_ANSWER                                                                                  \
 	"{\"Response\":{\"Credentials\":{\"Token\":\"tc-t0ken\",\"TmpSecretId\":\"AKIDassumed\","  \
-	"\"TmpSecretKey\":\"tc-s3cr3t\"},\"ExpiredTime\":1796130000,"                              \
-	"\"Expiration\":\"2026-12-01T13:00:00Z\",\"RequestId\":\"sts-2\"}}"
+	"\"TmpSecretKey\":\"tc-s3cr3t\"},\"ExpiredTime\":4070908800,"                              \
+	"\"Expiration\":\"2099-01-01T00:00:00Z\",\"RequestId\":\"sts-2\"}}"
 
 #define ALI_ANSWER2                                                                                \
 	"{\"RequestId\":\"sts-3\",\"Credentials\":{\"AccessKeyId\":\"STS.member\","             \
 	"\"AccessKeySecret\":\"member-s3cr3t\",\"SecurityToken\":\"member-t0ken\","                \
-	"\"Expiration\":\"2026-12-01T13:00:00Z\"}}"
+	"\"Expiration\":\"2099-01-01T00:00:00Z\"}}"
 
 static const af_credentials central = {"LTAIcentral", "central-s3cr3t", NULL, 0};
 
@@ -107,7 +108,7 @@ static void test_alibaba_request_and_answer(void **state)
 	assert_string_equal(c.access_key_id, "STS.assumed");
 	assert_string_equal(c.access_key_secret, "assumed-s3cr3t");
 	assert_string_equal(c.security_token, "assumed-t0ken");
-	assert_int_equal(c.expires_at, 1796130000);
+	assert_int_equal(c.expires_at, 4070908800);
 	af_credentials_clear(&c);
 
 	assert_int_equal(ts_count(srv), 1);
@@ -144,7 +145,7 @@ static void test_tencent_request_and_answer(void **state)
 	assert_string_equal(c.access_key_id, "AKIDassumed");
 	assert_string_equal(c.access_key_secret, "tc-s3cr3t");
 	assert_string_equal(c.security_token, "tc-t0ken");
-	assert_int_equal(c.expires_at, 1796130000);
+	assert_int_equal(c.expires_at, 4070908800);
 	af_credentials_clear(&c);
 
 	a = ts_get(srv, 0);
@@ -483,6 +484,144 @@ static void test_refused_role_fails_only_its_account(void **state)
 	ts_stop(srv);
 }
 
+/* An Alibaba STS answer whose credentials expire `in` seconds from now. */
+static char *sts_answer(const char *id, long in)
+{
+	char when[32], *text = malloc(512);
+	time_t t = time(NULL) + in;
+	struct tm tm;
+
+	assert_non_null(text);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(text, 512,
+		 "{\"RequestId\":\"s-%s\",\"Credentials\":{\"AccessKeyId\":\"%s\","
+		 "\"AccessKeySecret\":\"sec-s3cr3t-%s\",\"SecurityToken\":\"tok-t0ken-%s\","
+		 "\"Expiration\":\"%s\"}}",
+		 id, id, id, id, when);
+	return text;
+}
+
+/* One member account read through a role, against `script`; returns the
+ * sync's result code and fills *res. */
+static int sync_member(const ts_reply *script, size_t n, testsrv **srv, af_testdb *db,
+		       af_sync_result *res)
+{
+	char *dir = af_test_tempdir(), text[4096];
+	af_sync_options o = {0};
+	af_config cfg;
+	int err;
+
+	*srv = ts_start(script, n);
+	af_testdb_create(db);
+	snprintf(text, sizeof(text),
+		 "[database]\nconninfo = %s\n"
+		 "[account central]\nprovider = alibaba\n"
+		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
+		 "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 "sts_endpoint = %s\nregions = cn-hangzhou\nproducts = tair_kvcache\n"
+		 "tair_kvcache_endpoint = %s\n",
+		 db->conninfo, ts_url(*srv), ts_url(*srv));
+	setenv("STS_TEST_ID", central.access_key_id, 1);
+	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
+	load_config(&cfg, dir, text);
+	err = af_sync_run(&cfg, &o, res);
+	af_config_free(&cfg);
+	unsetenv("STS_TEST_ID");
+	unsetenv("STS_TEST_SECRET");
+	af_test_rmtree(dir);
+	free(dir);
+	return err;
+}
+
+/* Credentials with 180 s or less left are renewed before they are used. */
+static void test_renewed_before_expiry(void **state)
+{
+	char *soon = sts_answer("STS.soon", 100), *later = sts_answer("STS.later", 3600);
+	const ts_reply script[] = {{.body = soon}, {.body = later}, {.body = EMPTY_TAIR_PAGE}};
+	af_sync_result res;
+	testsrv *srv;
+	af_testdb db;
+
+	assert_int_equal(sync_member(script, 3, &srv, &db, &res), 0);
+	assert_int_equal(res.complete, 1);
+	assert_int_equal(ts_count(srv), 3);
+	assert_string_equal(ts_header(ts_get(srv, 1), "x-acs-action"), "AssumeRole");
+	assert_non_null(strstr(ts_header(ts_get(srv, 2), "Authorization"), "Credential=STS.later,"));
+	assert_string_equal(ts_header(ts_get(srv, 2), "x-acs-security-token"), "tok-t0ken-STS.later");
+	af_testdb_drop(&db);
+	ts_stop(srv);
+	free(soon);
+	free(later);
+}
+
+/* A token the provider calls expired is renewed once and the call made
+ * again: the scope completes. */
+static void test_renewed_when_refused_as_expired(void **state)
+{
+	char *first = sts_answer("STS.first", 3600), *second = sts_answer("STS.second", 3600);
+	const ts_reply script[] = {
+		{.body = first},
+		{.status = 400, .body = "{\"RequestId\":\"e1\",\"Code\":\"InvalidSecurityToken."
+					"Expired\",\"Message\":\"The security token you provided "
+					"has expired.\"}"},
+		{.body = second},
+		{.body = EMPTY_TAIR_PAGE},
+	};
+	af_sync_result res;
+	testsrv *srv;
+	af_testdb db;
+
+	assert_int_equal(sync_member(script, 4, &srv, &db, &res), 0);
+	assert_int_equal(res.complete, 1);
+	assert_int_equal(ts_count(srv), 4);
+	assert_non_null(strstr(ts_header(ts_get(srv, 1), "Authorization"), "Credential=STS.first,"));
+	assert_string_equal(ts_header(ts_get(srv, 2), "x-acs-action"), "AssumeRole");
+	assert_non_null(strstr(ts_header(ts_get(srv, 3), "Authorization"), "Credential=STS.second,"));
+	assert_int_equal(res.requests, 2); /* both Tair attempts counted */
+	af_testdb_drop(&db);
+	ts_stop(srv);
+	free(first);
+	free(second);
+}
+
+/* Static keys cannot be renewed: an "expired" answer fails the scope as
+ * refused credentials, after one attempt. */
+static void test_static_keys_are_not_renewed(void **state)
+{
+	const ts_reply script[] = {
+		{.status = 400, .body = "{\"RequestId\":\"e2\",\"Code\":\"InvalidSecurityToken."
+					"Expired\",\"Message\":\"expired\"}"},
+	};
+	testsrv *srv = ts_start(script, 1);
+	char *dir = af_test_tempdir(), text[2048];
+	af_sync_options o = {0};
+	af_sync_result res;
+	af_config cfg;
+	af_testdb db;
+
+	af_testdb_create(&db);
+	snprintf(text, sizeof(text),
+		 "[database]\nconninfo = %s\n[account static]\nprovider = alibaba\n"
+		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
+		 "regions = cn-hangzhou\nproducts = tair_kvcache\ntair_kvcache_endpoint = %s\n",
+		 db.conninfo, ts_url(srv));
+	setenv("STS_TEST_ID", central.access_key_id, 1);
+	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
+	load_config(&cfg, dir, text);
+	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+	assert_int_equal(res.failed, 1);
+	assert_int_equal(res.auth_failures, 1);
+	assert_int_equal(ts_count(srv), 1);
+	af_config_free(&cfg);
+	unsetenv("STS_TEST_ID");
+	unsetenv("STS_TEST_SECRET");
+	af_testdb_drop(&db);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +633,9 @@ int main(void)
 		cmocka_unit_test(test_sync_with_an_assumed_role),
 		cmocka_unit_test(test_two_hop_chain),
 		cmocka_unit_test(test_refused_role_fails_only_its_account),
+		cmocka_unit_test(test_renewed_before_expiry),
+		cmocka_unit_test(test_renewed_when_refused_as_expired),
+		cmocka_unit_test(test_static_keys_are_not_renewed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
