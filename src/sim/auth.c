@@ -300,16 +300,48 @@ int sim_acs3_check(sim_verdict *v, const sim_wire *w, const char *key_id, const 
 	return rc;
 }
 
-int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp)
+/* Who signs: a configured account, or temporary credentials the
+ * simulator issued for a role (then they read the role's account). */
+typedef struct signer {
+	int account;
+	const char *key_id, *secret, *token; /* token: NULL when none is needed */
+	bool issued;
+	int64_t expires_ms;
+	sim_issued copy; /* holds the issued values; wiped */
+} signer;
+
+static int signer_find(af_sim *s, signer *g, const char *provider, const char *key_id)
 {
-	const sim_product *p = sim_product_at((size_t)r->product);
+	int acc = sim_account_by_key(s, provider, key_id);
+	memset(g, 0, sizeof(*g));
+	if (acc >= 0) {
+		sim_account *a = &s->accounts[acc];
+		g->account = acc;
+		g->key_id = a->key_id;
+		g->secret = a->secret;
+		g->token = a->token;
+		return 0;
+	}
+	if (sim_issued_find(s, &g->copy, provider, key_id) < 0)
+		return -1;
+	g->account = g->copy.account;
+	g->key_id = g->copy.key_id;
+	g->secret = g->copy.secret;
+	g->token = g->copy.token;
+	g->issued = true;
+	g->expires_ms = g->copy.expires_ms;
+	return 0;
+}
+
+static int auth_acs3(af_sim *s, sim_req *r, sim_resp *resp, const char *provider, bool roa)
+{
 	const char *auth = sim_req_header(r, "Authorization");
-	bool roa = p->style == SIM_ACS3_ROA;
+	const char *tok;
 	char cred[128];
 	sim_wire w;
 	sim_verdict v;
-	int acc;
-	sim_account *a;
+	signer g;
+	int rc = 1;
 
 	if (!auth || !*auth)
 		return ali_reject(s, r, resp, roa, 400, "MissingAuthorization",
@@ -318,23 +350,43 @@ int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp)
 	    sim_auth_credential(cred, sizeof(cred), auth) < 0)
 		return ali_reject(s, r, resp, roa, 400, "IncompleteSignature",
 		                  "The Authorization header is not a valid ACS3-HMAC-SHA256 one.");
-	acc = sim_account_by_key(s, p->product->provider, cred);
-	if (acc < 0)
+	if (signer_find(s, &g, provider, cred) < 0)
 		return ali_reject(s, r, resp, roa, 404, "InvalidAccessKeyId.NotFound",
 		                  "Specified access key is not found.");
-	a = &s->accounts[acc];
 	req_wire(&w, r);
-	if (sim_acs3_check(&v, &w, a->key_id, a->secret, (int64_t)time(NULL)) < 0)
-		return ali_reject(s, r, resp, roa, v.status, v.code, v.message);
-	if (a->token && !same_secret(a->token, sim_req_header(r, "x-acs-security-token")))
-		return ali_reject(s, r, resp, roa, 400,
-		                  "InvalidSecurityToken.MismatchWithAccessKey",
-		                  "The security token does not match the access key.");
-	if (nonce_seen(s, a->label, sim_req_header(r, "x-acs-signature-nonce")))
-		return ali_reject(s, r, resp, roa, 400, "SignatureNonceUsed",
-		                  "Specified signature nonce was used already.");
-	r->account = acc;
-	return 0;
+	tok = sim_req_header(r, "x-acs-security-token");
+	if (sim_acs3_check(&v, &w, g.key_id, g.secret, (int64_t)time(NULL)) < 0)
+		rc = ali_reject(s, r, resp, roa, v.status, v.code, v.message);
+	else if (g.issued && (!tok || !*tok))
+		rc = ali_reject(s, r, resp, roa, 400, "InvalidSecurityToken.Mismatch",
+		                "Specified SecurityToken is missing for a temporary access key.");
+	else if (g.token && !same_secret(g.token, tok))
+		rc = ali_reject(s, r, resp, roa, 400, "InvalidSecurityToken.MismatchWithAccessKey",
+		                "The security token does not match the access key.");
+	else if (g.issued && sim_wall_ms() >= g.expires_ms)
+		rc = ali_reject(s, r, resp, roa, 400, "InvalidSecurityToken.Expired",
+		                "Specified SecurityToken is expired.");
+	else if (nonce_seen(s, s->accounts[g.account].label,
+	                    sim_req_header(r, "x-acs-signature-nonce")))
+		rc = ali_reject(s, r, resp, roa, 400, "SignatureNonceUsed",
+		                "Specified signature nonce was used already.");
+	else
+		rc = 0;
+	if (rc == 0)
+		r->account = g.account;
+	sim_issued_wipe(&g.copy);
+	return rc;
+}
+
+int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp)
+{
+	const sim_product *p = sim_product_at((size_t)r->product);
+	return auth_acs3(s, r, resp, p->product->provider, p->style == SIM_ACS3_ROA);
+}
+
+int sim_auth_acs3_as(af_sim *s, sim_req *r, sim_resp *resp, const char *provider)
+{
+	return auth_acs3(s, r, resp, provider, false);
 }
 
 /* ---- TC3 ---- */
@@ -422,15 +474,15 @@ int sim_tc3_check(sim_verdict *v, const sim_wire *w, const char *secret_id, cons
 	               "The provided credentials could not be validated.");
 }
 
-int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
+static int auth_tc3(af_sim *s, sim_req *r, sim_resp *resp, const char *provider,
+                    const char *service)
 {
-	const sim_product *p = sim_product_at((size_t)r->product);
 	const char *auth = sim_req_header(r, "Authorization");
 	char id[256];
 	sim_wire w;
 	sim_verdict v;
-	int acc;
-	sim_account *a;
+	signer g;
+	int rc = 1;
 
 	if (!auth || !*auth)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
@@ -439,16 +491,32 @@ int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
 	    sim_auth_credential(id, sizeof(id), auth) < 0)
 		return tc_reject(s, r, resp, "AuthFailure.InvalidAuthorization",
 		                 "The Authorization header is not a valid TC3-HMAC-SHA256 one.");
-	acc = sim_account_by_key(s, p->product->provider, id);
-	if (acc < 0)
+	if (signer_find(s, &g, provider, id) < 0)
 		return tc_reject(s, r, resp, "AuthFailure.SecretIdNotFound",
 		                 "The SecretId is not found.");
-	a = &s->accounts[acc];
 	req_wire(&w, r);
-	if (sim_tc3_check(&v, &w, a->key_id, a->secret, p->tc3_service, (int64_t)time(NULL)) < 0)
-		return tc_reject(s, r, resp, v.code, v.message);
-	if (a->token && !same_secret(a->token, sim_req_header(r, "X-TC-Token")))
-		return tc_reject(s, r, resp, "AuthFailure.TokenFailure", "The token is invalid.");
-	r->account = acc;
-	return 0;
+	if (sim_tc3_check(&v, &w, g.key_id, g.secret, service, (int64_t)time(NULL)) < 0)
+		rc = tc_reject(s, r, resp, v.code, v.message);
+	else if (g.token && !same_secret(g.token, sim_req_header(r, "X-TC-Token")))
+		rc = tc_reject(s, r, resp, "AuthFailure.TokenFailure", "The token is invalid.");
+	else if (g.issued && sim_wall_ms() >= g.expires_ms)
+		rc = tc_reject(s, r, resp, "AuthFailure.TokenFailure", "The token has expired.");
+	else
+		rc = 0;
+	if (rc == 0)
+		r->account = g.account;
+	sim_issued_wipe(&g.copy);
+	return rc;
+}
+
+int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp)
+{
+	const sim_product *p = sim_product_at((size_t)r->product);
+	return auth_tc3(s, r, resp, p->product->provider, p->tc3_service);
+}
+
+int sim_auth_tc3_as(af_sim *s, sim_req *r, sim_resp *resp, const char *provider,
+                    const char *service)
+{
+	return auth_tc3(s, r, resp, provider, service);
 }

@@ -24,6 +24,24 @@ static const struct {
      "sim-demo-sts-token-NOT-REAL", "cn-shanghai"},
     {"demo-tc", AF_PROVIDER_TENCENT, "AKIDSimDemoTencent000000001", "sim-demo-tc-secret-NOT-REAL",
      NULL, "ap-guangzhou,ap-shanghai"},
+    /* Last: a scope's key hashes the account's index, so an account added
+     * before the others would change their fleets. Read through the role
+     * aifleet-inventory; its own keys are there only for completeness. */
+    {"demo-ali-member", AF_PROVIDER_ALIBABA, "LTAI5tSimDemoAliMember01",
+     "sim-demo-ali-member-secret-NOT-REAL", NULL, "cn-hangzhou"},
+};
+
+/* The demo roles: the member account read by demo-ali through STS (or by
+ * an ECS instance, or an RRSA pod); demo-tc's own fleet through a CAM role
+ * (AssumeRole by demo-tc itself, a CVM instance, a TKE pod). */
+static const struct {
+	const char *name, *arn, *account, *trust, *oidc_provider, *oidc_token;
+} demo_roles[] = {
+    {"aifleet-inventory", "acs:ram::1234567890123456:role/aifleet-inventory", "demo-ali-member",
+     "demo-ali", "acs:ram::1234567890123456:oidc-provider/aifleet-sim",
+     "sim-demo-oidc-token-NOT-REAL"},
+    {"aifleet-inventory-tc", "qcs::cam::uin/100000000001:roleName/aifleet-inventory-tc", "demo-tc",
+     "demo-tc", "aifleet-sim-oidc", "sim-demo-web-identity-token-NOT-REAL"},
 };
 
 typedef struct limit_entry {
@@ -95,10 +113,90 @@ static int limit_apply(sim_limits *l, const char *key, const char *value)
 	return 0;
 }
 
+static sim_role *role_add(af_sim *s, const char *name)
+{
+	sim_role *n;
+	for (size_t i = 0; i < s->nroles; i++)
+		if (strcmp(s->roles[i].name, name) == 0)
+			return &s->roles[i];
+	if (!(n = realloc(s->roles, (s->nroles + 1) * sizeof(*n))))
+		return NULL;
+	s->roles = n;
+	n = &s->roles[s->nroles++];
+	memset(n, 0, sizeof(*n));
+	n->name = strdup(name);
+	n->account = -1;
+	return n;
+}
+
+static int set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = *v ? strdup(v) : NULL;
+	return 1;
+}
+
+static bool is_true(const char *v)
+{
+	return strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0;
+}
+
+static int on_role(sim_role *ro, const char *name, const char *value)
+{
+	if (strcmp(name, "arn") == 0)
+		return set_str(&ro->arn, value);
+	if (strcmp(name, "account") == 0)
+		return set_str(&ro->account_label, value);
+	if (strcmp(name, "trust") == 0)
+		return set_str(&ro->trust, value);
+	if (strcmp(name, "external_id") == 0)
+		return set_str(&ro->external_id, value);
+	if (strcmp(name, "oidc_provider_arn") == 0 || strcmp(name, "oidc_provider") == 0)
+		return set_str(&ro->oidc_provider, value);
+	if (strcmp(name, "oidc_token") == 0)
+		return set_str(&ro->oidc_token, value);
+	if (strcmp(name, "instance") == 0) {
+		ro->instance = is_true(value);
+		return 1;
+	}
+	return 0;
+}
+
+/* [simulator]: what the command line may also say (the command line wins). */
+static int on_simulator(af_sim *s, const char *name, const char *value)
+{
+	long v;
+	if (strcmp(name, "credential_ttl") == 0) {
+		if (sim_parse_long(&v, value) < 0 || v < 1 || v > SIM_DURATION_MAX)
+			return 0;
+		if (s->opt.credential_ttl <= 0)
+			s->opt.credential_ttl = (int)v;
+		return 1;
+	}
+	if (strcmp(name, "imdsv2_required") == 0) {
+		s->opt.imdsv2_required = s->opt.imdsv2_required || is_true(value);
+		return 1;
+	}
+	return 0;
+}
+
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
 	parse_ctx *c = user;
 	af_sim *s = c->s;
+	if (strncmp(section, "role ", 5) == 0 && section[5]) {
+		sim_role *ro = role_add(s, section + 5);
+		if (!ro)
+			return 0;
+		if (on_role(ro, name, value))
+			return 1;
+		goto bad;
+	}
+	if (strcmp(section, "simulator") == 0) {
+		if (on_simulator(s, name, value))
+			return 1;
+		goto bad;
+	}
 	if (strncmp(section, "account ", 8) == 0) {
 		const char *label = section + 8;
 		int i = sim_account_by_label(s, label);
@@ -170,7 +268,62 @@ static int load_demo(af_sim *s)
 		a->token = demo[i].token ? strdup(demo[i].token) : NULL;
 		set_regions(a, demo[i].regions);
 	}
+	for (size_t i = 0; i < sizeof(demo_roles) / sizeof(demo_roles[0]); i++) {
+		sim_role *ro = role_add(s, demo_roles[i].name);
+		if (!ro)
+			return af_error_oom();
+		ro->arn = strdup(demo_roles[i].arn);
+		ro->account_label = strdup(demo_roles[i].account);
+		ro->trust = strdup(demo_roles[i].trust);
+		ro->oidc_provider = strdup(demo_roles[i].oidc_provider);
+		ro->oidc_token = strdup(demo_roles[i].oidc_token);
+		ro->instance = true;
+	}
 	return 0;
+}
+
+/* Every role names an ARN and an account that exists; the accounts it
+ * trusts exist and are of that provider. */
+static int resolve_roles(af_sim *s, const char *path)
+{
+	for (size_t i = 0; i < s->nroles; i++) {
+		sim_role *ro = &s->roles[i];
+		if (!ro->arn || !ro->account_label)
+			return af_error_set(AF_ERR_CONFIG, "%s: role %s needs arn and account",
+			                    path, ro->name);
+		if ((ro->account = sim_account_by_label(s, ro->account_label)) < 0)
+			return af_error_set(AF_ERR_CONFIG, "%s: role %s: no account %s", path,
+			                    ro->name, ro->account_label);
+		for (const char *p = ro->trust; p && *p;) {
+			char label[128];
+			size_t len;
+			int t;
+			while (*p == ' ' || *p == ',')
+				p++;
+			if (!(len = strcspn(p, ", ")))
+				break;
+			snprintf(label, sizeof(label), "%.*s", (int)len, p);
+			p += len;
+			t = sim_account_by_label(s, label);
+			if (t < 0 ||
+			    strcmp(s->accounts[t].provider, s->accounts[ro->account].provider))
+				return af_error_set(
+				    AF_ERR_CONFIG,
+				    "%s: role %s: trust names %s, not an account of "
+				    "its provider",
+				    path, ro->name, label);
+		}
+	}
+	return 0;
+}
+
+/* An account read only through roles needs no keys of its own. */
+static bool read_by_role(const af_sim *s, const char *label)
+{
+	for (size_t i = 0; i < s->nroles; i++)
+		if (s->roles[i].account_label && strcmp(s->roles[i].account_label, label) == 0)
+			return true;
+	return false;
 }
 
 /* Product-wide limits first, then the per-account ones override them. */
@@ -197,7 +350,7 @@ static int apply_limits(af_sim *s, const parse_ctx *c, const char *path)
 
 static int load_file(af_sim *s, parse_ctx *c, const char *path)
 {
-	int rc = ini_parse(path, on_entry, c);
+	int rc = ini_parse(path, on_entry, c), err;
 	if (rc < 0)
 		return af_error_set(AF_ERR_CONFIG, "%s: cannot open", path);
 	if (c->err || rc > 0)
@@ -205,13 +358,16 @@ static int load_file(af_sim *s, parse_ctx *c, const char *path)
 		                    c->err ? c->msg : "syntax error");
 	for (size_t i = 0; i < s->naccounts; i++) {
 		sim_account *a = &s->accounts[i];
-		if (!a->key_id || !a->secret || a->nregions == 0)
+		bool keyless = !a->key_id && !a->secret && read_by_role(s, a->label);
+		if ((!keyless && (!a->key_id || !a->secret)) || a->nregions == 0)
 			return af_error_set(
 			    AF_ERR_CONFIG, "%s: account %s needs access_key_id, secret and regions",
 			    path, a->label);
 	}
 	if (s->naccounts == 0)
 		return af_error_set(AF_ERR_CONFIG, "%s: no [account NAME] section", path);
+	if ((err = resolve_roles(s, path)) < 0)
+		return err;
 	return apply_limits(s, c, path);
 }
 
@@ -238,6 +394,8 @@ int sim_config_load(af_sim *s, const char *path)
 	parse_ctx c = {.s = s};
 	int err = path ? load_file(s, &c, path) : load_demo(s);
 
+	if (err == 0 && !path)
+		err = resolve_roles(s, "built-in demo");
 	if (err == 0)
 		err = alloc_windows(s);
 	for (size_t j = 0; j < c.nlim; j++) {
@@ -269,12 +427,27 @@ void sim_config_free(af_sim *s)
 	free(s->accounts);
 	s->accounts = NULL;
 	s->naccounts = 0;
+	for (size_t i = 0; i < s->nroles; i++) {
+		sim_role *ro = &s->roles[i];
+		free(ro->name);
+		free(ro->arn);
+		free(ro->account_label);
+		free(ro->trust);
+		free(ro->external_id);
+		free(ro->oidc_provider);
+		if (ro->oidc_token)
+			OPENSSL_cleanse(ro->oidc_token, strlen(ro->oidc_token));
+		free(ro->oidc_token);
+	}
+	free(s->roles);
+	s->roles = NULL;
+	s->nroles = 0;
 }
 
 int sim_account_by_key(const af_sim *s, const char *provider, const char *key_id)
 {
 	for (size_t i = 0; i < s->naccounts; i++)
-		if (strcmp(s->accounts[i].provider, provider) == 0 &&
+		if (s->accounts[i].key_id && strcmp(s->accounts[i].provider, provider) == 0 &&
 		    strcmp(s->accounts[i].key_id, key_id) == 0)
 			return (int)i;
 	return -1;

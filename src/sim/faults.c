@@ -560,6 +560,7 @@ json_object *sim_stats_json(af_sim *s)
 		                       json_object_new_int64((int64_t)st->faults[k]));
 	json_object_object_add(o, "faults", fk);
 	json_object_object_add(o, "control", json_object_new_int64((int64_t)st->control));
+	json_object_object_add(o, "by_service", counters(st->by_service, st->nby_service));
 	json_object_object_add(o, "in_flight", json_object_new_int(st->in_flight));
 	json_object_object_add(o, "in_flight_max", json_object_new_int(st->in_flight_max));
 	pthread_mutex_unlock(&s->lock);
@@ -581,6 +582,7 @@ void sim_stats_reset(af_sim *s)
 	int in_flight = s->stats.in_flight;
 	counters_free(&s->stats.by_scope, &s->stats.nby_scope);
 	counters_free(&s->stats.auth_errors, &s->stats.nauth_errors);
+	counters_free(&s->stats.by_service, &s->stats.nby_service);
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->stats.in_flight = in_flight;
 	pthread_mutex_unlock(&s->lock);

@@ -29,8 +29,12 @@ static void usage(FILE *f)
 	      "  --fixtures          serve the API pages' examples verbatim\n"
 	      "  --latency-ms MS     added latency for every API request (default 0)\n"
 	      "  --threads N         thread pool of N (default 0: one thread per connection)\n"
+	      "  --credential-ttl S  issued temporary credentials last at most S seconds\n"
+	      "  --imdsv2-required   the ECS metadata service refuses calls without a token\n"
 	      "  --verbose           log one line per request to stderr (never secrets)\n"
 	      "  --help              this text\n\n"
+	      "Also STS (Alibaba AssumeRole, AssumeRoleWithOIDC; Tencent AssumeRole,\n"
+	      "AssumeRoleWithWebIdentity) and the ECS and CVM instance metadata services.\n"
 	      "Control API (unauthenticated): GET /_sim/health, GET "
 	      "/_sim/fleet?product=&account=&region=,\n"
 	      "POST /_sim/mutate, GET|POST|DELETE /_sim/faults, GET /_sim/stats, POST "
@@ -69,6 +73,8 @@ static int parse_args(sim_options *o, int argc, char **argv)
 	                                         {"latency-ms", required_argument, NULL, 'L'},
 	                                         {"threads", required_argument, NULL, 't'},
 	                                         {"verbose", no_argument, NULL, 'v'},
+	                                         {"credential-ttl", required_argument, NULL, 'T'},
+	                                         {"imdsv2-required", no_argument, NULL, 'I'},
 	                                         {"help", no_argument, NULL, 'h'},
 	                                         {NULL, 0, NULL, 0}};
 	int c;
@@ -104,6 +110,20 @@ static int parse_args(sim_options *o, int argc, char **argv)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 'T': {
+			long v;
+			if (sim_parse_long(&v, optarg) < 0 || v < 1 || v > SIM_DURATION_MAX) {
+				fprintf(stderr,
+				        "aifleet-sim: --credential-ttl wants 1..%d seconds\n",
+				        SIM_DURATION_MAX);
+				return 2;
+			}
+			o->credential_ttl = (int)v;
+			break;
+		}
+		case 'I':
+			o->imdsv2_required = true;
 			break;
 		case 'h':
 			usage(stdout);

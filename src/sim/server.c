@@ -146,7 +146,9 @@ static enum MHD_Result send_resp(af_sim *s, sim_req *r, sim_resp *resp, bool ali
 	    MHD_RESPMEM_MUST_COPY);
 	if (!mr)
 		return MHD_NO;
-	MHD_add_response_header(mr, "Content-Type", "application/json;charset=utf-8");
+	MHD_add_response_header(mr, "Content-Type",
+	                        resp->content_type ? resp->content_type
+	                                           : "application/json;charset=utf-8");
 	if (ali && r->request_id[0])
 		MHD_add_response_header(mr, "x-acs-request-id", r->request_id);
 	if (resp->retry_after[0])
@@ -191,8 +193,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 		sim_control_handle(s, r, &resp);
 	} else {
 		const char *auth = sim_req_header(r, "Authorization");
+		const sim_service *svc = sim_service_find(r);
 		track(s, 1);
-		if (sim_req_header(r, "X-TC-Action") || (auth && strncmp(auth, "TC3-", 4) == 0)) {
+		if (svc) {
+			ali = svc->acs_request_id;
+			svc->handle(s, r, &resp);
+		} else if (sim_req_header(r, "X-TC-Action") ||
+		           (auth && strncmp(auth, "TC3-", 4) == 0)) {
 			sim_route_tc3(s, r, &resp);
 		} else {
 			ali = true;
@@ -280,6 +287,7 @@ void af_sim_stop(af_sim *s)
 	sim_faults_clear(s);
 	sim_stats_reset(s);
 	sim_nonces_free(s);
+	sim_issued_free(s);
 	sim_fleet_free(s);
 	sim_config_free(s);
 	free(s->opt.listen_host);

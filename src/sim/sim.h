@@ -217,6 +217,12 @@ typedef struct sim_options {
 	int latency_ms;
 	int threads; /* 0 = one thread per connection */
 	bool verbose;
+	/* issued credentials last at most this many seconds (0: as asked, up to
+	 * the vendors' 43200); [simulator] credential_ttl when 0 here */
+	int credential_ttl;
+	/* the ECS metadata service refuses calls without a session token
+	 * (IMDSv2 only); also [simulator] imdsv2_required */
+	bool imdsv2_required;
 } sim_options;
 
 typedef struct sim_fault {
@@ -248,6 +254,8 @@ typedef struct sim_stats {
 	uint64_t throttled;
 	uint64_t faults[SIM_F_NKINDS];
 	uint64_t control;
+	sim_counter *by_service; /* "service action", e.g. "alibaba-sts AssumeRole" */
+	size_t nby_service;
 	int in_flight, in_flight_max;
 } sim_stats;
 
@@ -255,6 +263,45 @@ typedef struct sim_nonce {
 	char *nonce;
 	int64_t at;
 } sim_nonce;
+
+/* ---- roles and the credentials issued for them (creds.c) ---- */
+
+/* A [role NAME] section: a role whose temporary credentials read the APIs
+ * of one account, and who may have them. */
+typedef struct sim_role {
+	char *name; /* the section's NAME: the role name the metadata services list */
+	char *arn;  /* acs:ram::<uid>:role/<name>, qcs::cam::uin/<uin>:roleName/<name> */
+	char *account_label;
+	int account;         /* index of that account (resolved once the file is read) */
+	char *trust;         /* comma list of the account labels that may AssumeRole it */
+	char *external_id;   /* when set, AssumeRole must pass this ExternalId */
+	char *oidc_provider; /* Alibaba OIDCProviderArn / Tencent ProviderId */
+	char *oidc_token;    /* the one token AssumeRoleWithOIDC / ..WebIdentity accepts */
+	bool instance;       /* the metadata service hands it out */
+} sim_role;
+
+/* One set of temporary credentials the simulator handed out. */
+typedef struct sim_issued {
+	const char *provider; /* NULL: a free entry */
+	char key_id[40];      /* STS.<20> / AKID<32> */
+	char secret[48];
+	char token[160];
+	int account; /* whose APIs they read */
+	int role;
+	int64_t expires_ms; /* wall clock, ms since the epoch */
+} sim_issued;
+
+/* The table is a ring: the oldest entry makes room for a new one. */
+#define SIM_ISSUED_MAX   4096
+#define SIM_MD_TOKENS    256 /* ECS metadata session tokens kept */
+#define SIM_DURATION_MIN 900
+#define SIM_DURATION_MAX 43200
+#define SIM_DURATION_DEF 3600
+
+typedef struct sim_md_token {
+	char token[64];
+	int64_t expires_ms;
+} sim_md_token;
 
 struct af_sim {
 	sim_options opt;
@@ -267,6 +314,12 @@ struct af_sim {
 	sim_stats stats;
 	sim_nonce *nonces; /* open addressing, power-of-two size */
 	size_t nonce_cap, nonce_len;
+	sim_role *roles;
+	size_t nroles;
+	sim_issued *issued; /* SIM_ISSUED_MAX entries, allocated on first use */
+	size_t issued_next;
+	sim_md_token md_tokens[SIM_MD_TOKENS];
+	size_t md_next;
 	pthread_mutex_t lock;
 	volatile int stopping;
 	struct MHD_Daemon *daemon;
@@ -321,8 +374,9 @@ struct sim_req {
 struct sim_resp {
 	int status;
 	af_buf body;
-	char retry_after[24]; /* x-acs-retry-after when non-empty */
-	bool drop;            /* close the connection without answering */
+	const char *content_type; /* NULL: application/json;charset=utf-8 */
+	char retry_after[24];     /* x-acs-retry-after when non-empty */
+	bool drop;                /* close the connection without answering */
 };
 
 /* server.c */
@@ -341,6 +395,52 @@ char *sim_unescape(const char *s, size_t len);
  * product of a style shares, then faults and the action's handler. */
 void sim_route_acs3(af_sim *s, sim_req *r, sim_resp *resp);
 void sim_route_tc3(af_sim *s, sim_req *r, sim_resp *resp);
+
+/* ---- services: what the simulator answers besides the products ----
+ *
+ * STS and the instance metadata services hand out the credentials the
+ * products' APIs accept; they are not aifleet products (no fleet, no
+ * faults, no limits), so they are not in the product registry. Each is a
+ * sim_service, listed once in services.c; the server asks each whether a
+ * request is its own before it routes to the products. */
+typedef struct sim_service {
+	const char *name; /* in /_sim/stats by_service: "<name> <action>" */
+	/* answers with x-acs-request-id (Alibaba) */
+	bool acs_request_id;
+	bool (*claims)(const sim_req *r);
+	void (*handle)(af_sim *s, sim_req *r, sim_resp *resp);
+} sim_service;
+
+/* services.c: the service that claims r, or NULL (then it is a product's) */
+const sim_service *sim_service_find(const sim_req *r);
+/* counts one call of a service's action in /_sim/stats by_service */
+void sim_service_count(af_sim *s, const char *service, const char *action);
+
+/* creds.c */
+int sim_role_by_arn(const af_sim *s, const char *provider, const char *arn);
+/* the role's provider: its account's */
+const char *sim_role_provider(const af_sim *s, const sim_role *role);
+/* true when the account (label) is in the role's trust list */
+bool sim_role_trusts(const sim_role *role, const char *label);
+/* Issues credentials of a role for `duration` seconds (capped by
+ * --credential-ttl) into *out; 0, or -1 (out of memory). */
+int sim_issue(af_sim *s, sim_issued *out, int role, int duration);
+/* The issued credentials of that key id, copied into *out (wipe it with
+ * sim_issued_wipe): 0, or -1 when none were issued (or they were dropped). */
+int sim_issued_find(af_sim *s, sim_issued *out, const char *provider, const char *key_id);
+void sim_issued_wipe(sim_issued *c);
+void sim_issued_free(af_sim *s);
+int64_t sim_wall_ms(void);
+/* n - 1 random letters and digits, NUL-terminated */
+void sim_random_alnum(char *out, size_t n);
+/* ISO 8601 UTC, "YYYY-MM-DDTHH:MM:SSZ", of a wall-clock time in ms */
+void sim_iso_time(char out[24], int64_t ms);
+
+/* sts.c, metadata.c: the services */
+extern const sim_service sim_service_alibaba_sts;
+extern const sim_service sim_service_tencent_sts;
+extern const sim_service sim_service_ecs_metadata;
+extern const sim_service sim_service_cvm_metadata;
 
 /* util.c */
 uint64_t sim_mix64(uint64_t x);
@@ -436,6 +536,11 @@ int sim_auth_tc3_service(char *out, size_t n, const char *auth);
  * (resp filled) */
 int sim_auth_acs3(af_sim *s, sim_req *r, sim_resp *resp);
 int sim_auth_tc3(af_sim *s, sim_req *r, sim_resp *resp);
+/* The same for a service's request: the provider's accounts and issued
+ * credentials; ACS3 RPC errors, or TC3 with that credential-scope service. */
+int sim_auth_acs3_as(af_sim *s, sim_req *r, sim_resp *resp, const char *provider);
+int sim_auth_tc3_as(af_sim *s, sim_req *r, sim_resp *resp, const char *provider,
+                    const char *service);
 void sim_nonces_free(af_sim *s);
 
 /* faults.c */

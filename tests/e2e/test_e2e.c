@@ -132,8 +132,8 @@ static void test_every_item_arrives_exactly_once(void **state)
 	       "[account demo-ali]\ntair_kvcache_page_size = 7\n"
 	       "[account demo-tc]\ntione_page_size = 4\n");
 	sync_ok(&e, &r);
-	assert_int_equal(r.scopes, 8);
-	assert_int_equal(r.complete, 8);
+	assert_int_equal(r.scopes, 10);
+	assert_int_equal(r.complete, 10);
 	assert_int_equal(r.duplicates, 0);
 	assert_int_equal(r.rejected, 0);
 
@@ -146,9 +146,10 @@ static void test_every_item_arrives_exactly_once(void **state)
 		free(want);
 		free(got);
 	}
-	/* 23 items x (2 + 1 Alibaba regions) for each Alibaba product, and
-	 * 23 x 2 regions for TI-ONE. */
-	assert_int_equal(r.items, 23 * 3 * 2 + 23 * 2);
+	/* 23 items x (2 + 1 + 1 Alibaba regions: demo-ali, demo-ali-sts and
+	 * the member read through a role) for each Alibaba product, and 23 x 2
+	 * regions for TI-ONE. */
+	assert_int_equal(r.items, 23 * 4 * 2 + 23 * 2);
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.service "
 						    "WHERE product = 'tione'"),
 			 sim_service_count(&e, "tione"));
@@ -164,7 +165,7 @@ static void test_every_item_arrives_exactly_once(void **state)
 	/* The ledger knows every scope, and the run is recorded. */
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state "
 						    "WHERE last_state = 'complete'"),
-			 8);
+			 10);
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.sync_run "
 						    "WHERE status = 'succeeded'"),
 			 1);
@@ -338,7 +339,7 @@ static void test_mutation_gives_exactly_the_expected_history(void **state)
 	updated = sql_list(m, "updated_ids");
 	deleted = sql_list(m, "deleted_ids");
 	sync_ok(&e, &r2);
-	assert_int_equal(r2.complete, 8);
+	assert_int_equal(r2.complete, 10);
 	assert_int_equal(r2.load.instances.created, json_int(m, "created"));
 	assert_int_equal(r2.load.instances.deleted, json_int(m, "deleted"));
 	assert_int_equal(r2.load.instances.restored, 0);
@@ -578,7 +579,7 @@ static void test_secrets_nowhere_and_raw_replay(void **state)
 		replay.from_raw = raw_dir;
 		if (run_sync(&e, &replay, &r) < 0)
 			fail_msg("replay failed: %s", af_error_last());
-		assert_int_equal(r.complete, 8);
+		assert_int_equal(r.complete, 10);
 		assert_int_equal(r.requests, 0);
 		counts2 = af_testdb_query_value(&e.db, counts);
 		assert_string_equal(counts1, counts2);
@@ -661,7 +662,7 @@ static void test_auth_failure_is_named_and_contained(void **state)
 	/* The Alibaba scopes were still loaded; TI-ONE left untouched. */
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state "
 						    "WHERE last_state = 'complete'"),
-			 6);
+			 8);
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.instance "
 						    "WHERE product = 'tione'"),
 			 0);
@@ -773,20 +774,21 @@ static void test_mass_delete_guard(void **state)
 	assert_int_equal(run_cli(&e, sync, &out, &err), 0);
 
 	m = mutate(&e, "{\"delete\":0.6,\"seed\":9,\"product\":\"tair_kvcache\"}");
-	assert_int_equal(json_int(m, "deleted"), 3 * 18); /* three Tair scopes of 30 */
+	assert_int_equal(json_int(m, "deleted"), 4 * 18); /* four Tair scopes of 30 */
 	json_object_put(m);
 	assert_int_equal(run_cli(&e, sync, &out, &err), 2);
 	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 0);
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state"
 						   " WHERE last_state = 'held'"),
-			 3);
+			 4);
 	/* 18 instances, each with its model service and three resources */
 	expect_sql(&e, "SELECT held_deletes || ' of ' || held_live FROM aifleet.scope_state"
-		       " WHERE product = 'tair_kvcache' AND region = 'cn-hangzhou'",
+		       " WHERE product = 'tair_kvcache' AND region = 'cn-hangzhou'"
+		       " AND account = 'demo-ali'",
 		   "90 of 150");
 	assert_non_null(strstr(err, "aifleet sync --allow-deletes alibaba/demo-ali/cn-hangzhou/"
 				    "tair_kvcache"));
-	assert_non_null(strstr(out, "3 held"));
+	assert_non_null(strstr(out, "4 held"));
 	assert_int_equal(run_cli(&e, status, &out, &err), 0);
 	assert_non_null(strstr(out, "held"));
 	assert_non_null(strstr(out, "--allow-deletes"));
@@ -807,22 +809,22 @@ static void test_mass_delete_guard(void **state)
 	assert_non_null(strstr(out, "instances"));
 	assert_null(strstr(out, "would be held"));
 
-	/* One scope accepted: its 18 go, the other two stay held. */
+	/* One scope accepted: its 18 go, the other three stay held. */
 	assert_int_equal(run_cli(&e, allow_hz, &out, &err), 2);
 	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 18);
 	assert_int_equal(af_testdb_query_int(&e.db, "SELECT count(*) FROM aifleet.scope_state"
 						   " WHERE last_state = 'held'"),
-			 2);
+			 3);
 	assert_int_equal(run_cli(&e, allow_all, &out, &err), 0);
-	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 3 * 18);
+	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 4 * 18);
 
 	/* 40% of what is left: 5 instances, 25 entities (more than 10, but less
 	 * than half of 60): not held. */
 	m = mutate(&e, "{\"delete\":0.4,\"seed\":10,\"product\":\"tair_kvcache\"}");
-	assert_int_equal(json_int(m, "deleted"), 3 * 5);
+	assert_int_equal(json_int(m, "deleted"), 4 * 5);
 	json_object_put(m);
 	assert_int_equal(run_cli(&e, sync, &out, &err), 0);
-	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 3 * 18 + 3 * 5);
+	assert_int_equal(af_testdb_query_int(&e.db, tombstoned_tair), 4 * 18 + 4 * 5);
 	free(before);
 	free(after);
 	free(out);

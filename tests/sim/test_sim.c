@@ -20,7 +20,9 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "aifleet/creds.h"
 #include "aifleet/error.h"
+#include "aifleet/http.h"
 #include "aifleet/product.h"
 #include "aifleet/secret.h"
 #include "aifleet/sign.h"
@@ -208,11 +210,15 @@ typedef struct tc_call {
 	int64_t skew;
 	bool host_without_port;
 	const char *tamper_body;
+	const char *action;  /* default DescribeModelServiceGroups */
+	const char *version; /* default 2021-11-11 */
+	const char *token;   /* X-TC-Token when set */
+	bool skip;           /* unsigned: "Authorization: SKIP" */
 } tc_call;
 
 static void tc(http_result *res, const tc_call *c)
 {
-	char sha[65], host[64], h1[512], h2[128], h3[64], h4[64], h5[64];
+	char sha[65], host[64], h1[512], h2[128], h3[64], h4[64], h5[64], h6[96], h7[512];
 	const char *ct = "application/json; charset=utf-8";
 	int64_t ts = (int64_t)time(NULL) + c->skew;
 	af_sign_steps st;
@@ -231,12 +237,16 @@ static void tc(http_result *res, const tc_call *c)
 	                   .secret_id = c->id,
 	                   .secret_key = c->sk};
 	assert_int_equal(af_tc3_sign(&st, &in), 0);
-	snprintf(h1, sizeof(h1), "Authorization: %s", af_buf_data(&st.authorization));
+	snprintf(h1, sizeof(h1), "Authorization: %s",
+	         c->skip ? "SKIP" : af_buf_data(&st.authorization));
 	snprintf(h2, sizeof(h2), "X-TC-Region: %s", c->region ? c->region : "ap-guangzhou");
 	snprintf(h3, sizeof(h3), "X-TC-Timestamp: %lld", (long long)ts);
 	snprintf(h4, sizeof(h4), "Content-Type: %s", ct);
-	snprintf(h5, sizeof(h5), "X-TC-Version: 2021-11-11");
-	const char *hdrs[] = {h1, h2, h3, h4, h5, "X-TC-Action: DescribeModelServiceGroups", NULL};
+	snprintf(h5, sizeof(h5), "X-TC-Version: %s", c->version ? c->version : "2021-11-11");
+	snprintf(h6, sizeof(h6), "X-TC-Action: %s",
+	         c->action ? c->action : "DescribeModelServiceGroups");
+	snprintf(h7, sizeof(h7), "X-TC-Token: %s", c->token ? c->token : "");
+	const char *hdrs[] = {h1, h2, h3, h4, h5, h6, c->token ? h7 : NULL, NULL};
 	http(res, "POST", g_base, hdrs, c->tamper_body ? c->tamper_body : c->body);
 	af_sign_steps_free(&st);
 }
@@ -2156,6 +2166,857 @@ static void test_tione_storage_members(void **state)
 	free(page);
 }
 
+/* ---- roles: STS, instance metadata, issued credentials ---- */
+
+#define ROLE_ARN    "acs:ram::1234567890123456:role/aifleet-inventory"
+#define OIDC_ARN    "acs:ram::1234567890123456:oidc-provider/aifleet-sim"
+#define OIDC_TOKEN  "sim-demo-oidc-token-NOT-REAL"
+#define TC_ROLE_ARN "qcs::cam::uin/100000000001:roleName/aifleet-inventory-tc"
+#define TC_PROVIDER "aifleet-sim-oidc"
+#define TC_WEB_TOK  "sim-demo-web-identity-token-NOT-REAL"
+
+/* Temporary credentials as an answer gave them. */
+typedef struct tmp_creds {
+	char id[64], secret[64], token[256];
+	char expiration[32];
+	int64_t expired_time; /* Tencent ExpiredTime */
+} tmp_creds;
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+	assert_true(json_object_object_get_ex(o, key, &v));
+	assert_true(json_object_is_type(v, json_type_string));
+	return json_object_get_string(v);
+}
+
+static void take_creds(tmp_creds *c, json_object *o, const char *id, const char *secret,
+                       const char *token)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->id, sizeof(c->id), "%s", jstr(o, id));
+	snprintf(c->secret, sizeof(c->secret), "%s", jstr(o, secret));
+	snprintf(c->token, sizeof(c->token), "%s", jstr(o, token));
+}
+
+static bool all_alnum(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9')))
+			return false;
+	return true;
+}
+
+/* An ISO 8601 UTC time about `secs` from now (within a few seconds). */
+static void assert_expires_in(const char *iso, int64_t secs)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	assert_non_null(end);
+	assert_int_equal(*end, '\0');
+	int64_t at = (int64_t)timegm(&tm), now = (int64_t)time(NULL);
+	assert_true(at >= now + secs - 3 && at <= now + secs + 1);
+}
+
+static void ali_assume(http_result *r, const char *ak, const char *sk, const char *token,
+                       const af_kv *q, size_t nq)
+{
+	ali_call c = {.action = "AssumeRole",
+	              .version = "2015-04-01",
+	              .query = q,
+	              .nquery = nq,
+	              .ak = ak,
+	              .sk = sk,
+	              .token = token};
+	ali(r, &c);
+}
+
+/* AssumeRole of the demo role, signed by demo-ali: the member's credentials. */
+static void ali_role_creds(tmp_creds *c, const char *duration)
+{
+	http_result r;
+	json_object *o, *cr, *u;
+	af_kv q[] = {{"RoleArn", ROLE_ARN},
+	             {"RoleSessionName", "aifleet-test"},
+	             {"DurationSeconds", duration ? duration : "3600"}};
+	ali_assume(&r, ALI_AK, ALI_SK, NULL, q, 3);
+	if (r.status != 200)
+		fprintf(stderr, "AssumeRole: %ld %s\n", r.status, af_buf_data(&r.body));
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_int_equal(strlen(jstr(o, "RequestId")), 36);
+	assert_true(json_object_object_get_ex(o, "AssumedRoleUser", &u));
+	assert_string_equal(jstr(u, "Arn"), ROLE_ARN "/aifleet-test");
+	assert_non_null(strstr(jstr(u, "AssumedRoleId"), ":aifleet-test"));
+	assert_true(json_object_object_get_ex(o, "Credentials", &cr));
+	take_creds(c, cr, "AccessKeyId", "AccessKeySecret", "SecurityToken");
+	snprintf(c->expiration, sizeof(c->expiration), "%s", jstr(cr, "Expiration"));
+	json_object_put(o);
+	af_buf_free(&r.body);
+}
+
+/* Tair of cn-hangzhou with temporary credentials: the ids it lists. */
+static long tair_with(const tmp_creds *c, const char *token, char *code, size_t ncode,
+                      json_object **ids)
+{
+	http_result r;
+	json_object *o, *inst, *items;
+	af_kv q[] = {{"RegionId", "cn-hangzhou"}, {"PageSize", "100"}};
+	ali_call call = {.action = "DescribeTairKVCacheInferInstances",
+	                 .version = "2015-01-01",
+	                 .query = q,
+	                 .nquery = 2,
+	                 .ak = c->id,
+	                 .sk = c->secret,
+	                 .token = token};
+	long status;
+	ali(&r, &call);
+	status = r.status;
+	err_code(code, ncode, &r);
+	if (ids && status == 200) {
+		o = res_json(&r);
+		*ids = json_object_new_object();
+		assert_true(json_object_object_get_ex(o, "Instances", &inst));
+		assert_true(json_object_object_get_ex(inst, "TairInferInstanceDTO", &items));
+		for (size_t i = 0; i < json_object_array_length(items); i++)
+			json_object_object_add(
+			    *ids, jstr(json_object_array_get_idx(items, i), "InstanceId"),
+			    json_object_new_int(0));
+		json_object_put(o);
+	}
+	af_buf_free(&r.body);
+	return status;
+}
+
+/* The member account's Tair fleet of cn-hangzhou, read with c. */
+static void assert_reads_member_fleet(const tmp_creds *c)
+{
+	json_object *want, *got;
+	char code[128];
+	fleet_ids(&want, "tair_kvcache", "demo-ali-member", "cn-hangzhou");
+	assert_true(json_object_object_length(want) > 0);
+	assert_int_equal(tair_with(c, c->token, code, sizeof(code), &got), 200);
+	/* the first page of 100 */
+	size_t n = (size_t)json_object_object_length(want);
+	assert_int_equal(json_object_object_length(got), n < 100 ? n : 100);
+	json_object_object_foreach(got, k, v)
+	{
+		(void)v;
+		mark_seen(want, k);
+	}
+	json_object_put(want);
+	json_object_put(got);
+}
+
+static void expect_tair_with(const tmp_creds *c, const char *token, long status, const char *code)
+{
+	char got[128];
+	long st = tair_with(c, token, got, sizeof(got), NULL);
+	if (st != status || strcmp(got, code) != 0)
+		fprintf(stderr, "expected %ld %s, got %ld %s\n", status, code, st, got);
+	assert_int_equal(st, status);
+	assert_string_equal(got, code);
+}
+
+static void test_sts_alibaba_assume_role(void **state)
+{
+	(void)state;
+	tmp_creds c, c2;
+	tmp_creds wrong;
+	json_object *st;
+
+	reset_control();
+	ali_role_creds(&c, NULL);
+	assert_int_equal(strlen(c.id), 24);
+	assert_memory_equal(c.id, "STS.", 4);
+	assert_true(all_alnum(c.id + 4));
+	assert_true(strlen(c.secret) >= 30 && strlen(c.token) >= 100);
+	assert_expires_in(c.expiration, 3600);
+	assert_reads_member_fleet(&c);
+
+	/* the token goes with the key: none, another one's */
+	expect_tair_with(&c, NULL, 400, "InvalidSecurityToken.Mismatch");
+	ali_role_creds(&c2, "900");
+	assert_expires_in(c2.expiration, 900);
+	assert_string_not_equal(c.id, c2.id);
+	expect_tair_with(&c, c2.token, 400, "InvalidSecurityToken.MismatchWithAccessKey");
+	wrong = c;
+	wrong.secret[0] = wrong.secret[0] == 'A' ? 'B' : 'A';
+	expect_tair_with(&wrong, c.token, 400, "SignatureDoesNotMatch");
+	/* a configured account's fleet stays its own */
+	expect_tair_with(&(tmp_creds){.id = "STS.NotIssuedByTheSim00", .secret = "x"}, "t", 404,
+	                 "InvalidAccessKeyId.NotFound");
+
+	/* refusals */
+	af_kv unknown[] = {{"RoleArn", "acs:ram::1234567890123456:role/nope"},
+	                   {"RoleSessionName", "s1"}};
+	ali_call ac = {.action = "AssumeRole",
+	               .version = "2015-04-01",
+	               .query = unknown,
+	               .nquery = 2,
+	               .ak = ALI_AK,
+	               .sk = ALI_SK};
+	expect_ali(&ac, 404, "EntityNotExist.Role");
+	af_kv ok[] = {{"RoleArn", ROLE_ARN}, {"RoleSessionName", "s1"}};
+	ac.query = ok;
+	ac.ak = STS_AK; /* demo-ali-sts is not trusted */
+	ac.sk = STS_SK;
+	ac.token = STS_TOKEN;
+	expect_ali(&ac, 403, "NoPermission");
+	/* a caller holding the member's credentials counts as the member: not trusted */
+	ac.ak = c.id;
+	ac.sk = c.secret;
+	ac.token = c.token;
+	expect_ali(&ac, 403, "NoPermission");
+	ac.ak = ALI_AK;
+	ac.sk = ALI_SK;
+	ac.token = NULL;
+	af_kv nosess[] = {{"RoleArn", ROLE_ARN}};
+	ac.query = nosess;
+	ac.nquery = 1;
+	expect_ali(&ac, 400, "MissingRoleSessionName");
+	af_kv noarn[] = {{"RoleSessionName", "s1"}};
+	ac.query = noarn;
+	expect_ali(&ac, 400, "MissingRoleArn");
+	af_kv badsess[] = {{"RoleArn", ROLE_ARN}, {"RoleSessionName", "a b"}};
+	ac.query = badsess;
+	ac.nquery = 2;
+	expect_ali(&ac, 400, "InvalidParameter.RoleSessionName");
+	for (int i = 0; i < 3; i++) {
+		static const char *const bad[] = {"899", "43201", "1h"};
+		af_kv q[] = {
+		    {"RoleArn", ROLE_ARN}, {"RoleSessionName", "s1"}, {"DurationSeconds", bad[i]}};
+		ac.query = q;
+		ac.nquery = 3;
+		expect_ali(&ac, 400, "InvalidParameter.DurationSeconds");
+	}
+	ac.query = ok;
+	ac.nquery = 2;
+	ac.version = "2019-01-01";
+	expect_ali(&ac, 400, "InvalidVersion");
+	ac.version = "2015-04-01";
+	ac.sk = "not-the-secret";
+	expect_ali(&ac, 400, "SignatureDoesNotMatch");
+
+	st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "by_service.alibaba-sts AssumeRole"), 2 + 11);
+	assert_int_equal(jget_int(st, "by_action.DescribeTairKVCacheInferInstances"), 1);
+	json_object_put(st);
+}
+
+/* POST / with a form body (or the query) and no Authorization. */
+static void ali_oidc(http_result *r, const char *form, const char *query)
+{
+	char url[1024];
+	const char *hdrs[] = {"x-acs-action: AssumeRoleWithOIDC", "x-acs-version: 2015-04-01",
+	                      "Content-Type: application/x-www-form-urlencoded", NULL};
+	snprintf(url, sizeof(url), "%s/%s%s", g_base, query ? "?" : "", query ? query : "");
+	http(r, "POST", url, hdrs, form ? form : "");
+}
+
+static void expect_oidc(const char *form, long status, const char *code)
+{
+	http_result r;
+	char got[128];
+	ali_oidc(&r, form, NULL);
+	err_code(got, sizeof(got), &r);
+	if (r.status != status || strcmp(got, code) != 0)
+		fprintf(stderr, "expected %ld %s, got %ld %s\n", status, code, r.status, got);
+	assert_int_equal(r.status, status);
+	assert_string_equal(got, code);
+	af_buf_free(&r.body);
+}
+
+static void test_sts_alibaba_oidc(void **state)
+{
+	(void)state;
+	http_result r;
+	json_object *o, *cr, *info;
+	tmp_creds c;
+	const char *form = "RoleArn=acs%3Aram%3A%3A1234567890123456%3Arole%2Faifleet-inventory"
+	                   "&OIDCProviderArn=" OIDC_ARN "&OIDCToken=" OIDC_TOKEN
+	                   "&RoleSessionName=pod-1&DurationSeconds=1800";
+
+	ali_oidc(&r, form, NULL);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "Credentials", &cr));
+	take_creds(&c, cr, "AccessKeyId", "AccessKeySecret", "SecurityToken");
+	assert_expires_in(jstr(cr, "Expiration"), 1800);
+	assert_true(json_object_object_get_ex(o, "OIDCTokenInfo", &info));
+	assert_non_null(jstr(info, "Subject"));
+	assert_true(json_object_object_get_ex(o, "AssumedRoleUser", &info));
+	assert_string_equal(jstr(info, "Arn"), ROLE_ARN "/pod-1");
+	json_object_put(o);
+	af_buf_free(&r.body);
+	assert_reads_member_fleet(&c);
+
+	/* the same in the query */
+	ali_oidc(&r, NULL,
+	         "RoleArn=" ROLE_ARN "&OIDCProviderArn=" OIDC_ARN "&OIDCToken=" OIDC_TOKEN
+	         "&RoleSessionName=pod-2");
+	assert_int_equal(r.status, 200);
+	af_buf_free(&r.body);
+
+	expect_oidc("RoleArn=" ROLE_ARN "&OIDCProviderArn=" OIDC_ARN
+	            "&OIDCToken=not-the-token&RoleSessionName=pod-1",
+	            400, "AuthenticationFail.OIDCToken.Invalid");
+	expect_oidc("RoleArn=" ROLE_ARN "&OIDCProviderArn=" OIDC_ARN "x&OIDCToken=" OIDC_TOKEN
+	            "&RoleSessionName=pod-1",
+	            404, "EntityNotExist.OIDCProvider");
+	expect_oidc("RoleArn=" ROLE_ARN "&OIDCProviderArn=" OIDC_ARN "&RoleSessionName=pod-1", 400,
+	            "MissingOIDCToken");
+	expect_oidc("RoleArn=" ROLE_ARN "&OIDCToken=" OIDC_TOKEN "&RoleSessionName=pod-1", 400,
+	            "MissingOIDCProviderArn");
+	expect_oidc("RoleArn=acs:ram::1:role/nope&OIDCProviderArn=" OIDC_ARN
+	            "&OIDCToken=" OIDC_TOKEN "&RoleSessionName=pod-1",
+	            404, "EntityNotExist.Role");
+}
+
+static void tc_role_creds(tmp_creds *c, const tc_call *call)
+{
+	http_result r;
+	json_object *o, *resp, *cr, *e;
+	tc(&r, call);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "Response", &resp));
+	if (json_object_object_get_ex(resp, "Error", &e))
+		fprintf(stderr, "%s\n", json_object_to_json_string(o));
+	assert_false(json_object_object_get_ex(resp, "Error", &e));
+	assert_true(json_object_object_get_ex(resp, "Credentials", &cr));
+	take_creds(c, cr, "TmpSecretId", "TmpSecretKey", "Token");
+	snprintf(c->expiration, sizeof(c->expiration), "%s", jstr(resp, "Expiration"));
+	c->expired_time = jget_int(resp, "ExpiredTime");
+	assert_non_null(jstr(resp, "RequestId"));
+	json_object_put(o);
+	af_buf_free(&r.body);
+}
+
+/* TI-ONE of ap-guangzhou with temporary credentials: the error code, "" if none. */
+static void tione_with(char *code, size_t n, const tmp_creds *c, const char *token)
+{
+	http_result r;
+	tc_call call = {.body = "{\"Limit\":1}", .id = c->id, .sk = c->secret, .token = token};
+	for (;;) { /* waiting out the 20/s limit */
+		tc(&r, &call);
+		assert_int_equal(r.status, 200);
+		err_code(code, n, &r);
+		af_buf_free(&r.body);
+		if (strcmp(code, "RequestLimitExceeded") != 0)
+			break;
+		usleep(100000);
+	}
+}
+
+#define TC_ASSUME_BODY                                                                             \
+	"{\"RoleArn\":\"" TC_ROLE_ARN "\",\"RoleSessionName\":\"aifleet\",\"DurationSeconds\":%d}"
+
+static void test_sts_tencent(void **state)
+{
+	(void)state;
+	char body[512], code[128];
+	tmp_creds c;
+
+	snprintf(body, sizeof(body), TC_ASSUME_BODY, 7200);
+	tc_call call = {.body = body,
+	                .id = TC_ID,
+	                .sk = TC_SK,
+	                .service = "sts",
+	                .action = "AssumeRole",
+	                .version = "2018-08-13"};
+	tc_role_creds(&c, &call);
+	assert_int_equal(strlen(c.id), 36);
+	assert_memory_equal(c.id, "AKID", 4);
+	assert_true(all_alnum(c.id + 4));
+	assert_expires_in(c.expiration, 7200);
+	assert_true(c.expired_time >= (int64_t)time(NULL) + 7197);
+	tione_with(code, sizeof(code), &c, c.token);
+	assert_string_equal(code, "");
+	tione_with(code, sizeof(code), &c, NULL);
+	assert_string_equal(code, "AuthFailure.TokenFailure");
+	tione_with(code, sizeof(code), &c, "not-the-token");
+	assert_string_equal(code, "AuthFailure.TokenFailure");
+
+	/* AssumeRole with the role's own credentials: demo-tc trusts itself */
+	tc_call chained = call;
+	chained.id = c.id;
+	chained.sk = c.secret;
+	chained.token = c.token;
+	tmp_creds c2;
+	tc_role_creds(&c2, &chained);
+
+	/* refusals */
+	tc_call bad = call;
+	bad.body = "{\"RoleArn\":\"qcs::cam::uin/1:roleName/nope\",\"RoleSessionName\":\"x1\"}";
+	expect_tc(&bad, "ResourceNotFound.RoleNotExist");
+	bad.body = "{\"RoleArn\":\"" TC_ROLE_ARN "\"}";
+	expect_tc(&bad, "MissingParameter");
+	snprintf(body, sizeof(body), TC_ASSUME_BODY, 60);
+	bad.body = body;
+	expect_tc(&bad, "InvalidParameterValue");
+	snprintf(body, sizeof(body), TC_ASSUME_BODY, 3600);
+	bad.service = "tione"; /* the scope must name sts */
+	expect_tc(&bad, "AuthFailure.InvalidAuthorization");
+	bad.service = "sts";
+	bad.sk = "wrong";
+	expect_tc(&bad, "AuthFailure.SignatureFailure");
+	bad.sk = TC_SK;
+	bad.version = "2021-11-11";
+	expect_tc(&bad, "NoSuchVersion");
+
+	/* AssumeRoleWithWebIdentity: unsigned */
+	tc_call web = {.body =
+	                   "{\"ProviderId\":\"" TC_PROVIDER "\",\"WebIdentityToken\":\"" TC_WEB_TOK
+	                   "\",\"RoleArn\":\"" TC_ROLE_ARN "\",\"RoleSessionName\":\"pod-1\"}",
+	               .id = "unused",
+	               .sk = "unused",
+	               .service = "sts",
+	               .skip = true,
+	               .action = "AssumeRoleWithWebIdentity",
+	               .version = "2018-08-13"};
+	tc_role_creds(&c2, &web);
+	assert_expires_in(c2.expiration, 3600);
+	tione_with(code, sizeof(code), &c2, c2.token);
+	assert_string_equal(code, "");
+	web.body = "{\"ProviderId\":\"" TC_PROVIDER
+	           "\",\"WebIdentityToken\":\"nope\",\"RoleArn\":\"" TC_ROLE_ARN
+	           "\",\"RoleSessionName\":\"pod-1\"}";
+	expect_tc(&web, "InvalidParameter.WebIdentityTokenError");
+	web.body = "{\"ProviderId\":\"other\",\"WebIdentityToken\":\"" TC_WEB_TOK
+	           "\",\"RoleArn\":\"" TC_ROLE_ARN "\",\"RoleSessionName\":\"pod-1\"}";
+	expect_tc(&web, "InvalidParameter.WebIdentityTokenError");
+	web.body = "{\"WebIdentityToken\":\"" TC_WEB_TOK "\",\"RoleArn\":\"" TC_ROLE_ARN
+	           "\",\"RoleSessionName\":\"pod-1\"}";
+	expect_tc(&web, "MissingParameter");
+}
+
+/* A metadata call: status, body in *out (caller frees). */
+static long md(af_buf *out, const char *method, const char *path, const char *header)
+{
+	http_result r;
+	char url[512];
+	const char *hdrs[] = {header, NULL};
+	snprintf(url, sizeof(url), "%s%s", g_base, path);
+	http(&r, method, url, header ? hdrs : NULL, NULL);
+	*out = r.body;
+	return r.status;
+}
+
+static long md_status(const char *method, const char *path, const char *header)
+{
+	af_buf b;
+	long st = md(&b, method, path, header);
+	af_buf_free(&b);
+	return st;
+}
+
+#define ECS_ROLES "/latest/meta-data/ram/security-credentials/"
+#define CVM_ROLES "/latest/meta-data/cam/security-credentials/"
+
+static void ecs_token(char *out, size_t n, const char *ttl)
+{
+	char h[128];
+	af_buf b;
+	snprintf(h, sizeof(h), "X-aliyun-ecs-metadata-token-ttl-seconds: %s", ttl);
+	assert_int_equal(md(&b, "PUT", "/latest/api/token", h), 200);
+	snprintf(out, n, "X-aliyun-ecs-metadata-token: %s", af_buf_data(&b));
+	assert_true(strlen(af_buf_data(&b)) >= 32);
+	af_buf_free(&b);
+}
+
+static void ecs_creds(tmp_creds *c, const char *token_header)
+{
+	af_buf b;
+	json_object *o;
+	assert_int_equal(md(&b, "GET", ECS_ROLES "aifleet-inventory", token_header), 200);
+	o = json_tokener_parse(af_buf_data(&b));
+	assert_non_null(o);
+	take_creds(c, o, "AccessKeyId", "AccessKeySecret", "SecurityToken");
+	assert_string_equal(jstr(o, "Code"), "Success");
+	assert_non_null(jstr(o, "LastUpdated"));
+	snprintf(c->expiration, sizeof(c->expiration), "%s", jstr(o, "Expiration"));
+	json_object_put(o);
+	af_buf_free(&b);
+}
+
+static void test_metadata_ecs(void **state)
+{
+	(void)state;
+	char tok[160];
+	af_buf b;
+	tmp_creds c;
+	json_object *st;
+
+	reset_control();
+	/* IMDSv2: a session token, then the role and its credentials */
+	ecs_token(tok, sizeof(tok), "21600");
+	assert_int_equal(md(&b, "GET", ECS_ROLES, tok), 200);
+	assert_string_equal(af_buf_data(&b), "aifleet-inventory");
+	af_buf_free(&b);
+	ecs_creds(&c, tok);
+	assert_memory_equal(c.id, "STS.", 4);
+	assert_int_equal(strlen(c.id), 24);
+	assert_reads_member_fleet(&c);
+	/* IMDSv1 is allowed by default */
+	ecs_creds(&c, NULL);
+	assert_reads_member_fleet(&c);
+
+	assert_int_equal(md_status("PUT", "/latest/api/token", NULL), 400);
+	assert_int_equal(
+	    md_status("PUT", "/latest/api/token", "X-aliyun-ecs-metadata-token-ttl-seconds: 0"),
+	    400);
+	assert_int_equal(
+	    md_status("PUT", "/latest/api/token", "X-aliyun-ecs-metadata-token-ttl-seconds: 21601"),
+	    400);
+	assert_int_equal(md_status("GET", ECS_ROLES, "X-aliyun-ecs-metadata-token: forged"), 401);
+	assert_int_equal(
+	    md_status("GET", ECS_ROLES "aifleet-inventory", "X-aliyun-ecs-metadata-token: forged"),
+	    401);
+	assert_int_equal(md_status("GET", ECS_ROLES "no-such-role", tok), 404);
+	/* a token expires */
+	ecs_token(tok, sizeof(tok), "1");
+	assert_int_equal(md_status("GET", ECS_ROLES, tok), 200);
+	usleep(1100000);
+	assert_int_equal(md_status("GET", ECS_ROLES, tok), 401);
+
+	st = control_get("/_sim/stats");
+	assert_int_equal(jget_int(st, "by_service.ecs-metadata PutToken"), 5);
+	assert_int_equal(jget_int(st, "by_service.ecs-metadata GetRoleCredentials"), 3);
+	json_object_put(st);
+}
+
+static void test_metadata_cvm(void **state)
+{
+	(void)state;
+	af_buf b;
+	json_object *o;
+	tmp_creds c;
+	char code[128];
+
+	assert_int_equal(md(&b, "GET", CVM_ROLES, NULL), 200);
+	assert_string_equal(af_buf_data(&b), "aifleet-inventory-tc");
+	af_buf_free(&b);
+	assert_int_equal(md(&b, "GET", CVM_ROLES "aifleet-inventory-tc", NULL), 200);
+	o = json_tokener_parse(af_buf_data(&b));
+	assert_non_null(o);
+	take_creds(&c, o, "TmpSecretId", "TmpSecretKey", "Token");
+	assert_string_equal(jstr(o, "Code"), "Success");
+	assert_expires_in(jstr(o, "Expiration"), 21600);
+	assert_true(jget_int(o, "ExpiredTime") >= (int64_t)time(NULL) + 21597);
+	json_object_put(o);
+	af_buf_free(&b);
+	assert_memory_equal(c.id, "AKID", 4);
+	tione_with(code, sizeof(code), &c, c.token);
+	assert_string_equal(code, "");
+	assert_int_equal(md_status("GET", CVM_ROLES "aifleet-inventory", NULL), 404);
+}
+
+/* Runs f against a second simulator started with o, then puts g_sim back. */
+static void with_sim(const sim_options *o, void (*f)(void))
+{
+	af_sim *saved = g_sim;
+	char base[64];
+	memcpy(base, g_base, sizeof(base));
+	assert_int_equal(af_sim_start(&g_sim, o), 0);
+	snprintf(g_base, sizeof(g_base), "http://127.0.0.1:%u", af_sim_port(g_sim));
+	f();
+	af_sim_stop(g_sim);
+	g_sim = saved;
+	memcpy(g_base, base, sizeof(base));
+}
+
+static void expiry_run(void)
+{
+	tmp_creds a, m, t;
+	char code[128], tok[160];
+	json_object *o;
+	af_buf b;
+
+	ali_role_creds(&a, "3600");
+	assert_expires_in(a.expiration, 1); /* capped by --credential-ttl */
+	assert_reads_member_fleet(&a);
+	ecs_token(tok, sizeof(tok), "60");
+	ecs_creds(&m, tok);
+	assert_expires_in(m.expiration, 1);
+	assert_int_equal(md(&b, "GET", CVM_ROLES "aifleet-inventory-tc", NULL), 200);
+	o = json_tokener_parse(af_buf_data(&b));
+	take_creds(&t, o, "TmpSecretId", "TmpSecretKey", "Token");
+	json_object_put(o);
+	af_buf_free(&b);
+	tione_with(code, sizeof(code), &t, t.token);
+	assert_string_equal(code, "");
+
+	usleep(1500000);
+	expect_tair_with(&a, a.token, 400, "InvalidSecurityToken.Expired");
+	expect_tair_with(&m, m.token, 400, "InvalidSecurityToken.Expired");
+	tione_with(code, sizeof(code), &t, t.token);
+	assert_string_equal(code, "AuthFailure.TokenFailure");
+	/* new ones work again */
+	ali_role_creds(&a, NULL);
+	assert_reads_member_fleet(&a);
+}
+
+static void test_issued_credentials_expire(void **state)
+{
+	(void)state;
+	sim_options o;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 5;
+	o.credential_ttl = 1;
+	with_sim(&o, expiry_run);
+}
+
+static void imdsv2_run(void)
+{
+	char tok[160];
+	tmp_creds c;
+	assert_int_equal(md_status("GET", ECS_ROLES, NULL), 401);
+	assert_int_equal(md_status("GET", ECS_ROLES "aifleet-inventory", NULL), 401);
+	ecs_token(tok, sizeof(tok), "300");
+	assert_int_equal(md_status("GET", ECS_ROLES, tok), 200);
+	ecs_creds(&c, tok);
+	assert_reads_member_fleet(&c);
+	/* the CVM service has no session tokens */
+	assert_int_equal(md_status("GET", CVM_ROLES, NULL), 200);
+}
+
+static void test_metadata_imdsv2_required(void **state)
+{
+	(void)state;
+	sim_options o;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 5;
+	o.imdsv2_required = true;
+	with_sim(&o, imdsv2_run);
+}
+
+/* The config file: roles, [simulator], an account only read through a role. */
+static void config_roles_run(void)
+{
+	http_result r;
+	tmp_creds c;
+	char code[128];
+	json_object *o, *cr;
+	af_kv q[] = {{"RoleArn", "acs:ram::42:role/reader"},
+	             {"RoleSessionName", "s1"},
+	             {"ExternalId", "ext-1"}};
+	af_kv noext[] = {{"RoleArn", "acs:ram::42:role/reader"}, {"RoleSessionName", "s1"}};
+	char body[256];
+
+	assert_int_equal(g_sim->opt.credential_ttl, 30);
+	assert_true(g_sim->opt.imdsv2_required);
+	ali_assume(&r, "LTAIcentral", "central-secret", NULL, q, 3);
+	assert_int_equal(r.status, 200);
+	o = res_json(&r);
+	assert_true(json_object_object_get_ex(o, "Credentials", &cr));
+	take_creds(&c, cr, "AccessKeyId", "AccessKeySecret", "SecurityToken");
+	assert_expires_in(jstr(cr, "Expiration"), 30);
+	json_object_put(o);
+	af_buf_free(&r.body);
+	assert_int_equal(tair_with(&c, c.token, code, sizeof(code), NULL), 200);
+	/* the ExternalId the role wants */
+	ali_call ac = {.action = "AssumeRole",
+	               .version = "2015-04-01",
+	               .query = noext,
+	               .nquery = 2,
+	               .ak = "LTAIcentral",
+	               .sk = "central-secret"};
+	expect_ali(&ac, 403, "NoPermission");
+	/* the Tencent role trusts tc-a only */
+	snprintf(body, sizeof(body),
+	         "{\"RoleArn\":\"qcs::cam::uin/7:roleName/r\",\"RoleSessionName\":\"s1\"}");
+	tc_call call = {.body = body,
+	                .id = "AKIDb",
+	                .sk = "b-secret",
+	                .service = "sts",
+	                .action = "AssumeRole",
+	                .version = "2018-08-13"};
+	expect_tc(&call, "AuthFailure.UnauthorizedOperation");
+	call.id = "AKIDa";
+	call.sk = "a-secret";
+	tc_role_creds(&c, &call);
+	/* not an instance role */
+	assert_int_equal(md_status("GET", CVM_ROLES, NULL), 404);
+}
+
+static void test_config_roles(void **state)
+{
+	(void)state;
+	sim_options o;
+	char *path = write_config(
+	    "[simulator]\ncredential_ttl = 30\nimdsv2_required = true\n"
+	    "[account central]\naccess_key_id = LTAIcentral\naccess_key_secret = central-secret\n"
+	    "regions = cn-hangzhou\n"
+	    "[account member]\nregions = cn-hangzhou\nitems = 3\n"
+	    "[account tc-a]\nprovider = tencent\nsecret_id = AKIDa\nsecret_key = a-secret\n"
+	    "regions = ap-guangzhou\n"
+	    "[account tc-b]\nprovider = tencent\nsecret_id = AKIDb\nsecret_key = b-secret\n"
+	    "regions = ap-guangzhou\n"
+	    "[role reader]\narn = acs:ram::42:role/reader\naccount = member\ntrust = central\n"
+	    "external_id = ext-1\ninstance = true\n"
+	    "[role r]\narn = qcs::cam::uin/7:roleName/r\naccount = tc-b\ntrust = tc-a\n");
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 2;
+	o.config_file = path;
+	with_sim(&o, config_roles_run);
+	remove_config(path);
+
+	/* a role must name an account, and trust accounts of its provider */
+	static const char *const bad[] = {
+	    "[account a]\naccess_key_id = k\naccess_key_secret = s\nregions = r\n"
+	    "[role x]\narn = acs:ram::1:role/x\naccount = nobody\n",
+	    "[account a]\naccess_key_id = k\naccess_key_secret = s\nregions = r\n"
+	    "[account t]\nprovider = tencent\nsecret_id = k\nsecret_key = s\nregions = r\n"
+	    "[role x]\narn = acs:ram::1:role/x\naccount = a\ntrust = t\n",
+	    "[account a]\naccess_key_id = k\naccess_key_secret = s\nregions = r\n"
+	    "[role x]\naccount = a\n",
+	    "[account a]\nregions = r\n", /* keys, unless read through a role */
+	    "[simulator]\ncredential_ttl = 0\n[account a]\naccess_key_id = k\n"
+	    "access_key_secret = s\nregions = r\n",
+	    "[account a]\naccess_key_id = k\naccess_key_secret = s\nregions = r\n"
+	    "[role x]\narn = acs:ram::1:role/x\naccount = a\noidc_token_file = TOPSECRET\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		af_sim *s = NULL;
+		path = write_config(bad[i]);
+		o.config_file = path;
+		assert_int_equal(af_sim_start(&s, &o), AF_ERR_CONFIG);
+		assert_null(s);
+		assert_null(strstr(af_error_last(), "TOPSECRET"));
+		remove_config(path);
+	}
+}
+
+/* The member account came last: every other account's fleet is the one
+ * the demo had without it. */
+static void test_demo_fleet_unchanged(void **state)
+{
+	(void)state;
+	sim_options o;
+	af_sim *a = NULL, *b = NULL;
+	json_object *da, *db;
+	char *path = write_config(
+	    "[account demo-ali]\naccess_key_id = LTAI5tSimDemoAli0000001\n"
+	    "access_key_secret = sim-demo-ali-secret-NOT-REAL\nregions = cn-hangzhou,cn-beijing\n"
+	    "[account demo-ali-sts]\naccess_key_id = STS.SimDemoAliSts000001\n"
+	    "access_key_secret = sim-demo-sts-secret-NOT-REAL\n"
+	    "security_token = sim-demo-sts-token-NOT-REAL\nregions = cn-shanghai\n"
+	    "[account demo-tc]\nprovider = tencent\nsecret_id = AKIDSimDemoTencent000000001\n"
+	    "secret_key = sim-demo-tc-secret-NOT-REAL\nregions = ap-guangzhou,ap-shanghai\n");
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 40;
+	assert_int_equal(af_sim_start(&a, &o), 0);
+	o.config_file = path;
+	assert_int_equal(af_sim_start(&b, &o), 0);
+	assert_int_equal(a->naccounts, 4);
+	assert_string_equal(a->accounts[3].label, "demo-ali-member");
+	for (size_t i = 0; i < 3; i++) {
+		sim_fleet_dump(a, &da, NULL, a->accounts[i].label, NULL);
+		sim_fleet_dump(b, &db, NULL, b->accounts[i].label, NULL);
+		assert_true(jget_int(da, "count") > 0);
+		assert_string_equal(json_object_to_json_string(da), json_object_to_json_string(db));
+		json_object_put(da);
+		json_object_put(db);
+	}
+	sim_fleet_dump(a, &da, NULL, "demo-ali-member", NULL);
+	assert_int_equal(jget_int(da, "count"), 2 * 40); /* tair + hologres in cn-hangzhou */
+	json_object_put(da);
+	af_sim_stop(a);
+	af_sim_stop(b);
+	remove_config(path);
+}
+
+/* The client side (src/net: metadata.c, sts.c, http.c) against these
+ * endpoints: what aifleet itself does with an instance or a role. */
+static void client_roles_run(void)
+{
+	af_client_options co;
+	af_client *cl = NULL;
+	af_session *ss = NULL;
+	af_credentials base = {0}, cr = {0};
+	af_metadata_options mo = {.endpoint = g_base};
+	af_api_response resp;
+	af_kv q[] = {{"RegionId", "cn-hangzhou"}};
+	af_api_request req = {.style = AF_API_ACS3_RPC,
+	                      .endpoint = g_base,
+	                      .method = "GET",
+	                      .path = "/",
+	                      .query = q,
+	                      .nquery = 1,
+	                      .action = "DescribeTairKVCacheInferInstances",
+	                      .version = "2015-01-01",
+	                      .provider = AF_PROVIDER_ALIBABA,
+	                      .product = "tair_kvcache",
+	                      .account = "demo-ali-member",
+	                      .region = "cn-hangzhou"};
+
+	unsetenv("ALIBABA_CLOUD_ECS_METADATA");
+	unsetenv("ALIBABA_CLOUD_IMDSV1_DISABLED");
+	af_client_options_default(&co);
+	assert_int_equal(af_client_new(&cl, &co), 0);
+	assert_int_equal(af_session_new(&ss, cl), 0);
+
+	/* the ECS RAM role (IMDSv2), then a Tair call with it */
+	assert_int_equal(af_credentials_from_ecs_ram_role(&cr, ss, &mo), 0);
+	assert_memory_equal(cr.access_key_id, "STS.", 4);
+	assert_true(cr.expires_at > (int64_t)time(NULL));
+	af_api_response_init(&resp);
+	assert_int_equal(af_session_call(ss, &req, &cr, &resp), 0);
+	assert_int_equal(jget_int(resp.json, "TotalCount"), 5);
+	af_api_response_free(&resp);
+	af_credentials_clear(&cr);
+
+	/* AssumeRole, signed by demo-ali */
+	base.access_key_id = (char *)ALI_AK;
+	base.access_key_secret = (char *)ALI_SK;
+	af_assume_role ar = {.role_arn = ROLE_ARN, .endpoint = g_base, .account = "demo-ali"};
+	assert_int_equal(af_credentials_assume_role(&cr, ss, AF_PROVIDER_ALIBABA, &base, &ar), 0);
+	assert_true(cr.expires_at > (int64_t)time(NULL) + 3500);
+	af_api_response_init(&resp);
+	assert_int_equal(af_session_call(ss, &req, &cr, &resp), 0);
+	assert_int_equal(jget_int(resp.json, "TotalCount"), 5);
+	af_api_response_free(&resp);
+	af_credentials_clear(&cr);
+	ar.role_arn = "acs:ram::1234567890123456:role/nope";
+	assert_true(af_credentials_assume_role(&cr, ss, AF_PROVIDER_ALIBABA, &base, &ar) < 0);
+	assert_non_null(strstr(af_error_last(), "EntityNotExist.Role"));
+
+	/* Tencent: the CVM role and AssumeRole */
+	assert_int_equal(af_credentials_from_cvm_role(&cr, ss, &mo), 0);
+	assert_memory_equal(cr.access_key_id, "AKID", 4);
+	af_credentials_clear(&cr);
+	base.access_key_id = (char *)TC_ID;
+	base.access_key_secret = (char *)TC_SK;
+	af_assume_role tr = {.role_arn = TC_ROLE_ARN,
+	                     .endpoint = g_base,
+	                     .account = "demo-tc",
+	                     .region = "ap-guangzhou"};
+	assert_int_equal(af_credentials_assume_role(&cr, ss, AF_PROVIDER_TENCENT, &base, &tr), 0);
+	assert_memory_equal(cr.access_key_id, "AKID", 4);
+	assert_true(cr.expires_at > (int64_t)time(NULL) + 3500);
+	af_credentials_clear(&cr);
+
+	af_session_free(ss);
+	af_client_free(cl);
+}
+
+static void test_client_roles(void **state)
+{
+	(void)state;
+	sim_options o;
+	sim_options_defaults(&o);
+	o.port = 0;
+	o.items = 5;
+	with_sim(&o, client_roles_run);
+}
+
 /* ---- the binary ---- */
 
 static void test_binary_cli(void **state)
@@ -2221,6 +3082,8 @@ int main(void)
 	    cmocka_unit_test(test_random_data_faults),
 	    cmocka_unit_test(test_product_descriptors),
 	    cmocka_unit_test(test_products_render_deterministic),
+	    cmocka_unit_test(test_config_roles),
+	    cmocka_unit_test(test_demo_fleet_unchanged),
 	};
 	const struct CMUnitTest live[] = {
 	    cmocka_unit_test(test_tair_auth),
@@ -2245,6 +3108,14 @@ int main(void)
 	    cmocka_unit_test(test_hang_does_not_block_others),
 	    cmocka_unit_test(test_tione_rate_limit),
 	    cmocka_unit_test(test_mutation),
+	    cmocka_unit_test(test_sts_alibaba_assume_role),
+	    cmocka_unit_test(test_sts_alibaba_oidc),
+	    cmocka_unit_test(test_sts_tencent),
+	    cmocka_unit_test(test_metadata_ecs),
+	    cmocka_unit_test(test_metadata_cvm),
+	    cmocka_unit_test(test_metadata_imdsv2_required),
+	    cmocka_unit_test(test_issued_credentials_expire),
+	    cmocka_unit_test(test_client_roles),
 	};
 	const struct CMUnitTest fixtures[] = {
 	    cmocka_unit_test(test_fixture_mode_verbatim),
