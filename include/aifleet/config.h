@@ -24,6 +24,7 @@ typedef enum af_cred_source {
 	AF_CRED_CVM_ROLE = 6,   /* the CVM instance's CAM role (metadata service) */
 	AF_CRED_OIDC = 7,       /* Alibaba RRSA: AssumeRoleWithOIDC, from the environment */
 	AF_CRED_TKE_OIDC = 8,   /* Tencent TKE: AssumeRoleWithWebIdentity, from the environment */
+	AF_CRED_URI = 9,        /* a local credentials server (credentials_uri) */
 } af_cred_source;
 
 /* Per product settings inside an account. */
@@ -46,6 +47,7 @@ typedef struct af_account_config {
 	char *profile;    /* NULL = the CLI's default profile */
 	char *role_name;  /* instance role; NULL = the one the metadata service lists */
 	char *metadata_endpoint; /* NULL = the vendor's metadata address */
+	char *credentials_uri;   /* credentials-uri; NULL = $ALIBABA_CLOUD_CREDENTIALS_URI */
 	/* AssumeRole: the credentials above (or those of the account named by
 	 * `source`) ask STS for this role's; docs/credentials.md. */
 	char *role_arn;

@@ -132,6 +132,11 @@ unsigned af_cred_provider_refreshes(af_cred_provider *p);
 /* True for the error codes that mean "your temporary token expired". */
 bool af_credentials_expired_code(const char *code);
 
+/* A local credentials server (ALIBABA_CLOUD_CREDENTIALS_URI): GET `uri`,
+ * an answer like the ECS role document (Code, AccessKeyId,
+ * AccessKeySecret, SecurityToken, Expiration). */
+int af_credentials_from_uri(af_credentials *out, struct af_session *s, const char *uri);
+
 /* Where the default chains look; members may be NULL (defaults). */
 typedef struct af_chain_options {
 	const char *profile;             /* the account's profile, NULL: the files' rules */
@@ -156,9 +161,8 @@ int af_credentials_from_oidc_env(af_credentials *out, struct af_session *s, cons
  * decides, with its credentials or its error. On success *step names the
  * step used, for the log (never a value). AF_ERR_CONFIG names the step that
  * failed, or, when none was configured, what each one lacked. The instance
- * role steps ask the metadata service, and the OIDC steps STS, through
- * opts->session; the credentials URI step fails, when reached, as not
- * supported yet.
+ * role and credentials URI steps ask their servers, and the OIDC steps
+ * STS, through opts->session.
  */
 int af_credentials_default(af_credentials *out, const char *provider,
 			   const af_chain_options *opts, const char **step);

@@ -6,7 +6,7 @@
  *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
  *              max_pages, max_delete_fraction, max_delete_min
  *   [account NAME] provider, credentials, *_env, credentials_file, profile,
- *              role_name, metadata_endpoint, role_arn, source, role_session_name,
+ *              role_name, metadata_endpoint, credentials_uri, role_arn, source, role_session_name,
  *              external_id, duration_seconds, policy, sts_endpoint, intl, regions,
  *              products, <product>_endpoint,
  *              <product>_rate_limit, <product>_burst, <product>_page_size
@@ -78,6 +78,7 @@ static void account_free(af_account_config *a)
 	free(a->profile);
 	free(a->role_name);
 	free(a->metadata_endpoint);
+	free(a->credentials_uri);
 	free(a->role_arn);
 	free(a->role_session_name);
 	free(a->external_id);
@@ -575,6 +576,7 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 			{"cvm-role", AF_CRED_CVM_ROLE},
 			{"oidc", AF_CRED_OIDC},
 			{"tke-oidc", AF_CRED_TKE_OIDC},
+			{"credentials-uri", AF_CRED_URI},
 		};
 
 		for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
@@ -583,8 +585,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 				return 1;
 			}
 		return fail(st, "account %s: credentials must be env, default, aliyun-cli, "
-				"alibabacloud-file, tencent-file, ecs-ram-role, cvm-role, oidc or "
-				"tke-oidc, not '%s'", a->name, value);
+				"alibabacloud-file, tencent-file, ecs-ram-role, cvm-role, oidc, "
+				"tke-oidc or credentials-uri, not '%s'", a->name, value);
 	}
 	if (strcmp(name, "access_key_id_env") == 0 || strcmp(name, "secret_id_env") == 0)
 		return set_string(st, &a->id_env, value);
@@ -600,6 +602,12 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 		return set_string(st, &a->role_name, value);
 	if ((r = role_key(st, a, name, value)) >= 0)
 		return r;
+	if (strcmp(name, "credentials_uri") == 0) {
+		if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+			return fail(st, "account %s: credentials_uri must start with http:// or "
+					"https://", a->name);
+		return set_string(st, &a->credentials_uri, value);
+	}
 	if (strcmp(name, "metadata_endpoint") == 0) {
 		if (*value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
 			return fail(st, "account %s: metadata_endpoint must start with http:// or "

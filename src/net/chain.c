@@ -67,11 +67,6 @@ static bool find_file(const char *var, const char *rel, char *path, size_t n, ch
 	return false;
 }
 
-static int not_supported(af_credentials *out, const af_chain_options *o, const char *path)
-{
-	return af_error_set(AF_ERR_CONFIG, "this source is not supported by this aifleet yet");
-}
-
 static int no_session(void)
 {
 	return af_error_set(AF_ERR_CONFIG, "the instance metadata service cannot be asked here "
@@ -89,6 +84,13 @@ static int tke_load(af_credentials *out, const af_chain_options *o, const char *
 {
 	return o->session ? af_credentials_from_oidc_env(out, o->session, AF_PROVIDER_TENCENT,
 							   o->sts_endpoint)
+			  : no_session();
+}
+
+static int uri_load(af_credentials *out, const af_chain_options *o, const char *path)
+{
+	return o->session ? af_credentials_from_uri(out, o->session,
+						    getenv("ALIBABA_CLOUD_CREDENTIALS_URI"))
 			  : no_session();
 }
 
@@ -184,7 +186,7 @@ static const chain_step alibaba_chain[] = {
 	{"Alibaba Cloud CLI profile (~/.aliyun/config.json)", ali_cli_configured, ali_cli_load},
 	{"credentials file (~/.alibabacloud/credentials)", ali_file_configured, ali_file_load},
 	{"ECS RAM role (instance metadata)", ali_ecs_configured, ecs_load},
-	{"credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)", ali_uri_configured, not_supported},
+	{"credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)", ali_uri_configured, uri_load},
 };
 
 /* ---- Tencent Cloud ------------------------------------------------------- */

@@ -194,3 +194,20 @@ int af_credentials_from_cvm_role(af_credentials *out, af_session *s, const af_me
 	af_buf_free_secret(&body);
 	return err;
 }
+
+int af_credentials_from_uri(af_credentials *out, af_session *s, const char *uri)
+{
+	static const char *const names[4] = {"AccessKeyId", "AccessKeySecret", "SecurityToken",
+					     "Expiration"};
+	af_buf body = AF_BUF_INIT;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!uri || (strncmp(uri, "http://", 7) != 0 && strncmp(uri, "https://", 8) != 0))
+		return af_error_set(AF_ERR_CONFIG, "credentials URI: not an http(s) URL");
+	/* The URI is the whole address: the path is part of it. */
+	if ((err = metadata_call(s, "GET", uri, "", NULL, "credentials URI", &body)) == 0)
+		err = parse_credentials(out, af_buf_data(&body), names, "credentials URI", "-");
+	af_buf_free_secret(&body);
+	return err;
+}

@@ -142,6 +142,11 @@ static int load_credentials(af_credentials *out, const af_account_config *a,
 	case AF_CRED_TKE_OIDC:
 		err = af_credentials_from_oidc_env(out, session, a->provider, a->sts_endpoint);
 		break;
+	case AF_CRED_URI:
+		err = af_credentials_from_uri(out, session, a->credentials_uri
+								 ? a->credentials_uri
+								 : getenv("ALIBABA_CLOUD_CREDENTIALS_URI"));
+		break;
 	case AF_CRED_DEFAULT:
 		if ((err = af_credentials_default(out, a->provider, &chain, &step)) == 0)
 			af_info("sync", "account %s: credentials from the default chain's %s",

@@ -139,7 +139,7 @@ static void test_errors_name_the_problem(void **state)
 		     "alibabacloud-file credentials on a Tencent account");
 	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = magic\n",
 		     "credentials must be env, default, aliyun-cli, alibabacloud-file, tencent-file, "
-		     "ecs-ram-role, cvm-role, oidc or tke-oidc");
+		     "ecs-ram-role, cvm-role, oidc, tke-oidc or credentials-uri");
 	expect_error("[account a]\nprovider = tencent\nregions = a\ncredentials = oidc\n",
 		     "oidc credentials on a Tencent account");
 	expect_error("[account a]\nprovider = alibaba\nregions = a\ncredentials = tke-oidc\n",
@@ -211,6 +211,9 @@ static void test_credential_sources(void **state)
 		 AF_CRED_ECS_RAM_ROLE},
 		{"[account a]\nprovider = tencent\nregions = a\ncredentials = cvm-role\n",
 		 AF_CRED_CVM_ROLE},
+		{"[account a]\nprovider = alibaba\nregions = a\ncredentials = credentials-uri\n"
+		 "credentials_uri = http://127.0.0.1:9/creds\n",
+		 AF_CRED_URI},
 	};
 	af_config cfg;
 

@@ -210,6 +210,29 @@ static void test_no_metadata_service(void **state)
 	assert_non_null(strstr(af_error_last(), "127.0.0.1:9"));
 }
 
+/* A local credentials server: GET the URI, the ECS document's shape. */
+static void test_credentials_uri(void **state)
+{
+	fixture *f = *state;
+	const ts_reply script[] = {{.body = ECS_DOC}, {.status = 403, .body = "no"}};
+	testsrv *srv = ts_start(script, 2);
+	char uri[256];
+	af_credentials c;
+
+	snprintf(uri, sizeof(uri), "%s/v1/credentials?role=inventory", ts_url(srv));
+	assert_int_equal(af_credentials_from_uri(&c, f->session, uri), 0);
+	assert_string_equal(c.access_key_id, "STS.ecs-id");
+	assert_string_equal(c.security_token, "ecs-t0ken");
+	af_credentials_clear(&c);
+	assert_string_equal(ts_get(srv, 0)->method, "GET");
+	assert_string_equal(ts_get(srv, 0)->path, "/v1/credentials");
+	assert_int_equal(af_credentials_from_uri(&c, f->session, uri), AF_ERR_CONFIG);
+	assert_non_null(strstr(af_error_last(), "HTTP 403"));
+	assert_int_equal(af_credentials_from_uri(&c, f->session, "file:///etc/passwd"), AF_ERR_CONFIG);
+	assert_null(c.access_key_id);
+	ts_stop(srv);
+}
+
 /* The default chains reach the instance role step when nothing before it
  * is configured, and use it. */
 static void test_default_chains_use_the_instance_role(void **state)
@@ -256,6 +279,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ecs_bad_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cvm_role_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_metadata_service, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_credentials_uri, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_chains_use_the_instance_role, setup,
 						teardown),
 	};
