@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -315,6 +317,71 @@ static void test_tke_web_identity(void **state)
 	unsetenv("TKE_PROVIDER_ID");
 	unsetenv("TKE_WEB_IDENTITY_TOKEN_FILE");
 	unsetenv("TKE_REGION");
+	free(tok);
+	af_test_rmtree(dir);
+	free(dir);
+	ts_stop(srv);
+}
+
+/* At debug level, with every header and URL logged: the STS and OIDC
+ * flows write no key, secret, token or OIDC token to the log. stderr goes
+ * to a file for the length of the test. */
+static void test_debug_log_holds_no_secret(void **state)
+{
+	fixture *f = *state;
+	const ts_reply script[] = {{.body = ALI_ANSWER}, {.body = ALI_ANSWER}, {.body = TC_ANSWER}};
+	testsrv *srv = ts_start(script, 3);
+	char *dir = af_test_tempdir(), *tok = token_file(dir, OIDC_TOKEN), log_path[1200], *log;
+	af_assume_role r = {.role_arn = ROLE, .endpoint = ts_url(srv), .account = "member"};
+	af_credentials c;
+	int saved = dup(2), fd;
+	size_t len = 0;
+
+	snprintf(log_path, sizeof(log_path), "%s/stderr.log", dir);
+	assert_true((fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0);
+	fflush(stderr);
+	assert_true(dup2(fd, 2) >= 0);
+	close(fd);
+	af_log_setup(AF_LOG_DEBUG, AF_LOG_TEXT);
+
+	assert_int_equal(af_credentials_assume_role(&c, f->session, AF_PROVIDER_ALIBABA, &central,
+						    &r),
+			 0);
+	af_credentials_clear(&c);
+	setenv("ALIBABA_CLOUD_ROLE_ARN", ROLE, 1);
+	setenv("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p", 1);
+	setenv("ALIBABA_CLOUD_OIDC_TOKEN_FILE", tok, 1);
+	assert_int_equal(af_credentials_from_oidc_env(&c, f->session, AF_PROVIDER_ALIBABA,
+						      ts_url(srv)),
+			 0);
+	af_credentials_clear(&c);
+	setenv("TKE_ROLE_ARN", "qcs::cam::uin/1:roleName/r", 1);
+	setenv("TKE_PROVIDER_ID", "cls-1", 1);
+	setenv("TKE_WEB_IDENTITY_TOKEN_FILE", tok, 1);
+	setenv("TKE_REGION", "ap-beijing", 1);
+	assert_int_equal(af_credentials_from_oidc_env(&c, f->session, AF_PROVIDER_TENCENT,
+						      ts_url(srv)),
+			 0);
+	af_credentials_clear(&c);
+
+	af_log_setup(AF_LOG_ERROR, AF_LOG_TEXT);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	log = af_test_read_file(log_path, &len);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "AssumeRoleWithOIDC")); /* it did log, at debug level */
+	assert_null(strstr(log, "s3cr3t"));
+	assert_null(strstr(log, "t0ken"));
+	assert_null(strstr(log, "oidc-t0ken"));
+	free(log);
+	for (const char *const *v = (const char *const[]){"ALIBABA_CLOUD_ROLE_ARN",
+							  "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+							  "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "TKE_ROLE_ARN",
+							  "TKE_PROVIDER_ID", "TKE_WEB_IDENTITY_TOKEN_FILE",
+							  "TKE_REGION", NULL};
+	     *v; v++)
+		unsetenv(*v);
 	free(tok);
 	af_test_rmtree(dir);
 	free(dir);
@@ -630,6 +697,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alibaba_oidc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tke_web_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debug_log_holds_no_secret, setup, teardown),
 		cmocka_unit_test(test_sync_with_an_assumed_role),
 		cmocka_unit_test(test_two_hop_chain),
 		cmocka_unit_test(test_refused_role_fails_only_its_account),
