@@ -138,10 +138,12 @@ static bool ali_claims(const sim_req *r)
 	return strcmp(r->path, "/") == 0 && in(ali_actions, 2, a);
 }
 
-static void ali_fail(sim_resp *resp, const sim_req *r, int status, const char *code,
-                     const char *msg)
+/* Fills resp with an Alibaba STS error; returns -1 for the checks. */
+static int ali_fail(sim_resp *resp, const sim_req *r, int status, const char *code,
+                    const char *msg)
 {
 	sim_ali_error(resp, r, status, false, code, msg);
+	return -1;
 }
 
 static void ali_answer(af_sim *s, sim_req *r, sim_resp *resp, int role, const char *session,
@@ -183,11 +185,65 @@ static void ali_answer(af_sim *s, sim_req *r, sim_resp *resp, int role, const ch
 	sim_json_out(resp, 200, o);
 }
 
+/* RoleArn, RoleSessionName and DurationSeconds; -1 with resp filled. */
+static int ali_check_request(sim_req *r, sim_resp *resp, form *f, const char **arn,
+                             const char **session, int *dur)
+{
+	*arn = ali_param(r, f, "RoleArn");
+	*session = ali_param(r, f, "RoleSessionName");
+	if (!*arn || !**arn)
+		return ali_fail(resp, r, 400, "MissingRoleArn", "RoleArn is mandatory for this action.");
+	if (!*session || !**session)
+		return ali_fail(resp, r, 400, "MissingRoleSessionName",
+		                "RoleSessionName is mandatory for this action.");
+	if (!session_name_ok(*session))
+		return ali_fail(resp, r, 400, "InvalidParameter.RoleSessionName",
+		                "The parameter RoleSessionName is wrongly formed.");
+	if (duration(ali_param(r, f, "DurationSeconds"), dur) < 0)
+		return ali_fail(resp, r, 400, "InvalidParameter.DurationSeconds",
+		                "The Min/Max value of DurationSeconds is 15min/12hr.");
+	return 0;
+}
+
+/* AssumeRole: the signing account is trusted, with the right ExternalId. */
+static int ali_check_trust(af_sim *s, sim_req *r, sim_resp *resp, form *f, const sim_role *ro)
+{
+	const char *v = ali_param(r, f, "ExternalId");
+
+	if (!sim_role_trusts(ro, s->accounts[r->account].label) ||
+	    (ro->external_id && (!v || strcmp(v, ro->external_id) != 0)))
+		return ali_fail(resp, r, 403, "NoPermission",
+		                "You are not authorized to do this action. You should be "
+		                "authorized by RAM.");
+	return 0;
+}
+
+/* AssumeRoleWithOIDC: the role's provider and token. */
+static int ali_check_oidc(sim_req *r, sim_resp *resp, form *f, const sim_role *ro)
+{
+	const char *pa = ali_param(r, f, "OIDCProviderArn");
+	const char *tok = ali_param(r, f, "OIDCToken");
+
+	if (!pa || !*pa)
+		return ali_fail(resp, r, 400, "MissingOIDCProviderArn",
+		                "OIDCProviderArn is mandatory for this action.");
+	if (!tok || !*tok)
+		return ali_fail(resp, r, 400, "MissingOIDCToken",
+		                "OIDCToken is mandatory for this action.");
+	if (!ro->oidc_provider || strcmp(pa, ro->oidc_provider) != 0)
+		return ali_fail(resp, r, 404, "EntityNotExist.OIDCProvider",
+		                "The specified OIDCProvider not exists.");
+	if (!ro->oidc_token || strcmp(tok, ro->oidc_token) != 0)
+		return ali_fail(resp, r, 400, "AuthenticationFail.OIDCToken.Invalid",
+		                "The OIDCToken is invalid.");
+	return 0;
+}
+
 static void ali_handle(af_sim *s, sim_req *r, sim_resp *resp)
 {
 	const char *action = sim_req_header(r, "x-acs-action");
 	const char *version = sim_req_header(r, "x-acs-version");
-	const char *arn, *session, *v;
+	const char *arn, *session;
 	bool oidc;
 	int role, dur;
 	form f;
@@ -200,79 +256,19 @@ static void ali_handle(af_sim *s, sim_req *r, sim_resp *resp)
 	oidc = strcmp(action, "AssumeRoleWithOIDC") == 0;
 	sim_service_count(s, "alibaba-sts", action);
 	form_parse(&f, r);
-	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0) {
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "POST") != 0)
 		ali_fail(resp, r, 400, "UnsupportedHTTPMethod",
 		         "This action does not support the HTTP method.");
-		goto done;
-	}
-	if (version && strcmp(version, ALI_STS_VERSION) != 0) {
+	else if (version && strcmp(version, ALI_STS_VERSION) != 0)
 		ali_fail(resp, r, 400, "InvalidVersion", "Specified version is not valid.");
-		goto done;
+	else if ((oidc || sim_auth_acs3_as(s, r, resp, AF_PROVIDER_ALIBABA) == 0) &&
+	         ali_check_request(r, resp, &f, &arn, &session, &dur) == 0) {
+		if ((role = sim_role_by_arn(s, AF_PROVIDER_ALIBABA, arn)) < 0)
+			ali_fail(resp, r, 404, "EntityNotExist.Role", "The specified Role not exists.");
+		else if ((oidc ? ali_check_oidc(r, resp, &f, &s->roles[role])
+		               : ali_check_trust(s, r, resp, &f, &s->roles[role])) == 0)
+			ali_answer(s, r, resp, role, session, dur, oidc);
 	}
-	if (!oidc && sim_auth_acs3_as(s, r, resp, AF_PROVIDER_ALIBABA) != 0)
-		goto done;
-	arn = ali_param(r, &f, "RoleArn");
-	session = ali_param(r, &f, "RoleSessionName");
-	if (!arn || !*arn) {
-		ali_fail(resp, r, 400, "MissingRoleArn", "RoleArn is mandatory for this action.");
-		goto done;
-	}
-	if (!session || !*session) {
-		ali_fail(resp, r, 400, "MissingRoleSessionName",
-		         "RoleSessionName is mandatory for this action.");
-		goto done;
-	}
-	if (!session_name_ok(session)) {
-		ali_fail(resp, r, 400, "InvalidParameter.RoleSessionName",
-		         "The parameter RoleSessionName is wrongly formed.");
-		goto done;
-	}
-	if (duration(ali_param(r, &f, "DurationSeconds"), &dur) < 0) {
-		ali_fail(resp, r, 400, "InvalidParameter.DurationSeconds",
-		         "The Min/Max value of DurationSeconds is 15min/12hr.");
-		goto done;
-	}
-	if ((role = sim_role_by_arn(s, AF_PROVIDER_ALIBABA, arn)) < 0) {
-		ali_fail(resp, r, 404, "EntityNotExist.Role", "The specified Role not exists.");
-		goto done;
-	}
-	if (!oidc) {
-		const sim_role *ro = &s->roles[role];
-		v = ali_param(r, &f, "ExternalId");
-		if (!sim_role_trusts(ro, s->accounts[r->account].label) ||
-		    (ro->external_id && (!v || strcmp(v, ro->external_id) != 0))) {
-			ali_fail(resp, r, 403, "NoPermission",
-			         "You are not authorized to do this action. You should be "
-			         "authorized by RAM.");
-			goto done;
-		}
-	} else {
-		const sim_role *ro = &s->roles[role];
-		const char *pa = ali_param(r, &f, "OIDCProviderArn");
-		const char *tok = ali_param(r, &f, "OIDCToken");
-		if (!pa || !*pa) {
-			ali_fail(resp, r, 400, "MissingOIDCProviderArn",
-			         "OIDCProviderArn is mandatory for this action.");
-			goto done;
-		}
-		if (!tok || !*tok) {
-			ali_fail(resp, r, 400, "MissingOIDCToken",
-			         "OIDCToken is mandatory for this action.");
-			goto done;
-		}
-		if (!ro->oidc_provider || strcmp(pa, ro->oidc_provider) != 0) {
-			ali_fail(resp, r, 404, "EntityNotExist.OIDCProvider",
-			         "The specified OIDCProvider not exists.");
-			goto done;
-		}
-		if (!ro->oidc_token || strcmp(tok, ro->oidc_token) != 0) {
-			ali_fail(resp, r, 400, "AuthenticationFail.OIDCToken.Invalid",
-			         "The OIDCToken is invalid.");
-			goto done;
-		}
-	}
-	ali_answer(s, r, resp, role, session, dur, oidc);
-done:
 	form_free(&f);
 }
 
