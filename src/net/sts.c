@@ -60,17 +60,38 @@ static int take(af_credentials *out, json_object *creds, const char *const names
 	return 0;
 }
 
+/* Sends an STS request and takes the credentials from its answer: under
+ * Credentials (Alibaba, with Expiration inside) or Response.Credentials
+ * (Tencent, with Response.Expiration). */
+static int sts_exchange(af_credentials *out, af_session *s, const af_api_request *req,
+			const af_credentials *base, const char *role_arn)
+{
+	static const char *const ali_names[3] = {"AccessKeyId", "AccessKeySecret",
+						 "SecurityToken"};
+	static const char *const tc_names[3] = {"TmpSecretId", "TmpSecretKey", "Token"};
+	bool tc = req->style == AF_API_TC3;
+	af_api_response resp;
+	json_object *where, *creds;
+	int err;
+
+	af_api_response_init(&resp);
+	if ((err = af_session_call(s, req, base, &resp)) == 0) {
+		where = tc ? get(resp.json, "Response") : resp.json;
+		creds = get(where, "Credentials");
+		err = take(out, creds, tc ? tc_names : ali_names,
+			   str(tc ? where : creds, "Expiration"), role_arn);
+	}
+	af_api_response_free(&resp);
+	return err;
+}
+
 static int alibaba_assume(af_credentials *out, af_session *s, const af_credentials *base,
 			  const af_assume_role *r)
 {
-	static const char *const names[3] = {"AccessKeyId", "AccessKeySecret", "SecurityToken"};
 	char duration[16];
 	af_kv query[5];
 	size_t n = 0;
 	af_api_request req = {0};
-	af_api_response resp;
-	json_object *creds;
-	int err;
 
 	snprintf(duration, sizeof(duration), "%d",
 		 r->duration_seconds > 0 ? r->duration_seconds : DEFAULT_DURATION);
@@ -93,26 +114,17 @@ static int alibaba_assume(af_credentials *out, af_session *s, const af_credentia
 	req.product = "sts";
 	req.account = r->account;
 	req.region = r->region;
-	af_api_response_init(&resp);
-	if ((err = af_session_call(s, &req, base, &resp)) == 0) {
-		creds = get(resp.json, "Credentials");
-		err = take(out, creds, names, str(creds, "Expiration"), r->role_arn);
-	}
-	af_api_response_free(&resp);
-	return err;
+	return sts_exchange(out, s, &req, base, r->role_arn);
 }
 
 static int tencent_assume(af_credentials *out, af_session *s, const af_credentials *base,
 			  const af_assume_role *r)
 {
-	static const char *const names[3] = {"TmpSecretId", "TmpSecretKey", "Token"};
-	json_object *body = json_object_new_object(), *response;
+	json_object *body = json_object_new_object();
 	af_api_request req = {0};
-	af_api_response resp;
 	const char *text;
 	int err;
 
-	af_api_response_init(&resp);
 	if (!body)
 		return af_error_oom();
 	/* json-c escapes what the role ARN, session name and policy hold */
@@ -141,12 +153,7 @@ static int tencent_assume(af_credentials *out, af_session *s, const af_credentia
 	req.provider = AF_PROVIDER_TENCENT;
 	req.product = "sts";
 	req.account = r->account;
-	if ((err = af_session_call(s, &req, base, &resp)) == 0) {
-		response = get(resp.json, "Response");
-		err = take(out, get(response, "Credentials"), names, str(response, "Expiration"),
-			   r->role_arn);
-	}
-	af_api_response_free(&resp);
+	err = sts_exchange(out, s, &req, base, r->role_arn);
 	json_object_put(body);
 	return err;
 }
@@ -216,15 +223,12 @@ static void wipe(char *s)
 static int alibaba_oidc(af_credentials *out, af_session *s, const af_oidc_role *r,
 			const char *token)
 {
-	static const char *const names[3] = {"AccessKeyId", "AccessKeySecret", "SecurityToken"};
 	static const af_credentials none = {0};
 	const char *keys[] = {"RoleArn", "OIDCProviderArn", "OIDCToken", "RoleSessionName"};
 	const char *vals[] = {r->role_arn, r->provider, token,
 			      r->session_name ? r->session_name : DEFAULT_SESSION};
 	af_api_request req = {0};
-	af_api_response resp;
 	af_buf body = AF_BUF_INIT;
-	json_object *creds;
 	int err = 0;
 
 	for (size_t i = 0; i < 4 && err == 0; i++)
@@ -251,12 +255,7 @@ static int alibaba_oidc(af_credentials *out, af_session *s, const af_oidc_role *
 	req.provider = AF_PROVIDER_ALIBABA;
 	req.product = "sts";
 	req.account = r->account;
-	af_api_response_init(&resp);
-	if ((err = af_session_call(s, &req, &none, &resp)) == 0) {
-		creds = get(resp.json, "Credentials");
-		err = take(out, creds, names, str(creds, "Expiration"), r->role_arn);
-	}
-	af_api_response_free(&resp);
+	err = sts_exchange(out, s, &req, &none, r->role_arn);
 	af_buf_free_secret(&body);
 	return err;
 }
@@ -264,11 +263,9 @@ static int alibaba_oidc(af_credentials *out, af_session *s, const af_oidc_role *
 static int tencent_web_identity(af_credentials *out, af_session *s, const af_oidc_role *r,
 				const char *token)
 {
-	static const char *const names[3] = {"TmpSecretId", "TmpSecretKey", "Token"};
 	static const af_credentials none = {0};
-	json_object *body = json_object_new_object(), *response;
+	json_object *body = json_object_new_object();
 	af_api_request req = {0};
-	af_api_response resp;
 	const char *text;
 	int err;
 
@@ -299,13 +296,7 @@ static int tencent_web_identity(af_credentials *out, af_session *s, const af_oid
 	req.provider = AF_PROVIDER_TENCENT;
 	req.product = "sts";
 	req.account = r->account;
-	af_api_response_init(&resp);
-	if ((err = af_session_call(s, &req, &none, &resp)) == 0) {
-		response = get(resp.json, "Response");
-		err = take(out, get(response, "Credentials"), names, str(response, "Expiration"),
-			   r->role_arn);
-	}
-	af_api_response_free(&resp);
+	err = sts_exchange(out, s, &req, &none, r->role_arn);
 	/* json-c's copies of the token are freed, not wiped (the token lives
 	 * minutes, and core dumps are off: src/cli/main.c) */
 	json_object_put(body);
