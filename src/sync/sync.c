@@ -177,9 +177,6 @@ static af_assume_role role_of(const af_account_config *a)
 	return r;
 }
 
-/* An account's credentials: its own source's, or its `source` account's
- * (resolved first), then -- with a role_arn -- the role's, asked for with
- * them. The config refused loops; `depth` is a second guard. */
 static int resolve_credentials(sync_run *run, size_t index, af_session *session, int depth);
 
 /* Fresh credentials for account `index`: its own source's, or its
