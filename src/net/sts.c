@@ -85,13 +85,45 @@ static int sts_exchange(af_credentials *out, af_session *s, const af_api_request
 	return err;
 }
 
+/* The fields every STS request shares: Alibaba sts 2015-04-01 (RPC) or
+ * Tencent sts 2018-08-13 (TC3), labelled with the account. The caller adds
+ * parameters or body, and the method when it sends a body. */
+static void sts_request_init(af_api_request *req, bool tencent, const char *action,
+			     const char *endpoint, const char *account)
+{
+	memset(req, 0, sizeof(*req));
+	req->style = tencent ? AF_API_TC3 : AF_API_ACS3_RPC;
+	req->endpoint = endpoint;
+	req->method = tencent ? "POST" : "GET";
+	req->path = "/";
+	req->action = action;
+	req->version = tencent ? "2018-08-13" : "2015-04-01";
+	req->service = tencent ? "sts" : NULL;
+	req->provider = tencent ? AF_PROVIDER_TENCENT : AF_PROVIDER_ALIBABA;
+	req->product = "sts";
+	req->account = account;
+}
+
+/* The members a Tencent STS body always has, json-c escaping them. */
+static void tencent_role_members(json_object *body, const char *role_arn,
+				 const char *session_name, int duration_seconds)
+{
+	json_object_object_add(body, "RoleArn", json_object_new_string(role_arn));
+	json_object_object_add(body, "RoleSessionName",
+			       json_object_new_string(session_name ? session_name
+								   : DEFAULT_SESSION));
+	json_object_object_add(body, "DurationSeconds",
+			       json_object_new_int(duration_seconds > 0 ? duration_seconds
+									: DEFAULT_DURATION));
+}
+
 static int alibaba_assume(af_credentials *out, af_session *s, const af_credentials *base,
 			  const af_assume_role *r)
 {
 	char duration[16];
 	af_kv query[5];
 	size_t n = 0;
-	af_api_request req = {0};
+	af_api_request req;
 
 	snprintf(duration, sizeof(duration), "%d",
 		 r->duration_seconds > 0 ? r->duration_seconds : DEFAULT_DURATION);
@@ -102,17 +134,10 @@ static int alibaba_assume(af_credentials *out, af_session *s, const af_credentia
 		query[n++] = (af_kv){"ExternalId", r->external_id};
 	if (r->policy)
 		query[n++] = (af_kv){"Policy", r->policy};
-	req.style = AF_API_ACS3_RPC;
-	req.endpoint = r->endpoint ? r->endpoint : ALI_STS_ENDPOINT;
-	req.method = "GET";
-	req.path = "/";
+	sts_request_init(&req, false, "AssumeRole", r->endpoint ? r->endpoint : ALI_STS_ENDPOINT,
+			 r->account);
 	req.query = query;
 	req.nquery = n;
-	req.action = "AssumeRole";
-	req.version = "2015-04-01";
-	req.provider = AF_PROVIDER_ALIBABA;
-	req.product = "sts";
-	req.account = r->account;
 	req.region = r->region;
 	return sts_exchange(out, s, &req, base, r->role_arn);
 }
@@ -121,38 +146,23 @@ static int tencent_assume(af_credentials *out, af_session *s, const af_credentia
 			  const af_assume_role *r)
 {
 	json_object *body = json_object_new_object();
-	af_api_request req = {0};
+	af_api_request req;
 	const char *text;
 	int err;
 
 	if (!body)
 		return af_error_oom();
-	/* json-c escapes what the role ARN, session name and policy hold */
-	json_object_object_add(body, "RoleArn", json_object_new_string(r->role_arn));
-	json_object_object_add(body, "RoleSessionName",
-			       json_object_new_string(r->session_name ? r->session_name
-								      : DEFAULT_SESSION));
-	json_object_object_add(body, "DurationSeconds",
-			       json_object_new_int(r->duration_seconds > 0 ? r->duration_seconds
-									   : DEFAULT_DURATION));
+	tencent_role_members(body, r->role_arn, r->session_name, r->duration_seconds);
 	if (r->external_id)
 		json_object_object_add(body, "ExternalId", json_object_new_string(r->external_id));
 	if (r->policy)
 		json_object_object_add(body, "Policy", json_object_new_string(r->policy));
 	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	req.style = AF_API_TC3;
-	req.endpoint = r->endpoint ? r->endpoint : TC_STS_ENDPOINT;
-	req.method = "POST";
-	req.path = "/";
+	sts_request_init(&req, true, "AssumeRole", r->endpoint ? r->endpoint : TC_STS_ENDPOINT,
+			 r->account);
 	req.body = text;
 	req.body_len = strlen(text);
-	req.action = "AssumeRole";
-	req.version = "2018-08-13";
-	req.service = "sts";
 	req.region = r->region ? r->region : TC_DEFAULT_REGION;
-	req.provider = AF_PROVIDER_TENCENT;
-	req.product = "sts";
-	req.account = r->account;
 	err = sts_exchange(out, s, &req, base, r->role_arn);
 	json_object_put(body);
 	return err;
@@ -227,7 +237,7 @@ static int alibaba_oidc(af_credentials *out, af_session *s, const af_oidc_role *
 	const char *keys[] = {"RoleArn", "OIDCProviderArn", "OIDCToken", "RoleSessionName"};
 	const char *vals[] = {r->role_arn, r->provider, token,
 			      r->session_name ? r->session_name : DEFAULT_SESSION};
-	af_api_request req = {0};
+	af_api_request req;
 	af_buf body = AF_BUF_INIT;
 	int err = 0;
 
@@ -241,20 +251,13 @@ static int alibaba_oidc(af_credentials *out, af_session *s, const af_oidc_role *
 		af_buf_free_secret(&body);
 		return err;
 	}
-	req.style = AF_API_ACS3_RPC;
-	req.endpoint = r->endpoint;
+	sts_request_init(&req, false, "AssumeRoleWithOIDC", r->endpoint, r->account);
 	req.method = "POST";
-	req.path = "/";
 	req.body = af_buf_data(&body);
 	req.body_len = af_buf_len(&body);
 	req.content_type = "application/x-www-form-urlencoded";
 	req.unsigned_call = true;
 	req.redact = token;
-	req.action = "AssumeRoleWithOIDC";
-	req.version = "2015-04-01";
-	req.provider = AF_PROVIDER_ALIBABA;
-	req.product = "sts";
-	req.account = r->account;
 	err = sts_exchange(out, s, &req, &none, r->role_arn);
 	af_buf_free_secret(&body);
 	return err;
@@ -265,7 +268,7 @@ static int tencent_web_identity(af_credentials *out, af_session *s, const af_oid
 {
 	static const af_credentials none = {0};
 	json_object *body = json_object_new_object();
-	af_api_request req = {0};
+	af_api_request req;
 	const char *text;
 	int err;
 
@@ -273,29 +276,14 @@ static int tencent_web_identity(af_credentials *out, af_session *s, const af_oid
 		return af_error_oom();
 	json_object_object_add(body, "ProviderId", json_object_new_string(r->provider));
 	json_object_object_add(body, "WebIdentityToken", json_object_new_string(token));
-	json_object_object_add(body, "RoleArn", json_object_new_string(r->role_arn));
-	json_object_object_add(body, "RoleSessionName",
-			       json_object_new_string(r->session_name ? r->session_name
-								      : DEFAULT_SESSION));
-	json_object_object_add(body, "DurationSeconds",
-			       json_object_new_int(r->duration_seconds > 0 ? r->duration_seconds
-									   : DEFAULT_DURATION));
+	tencent_role_members(body, r->role_arn, r->session_name, r->duration_seconds);
 	text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-	req.style = AF_API_TC3;
-	req.endpoint = r->endpoint;
-	req.method = "POST";
-	req.path = "/";
+	sts_request_init(&req, true, "AssumeRoleWithWebIdentity", r->endpoint, r->account);
 	req.body = text;
 	req.body_len = strlen(text);
 	req.unsigned_call = true;
 	req.redact = token;
-	req.action = "AssumeRoleWithWebIdentity";
-	req.version = "2018-08-13";
-	req.service = "sts";
 	req.region = r->region ? r->region : TC_DEFAULT_REGION;
-	req.provider = AF_PROVIDER_TENCENT;
-	req.product = "sts";
-	req.account = r->account;
 	err = sts_exchange(out, s, &req, &none, r->role_arn);
 	/* json-c's copies of the token are freed, not wiped (the token lives
 	 * minutes, and core dumps are off: src/cli/main.c) */
