@@ -29,36 +29,18 @@
 	"{\"TmpSecretId\":\"AKIDcvm\",\"TmpSecretKey\":\"cvm-s3cr3t\",\"Token\":\"cvm-t0ken\","   \
 	"\"ExpiredTime\":1796148000,\"Expiration\":\"2026-12-01T18:00:00Z\",\"Code\":\"Success\"}"
 
-typedef struct fixture {
-	af_client *client;
-	af_session *session;
-} fixture;
+typedef ts_client fixture;
 
 static int setup(void **state)
 {
-	fixture *f = calloc(1, sizeof(*f));
-	af_client_options o;
-
-	af_log_setup(AF_LOG_ERROR, AF_LOG_TEXT);
 	unsetenv("ALIBABA_CLOUD_ECS_METADATA");
 	unsetenv("ALIBABA_CLOUD_IMDSV1_DISABLED");
-	af_client_options_default(&o);
-	o.base_delay_ms = 5;
-	o.max_delay_ms = 20;
-	if (!f || af_client_new(&f->client, &o) < 0 || af_session_new(&f->session, f->client) < 0)
-		return -1;
-	*state = f;
-	return 0;
+	return ts_client_setup(state);
 }
 
 static int teardown(void **state)
 {
-	fixture *f = *state;
-
-	af_session_free(f->session);
-	af_client_free(f->client);
-	free(f);
-	return 0;
+	return ts_client_teardown(state);
 }
 
 static void assert_no_secret(void)

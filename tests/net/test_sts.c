@@ -50,34 +50,16 @@
 
 static const af_credentials central = {"LTAIcentral", "central-s3cr3t", NULL, 0};
 
-typedef struct fixture {
-	af_client *client;
-	af_session *session;
-} fixture;
+typedef ts_client fixture;
 
 static int setup(void **state)
 {
-	fixture *f = calloc(1, sizeof(*f));
-	af_client_options o;
-
-	af_log_setup(AF_LOG_ERROR, AF_LOG_TEXT);
-	af_client_options_default(&o);
-	o.base_delay_ms = 5;
-	o.max_delay_ms = 20;
-	if (!f || af_client_new(&f->client, &o) < 0 || af_session_new(&f->session, f->client) < 0)
-		return -1;
-	*state = f;
-	return 0;
+	return ts_client_setup(state);
 }
 
 static int teardown(void **state)
 {
-	fixture *f = *state;
-
-	af_session_free(f->session);
-	af_client_free(f->client);
-	free(f);
-	return 0;
+	return ts_client_teardown(state);
 }
 
 static const char *arg(const ts_arrival *a, const char *name)
@@ -388,19 +370,38 @@ static void test_debug_log_holds_no_secret(void **state)
 	ts_stop(srv);
 }
 
-/* Writes `text` as DIR/aifleet.ini (mode 0600) and loads it. */
-static void load_config(af_config *cfg, const char *dir, const char *text)
+/* The identity that assumes the roles: its keys come from the environment
+ * (sync_accounts sets them). */
+#define CENTRAL                                                                                    \
+	"[account central]\nprovider = alibaba\n"                                                  \
+	"access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
+
+/* Syncs the account sections `accounts` into `db` (a [database] section is
+ * put in front), with the central keys in the environment for the run. */
+static int sync_accounts(const af_testdb *db, const char *accounts, af_sync_result *res)
 {
-	char path[1200];
+	char *dir = af_test_tempdir(), path[1200];
+	af_sync_options o = {0};
+	af_config cfg;
 	FILE *fp;
+	int err;
 
 	snprintf(path, sizeof(path), "%s/aifleet.ini", dir);
 	assert_non_null(fp = fopen(path, "w"));
-	fputs(text, fp);
+	fprintf(fp, "[database]\nconninfo = %s\n%s", db->conninfo, accounts);
 	fclose(fp);
 	chmod(path, 0600);
-	af_config_init(cfg);
-	assert_int_equal(af_config_load(cfg, path), 0);
+	setenv("STS_TEST_ID", central.access_key_id, 1);
+	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
+	af_config_init(&cfg);
+	assert_int_equal(af_config_load(&cfg, path), 0);
+	err = af_sync_run(&cfg, &o, res);
+	af_config_free(&cfg);
+	unsetenv("STS_TEST_ID");
+	unsetenv("STS_TEST_SECRET");
+	af_test_rmtree(dir);
+	free(dir);
+	return err;
 }
 
 #define EMPTY_TAIR_PAGE                                                                            \
@@ -413,26 +414,18 @@ static void test_sync_with_an_assumed_role(void **state)
 {
 	const ts_reply script[] = {{.body = ALI_ANSWER}, {.body = EMPTY_TAIR_PAGE}};
 	testsrv *srv = ts_start(script, 2);
-	char *dir = af_test_tempdir(), text[4096];
-	af_sync_options o = {0};
+	char text[4096];
 	af_sync_result res;
 	const ts_arrival *a;
-	af_config cfg;
 	af_testdb db;
 
 	af_testdb_create(&db);
 	snprintf(text, sizeof(text),
-		 "[database]\nconninfo = %s\n"
-		 "[account central]\nprovider = alibaba\ncredentials = env\n"
-		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
-		 "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 CENTRAL "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
 		 "sts_endpoint = %s\nregions = cn-hangzhou\nproducts = tair_kvcache\n"
 		 "tair_kvcache_endpoint = %s\n",
-		 db.conninfo, ts_url(srv), ts_url(srv));
-	setenv("STS_TEST_ID", central.access_key_id, 1);
-	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
-	load_config(&cfg, dir, text);
-	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+		 ts_url(srv), ts_url(srv));
+	assert_int_equal(sync_accounts(&db, text, &res), 0);
 	assert_int_equal(res.scopes, 1); /* the central identity collects nothing itself */
 	assert_int_equal(res.complete, 1);
 	assert_int_equal(ts_count(srv), 2);
@@ -444,12 +437,7 @@ static void test_sync_with_an_assumed_role(void **state)
 	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.scope_state"
 						  " WHERE account = 'member' AND last_state = 'complete'"),
 			 1);
-	af_config_free(&cfg);
-	unsetenv("STS_TEST_ID");
-	unsetenv("STS_TEST_SECRET");
 	af_testdb_drop(&db);
-	af_test_rmtree(dir);
-	free(dir);
 	ts_stop(srv);
 }
 
@@ -460,39 +448,26 @@ static void test_two_hop_chain(void **state)
 	const ts_reply script[] = {{.body = ALI_ANSWER}, {.body = ALI_ANSWER2},
 				   {.body = EMPTY_TAIR_PAGE}};
 	testsrv *srv = ts_start(script, 3);
-	char *dir = af_test_tempdir(), text[4096];
-	af_sync_options o = {0};
+	char text[4096];
 	af_sync_result res;
-	af_config cfg;
 	af_testdb db;
 
 	af_testdb_create(&db);
 	snprintf(text, sizeof(text),
-		 "[database]\nconninfo = %s\n"
-		 "[account central]\nprovider = alibaba\n"
-		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
-		 "[account hub]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 CENTRAL "[account hub]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
 		 "sts_endpoint = %s\n"
 		 "[account member]\nprovider = alibaba\nsource = hub\n"
 		 "role_arn = acs:ram::2222:role/member\nsts_endpoint = %s\nregions = cn-hangzhou\n"
 		 "products = tair_kvcache\ntair_kvcache_endpoint = %s\n",
-		 db.conninfo, ts_url(srv), ts_url(srv), ts_url(srv));
-	setenv("STS_TEST_ID", central.access_key_id, 1);
-	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
-	load_config(&cfg, dir, text);
-	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+		 ts_url(srv), ts_url(srv), ts_url(srv));
+	assert_int_equal(sync_accounts(&db, text, &res), 0);
 	assert_int_equal(res.complete, 1);
 	assert_int_equal(ts_count(srv), 3);
 	assert_non_null(strstr(ts_header(ts_get(srv, 0), "Authorization"), "Credential=LTAIcentral,"));
 	assert_non_null(strstr(ts_header(ts_get(srv, 1), "Authorization"), "Credential=STS.assumed,"));
 	assert_string_equal(ts_header(ts_get(srv, 1), "x-acs-security-token"), "assumed-t0ken");
 	assert_non_null(strstr(ts_header(ts_get(srv, 2), "Authorization"), "Credential=STS.member,"));
-	af_config_free(&cfg);
-	unsetenv("STS_TEST_ID");
-	unsetenv("STS_TEST_SECRET");
 	af_testdb_drop(&db);
-	af_test_rmtree(dir);
-	free(dir);
 	ts_stop(srv);
 }
 
@@ -507,26 +482,18 @@ static void test_refused_role_fails_only_its_account(void **state)
 		{.body = EMPTY_TAIR_PAGE},
 	};
 	testsrv *srv = ts_start(script, 2);
-	char *dir = af_test_tempdir(), text[4096], *why;
-	af_sync_options o = {0};
+	char text[4096], *why;
 	af_sync_result res;
-	af_config cfg;
 	af_testdb db;
 
 	af_testdb_create(&db);
 	snprintf(text, sizeof(text),
-		 "[database]\nconninfo = %s\n"
-		 "[account central]\nprovider = alibaba\n"
-		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
-		 "regions = cn-beijing\nproducts = tair_kvcache\ntair_kvcache_endpoint = %s\n"
+		 CENTRAL "regions = cn-beijing\nproducts = tair_kvcache\ntair_kvcache_endpoint = %s\n"
 		 "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
 		 "sts_endpoint = %s\nregions = cn-hangzhou\nproducts = tair_kvcache\n"
 		 "tair_kvcache_endpoint = %s\n",
-		 db.conninfo, ts_url(srv), ts_url(srv), ts_url(srv));
-	setenv("STS_TEST_ID", central.access_key_id, 1);
-	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
-	load_config(&cfg, dir, text);
-	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+		 ts_url(srv), ts_url(srv), ts_url(srv));
+	assert_int_equal(sync_accounts(&db, text, &res), 0);
 	assert_int_equal(res.scopes, 2);
 	assert_int_equal(res.complete, 1);
 	assert_int_equal(res.failed, 1);
@@ -542,12 +509,7 @@ static void test_refused_role_fails_only_its_account(void **state)
 	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.scope_state"
 						  " WHERE account = 'central' AND last_state = 'complete'"),
 			 1);
-	af_config_free(&cfg);
-	unsetenv("STS_TEST_ID");
-	unsetenv("STS_TEST_SECRET");
 	af_testdb_drop(&db);
-	af_test_rmtree(dir);
-	free(dir);
 	ts_stop(srv);
 }
 
@@ -574,31 +536,16 @@ static char *sts_answer(const char *id, long in)
 static int sync_member(const ts_reply *script, size_t n, testsrv **srv, af_testdb *db,
 		       af_sync_result *res)
 {
-	char *dir = af_test_tempdir(), text[4096];
-	af_sync_options o = {0};
-	af_config cfg;
-	int err;
+	char text[4096];
 
 	*srv = ts_start(script, n);
 	af_testdb_create(db);
 	snprintf(text, sizeof(text),
-		 "[database]\nconninfo = %s\n"
-		 "[account central]\nprovider = alibaba\n"
-		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
-		 "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
+		 CENTRAL "[account member]\nprovider = alibaba\nsource = central\nrole_arn = " ROLE "\n"
 		 "sts_endpoint = %s\nregions = cn-hangzhou\nproducts = tair_kvcache\n"
 		 "tair_kvcache_endpoint = %s\n",
-		 db->conninfo, ts_url(*srv), ts_url(*srv));
-	setenv("STS_TEST_ID", central.access_key_id, 1);
-	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
-	load_config(&cfg, dir, text);
-	err = af_sync_run(&cfg, &o, res);
-	af_config_free(&cfg);
-	unsetenv("STS_TEST_ID");
-	unsetenv("STS_TEST_SECRET");
-	af_test_rmtree(dir);
-	free(dir);
-	return err;
+		 ts_url(*srv), ts_url(*srv));
+	return sync_accounts(db, text, res);
 }
 
 /* Credentials with 180 s or less left are renewed before they are used. */
@@ -661,31 +608,19 @@ static void test_static_keys_are_not_renewed(void **state)
 					"Expired\",\"Message\":\"expired\"}"},
 	};
 	testsrv *srv = ts_start(script, 1);
-	char *dir = af_test_tempdir(), text[2048];
-	af_sync_options o = {0};
+	char text[2048];
 	af_sync_result res;
-	af_config cfg;
 	af_testdb db;
 
 	af_testdb_create(&db);
 	snprintf(text, sizeof(text),
-		 "[database]\nconninfo = %s\n[account static]\nprovider = alibaba\n"
-		 "access_key_id_env = STS_TEST_ID\naccess_key_secret_env = STS_TEST_SECRET\n"
-		 "regions = cn-hangzhou\nproducts = tair_kvcache\ntair_kvcache_endpoint = %s\n",
-		 db.conninfo, ts_url(srv));
-	setenv("STS_TEST_ID", central.access_key_id, 1);
-	setenv("STS_TEST_SECRET", central.access_key_secret, 1);
-	load_config(&cfg, dir, text);
-	assert_int_equal(af_sync_run(&cfg, &o, &res), 0);
+		 CENTRAL "regions = cn-hangzhou\nproducts = tair_kvcache\ntair_kvcache_endpoint = %s\n",
+		 ts_url(srv));
+	assert_int_equal(sync_accounts(&db, text, &res), 0);
 	assert_int_equal(res.failed, 1);
 	assert_int_equal(res.auth_failures, 1);
 	assert_int_equal(ts_count(srv), 1);
-	af_config_free(&cfg);
-	unsetenv("STS_TEST_ID");
-	unsetenv("STS_TEST_SECRET");
 	af_testdb_drop(&db);
-	af_test_rmtree(dir);
-	free(dir);
 	ts_stop(srv);
 }
 

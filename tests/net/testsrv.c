@@ -1,4 +1,5 @@
 #include "testsrv.h"
+#include "aifleet/log.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -263,4 +264,34 @@ const char *ts_header(const ts_arrival *a, const char *name)
 		if (strcasecmp(a->headers[i].key, name) == 0)
 			return a->headers[i].value;
 	return NULL;
+}
+
+int ts_client_setup(void **state)
+{
+	ts_client *c = calloc(1, sizeof(*c));
+	af_client_options o;
+
+	af_log_setup(AF_LOG_ERROR, AF_LOG_TEXT);
+	af_client_options_default(&o);
+	o.base_delay_ms = 5;
+	o.max_delay_ms = 20;
+	if (!c || af_client_new(&c->client, &o) < 0 || af_session_new(&c->session, c->client) < 0) {
+		ts_client_teardown((void **)&c);
+		return -1;
+	}
+	*state = c;
+	return 0;
+}
+
+int ts_client_teardown(void **state)
+{
+	ts_client *c = *state;
+
+	if (c) {
+		af_session_free(c->session);
+		af_client_free(c->client);
+		free(c);
+	}
+	*state = NULL;
+	return 0;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aifleet/http.h"
 #include "aifleet/sign.h"
 
 /* Default answer: acceptable to both the Alibaba and the Tencent checks. */
@@ -54,5 +55,16 @@ const ts_arrival *ts_get(testsrv *s, size_t i);
 int ts_max_in_flight(testsrv *s);
 const char *ts_header(const ts_arrival *a, const char *name);
 double ts_now(void);
+
+/* A client for calls through the transport to the server: short retry
+ * delays (5 to 20 ms) and one session. For cmocka: ts_client_setup puts a
+ * ts_client in *state (log level error), ts_client_teardown frees it. */
+typedef struct ts_client {
+	af_client *client;
+	af_session *session;
+} ts_client;
+
+int ts_client_setup(void **state);
+int ts_client_teardown(void **state);
 
 #endif
