@@ -541,16 +541,25 @@ static void expect_refused(const env *e, const char *label)
 
 /* ---- the cases ------------------------------------------------------------ */
 
-static void test_a_no_ca_bundle_refused(void **state)
+/* The first server's single account at `host` (regions `regions`), with
+ * [sync] ca_bundle = `ca` (NULL: none): syncs and reports under `label`. */
+static void sync_one_account(env *e, const char *host, const char *regions, const char *ca,
+                             const char *label)
 {
-	env *e = *state;
-	account_spec acc = {ACCOUNT, "127.0.0.1", NULL, "cn-hangzhou"};
+	account_spec acc = {ACCOUNT, host, NULL, regions};
 
 	env_up(e, &the_ca, NULL);
 	acc.srv = e->srv[0];
-	write_config(e, NULL, &acc, 1);
+	write_config(e, ca, &acc, 1);
 	run_sync(e);
-	report(e, "a) no ca_bundle");
+	report(e, label);
+}
+
+static void test_a_no_ca_bundle_refused(void **state)
+{
+	env *e = *state;
+
+	sync_one_account(e, "127.0.0.1", "cn-hangzhou", NULL, "a) no ca_bundle");
 	said(e, "a) no ca_bundle", "ca_bundle");
 	expect_refused(e, "a) no ca_bundle");
 }
@@ -558,13 +567,8 @@ static void test_a_no_ca_bundle_refused(void **state)
 static void test_b_right_ca_loads(void **state)
 {
 	env *e = *state;
-	account_spec acc = {ACCOUNT, "127.0.0.1", NULL, "cn-hangzhou"};
 
-	env_up(e, &the_ca, NULL);
-	acc.srv = e->srv[0];
-	write_config(e, the_ca.path, &acc, 1);
-	run_sync(e);
-	report(e, "b) ca_bundle = the CA");
+	sync_one_account(e, "127.0.0.1", "cn-hangzhou", the_ca.path, "b) ca_bundle = the CA");
 	check(e->run.code == 0, e, "b): exit %d, expected 0", e->run.code);
 	check(instances(e, ACCOUNT) == TS_ITEMS, e, "b): %lld instances, expected %d",
 	      instances(e, ACCOUNT), TS_ITEMS);
@@ -580,13 +584,8 @@ static void test_b_right_ca_loads(void **state)
 static void test_c1_other_ca_refused(void **state)
 {
 	env *e = *state;
-	account_spec acc = {ACCOUNT, "127.0.0.1", NULL, "cn-hangzhou"};
 
-	env_up(e, &the_ca, NULL);
-	acc.srv = e->srv[0];
-	write_config(e, other_ca.path, &acc, 1);
-	run_sync(e);
-	report(e, "c1) ca_bundle = another CA");
+	sync_one_account(e, "127.0.0.1", "cn-hangzhou", other_ca.path, "c1) ca_bundle = another CA");
 	said(e, "c1) ca_bundle = another CA", "ca_bundle");
 	expect_refused(e, "c1) ca_bundle = another CA");
 }
@@ -594,13 +593,8 @@ static void test_c1_other_ca_refused(void **state)
 static void test_c2_host_name_mismatch_refused(void **state)
 {
 	env *e = *state;
-	account_spec acc = {ACCOUNT, "localhost", NULL, "cn-hangzhou"};
 
-	env_up(e, &the_ca, NULL);
-	acc.srv = e->srv[0];
-	write_config(e, the_ca.path, &acc, 1);
-	run_sync(e);
-	report(e, "c2) the CA, https://localhost");
+	sync_one_account(e, "localhost", "cn-hangzhou", the_ca.path, "c2) the CA, https://localhost");
 	said(e, "c2) the CA, https://localhost", "ca_bundle");
 	expect_refused(e, "c2) the CA, https://localhost");
 	/* curl's text names the host it could not match */
@@ -610,13 +604,8 @@ static void test_c2_host_name_mismatch_refused(void **state)
 static void test_d_every_scope_unverifiable(void **state)
 {
 	env *e = *state;
-	account_spec acc = {ACCOUNT, "127.0.0.1", NULL, "cn-hangzhou, cn-beijing"};
 
-	env_up(e, &the_ca, NULL);
-	acc.srv = e->srv[0];
-	write_config(e, other_ca.path, &acc, 1);
-	run_sync(e);
-	report(e, "d) both regions unverifiable");
+	sync_one_account(e, "127.0.0.1", "cn-hangzhou, cn-beijing", other_ca.path, "d) both regions unverifiable");
 	said(e, "d) both regions unverifiable", "ca_bundle");
 	check(e->run.code != 1 && e->run.code != 2, e,
 	      "d): exit %d: every scope failed verification, "
