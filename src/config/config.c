@@ -552,6 +552,43 @@ static int role_key(parse_state *st, af_account_config *a, const char *name, con
 	return -1;
 }
 
+/* The credential sources by their names in the file, and the provider
+ * whose accounts may use each (NULL: either). */
+static const struct {
+	const char *name;
+	af_cred_source source;
+	const char *provider;
+} cred_sources[] = {
+	{"env", AF_CRED_ENV, NULL},
+	{"default", AF_CRED_DEFAULT, NULL},
+	{"aliyun-cli", AF_CRED_ALIYUN_CLI, AF_PROVIDER_ALIBABA},
+	{"alibabacloud-file", AF_CRED_ALIBABACLOUD_FILE, AF_PROVIDER_ALIBABA},
+	{"tencent-file", AF_CRED_TENCENT_FILE, AF_PROVIDER_TENCENT},
+	{"ecs-ram-role", AF_CRED_ECS_RAM_ROLE, AF_PROVIDER_ALIBABA},
+	{"cvm-role", AF_CRED_CVM_ROLE, AF_PROVIDER_TENCENT},
+	{"oidc", AF_CRED_OIDC, AF_PROVIDER_ALIBABA},
+	{"tke-oidc", AF_CRED_TKE_OIDC, AF_PROVIDER_TENCENT},
+	{"credentials-uri", AF_CRED_URI, NULL},
+};
+#define NCRED_SOURCES (sizeof(cred_sources) / sizeof(cred_sources[0]))
+
+static int credentials_key(parse_state *st, af_account_config *a, const char *value)
+{
+	char names[256];
+	size_t used = 0;
+
+	for (size_t i = 0; i < NCRED_SOURCES; i++)
+		if (strcmp(value, cred_sources[i].name) == 0) {
+			a->cred_source = cred_sources[i].source;
+			return 1;
+		}
+	for (size_t i = 0; i < NCRED_SOURCES && used < sizeof(names); i++)
+		used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+					 i == 0 ? "" : i + 1 == NCRED_SOURCES ? " or " : ", ",
+					 cred_sources[i].name);
+	return fail(st, "account %s: credentials must be %s, not '%s'", a->name, names, value);
+}
+
 static int account_key(parse_state *st, af_account_config *a, const char *name, const char *value)
 {
 	int r;
@@ -562,32 +599,8 @@ static int account_key(parse_state *st, af_account_config *a, const char *name, 
 				    a->name, value);
 		return set_string(st, &a->provider, value);
 	}
-	if (strcmp(name, "credentials") == 0) {
-		static const struct {
-			const char *name;
-			af_cred_source source;
-		} sources[] = {
-			{"env", AF_CRED_ENV},
-			{"default", AF_CRED_DEFAULT},
-			{"aliyun-cli", AF_CRED_ALIYUN_CLI},
-			{"alibabacloud-file", AF_CRED_ALIBABACLOUD_FILE},
-			{"tencent-file", AF_CRED_TENCENT_FILE},
-			{"ecs-ram-role", AF_CRED_ECS_RAM_ROLE},
-			{"cvm-role", AF_CRED_CVM_ROLE},
-			{"oidc", AF_CRED_OIDC},
-			{"tke-oidc", AF_CRED_TKE_OIDC},
-			{"credentials-uri", AF_CRED_URI},
-		};
-
-		for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
-			if (strcmp(value, sources[i].name) == 0) {
-				a->cred_source = sources[i].source;
-				return 1;
-			}
-		return fail(st, "account %s: credentials must be env, default, aliyun-cli, "
-				"alibabacloud-file, tencent-file, ecs-ram-role, cvm-role, oidc, "
-				"tke-oidc or credentials-uri, not '%s'", a->name, value);
-	}
+	if (strcmp(name, "credentials") == 0)
+		return credentials_key(st, a, value);
 	if (strcmp(name, "access_key_id_env") == 0 || strcmp(name, "secret_id_env") == 0)
 		return set_string(st, &a->id_env, value);
 	if (strcmp(name, "access_key_secret_env") == 0 || strcmp(name, "secret_key_env") == 0)
@@ -787,22 +800,12 @@ static int validate_account(af_config *cfg, af_account_config *a)
 				    a->name);
 	if ((err = check_products(cfg, a)) < 0)
 		return err;
-	if (ali && a->cred_source == AF_CRED_TENCENT_FILE)
-		return af_error_set(AF_ERR_CONFIG, "%s: account %s: tencent-file credentials on an "
-				    "Alibaba account", cfg->path, a->name);
-	if (!ali && (a->cred_source == AF_CRED_ALIYUN_CLI ||
-		     a->cred_source == AF_CRED_ALIBABACLOUD_FILE ||
-		     a->cred_source == AF_CRED_ECS_RAM_ROLE || a->cred_source == AF_CRED_OIDC))
-		return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on a Tencent "
-				    "account", cfg->path, a->name,
-				    a->cred_source == AF_CRED_ALIYUN_CLI     ? "aliyun-cli"
-				    : a->cred_source == AF_CRED_ECS_RAM_ROLE ? "ecs-ram-role"
-				    : a->cred_source == AF_CRED_OIDC         ? "oidc"
-									     : "alibabacloud-file");
-	if (ali && (a->cred_source == AF_CRED_CVM_ROLE || a->cred_source == AF_CRED_TKE_OIDC))
-		return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on an Alibaba "
-				    "account", cfg->path, a->name,
-				    a->cred_source == AF_CRED_CVM_ROLE ? "cvm-role" : "tke-oidc");
+	for (size_t i = 0; i < NCRED_SOURCES; i++)
+		if (cred_sources[i].source == a->cred_source && cred_sources[i].provider &&
+		    strcmp(cred_sources[i].provider, a->provider) != 0)
+			return af_error_set(AF_ERR_CONFIG, "%s: account %s: %s credentials on %s "
+					    "account", cfg->path, a->name, cred_sources[i].name,
+					    ali ? "an Alibaba" : "a Tencent");
 	if (a->cred_source == AF_CRED_ENV) {
 		if ((err = default_env(&a->id_env, ali ? "ALIBABA_CLOUD_ACCESS_KEY_ID"
 						       : "TENCENTCLOUD_SECRET_ID")) < 0 ||
