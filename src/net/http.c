@@ -511,6 +511,45 @@ typedef struct attempt_result {
 	char request_id[128]; /* x-acs-request-id / X-TC-RequestId response header */
 } attempt_result;
 
+/* Points the handle at `url` with `headers`, the answer going into a fresh
+ * `body` capped at `max`. The caller sets the method, then transfer_run. */
+static void transfer_begin(af_session *s, af_buf *body, size_t max, const char *url,
+			   struct curl_slist *headers)
+{
+	af_buf_free_secret(body);
+	af_buf_init(body, max);
+	s->sink = body;
+	s->over_limit = false;
+	s->sends = 0;
+	s->errbuf[0] = '\0';
+	curl_easy_setopt(s->curl, CURLOPT_URL, url);
+	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, headers);
+}
+
+/* Performs the transfer transfer_begin set up: how it went lands in *ar,
+ * the client's counters count it, the handle forgets the headers. */
+static void transfer_run(af_session *s, const char *method, const char *url,
+			 attempt_result *ar)
+{
+	af_client *c = s->c;
+	long connects = 0;
+
+	ar->cc = curl_easy_perform(s->curl);
+	ar->over_limit = s->over_limit;
+	ar->resend_refused = ar->cc == CURLE_ABORTED_BY_CALLBACK && s->sends > 1;
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &ar->status);
+	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &connects);
+	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+	af_debug("http", "%s %s -> HTTP %ld, %zu bytes, curl %d", method, url, ar->status,
+		 af_buf_len(s->sink), (int)ar->cc);
+	pthread_mutex_lock(&c->mu);
+	c->stats.requests++;
+	c->stats.bytes += af_buf_len(s->sink);
+	c->stats.connects += (uint64_t)(connects > 0 ? connects : 0);
+	pthread_mutex_unlock(&c->mu);
+	s->sink = NULL;
+}
+
 /* Builds, signs and sends one attempt; the answer lands in out->body. */
 static int do_attempt(af_session *s, const af_api_request *req, const af_credentials *cr,
 		      af_api_response *out, attempt_result *ar)
@@ -524,7 +563,6 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 	size_t nh = 0;
 	char date[21] = "", nonce[33] = "", ts[24] = "", ph[65] = "";
 	const char *method;
-	long connects = 0;
 	struct curl_header *rh;
 	int err;
 
@@ -537,14 +575,7 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 	method = req->method ? req->method : (req->style == AF_API_TC3 ? "POST" : "GET");
 	debug_request(method, t.url, h, nh);
 
-	af_buf_free_secret(&out->body);
-	af_buf_init(&out->body, c->o.max_response_bytes);
-	s->sink = &out->body;
-	s->over_limit = false;
-	s->sends = 0;
-	s->errbuf[0] = '\0';
-	curl_easy_setopt(s->curl, CURLOPT_URL, t.url);
-	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, list);
+	transfer_begin(s, &out->body, c->o.max_response_bytes, t.url, list);
 	if (req->style == AF_API_TC3 && strcmp(method, "POST") == 0) {
 		const char *body = req->body ? req->body : "{}";
 		size_t blen = req->body ? req->body_len : 2;
@@ -562,11 +593,8 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 		curl_easy_setopt(s->curl, CURLOPT_CUSTOMREQUEST,
 				 strcmp(method, "GET") == 0 ? NULL : method);
 	}
-	ar->cc = curl_easy_perform(s->curl);
-	ar->over_limit = s->over_limit;
-	ar->resend_refused = ar->cc == CURLE_ABORTED_BY_CALLBACK && s->sends > 1;
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &ar->status);
-	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &connects);
+	transfer_run(s, method, t.url, ar);
+	out->http_status = ar->status;
 	if (ar->cc == CURLE_OK &&
 	    curl_easy_header(s->curl, "x-acs-retry-after", 0, CURLH_HEADER, -1, &rh) == CURLHE_OK) {
 		long v = strtol(rh->value, NULL, 10);
@@ -579,17 +607,6 @@ static int do_attempt(af_session *s, const af_api_request *req, const af_credent
 	     curl_easy_header(s->curl, "X-TC-RequestId", 0, CURLH_HEADER, -1, &rh) == CURLHE_OK))
 		snprintf(ar->request_id, sizeof(ar->request_id), "%.*s",
 			 (int)strcspn(rh->value, " \t\r\n\"\\"), rh->value);
-	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
-	s->sink = NULL;
-	out->http_status = ar->status;
-	af_debug("http", "%s %s -> HTTP %ld, %zu bytes, curl %d", method, t.url, ar->status,
-		 af_buf_len(&out->body), (int)ar->cc);
-
-	pthread_mutex_lock(&c->mu);
-	c->stats.requests++;
-	c->stats.bytes += af_buf_len(&out->body);
-	c->stats.connects += (uint64_t)(connects > 0 ? connects : 0);
-	pthread_mutex_unlock(&c->mu);
 done:
 	slist_free_wiped(list);
 	af_sign_steps_free(&steps);
@@ -836,14 +853,7 @@ static int plain_attempt(af_session *s, const af_plain_request *req, long *statu
 	for (size_t i = 0; i < req->nheaders; i++)
 		if ((err = slist_add(&list, req->headers[i].key, req->headers[i].value)) < 0)
 			goto done;
-	af_buf_free_secret(out);
-	af_buf_init(out, PLAIN_MAX_BODY);
-	s->sink = out;
-	s->over_limit = false;
-	s->sends = 0;
-	s->errbuf[0] = '\0';
-	curl_easy_setopt(s->curl, CURLOPT_URL, req->url);
-	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, list);
+	transfer_begin(s, out, PLAIN_MAX_BODY, req->url, list);
 	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : o->connect_timeout_ms);
 	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS,
@@ -856,21 +866,11 @@ static int plain_attempt(af_session *s, const af_plain_request *req, long *statu
 		curl_easy_setopt(s->curl, CURLOPT_HTTPGET, 1L);
 		curl_easy_setopt(s->curl, CURLOPT_CUSTOMREQUEST, NULL);
 	}
-	ar->cc = curl_easy_perform(s->curl);
-	ar->over_limit = s->over_limit;
-	ar->resend_refused = ar->cc == CURLE_ABORTED_BY_CALLBACK && s->sends > 1;
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &ar->status);
+	transfer_run(s, req->method, req->url, ar);
 	*status = ar->status;
-	/* back to the API calls' settings */
-	curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+	/* back to the API calls' timeouts */
 	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, o->total_timeout_ms);
-	s->sink = NULL;
-	af_debug("http", "%s %s -> HTTP %ld, %zu bytes, curl %d", req->method, req->url,
-		 ar->status, af_buf_len(out), (int)ar->cc);
-	pthread_mutex_lock(&s->c->mu);
-	s->c->stats.requests++;
-	pthread_mutex_unlock(&s->c->mu);
 done:
 	slist_free_wiped(list);
 	return err;
