@@ -84,6 +84,9 @@ typedef struct af_load_summary {
 	size_t scopes_partial;
 	size_t scopes_failed;
 	size_t scopes_held;
+	/* Complete scopes whose records matched the digest of their last clean
+	 * run: nothing of them was staged or merged (counted complete too). */
+	size_t scopes_skipped;
 	double copy_seconds;
 	double merge_seconds;
 } af_load_summary;

@@ -147,13 +147,13 @@ static const af_column resource_columns[] = {
 
 const af_entity af_entities[AF_NENTITIES] = {
 	[AF_ENTITY_INSTANCE] = {"instance", "aifleet.instance", 'i', instance_columns,
-				COUNT(instance_columns), "", "false", {{NULL, NULL}}},
+				COUNT(instance_columns), "", "false", {{NULL, NULL, NULL}}},
 	[AF_ENTITY_SERVICE] = {"service", "aifleet.service", 's', service_columns,
 			       COUNT(service_columns),
 			       " LEFT JOIN aifleet.instance o ON o.provider = s.provider"
 			       " AND o.account = s.account AND o.product = s.product"
 			       " AND o.native_id = s.instance_native_id",
-			       "o.id IS NULL", {{"instance_id", "o.id"}}},
+			       "o.id IS NULL", {{"instance_id", "o.id", "aifleet.instance"}}},
 	[AF_ENTITY_RESOURCE] = {"resource", "aifleet.resource", 'r', resource_columns,
 				COUNT(resource_columns),
 				" LEFT JOIN aifleet.instance oi ON s.owner_kind = 'instance'"
@@ -163,7 +163,8 @@ const af_entity af_entities[AF_NENTITIES] = {
 				" AND os.provider = s.provider AND os.account = s.account"
 				" AND os.product = s.product AND os.native_id = s.owner_native_id",
 				"oi.id IS NULL AND os.id IS NULL",
-				{{"instance_id", "oi.id"}, {"service_id", "os.id"}}},
+				{{"instance_id", "oi.id", "aifleet.instance"},
+				 {"service_id", "os.id", "aifleet.service"}}},
 };
 
 /* ---- reading a record's fields ------------------------------------------ */
@@ -554,16 +555,18 @@ static int put_fields(const af_stage *st, af_buf *b, const af_entity *e, uint64_
 }
 
 int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_entity *e,
-		     uint64_t seq, const af_scope *sc, const void *rec)
+		     uint64_t seq, const af_scope *sc, const void *rec,
+		     unsigned char hash[AF_CONTENT_HASH_LEN])
 {
-	unsigned char hash[EVP_MAX_MD_SIZE];
+	unsigned char md_out[EVP_MAX_MD_SIZE];
 	int err;
 
 	if ((err = put_fields(st, b, e, seq, sc, rec)) < 0)
 		return err;
-	if ((err = content_hash(md, e, sc, rec, hash)) < 0)
+	if ((err = content_hash(md, e, sc, rec, md_out)) < 0)
 		return err;
-	if ((err = af_store_copy_hash(b, hash)) < 0)
+	memcpy(hash, md_out, AF_CONTENT_HASH_LEN);
+	if ((err = af_store_copy_hash(b, md_out)) < 0)
 		return err;
 	return af_store_copy_eol(b);
 }

@@ -27,6 +27,7 @@ typedef struct af_column af_column;
 typedef struct af_owner_ref {
 	const char *column; /* in aifleet.<type> */
 	const char *id;     /* the owner's id in owner_joins, e.g. "o.id" */
+	const char *table;  /* where that id lives: the run's orphan check */
 } af_owner_ref;
 
 typedef struct af_entity {
@@ -93,13 +94,18 @@ bool af_scope_valid(const af_scope *sc);
 const char *af_record_problem(const af_entity *e, const void *rec, json_tokener *tok, char *msg,
 			      size_t n);
 
+/* Bytes of a content hash (SHA-256). */
+#define AF_CONTENT_HASH_LEN 32
+
 /*
  * Appends the COPY row of a valid record (`e` one of af_entities), content
- * hash and newline included, to `b`; `md` computes the hash. On failure (AF_ERR_LIMIT: the
+ * hash and newline included, to `b`, and gives the hash in `hash`; `md`
+ * computes it. On failure (AF_ERR_LIMIT: the
  * buffer's cap; AF_ERR_NOMEM; AF_ERR_GENERIC) part of the row may be in
  * `b`: the caller cuts it off.
  */
 int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_entity *e,
-		     uint64_t seq, const af_scope *sc, const void *rec);
+		     uint64_t seq, const af_scope *sc, const void *rec,
+		     unsigned char hash[AF_CONTENT_HASH_LEN]);
 
 #endif

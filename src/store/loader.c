@@ -21,6 +21,8 @@
  * rest of the run still loads.
  */
 #include "columns.h"
+#include "liveset.h"
+#include "spool.h"
 
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -36,9 +38,14 @@
 #include "aifleet/store.h"
 #include "aifleet/version.h"
 
+/* An entity's owner id columns (af_entity.owners). */
+#define COUNT_OWNERS (sizeof(((af_entity *)0)->owners) / sizeof(((af_entity *)0)->owners[0]))
+
 /* Bytes of COPY text buffered before PQputCopyData: memory stays flat
  * whatever the size of the fleet. */
 #define BATCH_BYTES ((size_t)256 * 1024)
+/* Rows created in one run after which the table is analyzed (analyze_table). */
+#define ANALYZE_AFTER 1000
 /* One record (with its raw payload) may not exceed this. */
 #define ROW_MAX ((size_t)16 * 1024 * 1024)
 
@@ -51,7 +58,30 @@ typedef struct scope_entry {
 	char *first_reject; /* first rejection message, for the ledger */
 	bool held;          /* set by the commit: the guard held its tombstones */
 	uint64_t held_deletes, held_live;
+	/*
+	 * A scope the ledger knows is spooled: its rows wait in the spool
+	 * until the commit knows whether it changed. Unchanged (its digest
+	 * is the one its last clean run left), it is skipped; changed, it is
+	 * filtered: only rows the live set does not know are staged.
+	 */
+	af_scope_digest digest;
+	uint64_t records[AF_NENTITIES]; /* sent, per entity */
+	bool spooled;
+	bool has_stored;
+	unsigned char stored[AF_SCOPE_DIGEST_LEN];
+	bool skipped;  /* set by the commit: unchanged, nothing of it loaded */
+	bool filtered; /* set by the commit: spooled, not skipped */
+	uint64_t seen; /* filtered: records the live set knew (unchanged) */
+	bool clean;    /* set by the commit: its digest may be kept */
+	unsigned char final[AF_SCOPE_DIGEST_LEN];
 } scope_entry;
+
+/* A scope the ledger knows, by scope_key(), with its digest if it kept one. */
+typedef struct stored_digest {
+	char *key;
+	bool has_digest;
+	unsigned char digest[AF_SCOPE_DIGEST_LEN];
+} stored_digest;
 
 struct af_loader {
 	af_store *store;
@@ -69,6 +99,13 @@ struct af_loader {
 	uint64_t seq;
 	af_stage stage; /* the staging table and merge SQL, from columns.c */
 	af_buf batch;
+	af_buf row;     /* the record being staged */
+	af_spool *spool; /* rows of the scopes that may be skipped; NULL until one */
+	stored_digest *stored; /* the ledger's scopes, sorted by key */
+	size_t nstored;
+	size_t last_scope; /* scope_find's first guess: records come in runs */
+	af_live_set *live[AF_NENTITIES]; /* the filtered scopes' live rows */
+	uint64_t seen[AF_NENTITIES];      /* records found unchanged in them */
 	EVP_MD_CTX *md;
 	json_tokener *tok;
 	scope_entry *scopes;
@@ -89,15 +126,65 @@ static char *dup_or_empty(const char *s)
 	return strdup(s ? s : "");
 }
 
+static bool scope_is(const scope_entry *e, const af_scope *sc)
+{
+	return str_eq(e->provider, sc->provider) && str_eq(e->account, sc->account) &&
+	       str_eq(e->region, sc->region) && str_eq(e->product, sc->product);
+}
+
+/* The ledger's name of a scope for the digest lookup: the four fields
+ * joined by a unit separator, which none of them can contain. */
+static char *scope_key(const char *provider, const char *account, const char *region,
+		       const char *product)
+{
+	af_buf b = AF_BUF_INIT;
+
+	if (af_buf_printf(&b, "%s\x1f%s\x1f%s\x1f%s", provider, account, region, product) < 0) {
+		af_buf_free(&b);
+		return NULL;
+	}
+	return af_buf_detach(&b);
+}
+
+static int stored_cmp(const void *a, const void *b)
+{
+	return strcmp(((const stored_digest *)a)->key, ((const stored_digest *)b)->key);
+}
+
+/* A new scope is spooled when the ledger knows it: it may have rows. A
+ * scope never attempted has none, so its records stream straight to COPY
+ * while the collection goes on. */
+static int look_up_stored(af_loader *l, scope_entry *e)
+{
+	stored_digest want, *hit;
+
+	if (l->nstored == 0)
+		return 0;
+	if (!(want.key = scope_key(e->provider, e->account, e->region, e->product)))
+		return af_error_oom();
+	hit = bsearch(&want, l->stored, l->nstored, sizeof(*l->stored), stored_cmp);
+	free(want.key);
+	if (hit) {
+		e->spooled = true;
+		e->has_stored = hit->has_digest;
+		memcpy(e->stored, hit->digest, sizeof(e->stored));
+	}
+	return 0;
+}
+
 static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 {
 	scope_entry *e;
 	size_t i;
 
+	if (l->last_scope < l->nscopes && scope_is(&l->scopes[l->last_scope], sc)) {
+		*out = &l->scopes[l->last_scope];
+		return 0;
+	}
 	for (i = 0; i < l->nscopes; i++) {
 		e = &l->scopes[i];
-		if (str_eq(e->provider, sc->provider) && str_eq(e->account, sc->account) &&
-		    str_eq(e->region, sc->region) && str_eq(e->product, sc->product)) {
+		if (scope_is(e, sc)) {
+			l->last_scope = i;
 			*out = e;
 			return 0;
 		}
@@ -120,8 +207,9 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 	l->nscopes++;
 	if (!e->provider || !e->account || !e->region || !e->product)
 		return af_error_oom();
+	l->last_scope = l->nscopes - 1;
 	*out = e;
-	return 0;
+	return look_up_stored(l, e);
 }
 
 static void scope_entry_free(scope_entry *e)
@@ -201,24 +289,60 @@ static int flush_batch(af_loader *l)
 	return 0;
 }
 
-/* Appends the record's COPY row to the batch, and hands a full batch on. */
+/* Appends one COPY row to the batch, handing the batch on first if the
+ * row would overfill it. */
+static int copy_row(af_loader *l, const char *row, size_t len)
+{
+	int err;
+
+	if (af_buf_len(&l->batch) + len > BATCH_BYTES && (err = flush_batch(l)) < 0)
+		return err;
+	if ((err = af_buf_append(&l->batch, row, len)) < 0)
+		return fail_run(l, err);
+	return 0;
+}
+
+/* The row goes to the spool when its scope may turn out unchanged (the
+ * commit decides), else straight into the COPY stream. */
+static int route_row(af_loader *l, const scope_entry *se, const af_spool_tag *tag)
+{
+	int err;
+
+	if (!se->spooled)
+		return copy_row(l, af_buf_data(&l->row), af_buf_len(&l->row));
+	if (!l->spool && (err = af_spool_open(&l->spool)) < 0)
+		return fail_run(l, err);
+	if ((err = af_spool_put(l->spool, tag, af_buf_data(&l->row), af_buf_len(&l->row))) < 0)
+		return fail_run(l, err);
+	return 0;
+}
+
+/* Builds the record's COPY row, adds its content hash to its scope's
+ * digest, and routes it. */
 static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec,
 		     const char *id)
 {
-	size_t start = af_buf_len(&l->batch);
-	int err = af_stage_put_row(&l->stage, &l->batch, l->md, e, ++l->seq, sc, rec);
+	af_spool_tag tag;
+	scope_entry *se;
+	int err;
 
-	if (err == 0)
-		return af_buf_len(&l->batch) >= BATCH_BYTES ? flush_batch(l) : 0;
-	/* Never leave half a row in the stream. */
-	af_buf_truncate(&l->batch, start);
+	af_buf_reset(&l->row);
+	err = af_stage_put_row(&l->stage, &l->row, l->md, e, ++l->seq, sc, rec, tag.hash);
 	/* A record too large for one COPY row (ROW_MAX) is rejected alone: one
 	 * odd item must not fail every other scope of the run. */
 	if (err == AF_ERR_LIMIT)
 		return reject(l, sc, e->type, id,
 			      "the record is larger than the loader's 16 MiB row limit");
 	/* Bad data is that record's problem too; anything else ends the run. */
-	return err == AF_ERR_DATA ? err : fail_run(l, err);
+	if (err < 0)
+		return err == AF_ERR_DATA ? err : fail_run(l, err);
+	if ((err = scope_find(&se, l, sc)) < 0)
+		return fail_run(l, err);
+	af_scope_digest_add(&se->digest, tag.hash);
+	se->records[e - af_entities]++;
+	tag.scope = (uint32_t)(se - l->scopes);
+	tag.entity = (uint32_t)(e - af_entities);
+	return route_row(l, se, &tag);
 }
 
 static int usable(af_loader *l)
@@ -287,8 +411,12 @@ static const char scope_table_sql[] =
 	" pages bigint, items bigint, duplicates bigint, rejected bigint, requests bigint,"
 	" retries bigint, throttled bigint, seconds float8, eligible boolean NOT NULL,"
 	" allow_deletes boolean NOT NULL DEFAULT false, held_deletes bigint, held_live bigint,"
+	" skipped boolean NOT NULL DEFAULT false, digest bytea,"
+	" filtered boolean NOT NULL DEFAULT false, seen bigint NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (provider, account, region, product)"
-	") ON COMMIT DROP";
+	") ON COMMIT DROP;"
+	/* the live rows of filtered scopes that no record matched */
+	"CREATE TEMP TABLE af_unseen (id bigint PRIMARY KEY) ON COMMIT DROP";
 
 static int lock_busy_error(PGconn *conn)
 {
@@ -354,6 +482,7 @@ static int loader_new(af_loader **out, af_store *s, const af_run_options *opts)
 	if (opts->guard)
 		l->guard = *opts->guard;
 	af_buf_init(&l->batch, BATCH_BYTES + ROW_MAX);
+	af_buf_init(&l->row, ROW_MAX);
 	l->md = EVP_MD_CTX_new();
 	l->tok = json_tokener_new();
 	l->trigger = opts->trigger ? strdup(opts->trigger) : NULL;
@@ -401,6 +530,53 @@ static int start_copy(af_loader *l)
 	return err;
 }
 
+/* The scopes the ledger knows and the digests it kept (read under the run
+ * lock, so they describe the database this run merges into), sorted for
+ * look_up_stored. */
+static int load_ledger(af_loader *l)
+{
+	PGresult *res = PQexec(l->conn, "SELECT provider, account, region, product,"
+					" CASE WHEN octet_length(digest) = 32 THEN digest END"
+					" FROM aifleet.scope_state");
+	int err = 0, n;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(l->conn, res, "reading the scope ledger's digests");
+		goto done;
+	}
+	n = PQntuples(res);
+	if (n > 0 && !(l->stored = calloc((size_t)n, sizeof(*l->stored)))) {
+		err = af_error_oom();
+		goto done;
+	}
+	for (int i = 0; i < n; i++) {
+		stored_digest *d = &l->stored[l->nstored];
+		unsigned char *raw = NULL;
+		size_t len = 0;
+
+		if (!PQgetisnull(res, i, 4) &&
+		    !(raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 4), &len))) {
+			err = af_error_oom();
+			goto done;
+		}
+		d->has_digest = raw && len == sizeof(d->digest);
+		if (d->has_digest)
+			memcpy(d->digest, raw, len);
+		PQfreemem(raw);
+		if (!(d->key = scope_key(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+					 PQgetvalue(res, i, 2), PQgetvalue(res, i, 3)))) {
+			err = af_error_oom();
+			goto done;
+		}
+		l->nstored++;
+	}
+	if (l->nstored > 1)
+		qsort(l->stored, l->nstored, sizeof(*l->stored), stored_cmp);
+done:
+	PQclear(res);
+	return err;
+}
+
 /* The lock, the run's transaction, its staging tables and sync_run row,
  * then COPY: from here on the sink accepts records. */
 static int open_run(af_loader *l, bool wait_for_lock)
@@ -415,7 +591,7 @@ static int open_run(af_loader *l, bool wait_for_lock)
 	if ((err = af_store_exec(l->conn, "creating staging tables", l->stage.create_sql)) < 0 ||
 	    (err = af_store_exec(l->conn, "creating staging tables", scope_table_sql)) < 0)
 		return err;
-	if ((err = insert_run_row(l)) < 0)
+	if ((err = insert_run_row(l)) < 0 || (err = load_ledger(l)) < 0)
 		return err;
 	return start_copy(l);
 }
@@ -518,25 +694,67 @@ static bool deletes_allowed(const af_loader *l, const scope_entry *e)
 	return false;
 }
 
+/* Whether a scope's records can stand for it in the ledger: collected
+ * completely, nothing rejected, no item seen twice (which copy of a
+ * duplicate wins depends on arrival order, which the digest ignores). */
+static bool scope_clean(const scope_entry *e)
+{
+	const af_scope_report *r = &e->report;
+
+	return e->reported && r->state == AF_SCOPE_COMPLETE && r->rejected == 0 &&
+	       e->loader_rejected == 0 && r->duplicates == 0;
+}
+
+/*
+ * Before the COPY ends: a clean scope whose digest is the one the ledger
+ * kept from its last clean run sent exactly the records the database
+ * already holds for it -- merging them would change nothing -- so it is
+ * skipped: its spooled rows are dropped, only its ledger row moves.
+ */
+static int judge_digests(af_loader *l)
+{
+	int err;
+
+	for (size_t i = 0; i < l->nscopes; i++) {
+		scope_entry *e = &l->scopes[i];
+
+		e->clean = scope_clean(e);
+		if (!e->clean)
+			continue;
+		if ((err = af_scope_digest_final(&e->digest, l->md, e->final)) < 0)
+			return fail_run(l, err);
+		e->skipped = e->has_stored && memcmp(e->final, e->stored, sizeof(e->final)) == 0;
+	}
+	for (size_t i = 0; i < l->nscopes; i++)
+		l->scopes[i].filtered = l->scopes[i].spooled && !l->scopes[i].skipped;
+	return 0;
+}
+
 /* One scope's row of af_scope: its report, judged with the loader's own
  * rejections. */
 static int stage_scope(af_loader *l, const scope_entry *e)
 {
 	const af_scope_report *r = &e->report;
-	char nums[8][32];
+	char nums[8][32], digest[2 + 2 * AF_SCOPE_DIGEST_LEN + 1];
 	const char *state = "partial";
 	const char *error = e->reported ? r->error : "scope not reported by the collector";
 	uint64_t rejected = r->rejected + e->loader_rejected;
-	bool eligible = e->reported && r->state == AF_SCOPE_COMPLETE && rejected == 0;
-	const char *p[17] = {e->provider, e->account, e->region, e->product,
+	bool eligible = e->reported && r->state == AF_SCOPE_COMPLETE && rejected == 0 &&
+			!e->skipped;
+	const char *p[20] = {e->provider, e->account, e->region, e->product,
 			     e->reported ? "t" : "f", NULL, NULL, nums[0], nums[1], nums[2],
 			     nums[3], nums[4], nums[5], nums[6], nums[7], eligible ? "t" : "f",
-			     deletes_allowed(l, e) ? "t" : "f"};
+			     deletes_allowed(l, e) ? "t" : "f", e->skipped ? "t" : "f",
+			     e->clean ? digest : NULL, e->filtered ? "t" : "f"};
 
 	if (e->reported && r->state == AF_SCOPE_FAILED)
 		state = "failed";
-	else if (eligible)
+	else if (eligible || e->skipped)
 		state = "complete";
+	/* bytea's hex input form */
+	memcpy(digest, "\\x", 2);
+	for (size_t i = 0; i < AF_SCOPE_DIGEST_LEN; i++)
+		snprintf(digest + 2 + 2 * i, 3, "%02x", e->final[i]);
 	if (!error && e->first_reject)
 		error = e->first_reject;
 	p[5] = state;
@@ -552,12 +770,15 @@ static int stage_scope(af_loader *l, const scope_entry *e)
 	return exec_params(l, "staging scope reports",
 			   "INSERT INTO af_scope (provider, account, region, product,"
 			   " reported, state, error, pages, items, duplicates, rejected,"
-			   " requests, retries, throttled, seconds, eligible, allow_deletes)"
+			   " requests, retries, throttled, seconds, eligible, allow_deletes,"
+			   " skipped, digest, filtered)"
 			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-			   " $13, $14, $15, $16, $17)",
-			   17, p, NULL);
+			   " $13, $14, $15, $16, $17, $18, $19, $20)",
+			   20, p, NULL);
 }
 
+/* Every scope that sent a record or a report has an entry (a scope that
+ * sent records but no report is partial: nothing in it is tombstoned). */
 static int stage_scopes(af_loader *l)
 {
 	int err;
@@ -565,15 +786,183 @@ static int stage_scopes(af_loader *l)
 	for (size_t i = 0; i < l->nscopes; i++)
 		if ((err = stage_scope(l, &l->scopes[i])) < 0)
 			return err;
-	/* Scopes that sent records but were never reported: partial, so nothing
-	 * in them is tombstoned. */
-	return af_store_exec(l->conn, "finding unreported scopes",
-			     "INSERT INTO af_scope (provider, account, region, product, reported,"
-			     " state, error, pages, items, duplicates, rejected, requests, retries,"
-			     " throttled, seconds, eligible)"
-			     " SELECT DISTINCT provider, account, region, product, false, 'partial',"
-			     " 'scope not reported by the collector', 0, 0, 0, 0, 0, 0, 0, 0, false"
-			     " FROM af_stage ON CONFLICT DO NOTHING");
+	return 0;
+}
+
+/* ---- commit: the filter ------------------------------------------------- */
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* One line of fetch_live's COPY: "id<TAB>\\x<64 hex digits>\n". */
+static int add_live_line(af_live_set *set, const char *line, int len)
+{
+	unsigned char hash[AF_CONTENT_HASH_LEN];
+	const char *tab = memchr(line, '\t', (size_t)len);
+	char *end;
+	long long id;
+
+	if (!tab || line + len - tab < 4 + 2 * AF_CONTENT_HASH_LEN || memcmp(tab + 1, "\\\\x", 3))
+		goto bad;
+	id = strtoll(line, &end, 10);
+	if (end != tab)
+		goto bad;
+	for (size_t i = 0; i < AF_CONTENT_HASH_LEN; i++) {
+		int hi = hex_value(tab[4 + 2 * i]), lo = hex_value(tab[5 + 2 * i]);
+
+		if (hi < 0 || lo < 0)
+			goto bad;
+		hash[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return af_live_set_add(set, id, hash);
+bad:
+	return af_error_set(AF_ERR_DB, "reading live rows: unexpected line from PostgreSQL");
+}
+
+/* The live rows of the filtered scopes, streamed by COPY (a result set of
+ * a million rows would be held whole by libpq). */
+static int fetch_live(af_loader *l, const af_entity *e, af_live_set *set)
+{
+	char sql[512];
+	PGresult *res;
+	char *line = NULL;
+	int n, err = 0;
+
+	snprintf(sql, sizeof(sql),
+		 "COPY (SELECT t.id, t.content_hash FROM %s t JOIN af_scope sc"
+		 " USING (provider, account, region, product)"
+		 " WHERE sc.filtered AND t.deleted_at IS NULL) TO STDOUT",
+		 e->table);
+	res = PQexec(l->conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		err = af_store_db_error(l->conn, res, "reading live rows");
+		PQclear(res);
+		return err;
+	}
+	PQclear(res);
+	while ((n = PQgetCopyData(l->conn, &line, 0)) > 0) {
+		if (!err)
+			err = add_live_line(set, line, n);
+		PQfreemem(line);
+	}
+	if (n == -2 && !err)
+		err = af_store_db_error(l->conn, NULL, "reading live rows");
+	while ((res = PQgetResult(l->conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !err)
+			err = af_store_db_error(l->conn, res, "reading live rows");
+		PQclear(res);
+	}
+	af_live_set_seal(set);
+	return err;
+}
+
+/* A spooled row: dropped with its skipped scope, counted when the live set
+ * knows it (unchanged), else staged. */
+static int replay_row(void *ctx, const af_spool_tag *tag, const char *row, size_t len)
+{
+	af_loader *l = ctx;
+	scope_entry *e;
+
+	if (tag->scope >= l->nscopes || tag->entity >= AF_NENTITIES)
+		return fail_run(l, af_error_set(AF_ERR_IO, "the loader's spool is damaged"));
+	e = &l->scopes[tag->scope];
+	if (e->skipped)
+		return 0;
+	if (af_live_set_take(l->live[tag->entity], tag->hash)) {
+		e->seen++;
+		l->seen[tag->entity]++;
+		return 0;
+	}
+	return copy_row(l, row, len);
+}
+
+static int copy_unseen_id(void *ctx, int64_t id)
+{
+	af_loader *l = ctx;
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%" PRId64 "\n", id);
+
+	return copy_row(l, line, (size_t)n);
+}
+
+static int start_copy_into(af_loader *l, const char *sql)
+{
+	PGresult *res = PQexec(l->conn, sql);
+	int err = 0;
+
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		err = af_store_db_error(l->conn, res, "starting COPY");
+	else
+		l->copying = true;
+	PQclear(res);
+	return err;
+}
+
+/* The seen counts of the filtered scopes, for the guard's live count. */
+static int stage_seen(af_loader *l)
+{
+	char n[32];
+	int err;
+
+	for (size_t i = 0; i < l->nscopes; i++) {
+		scope_entry *e = &l->scopes[i];
+		const char *p[5] = {e->provider, e->account, e->region, e->product, n};
+
+		if (e->seen == 0)
+			continue;
+		snprintf(n, sizeof(n), "%" PRIu64, e->seen);
+		if ((err = exec_params(l, "staging scope reports",
+				       "UPDATE af_scope SET seen = $5 WHERE (provider, account, region,"
+				       " product) = ($1, $2, $3, $4)",
+				       5, p, NULL)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * The filter: the spooled rows of the scopes that changed are compared
+ * with the live rows of those scopes; only the rows the database does not
+ * hold as they are (new, changed, restored) are staged, and the live rows
+ * no record matched go to af_unseen for the tombstone pass. The merge then
+ * costs what changed, not what exists.
+ */
+static int filter_spooled(af_loader *l)
+{
+	size_t i;
+	int err = 0;
+
+	if (!l->spool)
+		return 0;
+	for (i = 0; i < AF_NENTITIES && !err; i++)
+		if ((err = af_live_set_new(&l->live[i])) == 0)
+			err = fetch_live(l, &af_entities[i], l->live[i]);
+	if (err < 0)
+		return err;
+	if ((err = start_copy_into(l, l->stage.copy_sql)) < 0)
+		return err;
+	if ((err = af_spool_replay(l->spool, replay_row, l)) < 0)
+		return fail_run(l, err);
+	if ((err = end_copy(l)) < 0 ||
+	    (err = start_copy_into(l, "COPY af_unseen (id) FROM STDIN")) < 0)
+		return err;
+	for (i = 0; i < AF_NENTITIES && !err; i++)
+		err = af_live_set_each_unseen(l->live[i], copy_unseen_id, l);
+	if (err < 0 || (err = end_copy(l)) < 0)
+		return err;
+	for (i = 0; i < AF_NENTITIES; i++) {
+		af_live_set_free(l->live[i]);
+		l->live[i] = NULL;
+	}
+	af_spool_free(l->spool);
+	l->spool = NULL;
+	return stage_seen(l);
 }
 
 static int run_sql(af_loader *l, const char *what, af_buf *q, const char *run_id, uint64_t *n)
@@ -676,7 +1065,8 @@ static int reject_orphans(af_loader *l, const af_entity *e)
 	return err;
 }
 
-/* created: the row and its first version, open-ended. */
+/* created: the row and its first version, open-ended; the version's
+ * content is the row itself (compact history: NULL until it closes). */
 static int insert_created(af_loader *l, const af_entity *e, const af_merge_sql *m,
 			  const char *run_id, uint64_t *hist)
 {
@@ -688,11 +1078,11 @@ static int insert_created(af_loader *l, const af_entity *e, const af_merge_sql *
 				 "WITH ins AS (INSERT INTO %s (%s,"
 				 "  content_hash, first_seen_at, last_changed_at, last_run_id)"
 				 "  SELECT %s, m.content_hash, now(), now(), $1"
-				 "  FROM m_%s m WHERE m.action = 'c' RETURNING *)"
+				 "  FROM m_%s m WHERE m.action = 'c' RETURNING id)"
 				 " INSERT INTO aifleet.history (entity_type, entity_id, valid, change,"
-				 "  changed_at, run_id, diff, content)"
-				 " SELECT '%s', ins.id, tstzrange(now(), NULL), 'created', now(), $1,"
-				 "  NULL, to_jsonb(ins) FROM ins",
+				 "  changed_at, run_id)"
+				 " SELECT '%s', ins.id, tstzrange(now(), NULL), 'created', now(), $1"
+				 " FROM ins",
 				 e->table, m->insert_cols, m->insert_vals, e->type, e->type)) == 0 &&
 	    (err = run_sql(l, "inserting new records", &q, run_id, &n)) == 0)
 		*hist += n;
@@ -700,9 +1090,10 @@ static int insert_created(af_loader *l, const af_entity *e, const af_merge_sql *
 	return err;
 }
 
-/* updated and restored: close the open version first (the exclusion
- * constraint is checked row by row), then write the row and open the next
- * version, with the diff against the old content. */
+/* updated and restored: close the open version first, giving it the
+ * content it had (the row before this run, classify's old), then write the
+ * row and open the next version, with the diff against the old content.
+ * A restored row has no open version: its tombstone closed it. */
 static int update_changed(af_loader *l, const af_entity *e, const af_merge_sql *m,
 			  const char *run_id, uint64_t *hist)
 {
@@ -711,7 +1102,8 @@ static int update_changed(af_loader *l, const af_entity *e, const af_merge_sql *
 	int err;
 
 	if ((err = af_buf_printf(&q,
-				 "UPDATE aifleet.history h SET valid = tstzrange(lower(h.valid), now())"
+				 "UPDATE aifleet.history h SET valid = tstzrange(lower(h.valid), now()),"
+				 "  content = coalesce(h.content, m.old)"
 				 " FROM m_%s m WHERE m.action = 'u' AND h.entity_type = '%s'"
 				 " AND h.entity_id = m.tid AND upper_inf(h.valid)"
 				 " AND NOT isempty(h.valid)",
@@ -725,12 +1117,12 @@ static int update_changed(af_loader *l, const af_entity *e, const af_merge_sql *
 				 "  FROM m_%s m WHERE t.id = m.tid AND m.action IN ('u', 'r')"
 				 "  RETURNING t.*, m.action AS af_action, m.old AS af_old)"
 				 " INSERT INTO aifleet.history (entity_type, entity_id, valid, change,"
-				 "  changed_at, run_id, diff, content)"
+				 "  changed_at, run_id, diff)"
 				 " SELECT '%s', upd.id, tstzrange(now(), NULL),"
 				 "  CASE upd.af_action WHEN 'u' THEN 'updated' ELSE 'restored' END,"
-				 "  now(), $1, aifleet.jsonb_diff(upd.af_old, c.content), c.content"
-				 " FROM upd CROSS JOIN LATERAL"
-				 "  (SELECT to_jsonb(upd) - 'af_action' - 'af_old' AS content) c",
+				 "  now(), $1, aifleet.jsonb_diff(upd.af_old,"
+				 "   to_jsonb(upd) - 'af_action' - 'af_old')"
+				 " FROM upd",
 				 e->table, m->set, e->type, e->type)) < 0 ||
 	    (err = run_sql(l, "updating changed records", &q, run_id, &n)) < 0)
 		goto done;
@@ -738,6 +1130,23 @@ static int update_changed(af_loader *l, const af_entity *e, const af_merge_sql *
 done:
 	af_buf_free(&q);
 	return err;
+}
+
+/*
+ * After a large insert the planner must learn that the table grew: a
+ * table loaded from empty in this transaction still looks empty to it (no
+ * VACUUM or ANALYZE has run), and the next statement that joins a few
+ * staged rows against it -- the children's owner lookup in this run, the
+ * next run's filtered merge -- would pick nested loops over sequential
+ * scans: minutes instead of milliseconds. ANALYZE sees the rows this
+ * transaction wrote; it samples, so it costs little even on large tables.
+ */
+static int analyze_table(af_loader *l, const af_entity *e)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "ANALYZE %s", e->table);
+	return af_store_exec(l->conn, "analyzing a grown table", sql);
 }
 
 /* One entity's part of the merge, up to (not including) the tombstones. */
@@ -749,17 +1158,19 @@ static int merge_entity(af_loader *l, size_t i, const char *run_id, af_entity_co
 	int err;
 
 	if ((err = classify(l, e, m)) < 0 || (err = count_actions(l, e, c)) < 0 ||
-	    (err = reject_orphans(l, e)) < 0 || (err = insert_created(l, e, m, run_id, hist)) < 0)
+	    (err = reject_orphans(l, e)) < 0 || (err = insert_created(l, e, m, run_id, hist)) < 0 ||
+	    (err = update_changed(l, e, m, run_id, hist)) < 0)
 		return err;
-	return update_changed(l, e, m, run_id, hist);
+	return c->created >= ANALYZE_AFTER ? analyze_table(l, e) : 0;
 }
 
 /*
  * The rows a complete (eligible) scope no longer has, found once into
  * v_<type>: the mass-delete guard counts them, apply_deletes tombstones
- * those of the scopes still eligible after it. Rows written by this run
- * (created, updated, restored) are present; unchanged ones are matched in
- * m_<type> by id.
+ * those of the scopes still eligible after it. In a scope staged whole,
+ * that is every live row not written by this run nor matched in m_<type>;
+ * in a filtered one, the live rows no record matched (af_unseen) that are
+ * not in m_<type> either (an updated row's old hash is unseen too).
  */
 static int find_vanished(af_loader *l, const af_entity *e, const char *run_id)
 {
@@ -771,16 +1182,25 @@ static int find_vanished(af_loader *l, const af_entity *e, const char *run_id)
 				 "CREATE TEMP TABLE v_%s ON COMMIT DROP AS"
 				 " SELECT t.id, t.provider, t.account, t.region, t.product"
 				 " FROM %s t JOIN af_scope sc USING (provider, account, region, product)"
-				 " WHERE sc.eligible AND t.deleted_at IS NULL AND t.last_run_id <> %s"
+				 " WHERE sc.eligible AND NOT sc.filtered AND t.deleted_at IS NULL"
+				 " AND t.last_run_id <> %s"
+				 " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)"
+				 " UNION ALL"
+				 " SELECT t.id, t.provider, t.account, t.region, t.product"
+				 " FROM af_unseen u JOIN %s t ON t.id = u.id"
+				 " JOIN af_scope sc USING (provider, account, region, product)"
+				 " WHERE sc.eligible AND sc.filtered AND t.deleted_at IS NULL"
 				 " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)",
-				 e->type, e->table, run_id, e->type)) == 0)
+				 e->type, e->table, run_id, e->type, e->table, e->type)) == 0)
 		err = run_sql(l, "finding vanished records", &q, NULL, NULL);
 	af_buf_free(&q);
 	return err;
 }
 
 /* Tombstones the vanished rows of the scopes still eligible: closes the
- * open version and adds a deletion marker with an empty validity period. */
+ * open version with the row's content (read before the tombstone changes
+ * the row), then marks the row and adds a deletion marker with an empty
+ * validity period, whose content is the tombstoned row. */
 static int apply_deletes(af_loader *l, const af_entity *e, const char *run_id,
 			 af_entity_counts *c, uint64_t *hist)
 {
@@ -790,19 +1210,28 @@ static int apply_deletes(af_loader *l, const af_entity *e, const char *run_id,
 
 	if ((err = af_buf_printf(
 		     &q,
+		     "UPDATE aifleet.history h SET valid = tstzrange(lower(h.valid), now()),"
+		     " content = coalesce(h.content, to_jsonb(t))"
+		     " FROM v_%s v JOIN af_scope sc USING (provider, account, region, product)"
+		     " JOIN %s t ON t.id = v.id"
+		     " WHERE sc.eligible AND h.entity_type = '%s' AND h.entity_id = v.id"
+		     " AND upper_inf(h.valid) AND NOT isempty(h.valid)",
+		     e->type, e->table, e->type)) < 0 ||
+	    (err = run_sql(l, "closing vanished versions", &q, NULL, NULL)) < 0)
+		goto done;
+	af_buf_reset(&q);
+	if ((err = af_buf_printf(
+		     &q,
 		     "WITH del AS (UPDATE %s t SET deleted_at = now(), last_changed_at = now(),"
 		     "  last_run_id = $1"
 		     "  FROM v_%s v JOIN af_scope sc USING (provider, account, region, product)"
 		     "  WHERE sc.eligible AND t.id = v.id"
-		     "  RETURNING t.*),"
-		     " closed AS (UPDATE aifleet.history h SET valid = tstzrange(lower(h.valid), now())"
-		     "  FROM del WHERE h.entity_type = '%s' AND h.entity_id = del.id"
-		     "  AND upper_inf(h.valid) AND NOT isempty(h.valid))"
+		     "  RETURNING t.*)"
 		     " INSERT INTO aifleet.history (entity_type, entity_id, valid, change, changed_at,"
 		     "  run_id, diff, content)"
 		     " SELECT '%s', del.id, 'empty', 'deleted', now(), $1, NULL, to_jsonb(del)"
 		     " FROM del",
-		     e->table, e->type, e->type, e->type)) < 0 ||
+		     e->table, e->type, e->type)) < 0 ||
 	    (err = run_sql(l, "tombstoning vanished records", &q, run_id, &n)) < 0)
 		goto done;
 	c->deleted = n;
@@ -827,7 +1256,8 @@ static scope_entry *scope_lookup(af_loader *l, const char *provider, const char 
 
 /* The guard's counts per scope not accepted with --allow-deletes, as the
  * CTEs doomed (what the tombstone pass would take: v_<type>) and kept (the
- * staged rows that were live: updated or unchanged). */
+ * staged rows that were live: updated or unchanged, and the records the
+ * filter found unchanged). */
 static int put_guard_counts(af_buf *q)
 {
 	size_t i;
@@ -846,6 +1276,9 @@ static int put_guard_counts(af_buf *q)
 				    "%sSELECT provider, account, region, product, count(*) AS n"
 				    " FROM m_%s WHERE action IN ('u', 'n') GROUP BY 1, 2, 3, 4",
 				    i ? " UNION ALL " : "", af_entities[i].type);
+	if (!err)
+		err = af_buf_puts(q, " UNION ALL SELECT provider, account, region, product, seen"
+				     " FROM af_scope WHERE seen > 0");
 	return err ? err : af_buf_puts(q, ")");
 }
 
@@ -941,10 +1374,11 @@ bool af_loader_scope_held(af_loader *l, const af_scope *sc, uint64_t *deletes, u
  * record_run; unchanged = staged - the rest, computed here to keep the
  * parameters short. Returns the scope counts. */
 static const char record_run_sql[] =
-	"WITH sc AS (SELECT count(*) FILTER (WHERE eligible) AS complete,"
+	"WITH sc AS (SELECT count(*) FILTER (WHERE state = 'complete') AS complete,"
 	"  count(*) FILTER (WHERE state = 'failed') AS failed,"
-	"  count(*) FILTER (WHERE NOT eligible AND state <> 'failed') AS partial,"
+	"  count(*) FILTER (WHERE state IN ('partial', 'held')) AS partial,"
 	"  count(*) FILTER (WHERE state = 'held') AS held,"
+	"  count(*) FILTER (WHERE skipped) AS skipped,"
 	"  sum(rejected) AS rejected,"
 	"  (SELECT error FROM af_scope WHERE error IS NOT NULL"
 	"   ORDER BY provider, account, region, product LIMIT 1) AS error FROM af_scope)"
@@ -961,21 +1395,21 @@ static const char record_run_sql[] =
 	" resources_deleted = $15, resources_restored = $16,"
 	" resources_unchanged = $12::bigint - $13 - $14 - $16,"
 	" history_rows = $17, scopes_complete = sc.complete, scopes_partial = sc.partial,"
-	" scopes_failed = sc.failed, scopes_held = sc.held,"
+	" scopes_failed = sc.failed, scopes_held = sc.held, scopes_skipped = sc.skipped,"
 	" rejected = coalesce(sc.rejected, 0), error = sc.error"
-	" FROM sc WHERE r.id = $1 RETURNING sc.complete, sc.partial, sc.failed";
+	" FROM sc WHERE r.id = $1 RETURNING sc.complete, sc.partial, sc.failed, sc.skipped";
 
-/* The scope ledger from af_scope; $1 the run. */
+/* The scope ledger from af_scope; $1 the run. A scope keeps its digest
+ * only when it ended complete: not held, no orphan, nothing rejected. */
 static const char update_ledger_sql[] =
 	"INSERT INTO aifleet.scope_state AS ss (provider, account, region, product,"
 	" last_run_id, last_attempt_at, last_complete_at, last_state, last_error, pages, items,"
 	" duplicates, rejected, requests, retries, throttled, seconds, held_deletes,"
-	" held_live)"
+	" held_live, digest)"
 	" SELECT provider, account, region, product, $1, now(),"
-	"  CASE WHEN eligible THEN now() END,"
-	"  CASE WHEN eligible THEN 'complete' WHEN state IN ('failed', 'held') THEN state"
-	"   ELSE 'partial' END, error, pages, items, duplicates, rejected, requests, retries,"
-	"  throttled, seconds, held_deletes, held_live FROM af_scope"
+	"  CASE WHEN state = 'complete' THEN now() END, state, error, pages, items,"
+	"  duplicates, rejected, requests, retries, throttled, seconds, held_deletes,"
+	"  held_live, CASE WHEN state = 'complete' THEN digest END FROM af_scope"
 	" ON CONFLICT (provider, account, region, product) DO UPDATE SET"
 	" last_run_id = EXCLUDED.last_run_id, last_attempt_at = EXCLUDED.last_attempt_at,"
 	" last_complete_at = coalesce(EXCLUDED.last_complete_at, ss.last_complete_at),"
@@ -984,7 +1418,7 @@ static const char update_ledger_sql[] =
 	" rejected = EXCLUDED.rejected, requests = EXCLUDED.requests,"
 	" retries = EXCLUDED.retries, throttled = EXCLUDED.throttled,"
 	" seconds = EXCLUDED.seconds, held_deletes = EXCLUDED.held_deletes,"
-	" held_live = EXCLUDED.held_live";
+	" held_live = EXCLUDED.held_live, digest = EXCLUDED.digest";
 
 static int record_run(af_loader *l, const char *run_id, af_load_summary *sum)
 {
@@ -1012,12 +1446,41 @@ static int record_run(af_loader *l, const char *run_id, af_load_summary *sum)
 		sum->scopes_complete = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		sum->scopes_partial = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 		sum->scopes_failed = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+		sum->scopes_skipped = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	}
 	PQclear(res);
 	return err;
 }
 
-static int finish_run(af_loader *l, const char *run_id, af_load_summary *sum)
+/*
+ * A row that moved to another region changed scope: the digest its old
+ * scope kept still counts it, so that scope must be merged next time (its
+ * digest goes). Run after the ledger update, which may have written it.
+ */
+static int forget_moved_digests(af_loader *l)
+{
+	af_buf q = AF_BUF_INIT;
+	int err = 0;
+
+	for (size_t i = 0; !err && i < AF_NENTITIES; i++) {
+		af_buf_reset(&q);
+		if ((err = af_buf_printf(
+			     &q,
+			     "UPDATE aifleet.scope_state ss SET digest = NULL"
+			     " FROM (SELECT DISTINCT old ->> 'provider' AS provider,"
+			     "  old ->> 'account' AS account, old ->> 'region' AS region,"
+			     "  old ->> 'product' AS product FROM m_%s"
+			     "  WHERE action IN ('u', 'r') AND old ->> 'region' <> region) o"
+			     " WHERE ss.digest IS NOT NULL AND (ss.provider, ss.account, ss.region,"
+			     "  ss.product) = (o.provider, o.account, o.region, o.product)",
+			     af_entities[i].type)) == 0)
+			err = run_sql(l, "updating the digests of moved records", &q, NULL, NULL);
+	}
+	af_buf_free(&q);
+	return err;
+}
+
+static int finish_run(af_loader *l, const char *run_id, bool merged, af_load_summary *sum)
 {
 	const char *p[1] = {run_id};
 	int err;
@@ -1027,19 +1490,69 @@ static int finish_run(af_loader *l, const char *run_id, af_load_summary *sum)
 	if (l->rejected_unscoped > 0)
 		af_warn("loader", "%" PRIu64 " records without a complete scope were rejected",
 			l->rejected_unscoped);
-	return exec_params(l, "updating the scope ledger", update_ledger_sql, 1, p, NULL);
+	if ((err = exec_params(l, "updating the scope ledger", update_ledger_sql, 1, p, NULL)) < 0)
+		return err;
+	return merged ? forget_moved_digests(l) : 0;
 }
 
-/* The merge proper, inside the run's transaction, after the COPY. */
-static int merge(af_loader *l, const char *run_id, af_load_summary *sum)
+/*
+ * What the foreign keys of schema 002 checked row by row, once per run:
+ * every row this run wrote has its owner. The merge resolved the owners
+ * and rejected orphans, so this fails only on a bug -- and then nothing is
+ * committed.
+ */
+static int check_owners(af_loader *l, const af_entity *e)
 {
-	af_entity_counts *counts[AF_NENTITIES] = {&sum->instances, &sum->services,
-						  &sum->resources};
+	af_buf q = AF_BUF_INIT;
+	PGresult *res = NULL;
+	int err = 0;
+
+	for (size_t i = 0; i < COUNT_OWNERS && e->owners[i].column; i++) {
+		const af_owner_ref *o = &e->owners[i];
+
+		af_buf_reset(&q);
+		if ((err = af_buf_printf(&q,
+					 "SELECT count(*) FROM m_%s m WHERE m.action IN ('c', 'u', 'r')"
+					 " AND m.owner_%s IS NOT NULL AND NOT EXISTS"
+					 " (SELECT 1 FROM %s o WHERE o.id = m.owner_%s)",
+					 e->type, o->column, o->table, o->column)) < 0)
+			break;
+		PQclear(res);
+		res = PQexec(l->conn, af_buf_data(&q));
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			err = af_store_db_error(l->conn, res, "checking the owners of written rows");
+			break;
+		}
+		if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+			err = af_error_set(AF_ERR_GENERIC,
+					   "internal error: the merge would write %s %s rows whose %s"
+					   " is not in %s; nothing was committed",
+					   PQgetvalue(res, 0, 0), e->type, o->column, o->table);
+			break;
+		}
+	}
+	PQclear(res);
+	af_buf_free(&q);
+	return err;
+}
+
+/* Whether any scope has to be merged: one that was not skipped. */
+static bool merge_needed(const af_loader *l)
+{
+	for (size_t i = 0; i < l->nscopes; i++)
+		if (!l->scopes[i].skipped)
+			return true;
+	return false;
+}
+
+/* The merge proper, inside the run's transaction, after the COPY: the
+ * upserts, the owner check, the guard, the tombstones. */
+static int merge_entities(af_loader *l, const char *run_id, af_load_summary *sum,
+			  af_entity_counts *counts[AF_NENTITIES])
+{
 	size_t i;
 	int err;
 
-	if ((err = stage_scopes(l)) < 0)
-		return err;
 	/* Sorting and hashing a large staging table in memory is what keeps
 	 * the merge fast; the setting ends with the transaction. */
 	if ((err = af_store_exec(l->conn, "preparing the merge",
@@ -1051,6 +1564,9 @@ static int merge(af_loader *l, const char *run_id, af_load_summary *sum)
 	for (i = 0; i < AF_NENTITIES; i++)
 		if ((err = merge_entity(l, i, run_id, counts[i], &sum->history_rows)) < 0)
 			return err;
+	for (i = 0; i < AF_NENTITIES; i++)
+		if ((err = check_owners(l, &af_entities[i])) < 0)
+			return err;
 	/* Tombstones last, after every orphan made its scope ineligible and
 	 * the guard held the scopes that would lose too much. */
 	if ((err = hold_mass_deletes(l, run_id, sum)) < 0)
@@ -1059,10 +1575,34 @@ static int merge(af_loader *l, const char *run_id, af_load_summary *sum)
 		if ((err = apply_deletes(l, &af_entities[i], run_id, counts[i],
 					 &sum->history_rows)) < 0)
 			return err;
+	return 0;
+}
+
+/* The run's part after the COPY: merge what changed, count what was
+ * skipped as seen unchanged, record the run and the ledger. */
+static int merge(af_loader *l, const char *run_id, af_load_summary *sum)
+{
+	af_entity_counts *counts[AF_NENTITIES] = {&sum->instances, &sum->services,
+						  &sum->resources};
+	bool merged = merge_needed(l);
+	size_t i, k;
+	int err;
+
+	if ((err = stage_scopes(l)) < 0 || (err = filter_spooled(l)) < 0)
+		return err;
+	if (merged && (err = merge_entities(l, run_id, sum, counts)) < 0)
+		return err;
+	/* What was seen unchanged without being staged counts as staged and
+	 * unchanged, as if the merge had compared it. */
+	for (i = 0; i < AF_NENTITIES; i++)
+		counts[i]->staged += l->seen[i];
+	for (k = 0; k < l->nscopes; k++)
+		for (i = 0; l->scopes[k].skipped && i < AF_NENTITIES; i++)
+			counts[i]->staged += l->scopes[k].records[i];
 	for (i = 0; i < AF_NENTITIES; i++)
 		counts[i]->unchanged = counts[i]->staged - counts[i]->created - counts[i]->updated -
 				       counts[i]->restored;
-	return finish_run(l, run_id, sum);
+	return finish_run(l, run_id, merged, sum);
 }
 
 static void log_summary(const af_loader *l, const af_load_summary *sum)
@@ -1093,7 +1633,7 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 	if (l->failed)
 		return run_failed(l, "nothing was committed");
 	snprintf(run_id, sizeof(run_id), "%" PRId64, l->run_id);
-	if ((err = end_copy(l)) < 0)
+	if ((err = judge_digests(l)) < 0 || (err = end_copy(l)) < 0)
 		goto done;
 	sum.copy_seconds = af_clock_seconds() - l->t_begin;
 	t_merge = af_clock_seconds();
@@ -1149,6 +1689,13 @@ void af_loader_free(af_loader *l)
 	free(l->scopes);
 	free(l->trigger);
 	af_buf_free(&l->batch);
+	af_buf_free(&l->row);
+	af_spool_free(l->spool);
+	for (i = 0; i < AF_NENTITIES; i++)
+		af_live_set_free(l->live[i]);
+	for (i = 0; i < l->nstored; i++)
+		free(l->stored[i].key);
+	free(l->stored);
 	af_stage_free(&l->stage);
 	EVP_MD_CTX_free(l->md);
 	if (l->tok)

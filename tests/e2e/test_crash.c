@@ -606,7 +606,8 @@ static long long wait_for_backend(crash_env *e, const char *cond)
 }
 
 /* Another session holds aifleet.instance, so a run stops at the first
- * statement of its merge, inside its transaction, after all the COPY. */
+ * statement of its commit that reads it (the filter's fetch of live rows,
+ * or the merge), inside its transaction, after the collection's COPY. */
 static void block_merge(crash_env *e)
 {
 	e->locker = pg_open(&e->db, "test_crash_locker");
@@ -620,7 +621,7 @@ static void unblock_merge(crash_env *e)
 	e->locker = NULL;
 }
 
-static const char in_merge[] = "wait_event_type = 'Lock' AND query NOT LIKE 'COPY%'";
+static const char in_merge[] = "wait_event_type = 'Lock' AND query NOT LIKE 'COPY af_stage%'";
 
 static void test_sigkill_during_merge(void **state)
 {

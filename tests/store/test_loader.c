@@ -209,9 +209,19 @@ static void test_updated_with_diff(void **state)
 				" WHERE upper(h.valid) = (SELECT started_at FROM aifleet.sync_run WHERE id = 2)"
 				" AND h.change = 'created'"),
 			 1);
+	/* compact history: the closed version took the old row as its
+	 * content, the open one has none (the current row is its content) */
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.history h JOIN aifleet.instance i"
 				" ON h.entity_type = 'instance' AND h.entity_id = i.id AND i.native_id = 'tk-1'"
-				" WHERE upper_inf(h.valid) AND h.content ->> 'name' = 'one-renamed'"),
+				" WHERE NOT upper_inf(h.valid) AND h.content ->> 'name' = 'one'"
+				" AND (h.content ->> 'last_run_id')::int = 1"),
+			 1);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.history h JOIN aifleet.instance i"
+				" ON h.entity_type = 'instance' AND h.entity_id = i.id AND i.native_id = 'tk-1'"
+				" WHERE upper_inf(h.valid) AND h.content IS NULL AND i.name = 'one-renamed'"),
+			 1);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instances_as_of(now())"
+				" WHERE native_id = 'tk-1' AND name = 'one-renamed'"),
 			 1);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE native_id = 'tk-1'"
 				" AND name = 'one-renamed' AND last_run_id = 2 AND first_seen_at < last_changed_at"),
@@ -675,7 +685,9 @@ static void test_dry_run(void **state)
 	af_testdb_drop(&db);
 }
 
-static void test_exclusion_constraint(void **state)
+/* The history's keys: one open version and one version start per entity
+ * (unique indexes; the loader keeps versions from overlapping). */
+static void test_history_keys(void **state)
 {
 	af_testdb db;
 	af_store *s = st_open(&db);
@@ -686,10 +698,28 @@ static void test_exclusion_constraint(void **state)
 	c = PQconnectdb(db.conninfo);
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
 	res = PQexec(c, "INSERT INTO aifleet.history (entity_type, entity_id, valid, change, changed_at,"
-			" run_id, content) SELECT 'instance', id, tstzrange(now() - interval '1 day', NULL),"
-			" 'updated', now(), 1, '{}' FROM aifleet.instance WHERE native_id = 'tk-1'");
+			" run_id) SELECT 'instance', id, tstzrange(now() - interval '1 day', NULL),"
+			" 'updated', now(), 1 FROM aifleet.instance WHERE native_id = 'tk-1'");
 	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
-	assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23P01");
+	assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23505");
+	assert_non_null(strstr(PQresultErrorMessage(res), "history_open_version"));
+	PQclear(res);
+	res = PQexec(c, "INSERT INTO aifleet.history (entity_type, entity_id, valid, change, changed_at,"
+			" run_id, content) SELECT 'instance', i.id, tstzrange(lower(h.valid),"
+			" lower(h.valid) + interval '1 hour'), 'updated', now(), 1, '{}'"
+			" FROM aifleet.instance i JOIN aifleet.history h ON h.entity_id = i.id"
+			" WHERE native_id = 'tk-1'");
+	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+	assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23505");
+	assert_non_null(strstr(PQresultErrorMessage(res), "history_version_start"));
+	PQclear(res);
+	/* a closed version must say what it was */
+	res = PQexec(c, "INSERT INTO aifleet.history (entity_type, entity_id, valid, change, changed_at,"
+			" run_id) SELECT 'instance', id, tstzrange(now() - interval '3 days',"
+			" now() - interval '2 days'), 'updated', now(), 1 FROM aifleet.instance"
+			" WHERE native_id = 'tk-1'");
+	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
+	assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23514");
 	PQclear(res);
 	/* a non-overlapping earlier version is fine */
 	res = PQexec(c, "INSERT INTO aifleet.history (entity_type, entity_id, valid, change, changed_at,"
@@ -1096,7 +1126,7 @@ int main(void)
 		cmocka_unit_test(test_free_without_commit_rolls_back),
 		cmocka_unit_test(test_concurrent_runs_locked),
 		cmocka_unit_test(test_dry_run),
-		cmocka_unit_test(test_exclusion_constraint),
+		cmocka_unit_test(test_history_keys),
 		cmocka_unit_test(test_capacity_summary),
 		cmocka_unit_test(test_escaping_roundtrip_and_duplicates),
 		cmocka_unit_test(test_print_status),

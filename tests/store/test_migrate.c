@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "aifleet/store.h"
 #include "storetest.h"
 #include "testdb.h"
+#include "testutil.h"
 
 static void test_migrate_from_empty_and_again(void **state)
 {
@@ -52,11 +54,40 @@ static void test_migrate_from_empty_and_again(void **state)
 	af_testdb_drop(&db);
 }
 
+/* Brings a new database to the first `n` migrations by hand: their texts
+ * and bookkeeping rows, as aifleet would have left them. */
+static void migrate_by_hand(af_testdb *db, size_t n)
+{
+	PGconn *c;
+
+	assert_true(af_migrations_count >= n);
+	af_testdb_create(db);
+	af_testdb_exec(db, "CREATE SCHEMA aifleet;"
+			   "CREATE TABLE aifleet.schema_migrations (version integer PRIMARY KEY,"
+			   " name text NOT NULL, checksum text NOT NULL,"
+			   " applied_at timestamptz NOT NULL DEFAULT now())");
+	c = PQconnectdb(db->conninfo);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	for (size_t i = 0; i < n; i++) {
+		char version[16];
+		const char *params[3] = {af_migrations[i].sql, af_migrations[i].name, version};
+		PGresult *res;
+
+		snprintf(version, sizeof(version), "%d", af_migrations[i].version);
+		af_testdb_exec(db, af_migrations[i].sql);
+		res = PQexecParams(c, "INSERT INTO aifleet.schema_migrations (version, name, checksum)"
+				      " VALUES ($3, $2, encode(sha256(convert_to($1, 'UTF8')), 'hex'))",
+				   3, NULL, params, NULL, NULL, 0);
+		assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+		PQclear(res);
+	}
+	PQfinish(c);
+}
+
 /*
  * An upgrade from the previous schema with data in it: the database is
- * brought to migration 001 by hand (its text and bookkeeping row, as
- * aifleet would have left them), filled, then migrated by the store. Every
- * row survives, and the delete guard's state and columns are usable.
+ * brought to migration 001 by hand, filled, then migrated by the store.
+ * Every row survives, and the delete guard's state and columns are usable.
  */
 static void test_upgrade_from_001_with_data(void **state)
 {
@@ -64,25 +95,11 @@ static void test_upgrade_from_001_with_data(void **state)
 	af_store *s = NULL;
 	PGconn *c;
 	PGresult *res;
-	const char *params[2] = {af_migrations[0].sql, af_migrations[0].name};
 	int applied = -1;
 
 	(void)state;
-	assert_true(af_migrations_count >= 2);
 	assert_int_equal(af_migrations[0].version, 1);
-	af_testdb_create(&db);
-	af_testdb_exec(&db, af_migrations[0].sql);
-	af_testdb_exec(&db, "CREATE TABLE aifleet.schema_migrations (version integer PRIMARY KEY,"
-			    " name text NOT NULL, checksum text NOT NULL,"
-			    " applied_at timestamptz NOT NULL DEFAULT now())");
-	c = PQconnectdb(db.conninfo);
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	res = PQexecParams(c, "INSERT INTO aifleet.schema_migrations (version, name, checksum)"
-			      " VALUES (1, $2, encode(sha256(convert_to($1, 'UTF8')), 'hex'))",
-			   2, NULL, params, NULL, NULL, 0);
-	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
-	PQfinish(c);
+	migrate_by_hand(&db, 1);
 	af_testdb_exec(&db,
 		       "INSERT INTO aifleet.sync_run (trigger, tool_version, status)"
 		       " VALUES ('old', '0.1.0', 'partial');"
@@ -113,6 +130,101 @@ static void test_upgrade_from_001_with_data(void **state)
 	assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
 	PQclear(res);
 	PQfinish(c);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+/* The moments the read side is asked about: before the first run, each
+ * run's start, halfway to the next, now. */
+static const char moments_sql[] =
+	"CREATE TABLE t_moment AS"
+	" SELECT started_at - interval '1 second' AS ts FROM aifleet.sync_run WHERE id = 1"
+	" UNION SELECT started_at FROM aifleet.sync_run"
+	" UNION SELECT started_at + (lead(started_at) OVER (ORDER BY id) - started_at) / 2"
+	"  FROM aifleet.sync_run"
+	" UNION SELECT now()";
+
+/* Every read-side answer at every moment, as jsonb rows in t_<prefix>. */
+static void snapshot_read_side(af_testdb *db, const char *prefix)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+		 "CREATE TABLE %s_answer AS"
+		 " SELECT 'instance' AS f, m.ts, to_jsonb(x) AS row FROM t_moment m,"
+		 "  LATERAL aifleet.instances_as_of(m.ts) x WHERE m.ts IS NOT NULL"
+		 " UNION ALL SELECT 'service', m.ts, to_jsonb(x) FROM t_moment m,"
+		 "  LATERAL aifleet.services_as_of(m.ts) x WHERE m.ts IS NOT NULL"
+		 " UNION ALL SELECT 'resource', m.ts, to_jsonb(x) FROM t_moment m,"
+		 "  LATERAL aifleet.resources_as_of(m.ts) x WHERE m.ts IS NOT NULL"
+		 " UNION ALL SELECT 'fleet', m.ts, to_jsonb(x) FROM t_moment m,"
+		 "  LATERAL aifleet.fleet_as_of(m.ts) x WHERE m.ts IS NOT NULL"
+		 " UNION ALL SELECT 'feed', NULL, to_jsonb(x) FROM aifleet.change_feed x"
+		 " UNION ALL SELECT 'capacity', NULL, to_jsonb(x) FROM aifleet.capacity_summary x"
+		 " UNION ALL SELECT 'current', NULL, to_jsonb(x) FROM aifleet.current_resources x",
+		 prefix);
+	af_testdb_exec(db, sql);
+}
+
+/*
+ * The upgrade to 003 on a real history: a database at 002 holding what
+ * the 002 loader wrote over six runs (tests/fixtures/store/history-002.sql:
+ * creations, renames, deletions, restorations, held scopes). Every answer
+ * of the read side -- the as-of functions at every run's start and between
+ * runs, the change feed, the current views -- is taken with 002's
+ * functions, the store migrates, and 003's functions must give the very
+ * same rows, with every version kept.
+ */
+static void test_upgrade_002_history_reads_the_same(void **state)
+{
+	af_testdb db;
+	af_store *s = NULL;
+	char *fixture;
+	int applied = -1;
+
+	(void)state;
+	assert_true(af_migrations_count >= 3);
+	migrate_by_hand(&db, 2);
+	fixture = af_test_read_file(AF_FIXTURES_DIR "/store/history-002.sql", NULL);
+	assert_non_null(fixture);
+	af_testdb_exec(&db, fixture);
+	free(fixture);
+	assert_true(af_testdb_query_int(&db, "SELECT count(DISTINCT change) FROM aifleet.history") == 4);
+	/* 001 put btree_gist where "$user" pointed: schema aifleet, for user aifleet */
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM pg_proc WHERE pronamespace ="
+					     " 'aifleet'::regnamespace AND proname LIKE 'gbt%'") > 100);
+	af_testdb_exec(&db, moments_sql);
+	snapshot_read_side(&db, "before");
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM before_answer") > 5000);
+	af_testdb_exec(&db, "CREATE TABLE before_history AS SELECT id, entity_type, entity_id,"
+			    " valid, change, changed_at, run_id, diff FROM aifleet.history");
+
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_true(applied >= 1);
+	snapshot_read_side(&db, "after");
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE before_answer EXCEPT ALL TABLE after_answer)"
+		" UNION ALL (TABLE after_answer EXCEPT ALL TABLE before_answer)) d"), 0);
+	/* every version kept as it was, and the open ones compacted */
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE before_history EXCEPT SELECT id, entity_type,"
+		" entity_id, valid, change, changed_at, run_id, diff FROM aifleet.history)"
+		" UNION ALL (SELECT id, entity_type, entity_id, valid, change, changed_at, run_id,"
+		" diff FROM aifleet.history EXCEPT TABLE before_history)) d"), 0);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history"
+						  " WHERE upper_inf(valid) AND NOT isempty(valid)"
+						  " AND content IS NOT NULL"), 0);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history"
+						  " WHERE content IS NULL"),
+			 af_testdb_query_int(&db, "SELECT (SELECT count(*) FROM aifleet.instance WHERE"
+						  " deleted_at IS NULL) + (SELECT count(*) FROM"
+						  " aifleet.service WHERE deleted_at IS NULL) + (SELECT"
+						  " count(*) FROM aifleet.resource WHERE deleted_at IS NULL)"));
+	/* btree_gist left schema aifleet */
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM pg_proc"
+						  " WHERE pronamespace = 'aifleet'::regnamespace"
+						  " AND proname LIKE 'gbt%'"), 0);
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
@@ -271,6 +383,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrate_from_empty_and_again),
 		cmocka_unit_test(test_upgrade_from_001_with_data),
+		cmocka_unit_test(test_upgrade_002_history_reads_the_same),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
