@@ -687,12 +687,14 @@ void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
 	else
 		fprintf(out, "sync: run %lld %s: ", (long long)r->load.run_id, status);
 	fprintf(out,
-		"%zu scopes (%zu complete, %zu partial, %zu failed, %zu held), %llu items "
+		"%zu scopes (%zu complete, %zu skipped unchanged, %zu partial, "
+		"%zu failed, %zu held), %llu items "
 		"(%llu duplicates, %llu rejected); rows created %llu, updated %llu, deleted %llu, "
 		"restored %llu, unchanged %llu; %llu history rows; %llu requests, %llu retries, "
 		"%llu throttled; %.2f s (collect %.2f s [worker time: fetch %.2f s, "
 		"normalize+copy %.2f s], merge %.2f s)\n",
-		r->scopes, r->complete, r->partial, r->failed, r->held, (unsigned long long)r->items,
+		r->scopes, r->complete, r->load.scopes_skipped, r->partial, r->failed, r->held,
+		(unsigned long long)r->items,
 		(unsigned long long)r->duplicates, (unsigned long long)r->rejected,
 		(unsigned long long)created, (unsigned long long)updated,
 		(unsigned long long)deleted, (unsigned long long)restored,

@@ -383,9 +383,13 @@ static void test_mutation_gives_exactly_the_expected_history(void **state)
 		 created);
 	assert_int_equal(af_testdb_query_int(&e.db, sql), 0);
 
-	/* A resync with no change writes no history. */
+	/* A resync with no change writes no history: every scope is skipped
+	 * as unchanged, its records counted unchanged. */
 	sync_ok(&e, &r3);
 	assert_int_equal(r3.load.history_rows, 0);
+	assert_int_equal(r3.load.scopes_skipped, 10);
+	assert_int_equal(r3.load.instances.unchanged, r3.load.instances.staged);
+	assert_true(r3.load.instances.unchanged > 0);
 	assert_int_equal(r3.load.instances.updated + r3.load.services.updated +
 				 r3.load.resources.updated,
 			 0);
