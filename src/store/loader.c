@@ -106,6 +106,7 @@ struct af_loader {
 	size_t last_scope; /* scope_find's first guess: records come in runs */
 	af_live_set *live[AF_NENTITIES]; /* the filtered scopes' live rows */
 	uint64_t seen[AF_NENTITIES];      /* records found unchanged in them */
+	uint64_t vanished[AF_NENTITIES];  /* rows in v_<type> */
 	EVP_MD_CTX *md;
 	json_tokener *tok;
 	scope_entry *scopes;
@@ -1158,8 +1159,12 @@ static int merge_entity(af_loader *l, size_t i, const char *run_id, af_entity_co
 	int err;
 
 	if ((err = classify(l, e, m)) < 0 || (err = count_actions(l, e, c)) < 0 ||
-	    (err = reject_orphans(l, e)) < 0 || (err = insert_created(l, e, m, run_id, hist)) < 0 ||
-	    (err = update_changed(l, e, m, run_id, hist)) < 0)
+	    (err = reject_orphans(l, e)) < 0)
+		return err;
+	/* A statement with nothing to do still scans what it joins. */
+	if (c->created > 0 && (err = insert_created(l, e, m, run_id, hist)) < 0)
+		return err;
+	if (c->updated + c->restored > 0 && (err = update_changed(l, e, m, run_id, hist)) < 0)
 		return err;
 	return c->created >= ANALYZE_AFTER ? analyze_table(l, e) : 0;
 }
@@ -1192,7 +1197,8 @@ static int find_vanished(af_loader *l, const af_entity *e, const char *run_id)
 				 " WHERE sc.eligible AND sc.filtered AND t.deleted_at IS NULL"
 				 " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)",
 				 e->type, e->table, run_id, e->type, e->table, e->type)) == 0)
-		err = run_sql(l, "finding vanished records", &q, NULL, NULL);
+		err = run_sql(l, "finding vanished records", &q, NULL,
+			      &l->vanished[e - af_entities]);
 	af_buf_free(&q);
 	return err;
 }
@@ -1571,10 +1577,13 @@ static int merge_entities(af_loader *l, const char *run_id, af_load_summary *sum
 	 * the guard held the scopes that would lose too much. */
 	if ((err = hold_mass_deletes(l, run_id, sum)) < 0)
 		return err;
-	for (i = 0; i < AF_NENTITIES; i++)
+	for (i = 0; i < AF_NENTITIES; i++) {
+		if (l->vanished[i] == 0)
+			continue; /* nothing to tombstone (held or not) */
 		if ((err = apply_deletes(l, &af_entities[i], run_id, counts[i],
 					 &sum->history_rows)) < 0)
 			return err;
+	}
 	return 0;
 }
 

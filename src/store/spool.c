@@ -16,7 +16,7 @@
 /* A row longer than this cannot have been spooled (the loader caps rows at
  * 16 MiB); a header saying otherwise means the file was damaged. */
 #define SPOOL_ROW_MAX ((size_t)64 * 1024 * 1024)
-#define SPOOL_BUFFER ((size_t)1024 * 1024)
+#define SPOOL_BUFFER  ((size_t)1024 * 1024)
 
 typedef struct spool_head {
 	af_spool_tag tag;
@@ -49,7 +49,7 @@ static void put_le64(unsigned char *p, uint64_t v)
 }
 
 int af_scope_digest_final(const af_scope_digest *d, EVP_MD_CTX *md,
-			  unsigned char out[AF_SCOPE_DIGEST_LEN])
+                          unsigned char out[AF_SCOPE_DIGEST_LEN])
 {
 	unsigned char in[40], full[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
@@ -81,9 +81,10 @@ int af_spool_open(af_spool **out)
 	/* mkstemp creates the file 0600; unlinked, it lives as long as the fd. */
 	if ((fd = mkstemp(path)) < 0) {
 		free(s);
-		return af_error_set(AF_ERR_IO, "cannot create the loader's spool file in %s: %s "
-				    "(set TMPDIR to a writable directory)",
-				    dir, strerror(errno));
+		return af_error_set(AF_ERR_IO,
+		                    "cannot create the loader's spool file in %s: %s "
+		                    "(set TMPDIR to a writable directory)",
+		                    dir, strerror(errno));
 	}
 	unlink(path);
 	if (!(s->f = fdopen(fd, "w+b"))) {
@@ -99,7 +100,7 @@ int af_spool_open(af_spool **out)
 static int spool_io_error(const char *what)
 {
 	return af_error_set(AF_ERR_IO, "%s the loader's spool file: %s", what,
-			    errno ? strerror(errno) : "short read");
+	                    errno ? strerror(errno) : "short read");
 }
 
 int af_spool_put(af_spool *s, const af_spool_tag *tag, const void *row, size_t len)
@@ -110,7 +111,8 @@ int af_spool_put(af_spool *s, const af_spool_tag *tag, const void *row, size_t l
 	head.tag = *tag;
 	head.len = (uint32_t)len;
 	if (len > SPOOL_ROW_MAX)
-		return af_error_set(AF_ERR_LIMIT, "a row of %zu bytes is too long for the spool", len);
+		return af_error_set(AF_ERR_LIMIT, "a row of %zu bytes is too long for the spool",
+		                    len);
 	errno = 0;
 	if (fwrite(&head, sizeof(head), 1, s->f) != 1 || fwrite(row, 1, len, s->f) != len)
 		return spool_io_error("writing");

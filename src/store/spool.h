@@ -35,7 +35,7 @@ typedef struct af_scope_digest {
 void af_scope_digest_add(af_scope_digest *d, const unsigned char hash[32]);
 /* The digest as stored: SHA-256 over the count and the lanes. */
 int af_scope_digest_final(const af_scope_digest *d, EVP_MD_CTX *md,
-			  unsigned char out[AF_SCOPE_DIGEST_LEN]);
+                          unsigned char out[AF_SCOPE_DIGEST_LEN]);
 
 typedef struct af_spool af_spool;
 
@@ -45,8 +45,8 @@ typedef struct af_spool af_spool;
 int af_spool_open(af_spool **out);
 /* What the spool keeps beside a row, for the replay to decide on it. */
 typedef struct af_spool_tag {
-	uint32_t scope;  /* an index of the caller's */
-	uint32_t entity; /* likewise */
+	uint32_t scope;         /* an index of the caller's */
+	uint32_t entity;        /* likewise */
 	unsigned char hash[32]; /* the row's content hash */
 } af_spool_tag;
 

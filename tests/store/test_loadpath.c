@@ -22,44 +22,42 @@
 #include "testdb.h"
 
 enum {
-	RENAME = 1,   /* tk-1 is renamed */
-	GPU4 = 2,     /* tk-1 has 4 GPUs, not 2 */
-	NO_TK2 = 4,   /* tk-2 and its resources vanished */
-	EXTRA = 8,    /* tk-3 appears */
-	NO_SVC = 16,  /* svc-1 and its resource vanished */
-	REJECT = 32,  /* one resource of tk-1 is invalid (rejected) */
+	RENAME = 1,  /* tk-1 is renamed */
+	GPU4 = 2,    /* tk-1 has 4 GPUs, not 2 */
+	NO_TK2 = 4,  /* tk-2 and its resources vanished */
+	EXTRA = 8,   /* tk-3 appears */
+	NO_SVC = 16, /* svc-1 and its resource vanished */
+	REJECT = 32, /* one resource of tk-1 is invalid (rejected) */
 };
 
 /* One scope's fleet: tk-1 with svc-1, tk-2, and tk-3 with EXTRA. */
 static void feed(af_loader *l, const af_scope *sc, unsigned flags)
 {
 	assert_int_equal(st_inst(l, sc, "tk-1", flags & RENAME ? "one-renamed" : "one"), 0);
-	assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-1", "gpu_count",
-				flags & GPU4 ? 4 : 2, "cards", "A10"),
-			 0);
-	assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-1", "cpu_cores", 8, "cores", NULL), 0);
+	assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-1", "gpu_count", flags & GPU4 ? 4 : 2,
+	                        "cards", "A10"),
+	                 0);
+	assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-1", "cpu_cores", 8, "cores", NULL),
+	                 0);
 	if (!(flags & NO_SVC)) {
 		assert_int_equal(st_svc(l, sc, "tk-1", "svc-1", "qwen-72b", 1), 0);
-		assert_int_equal(st_res(l, sc, AF_OWNER_SERVICE, "svc-1", "memory_gib", 16, "GiB",
-					NULL),
-				 0);
+		assert_int_equal(
+		    st_res(l, sc, AF_OWNER_SERVICE, "svc-1", "memory_gib", 16, "GiB", NULL), 0);
 	}
 	if (!(flags & NO_TK2)) {
 		assert_int_equal(st_inst(l, sc, "tk-2", "two"), 0);
-		assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-2", "cpu_cores", 4, "cores",
-					NULL),
-				 0);
+		assert_int_equal(
+		    st_res(l, sc, AF_OWNER_INSTANCE, "tk-2", "cpu_cores", 4, "cores", NULL), 0);
 	}
 	if (flags & EXTRA) {
 		assert_int_equal(st_inst(l, sc, "tk-3", "three"), 0);
-		assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-3", "cpu_cores", 2, "cores",
-					NULL),
-				 0);
+		assert_int_equal(
+		    st_res(l, sc, AF_OWNER_INSTANCE, "tk-3", "cpu_cores", 2, "cores", NULL), 0);
 	}
 	if (flags & REJECT)
-		assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, "tk-1", "memory_gib", -1, "GiB",
-					NULL),
-				 AF_ERR_DATA);
+		assert_int_equal(
+		    st_res(l, sc, AF_OWNER_INSTANCE, "tk-1", "memory_gib", -1, "GiB", NULL),
+		    AF_ERR_DATA);
 }
 
 static void report(af_loader *l, const af_scope *sc, af_scope_state state, uint64_t duplicates)
@@ -115,12 +113,11 @@ static long long q(const af_testdb *db, const char *sql)
 }
 
 /* Every row version in the entity tables and history: any write shows. */
-static const char written_sql[] =
-	"SELECT string_agg(x, ',' ORDER BY x) FROM ("
-	" SELECT 'i' || ctid || xmin AS x FROM aifleet.instance UNION ALL"
-	" SELECT 's' || ctid || xmin FROM aifleet.service UNION ALL"
-	" SELECT 'r' || ctid || xmin FROM aifleet.resource UNION ALL"
-	" SELECT 'h' || ctid || xmin FROM aifleet.history) v";
+static const char written_sql[] = "SELECT string_agg(x, ',' ORDER BY x) FROM ("
+                                  " SELECT 'i' || ctid || xmin AS x FROM aifleet.instance UNION ALL"
+                                  " SELECT 's' || ctid || xmin FROM aifleet.service UNION ALL"
+                                  " SELECT 'r' || ctid || xmin FROM aifleet.resource UNION ALL"
+                                  " SELECT 'h' || ctid || xmin FROM aifleet.history) v";
 
 static const af_scope X = {"alibaba", "x", "cn-beijing", "tair_kvcache"};
 static const af_scope Y = {"alibaba", "y", "cn-beijing", "tair_kvcache"};
@@ -137,8 +134,8 @@ static void test_unchanged_scope_skipped(void **state)
 	assert_int_equal(sum.scopes_skipped, 0);
 	assert_int_equal(sum.instances.created, 2);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.scope_state WHERE"
-				" octet_length(digest) = 32"),
-			 1);
+	                        " octet_length(digest) = 32"),
+	                 1);
 	before = af_testdb_query_value(&db, written_sql);
 	sum = run1(s, &X, 0);
 	after = af_testdb_query_value(&db, written_sql);
@@ -151,10 +148,11 @@ static void test_unchanged_scope_skipped(void **state)
 	assert_int_equal(sum.resources.unchanged, 4);
 	assert_string_equal(before, after);
 	/* only the ledger moved: last seen is run 2 */
-	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.scope_state ss JOIN aifleet.sync_run r"
-				" ON r.id = 2 WHERE ss.last_complete_at = r.started_at"
-				" AND ss.last_run_id = 2 AND ss.last_state = 'complete'"),
-			 1);
+	assert_int_equal(q(&db,
+	                   "SELECT count(*) FROM aifleet.scope_state ss JOIN aifleet.sync_run r"
+	                   " ON r.id = 2 WHERE ss.last_complete_at = r.started_at"
+	                   " AND ss.last_run_id = 2 AND ss.last_state = 'complete'"),
+	                 1);
 	assert_int_equal(q(&db, "SELECT scopes_skipped FROM aifleet.sync_run WHERE id = 2"), 1);
 	free(before);
 	free(after);
@@ -177,8 +175,8 @@ static void test_changed_resource_not_skipped(void **state)
 	assert_int_equal(sum.instances.unchanged, 2);
 	assert_int_equal(sum.history_rows, 1);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.resource WHERE kind = 'gpu_count'"
-				" AND capacity = 4"),
-			 1);
+	                        " AND capacity = 4"),
+	                 1);
 	/* and the new state is what the next identical run skips */
 	sum = run1(s, &X, GPU4);
 	assert_int_equal(sum.scopes_skipped, 1);
@@ -193,7 +191,8 @@ static void test_digest_only_after_clean_run(void **state)
 	af_store *s = st_open(&db);
 	scope_run partial = {&X, 0, AF_SCOPE_PARTIAL, 0};
 	scope_run dup = {&X, 0, AF_SCOPE_COMPLETE, 1};
-	static const char no_digest[] = "SELECT count(*) FROM aifleet.scope_state WHERE digest IS NULL";
+	static const char no_digest[] =
+	    "SELECT count(*) FROM aifleet.scope_state WHERE digest IS NULL";
 	af_load_summary sum;
 
 	(void)state;
@@ -241,8 +240,8 @@ static void test_held_scope_keeps_no_digest(void **state)
 	af_loader_free(l);
 	assert_int_equal(sum.scopes_held, 1);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.scope_state WHERE digest IS NULL"
-				" AND last_state = 'held'"),
-			 1);
+	                        " AND last_state = 'held'"),
+	                 1);
 	/* the same records again: not skipped, still held */
 	assert_int_equal(af_loader_begin(&l, s, &opts), 0);
 	feed(l, &X, NO_TK2);
@@ -251,7 +250,8 @@ static void test_held_scope_keeps_no_digest(void **state)
 	af_loader_free(l);
 	assert_int_equal(sum.scopes_skipped, 0);
 	assert_int_equal(sum.scopes_held, 1);
-	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE deleted_at IS NULL"), 3);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE deleted_at IS NULL"),
+	                 3);
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
@@ -273,7 +273,8 @@ static void test_moved_record_clears_old_digest(void **state)
 	assert_int_equal(af_loader_begin(&l, s, NULL), 0);
 	feed(l, &X, 0);
 	assert_int_equal(st_inst(l, &X2, "tk-2", "two"), 0);
-	assert_int_equal(st_res(l, &X2, AF_OWNER_INSTANCE, "tk-2", "cpu_cores", 4, "cores", NULL), 0);
+	assert_int_equal(st_res(l, &X2, AF_OWNER_INSTANCE, "tk-2", "cpu_cores", 4, "cores", NULL),
+	                 0);
 	report(l, &X, AF_SCOPE_COMPLETE, 0);
 	report(l, &X2, AF_SCOPE_COMPLETE, 0);
 	assert_int_equal(af_loader_commit(l, &sum), 0);
@@ -281,11 +282,11 @@ static void test_moved_record_clears_old_digest(void **state)
 	assert_int_equal(sum.scopes_skipped, 1);
 	assert_int_equal(sum.instances.updated, 1);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE native_id = 'tk-2'"
-				" AND region = 'cn-shanghai'"),
-			 1);
+	                        " AND region = 'cn-shanghai'"),
+	                 1);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.scope_state WHERE region ="
-				" 'cn-beijing' AND digest IS NULL"),
-			 1);
+	                        " 'cn-beijing' AND digest IS NULL"),
+	                 1);
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
@@ -293,23 +294,23 @@ static void test_moved_record_clears_old_digest(void **state)
 /* The rows and history of account `acct`, without what must differ between
  * two accounts fed the same records (ids, the account, hashes). */
 static const char account_view_sql[] =
-	"CREATE VIEW t_%s AS"
-	" SELECT 'instance' AS type, t.native_id AS key, to_jsonb(t) - 'id' - 'account'"
-	"  - 'content_hash' AS row FROM aifleet.instance t WHERE account = '%s'"
-	" UNION ALL SELECT 'service', t.native_id, to_jsonb(t) - 'id' - 'account'"
-	"  - 'content_hash' - 'instance_id' FROM aifleet.service t WHERE account = '%s'"
-	" UNION ALL SELECT 'resource', t.owner_native_id || '/' || t.kind, to_jsonb(t) - 'id'"
-	"  - 'account' - 'content_hash' - 'instance_id' - 'service_id'"
-	"  FROM aifleet.resource t WHERE account = '%s'"
-	" UNION ALL SELECT 'history ' || h.entity_type, e.key, jsonb_build_object('valid',"
-	"  h.valid, 'change', h.change, 'changed_at', h.changed_at, 'run', h.run_id, 'diff',"
-	"  h.diff, 'content', coalesce(h.content, e.row) - 'id' - 'account' - 'content_hash'"
-	"  - 'instance_id' - 'service_id')"
-	" FROM aifleet.history h JOIN (SELECT id, native_id AS key, to_jsonb(t) AS row"
-	"  FROM aifleet.instance t WHERE account = '%s' UNION ALL SELECT id, native_id,"
-	"  to_jsonb(t) FROM aifleet.service t WHERE account = '%s' UNION ALL SELECT id,"
-	"  owner_native_id || '/' || kind, to_jsonb(t) FROM aifleet.resource t"
-	"  WHERE account = '%s') e ON e.id = h.entity_id";
+    "CREATE VIEW t_%s AS"
+    " SELECT 'instance' AS type, t.native_id AS key, to_jsonb(t) - 'id' - 'account'"
+    "  - 'content_hash' AS row FROM aifleet.instance t WHERE account = '%s'"
+    " UNION ALL SELECT 'service', t.native_id, to_jsonb(t) - 'id' - 'account'"
+    "  - 'content_hash' - 'instance_id' FROM aifleet.service t WHERE account = '%s'"
+    " UNION ALL SELECT 'resource', t.owner_native_id || '/' || t.kind, to_jsonb(t) - 'id'"
+    "  - 'account' - 'content_hash' - 'instance_id' - 'service_id'"
+    "  FROM aifleet.resource t WHERE account = '%s'"
+    " UNION ALL SELECT 'history ' || h.entity_type, e.key, jsonb_build_object('valid',"
+    "  h.valid, 'change', h.change, 'changed_at', h.changed_at, 'run', h.run_id, 'diff',"
+    "  h.diff, 'content', coalesce(h.content, e.row) - 'id' - 'account' - 'content_hash'"
+    "  - 'instance_id' - 'service_id')"
+    " FROM aifleet.history h JOIN (SELECT id, native_id AS key, to_jsonb(t) AS row"
+    "  FROM aifleet.instance t WHERE account = '%s' UNION ALL SELECT id, native_id,"
+    "  to_jsonb(t) FROM aifleet.service t WHERE account = '%s' UNION ALL SELECT id,"
+    "  owner_native_id || '/' || kind, to_jsonb(t) FROM aifleet.resource t"
+    "  WHERE account = '%s') e ON e.id = h.entity_id";
 
 static void account_view(af_testdb *db, const char *acct)
 {
@@ -329,9 +330,19 @@ static void account_view(af_testdb *db, const char *acct)
  */
 static void test_paths_agree(void **state)
 {
-	static const unsigned steps[] = {0,     0,     RENAME | GPU4,  NO_TK2, 0,
-					 NO_SVC, EXTRA, EXTRA, EXTRA | RENAME, 0,
-					 NO_SVC | NO_TK2, 0, EXTRA | GPU4};
+	static const unsigned steps[] = {0,
+	                                 0,
+	                                 RENAME | GPU4,
+	                                 NO_TK2,
+	                                 0,
+	                                 NO_SVC,
+	                                 EXTRA,
+	                                 EXTRA,
+	                                 EXTRA | RENAME,
+	                                 0,
+	                                 NO_SVC | NO_TK2,
+	                                 0,
+	                                 EXTRA | GPU4};
 	af_testdb db;
 	af_store *s = st_open(&db);
 	size_t skipped = 0;
@@ -339,7 +350,7 @@ static void test_paths_agree(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		scope_run both[2] = {{&X, steps[i], AF_SCOPE_COMPLETE, 0},
-				     {&Y, steps[i], AF_SCOPE_COMPLETE, 0}};
+		                     {&Y, steps[i], AF_SCOPE_COMPLETE, 0}};
 		af_load_summary sum;
 
 		af_testdb_exec(&db, "DELETE FROM aifleet.scope_state WHERE account = 'y'");
@@ -353,16 +364,18 @@ static void test_paths_agree(void **state)
 	account_view(&db, "y");
 	assert_true(q(&db, "SELECT count(*) FROM t_x WHERE type LIKE 'history%'") > 20);
 	assert_int_equal(q(&db, "SELECT count(*) FROM ((TABLE t_x EXCEPT ALL TABLE t_y)"
-				" UNION ALL (TABLE t_y EXCEPT ALL TABLE t_x)) d"),
-			 0);
+	                        " UNION ALL (TABLE t_y EXCEPT ALL TABLE t_x)) d"),
+	                 0);
 	/* the loader's promise that replaced the exclusion constraint */
-	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.history a JOIN aifleet.history b"
-				" ON a.entity_id = b.entity_id AND a.id < b.id AND a.valid && b.valid"),
-			 0);
+	assert_int_equal(q(&db,
+	                   "SELECT count(*) FROM aifleet.history a JOIN aifleet.history b"
+	                   " ON a.entity_id = b.entity_id AND a.id < b.id AND a.valid && b.valid"),
+	                 0);
 	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.history WHERE content IS NULL"),
-			 q(&db, "SELECT (SELECT count(*) FROM aifleet.instance WHERE deleted_at IS NULL)"
-				" + (SELECT count(*) FROM aifleet.service WHERE deleted_at IS NULL)"
-				" + (SELECT count(*) FROM aifleet.resource WHERE deleted_at IS NULL)"));
+	                 q(&db,
+	                   "SELECT (SELECT count(*) FROM aifleet.instance WHERE deleted_at IS NULL)"
+	                   " + (SELECT count(*) FROM aifleet.service WHERE deleted_at IS NULL)"
+	                   " + (SELECT count(*) FROM aifleet.resource WHERE deleted_at IS NULL)"));
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
@@ -370,12 +383,12 @@ static void test_paths_agree(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unchanged_scope_skipped),
-		cmocka_unit_test(test_changed_resource_not_skipped),
-		cmocka_unit_test(test_digest_only_after_clean_run),
-		cmocka_unit_test(test_held_scope_keeps_no_digest),
-		cmocka_unit_test(test_moved_record_clears_old_digest),
-		cmocka_unit_test(test_paths_agree),
+	    cmocka_unit_test(test_unchanged_scope_skipped),
+	    cmocka_unit_test(test_changed_resource_not_skipped),
+	    cmocka_unit_test(test_digest_only_after_clean_run),
+	    cmocka_unit_test(test_held_scope_keeps_no_digest),
+	    cmocka_unit_test(test_moved_record_clears_old_digest),
+	    cmocka_unit_test(test_paths_agree),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
