@@ -42,7 +42,9 @@ CREATE UNIQUE INDEX history_open_version ON aifleet.history (entity_id)
 -- Deletion markers have no lower bound (NULL), so any number of them fit;
 -- the index also serves one entity's versions (aifleet.entity_history).
 CREATE UNIQUE INDEX history_version_start ON aifleet.history (entity_id, lower(valid));
+-- The change feed by time (dashboards) and by run ("the last 10 runs").
 CREATE INDEX history_feed ON aifleet.history (changed_at, id);
+CREATE INDEX history_run ON aifleet.history (run_id);
 
 COMMENT ON COLUMN aifleet.history.valid IS 'Period this version was current: [run start, next change) or [run start,) while current; empty for deletion markers. One open version and one version start per entity (unique indexes); the loader never lets two versions of an entity overlap.';
 COMMENT ON COLUMN aifleet.history.content IS 'Full row of this version (to_jsonb of the entity row) once the version is closed, and for deletion markers; NULL while the version is open: the current row in aifleet.<entity_type> is its content.';
@@ -76,7 +78,8 @@ $$;
 -- ==== Read side over the compact history ====
 -- Closed versions and deletion markers carry their content; open versions
 -- are read from the current tables (an open version's validity ends never,
--- so "valid @> ts" is "lower(valid) <= ts").
+-- so "valid @> ts" is "lower(valid) <= ts"). jsonb_populate_record is called
+-- in a LATERAL, once per row: "(f(x)).*" would call it once per column.
 
 CREATE OR REPLACE FUNCTION aifleet.fleet_as_of(ts timestamptz)
 RETURNS TABLE (entity_type text, entity_id bigint, provider text, account text, region text,
@@ -110,8 +113,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION aifleet.instances_as_of(ts timestamptz) RETURNS SETOF aifleet.instance
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, aifleet AS $$
-	SELECT (jsonb_populate_record(NULL::aifleet.instance, h.content)).*
-	FROM aifleet.history h
+	SELECT r.*
+	FROM aifleet.history h CROSS JOIN LATERAL jsonb_populate_record(NULL::aifleet.instance, h.content) r
 	WHERE h.entity_type = 'instance' AND h.content IS NOT NULL AND h.valid @> ts
 	UNION ALL
 	SELECT t.* FROM aifleet.history h JOIN aifleet.instance t ON t.id = h.entity_id
@@ -120,8 +123,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION aifleet.services_as_of(ts timestamptz) RETURNS SETOF aifleet.service
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, aifleet AS $$
-	SELECT (jsonb_populate_record(NULL::aifleet.service, h.content)).*
-	FROM aifleet.history h
+	SELECT r.*
+	FROM aifleet.history h CROSS JOIN LATERAL jsonb_populate_record(NULL::aifleet.service, h.content) r
 	WHERE h.entity_type = 'service' AND h.content IS NOT NULL AND h.valid @> ts
 	UNION ALL
 	SELECT t.* FROM aifleet.history h JOIN aifleet.service t ON t.id = h.entity_id
@@ -130,8 +133,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION aifleet.resources_as_of(ts timestamptz) RETURNS SETOF aifleet.resource
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, aifleet AS $$
-	SELECT (jsonb_populate_record(NULL::aifleet.resource, h.content)).*
-	FROM aifleet.history h
+	SELECT r.*
+	FROM aifleet.history h CROSS JOIN LATERAL jsonb_populate_record(NULL::aifleet.resource, h.content) r
 	WHERE h.entity_type = 'resource' AND h.content IS NOT NULL AND h.valid @> ts
 	UNION ALL
 	SELECT t.* FROM aifleet.history h JOIN aifleet.resource t ON t.id = h.entity_id

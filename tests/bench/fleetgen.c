@@ -1,20 +1,36 @@
 /*
- * fleetgen: a deterministic synthetic fleet for the loader benchmark.
+ * fleetgen: a deterministic synthetic fleet for the loader benchmarks
+ * (tests/bench/loader-bench.sh, tests/bench/read-bench.sh).
  *
  *   fleetgen --dsn DSN [--instances N] [--seed S] [--migrate] [--dry-run]
- *            [--change PCT --delete PCT --new PCT]
- *   fleetgen --csv DIR [--instances N] [--seed S] [--change ...]
+ *            [--change PCT] [--delete PCT] [--new PCT] [--scopes K]
+ *            [--run R]
  *
- * Each instance has 2 services, 4 resources per service and 2 of its own;
- * so 100k instances = 100k + 200k + 1M rows. Instances are spread over 12
- * scopes. With a mutation, an instance is deleted or renamed when a hash of
- * (seed, index) falls in the given percentage, and new ones are appended.
+ * Each instance has 2 services, 4 resources per service and 2 of its own,
+ * 13 rows in all; so 100k instances = 100k + 200k + 1M rows. Instance i is
+ * in scope i % 12 (12 scopes: 3 products x 4 regions). It goes to the
+ * database through the loader's public API only (af_loader_begin, its sink,
+ * af_loader_scope_done for every scope as complete, af_loader_commit).
+ *
+ * A mutation: an instance is deleted or renamed when a hash of (seed, index)
+ * falls in the given percentage, and PCT% new ones are appended.
+ * --scopes K restricts all of it to the instances of the first K of the 12
+ * scopes (the percentages are then of those instances, the new instances go
+ * to those scopes, the other scopes are emitted exactly as before).
+ *
+ * --run R (R >= 1) is one run of a history: run r of the sequence renames
+ * --change PCT% of the instances, chosen by a hash of (seed + r, index), and
+ * an instance's name records the last run that renamed it. So run R emits
+ * the fleet as it is after runs 1..R, and against the database as run R-1
+ * left it, exactly the instances chosen at R change (no instance changes
+ * back), whatever seed the runs before used for their own choice. --run
+ * takes --change only (no --delete or --new). Without --run the fleet is the
+ * same as --run 0: nothing renamed.
+ *
  * The expected effect (derived from this selection, not from the loader) is
- * printed as expect_* so the benchmark can compare it with what the loader
- * reports. --csv writes the final rows as COPY text files for the raw
- * baseline instead of loading them.
+ * printed as expect_* so that the benchmarks can compare it with what the
+ * loader reports (got_*) and with what the database holds.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,13 +39,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "aifleet/buf.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/store.h"
-#include "store_internal.h"
 
 #define NSCOPES 12
+#define ROWS_PER_INSTANCE 13 /* 1 instance + 2 services + 2 x 4 + 2 resources */
 
 static const char *const providers[3] = {AF_PROVIDER_ALIBABA, AF_PROVIDER_TENCENT,
 					 AF_PROVIDER_ALIBABA};
@@ -40,10 +55,12 @@ static const char *const svc_kinds[4] = {"cpu_cores", "memory_gib", "gpu_count",
 static const char *const svc_units[4] = {"cores", "GiB", "cards", "GiB"};
 
 typedef struct opts {
-	const char *dsn, *csv;
+	const char *dsn;
 	long instances;
 	uint64_t seed;
 	double change, del, add;
+	long scopes; /* mutate only the instances of scopes [0, scopes) */
+	long run;    /* --run R: the fleet after runs 1..R of a history */
 	int migrate, dry;
 } opts;
 
@@ -58,15 +75,33 @@ static uint64_t mix(uint64_t x)
 
 enum fate { KEEP, CHANGE, DELETE };
 
-static enum fate fate_of(const opts *o, long i)
+static bool mutable_instance(const opts *o, long i)
 {
-	double r = (double)(mix(o->seed * 7919 + (uint64_t)i) % 1000000) / 10000.0; /* [0,100) */
+	return i % NSCOPES < o->scopes;
+}
 
+static enum fate fate_of(const opts *o, uint64_t seed, long i)
+{
+	double r = (double)(mix(seed * 7919 + (uint64_t)i) % 1000000) / 10000.0; /* [0,100) */
+
+	if (!mutable_instance(o, i))
+		return KEEP;
 	if (r < o->del)
 		return DELETE;
 	if (r < o->del + o->change)
 		return CHANGE;
 	return KEEP;
+}
+
+/* --run: the last run in 1..o->run that renamed instance i, 0 if none. */
+static long last_rename(const opts *o, long i)
+{
+	long r;
+
+	for (r = o->run; r >= 1; r--)
+		if (fate_of(o, o->seed + (uint64_t)r, i) == CHANGE)
+			return r;
+	return 0;
 }
 
 static af_scope scope_of(long i)
@@ -78,24 +113,20 @@ static af_scope scope_of(long i)
 }
 
 typedef struct gen {
-	const opts *o;
 	af_record_sink sink;
-	FILE *f_inst, *f_svc, *f_res; /* --csv */
-	af_buf line;
 	uint64_t rows;
 } gen;
 
-/* One instance with its services and resources, to the sink or to files. */
-static int emit(gen *g, long i, bool changed)
+/* One instance with its services and resources, to the loader's sink. */
+static int emit(gen *g, long i, const char *name)
 {
-	char id[32], name[48], svc_id[2][40], raw[256], sraw[2][160];
+	char id[32], svc_id[2][40], raw[256], sraw[2][160];
 	af_scope sc = scope_of(i);
 	af_instance in;
 	int err = 0, s, k;
 	double cards = (double)(1 + i % 4);
 
 	snprintf(id, sizeof(id), "in-%08ld", i);
-	snprintf(name, sizeof(name), "%s-%ld", changed ? "renamed" : "node", i);
 	snprintf(raw, sizeof(raw),
 		 "{\"InstanceId\": \"%s\", \"Spec\": \"gpu.x%ld\", \"Nodes\": %ld,"
 		 " \"Network\": {\"VpcId\": \"vpc-%ld\", \"VSwitchId\": \"vsw-%ld\"}}",
@@ -120,66 +151,6 @@ static int emit(gen *g, long i, bool changed)
 		snprintf(sraw[s], sizeof(sraw[s]),
 			 "{\"ServiceId\": \"%s\", \"Replicas\": 2, \"Image\": \"ccr/llm:%d\"}",
 			 svc_id[s], s);
-	}
-	if (g->f_inst) {
-		af_buf *b = &g->line;
-
-		af_buf_reset(b);
-		af_store_copy_text(b, sc.provider), af_store_copy_sep(b);
-		af_store_copy_text(b, sc.account), af_store_copy_sep(b);
-		af_store_copy_text(b, sc.region), af_store_copy_sep(b);
-		af_store_copy_text(b, sc.product), af_store_copy_sep(b);
-		af_store_copy_text(b, id), af_store_copy_sep(b);
-		af_store_copy_text(b, name), af_store_copy_sep(b);
-		af_store_copy_text(b, in.status), af_store_copy_sep(b);
-		af_store_copy_text(b, in.charge_type), af_store_copy_sep(b);
-		af_store_copy_time(b, in.created_at), af_store_copy_sep(b);
-		af_store_copy_text(b, in.tags_json), af_store_copy_sep(b);
-		af_store_copy_text(b, raw), af_store_copy_eol(b);
-		fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_inst);
-		for (s = 0; s < 2; s++) {
-			af_buf_reset(b);
-			af_store_copy_text(b, sc.provider), af_store_copy_sep(b);
-			af_store_copy_text(b, sc.account), af_store_copy_sep(b);
-			af_store_copy_text(b, sc.region), af_store_copy_sep(b);
-			af_store_copy_text(b, sc.product), af_store_copy_sep(b);
-			af_store_copy_text(b, svc_id[s]), af_store_copy_sep(b);
-			af_store_copy_text(b, id), af_store_copy_sep(b);
-			af_store_copy_text(b, "qwen-7b"), af_store_copy_sep(b);
-			af_store_copy_num(b, (af_num){2, true}), af_store_copy_sep(b);
-			af_store_copy_text(b, sraw[s]), af_store_copy_eol(b);
-			fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_svc);
-			for (k = 0; k < 4; k++) {
-				af_buf_reset(b);
-				af_store_copy_text(b, sc.provider), af_store_copy_sep(b);
-				af_store_copy_text(b, sc.account), af_store_copy_sep(b);
-				af_store_copy_text(b, sc.region), af_store_copy_sep(b);
-				af_store_copy_text(b, sc.product), af_store_copy_sep(b);
-				af_store_copy_text(b, "service"), af_store_copy_sep(b);
-				af_store_copy_text(b, svc_id[s]), af_store_copy_sep(b);
-				af_store_copy_text(b, svc_kinds[k]), af_store_copy_sep(b);
-				af_store_copy_num(b, (af_num){cards * (k + 1), true}), af_store_copy_sep(b);
-				af_store_copy_text(b, svc_units[k]), af_store_copy_sep(b);
-				af_store_copy_text(b, k >= 2 ? gpus[i % 3] : NULL), af_store_copy_eol(b);
-				fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_res);
-			}
-		}
-		for (k = 0; k < 2; k++) {
-			af_buf_reset(b);
-			af_store_copy_text(b, sc.provider), af_store_copy_sep(b);
-			af_store_copy_text(b, sc.account), af_store_copy_sep(b);
-			af_store_copy_text(b, sc.region), af_store_copy_sep(b);
-			af_store_copy_text(b, sc.product), af_store_copy_sep(b);
-			af_store_copy_text(b, "instance"), af_store_copy_sep(b);
-			af_store_copy_text(b, id), af_store_copy_sep(b);
-			af_store_copy_text(b, k ? "vnodes" : "compute_units"), af_store_copy_sep(b);
-			af_store_copy_num(b, (af_num){(double)(8 + k), true}), af_store_copy_sep(b);
-			af_store_copy_text(b, k ? "vnodes" : "compute_units"), af_store_copy_sep(b);
-			af_store_copy_text(b, NULL), af_store_copy_eol(b);
-			fwrite(af_buf_data(b), 1, af_buf_len(b), g->f_res);
-		}
-		g->rows += 13;
-		return 0;
 	}
 	if ((err = g->sink.instance(g->sink.ctx, &sc, &in)) < 0)
 		return err;
@@ -226,7 +197,7 @@ static int emit(gen *g, long i, bool changed)
 		if ((err = g->sink.resource(g->sink.ctx, &sc, &r)) < 0)
 			return err;
 	}
-	g->rows += 13;
+	g->rows += ROWS_PER_INSTANCE;
 	return 0;
 }
 
@@ -238,34 +209,29 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static FILE *open_out(const char *dir, const char *name)
+static int usage(const char *msg)
 {
-	char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (!(f = fopen(path, "w"))) {
-		fprintf(stderr, "fleetgen: %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return f;
+	fprintf(stderr, "fleetgen: %s (usage: see the comment in tests/bench/fleetgen.c)\n", msg);
+	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"dsn", required_argument, NULL, 'd'},      {"csv", required_argument, NULL, 'c'},
-		{"instances", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 's'},
-		{"change", required_argument, NULL, 'C'},   {"delete", required_argument, NULL, 'D'},
-		{"new", required_argument, NULL, 'N'},      {"migrate", no_argument, NULL, 'm'},
-		{"dry-run", no_argument, NULL, 'y'},        {NULL, 0, NULL, 0},
+		{"dsn", required_argument, NULL, 'd'},       {"instances", required_argument, NULL, 'n'},
+		{"seed", required_argument, NULL, 's'},      {"change", required_argument, NULL, 'C'},
+		{"delete", required_argument, NULL, 'D'},    {"new", required_argument, NULL, 'N'},
+		{"scopes", required_argument, NULL, 'K'},    {"run", required_argument, NULL, 'R'},
+		{"migrate", no_argument, NULL, 'm'},         {"dry-run", no_argument, NULL, 'y'},
+		{NULL, 0, NULL, 0},
 	};
-	opts o = {NULL, NULL, 100000, 42, 0, 0, 0, 0, 0};
+	opts o = {NULL, 100000, 42, 0, 0, 0, NSCOPES, 0, 0, 0};
+	af_run_options ro = {false, true, "fleetgen", NULL};
 	af_store *store = NULL;
 	af_loader *l = NULL;
 	af_load_summary sum;
 	gen g;
-	long i, nnew, changed = 0, deleted = 0;
+	long i, nnew, added = 0, nmutable = 0, changed = 0, deleted = 0;
 	double t0, t1;
 	struct rusage ru;
 	int c, err = 0;
@@ -273,95 +239,112 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': o.dsn = optarg; break;
-		case 'c': o.csv = optarg; break;
 		case 'n': o.instances = strtol(optarg, NULL, 10); break;
 		case 's': o.seed = strtoull(optarg, NULL, 10); break;
 		case 'C': o.change = strtod(optarg, NULL); break;
 		case 'D': o.del = strtod(optarg, NULL); break;
 		case 'N': o.add = strtod(optarg, NULL); break;
+		case 'K': o.scopes = strtol(optarg, NULL, 10); break;
+		case 'R': o.run = strtol(optarg, NULL, 10); break;
 		case 'm': o.migrate = 1; break;
 		case 'y': o.dry = 1; break;
-		default: fprintf(stderr, "usage: see the comment in fleetgen.c\n"); return 2;
+		default: return usage("unknown option");
 		}
 	}
-	if (!o.dsn == !o.csv) {
-		fprintf(stderr, "fleetgen: give exactly one of --dsn or --csv\n");
-		return 2;
-	}
+	if (!o.dsn)
+		return usage("--dsn is required");
+	if (o.instances < 0 || o.scopes < 1 || o.scopes > NSCOPES || o.run < 0)
+		return usage("--instances >= 0, --scopes 1..12 and --run >= 0");
+	if (o.change < 0 || o.del < 0 || o.add < 0 || o.change + o.del > 100)
+		return usage("percentages must be >= 0 and --change + --delete <= 100");
+	if (o.run > 0 && (o.del > 0 || o.add > 0))
+		return usage("--run takes --change only");
+	ro.dry_run = o.dry != 0;
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
 	memset(&g, 0, sizeof(g));
-	g.o = &o;
-	af_buf_init(&g.line, 0);
-	nnew = (long)((double)o.instances * o.add / 100.0);
+	memset(&sum, 0, sizeof(sum));
+	for (i = 0; i < o.instances; i++)
+		nmutable += mutable_instance(&o, i);
+	nnew = (long)((double)nmutable * o.add / 100.0);
+
+	if ((err = af_store_connect(&store, o.dsn)) < 0)
+		goto done;
+	if (o.migrate && (err = af_store_migrate(store, NULL)) < 0)
+		goto done;
 	t0 = now_s();
-	if (o.csv) {
-		g.f_inst = open_out(o.csv, "instance.tsv");
-		g.f_svc = open_out(o.csv, "service.tsv");
-		g.f_res = open_out(o.csv, "resource.tsv");
-	} else {
-		af_run_options ro = {o.dry != 0, true, "fleetgen", NULL};
+	if ((err = af_loader_begin(&l, store, &ro)) < 0)
+		goto done;
+	g.sink = af_loader_sink(l);
+	for (i = 0; i < o.instances; i++) {
+		char name[64];
 
-		if ((err = af_store_connect(&store, o.dsn)) < 0)
+		if (o.run > 0) {
+			long v = last_rename(&o, i);
+
+			changed += v == o.run;
+			if (v)
+				snprintf(name, sizeof(name), "node-%ld-r%ld", i, v);
+			else
+				snprintf(name, sizeof(name), "node-%ld", i);
+		} else {
+			enum fate f = fate_of(&o, o.seed, i);
+
+			if (f == DELETE) {
+				deleted++;
+				continue;
+			}
+			changed += f == CHANGE;
+			snprintf(name, sizeof(name), "%s-%ld", f == CHANGE ? "renamed" : "node", i);
+		}
+		if ((err = emit(&g, i, name)) < 0)
 			goto done;
-		if (o.migrate && (err = af_store_migrate(store, NULL)) < 0)
-			goto done;
-		t0 = now_s();
-		if ((err = af_loader_begin(&l, store, &ro)) < 0)
-			goto done;
-		g.sink = af_loader_sink(l);
 	}
-	for (i = 0; i < o.instances + nnew; i++) {
-		enum fate f = i < o.instances ? fate_of(&o, i) : KEEP;
+	/* New instances: the next indexes that fall in a mutable scope. */
+	for (i = o.instances; added < nnew; i++) {
+		char name[64];
 
-		if (f == DELETE) {
-			deleted++;
+		if (!mutable_instance(&o, i))
 			continue;
-		}
-		changed += f == CHANGE;
-		if ((err = emit(&g, i, f == CHANGE)) < 0)
+		snprintf(name, sizeof(name), "node-%ld", i);
+		if ((err = emit(&g, i, name)) < 0)
 			goto done;
+		added++;
 	}
-	if (l) {
-		for (i = 0; i < NSCOPES; i++) {
-			af_scope_report rep;
+	for (i = 0; i < NSCOPES; i++) {
+		af_scope_report rep;
 
-			memset(&rep, 0, sizeof(rep));
-			rep.scope = scope_of(i);
-			rep.state = AF_SCOPE_COMPLETE;
-			if ((err = af_loader_scope_done(l, &rep)) < 0)
-				goto done;
-		}
-		if ((err = af_loader_commit(l, &sum)) < 0)
+		memset(&rep, 0, sizeof(rep));
+		rep.scope = scope_of(i);
+		rep.state = AF_SCOPE_COMPLETE;
+		if ((err = af_loader_scope_done(l, &rep)) < 0)
 			goto done;
 	}
+	if ((err = af_loader_commit(l, &sum)) < 0)
+		goto done;
 	t1 = now_s();
 	getrusage(RUSAGE_SELF, &ru);
-	printf("instances=%ld rows=%" PRIu64 " seconds=%.3f rss_kib=%ld\n", o.instances + nnew - deleted,
-	       g.rows, t1 - t0, ru.ru_maxrss);
+	printf("instances=%ld rows=%" PRIu64 " seconds=%.3f rss_kib=%ld\n",
+	       o.instances + added - deleted, g.rows, t1 - t0, ru.ru_maxrss);
+	printf("mutated_scopes=%ld mutable_instances=%ld changed=%ld deleted=%ld new=%ld run=%ld\n",
+	       o.scopes, nmutable, changed, deleted, added, o.run);
 	/* The mutation's effect, from the selection above: a renamed instance is
 	 * one updated row; a deleted or new one is 1 + 2 + 10 rows. */
 	printf("expect_updated=%ld expect_deleted=%ld expect_created=%ld expect_history=%ld\n", changed,
-	       13 * deleted, 13 * nnew, changed + 13 * deleted + 13 * nnew);
-	if (l)
-		printf("got_created=%" PRIu64 " got_updated=%" PRIu64 " got_deleted=%" PRIu64
-		       " got_restored=%" PRIu64 " got_unchanged=%" PRIu64 " got_history=%" PRIu64
-		       " copy_seconds=%.3f merge_seconds=%.3f\n",
-		       sum.instances.created + sum.services.created + sum.resources.created,
-		       sum.instances.updated + sum.services.updated + sum.resources.updated,
-		       sum.instances.deleted + sum.services.deleted + sum.resources.deleted,
-		       sum.instances.restored + sum.services.restored + sum.resources.restored,
-		       sum.instances.unchanged + sum.services.unchanged + sum.resources.unchanged,
-		       sum.history_rows, sum.copy_seconds, sum.merge_seconds);
+	       ROWS_PER_INSTANCE * deleted, ROWS_PER_INSTANCE * added,
+	       changed + ROWS_PER_INSTANCE * (deleted + added));
+	printf("run_id=%" PRId64 " got_created=%" PRIu64 " got_updated=%" PRIu64 " got_deleted=%" PRIu64
+	       " got_restored=%" PRIu64 " got_unchanged=%" PRIu64 " got_history=%" PRIu64
+	       " copy_seconds=%.3f merge_seconds=%.3f\n",
+	       sum.run_id, sum.instances.created + sum.services.created + sum.resources.created,
+	       sum.instances.updated + sum.services.updated + sum.resources.updated,
+	       sum.instances.deleted + sum.services.deleted + sum.resources.deleted,
+	       sum.instances.restored + sum.services.restored + sum.resources.restored,
+	       sum.instances.unchanged + sum.services.unchanged + sum.resources.unchanged,
+	       sum.history_rows, sum.copy_seconds, sum.merge_seconds);
 done:
 	if (err < 0)
 		fprintf(stderr, "fleetgen: %s\n", af_error_last());
 	af_loader_free(l);
 	af_store_free(store);
-	if (g.f_inst) {
-		fclose(g.f_inst);
-		fclose(g.f_svc);
-		fclose(g.f_res);
-	}
-	af_buf_free(&g.line);
 	return err < 0 ? 1 : 0;
 }
