@@ -934,6 +934,14 @@ static int stage_seen(af_loader *l)
  * no record matched go to af_unseen for the tombstone pass. The merge then
  * costs what changed, not what exists.
  */
+static bool any_filtered(const af_loader *l)
+{
+	for (size_t i = 0; i < l->nscopes; i++)
+		if (l->scopes[i].filtered)
+			return true;
+	return false;
+}
+
 static int filter_spooled(af_loader *l)
 {
 	size_t i;
@@ -941,6 +949,12 @@ static int filter_spooled(af_loader *l)
 
 	if (!l->spool)
 		return 0;
+	if (!any_filtered(l)) {
+		/* every spooled scope was skipped: nothing to read back */
+		af_spool_free(l->spool);
+		l->spool = NULL;
+		return 0;
+	}
 	for (i = 0; i < AF_NENTITIES && !err; i++)
 		if ((err = af_live_set_new(&l->live[i])) == 0)
 			err = fetch_live(l, &af_entities[i], l->live[i]);
