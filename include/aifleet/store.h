@@ -6,10 +6,12 @@
  * the only module that talks to PostgreSQL.
  *
  * A run: af_loader_begin() takes the advisory lock and opens the run's
- * transaction, records are streamed with COPY into staging tables through
- * af_loader_sink(), each scope is reported with af_loader_scope_done(), and
- * af_loader_commit() merges set-based and commits -- or, for a dry run,
- * computes the plan and rolls back. A failure anywhere commits nothing.
+ * transaction, records go through af_loader_sink() (streamed with COPY
+ * into staging, or spooled when their scope may turn out unchanged), each
+ * scope is reported with af_loader_scope_done(), and af_loader_commit()
+ * skips the unchanged scopes, stages what changed in the others, merges
+ * set-based and commits -- or, for a dry run, computes the plan and rolls
+ * back. A failure anywhere commits nothing.
  */
 
 #include <stdbool.h>

@@ -1,15 +1,20 @@
 /*
  * The loader: one run = one transaction.
  *
- *   begin   advisory lock, BEGIN, TEMP staging tables, sync_run row, COPY
- *   sink    validate + hash each record in C, append it as COPY text to a
- *           fixed-size batch, hand full batches to PQputCopyData
- *   commit  end COPY, then merge set-based (classify, insert, update, close
- *           versions, tombstone), update the run and the scope ledger, COMMIT
- *           (or ROLLBACK for a dry run)
+ *   begin   advisory lock, BEGIN, TEMP staging tables, sync_run row, the
+ *           ledger's scopes and digests, COPY
+ *   sink    validate + hash each record in C, add the hash to its scope's
+ *           digest, and route its COPY row: a scope the ledger never saw
+ *           streams into COPY (in batches), any other goes to the spool
+ *   commit  skip the clean scopes whose digest did not change; filter the
+ *           other spooled scopes against their live rows, staging only
+ *           what changed; then merge set-based (classify, insert, update,
+ *           owner check, guard, tombstones), update the run and the scope
+ *           ledger, COMMIT (or ROLLBACK for a dry run)
  *
  * What an entity's columns are -- and so what is validated, hashed, staged
- * and merged -- is one table per entity in columns.c; this file runs the run.
+ * and merged -- is one table per entity in columns.c; the digest and the
+ * spool are spool.c, the live set liveset.c; this file runs the run.
  *
  * A failed run leaves no trace in the database: the sync_run row is written
  * inside the run's transaction, so a failure rolls it back with everything
@@ -77,11 +82,11 @@ typedef struct scope_entry {
 } scope_entry;
 
 /* A scope the ledger knows, by scope_key(), with its digest if it kept one. */
-typedef struct stored_digest {
+typedef struct ledger_scope {
 	char *key;
 	bool has_digest;
 	unsigned char digest[AF_SCOPE_DIGEST_LEN];
-} stored_digest;
+} ledger_scope;
 
 struct af_loader {
 	af_store *store;
@@ -101,8 +106,8 @@ struct af_loader {
 	af_buf batch;
 	af_buf row;     /* the record being staged */
 	af_spool *spool; /* rows of the scopes that may be skipped; NULL until one */
-	stored_digest *stored; /* the ledger's scopes, sorted by key */
-	size_t nstored;
+	ledger_scope *ledger; /* the scopes scope_state knows, sorted by key */
+	size_t nledger;
 	size_t last_scope; /* scope_find's first guess: records come in runs */
 	af_live_set *live[AF_NENTITIES]; /* the filtered scopes' live rows */
 	uint64_t seen[AF_NENTITIES];      /* records found unchanged in them */
@@ -133,8 +138,8 @@ static bool scope_is(const scope_entry *e, const af_scope *sc)
 	       str_eq(e->region, sc->region) && str_eq(e->product, sc->product);
 }
 
-/* The ledger's name of a scope for the digest lookup: the four fields
- * joined by a unit separator, which none of them can contain. */
+/* A scope's name for the ledger lookup: the four fields joined by a unit
+ * separator, which none of them can contain. */
 static char *scope_key(const char *provider, const char *account, const char *region,
 		       const char *product)
 {
@@ -147,23 +152,23 @@ static char *scope_key(const char *provider, const char *account, const char *re
 	return af_buf_detach(&b);
 }
 
-static int stored_cmp(const void *a, const void *b)
+static int ledger_cmp(const void *a, const void *b)
 {
-	return strcmp(((const stored_digest *)a)->key, ((const stored_digest *)b)->key);
+	return strcmp(((const ledger_scope *)a)->key, ((const ledger_scope *)b)->key);
 }
 
 /* A new scope is spooled when the ledger knows it: it may have rows. A
  * scope never attempted has none, so its records stream straight to COPY
  * while the collection goes on. */
-static int look_up_stored(af_loader *l, scope_entry *e)
+static int look_up_ledger(af_loader *l, scope_entry *e)
 {
-	stored_digest want, *hit;
+	ledger_scope want, *hit;
 
-	if (l->nstored == 0)
+	if (l->nledger == 0)
 		return 0;
 	if (!(want.key = scope_key(e->provider, e->account, e->region, e->product)))
 		return af_error_oom();
-	hit = bsearch(&want, l->stored, l->nstored, sizeof(*l->stored), stored_cmp);
+	hit = bsearch(&want, l->ledger, l->nledger, sizeof(*l->ledger), ledger_cmp);
 	free(want.key);
 	if (hit) {
 		e->spooled = true;
@@ -210,7 +215,7 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 		return af_error_oom();
 	l->last_scope = l->nscopes - 1;
 	*out = e;
-	return look_up_stored(l, e);
+	return look_up_ledger(l, e);
 }
 
 static void scope_entry_free(scope_entry *e)
@@ -533,7 +538,7 @@ static int start_copy(af_loader *l)
 
 /* The scopes the ledger knows and the digests it kept (read under the run
  * lock, so they describe the database this run merges into), sorted for
- * look_up_stored. */
+ * look_up_ledger. */
 static int load_ledger(af_loader *l)
 {
 	PGresult *res = PQexec(l->conn, "SELECT provider, account, region, product,"
@@ -546,12 +551,12 @@ static int load_ledger(af_loader *l)
 		goto done;
 	}
 	n = PQntuples(res);
-	if (n > 0 && !(l->stored = calloc((size_t)n, sizeof(*l->stored)))) {
+	if (n > 0 && !(l->ledger = calloc((size_t)n, sizeof(*l->ledger)))) {
 		err = af_error_oom();
 		goto done;
 	}
 	for (int i = 0; i < n; i++) {
-		stored_digest *d = &l->stored[l->nstored];
+		ledger_scope *d = &l->ledger[l->nledger];
 		unsigned char *raw = NULL;
 		size_t len = 0;
 
@@ -569,10 +574,10 @@ static int load_ledger(af_loader *l)
 			err = af_error_oom();
 			goto done;
 		}
-		l->nstored++;
+		l->nledger++;
 	}
-	if (l->nstored > 1)
-		qsort(l->stored, l->nstored, sizeof(*l->stored), stored_cmp);
+	if (l->nledger > 1)
+		qsort(l->ledger, l->nledger, sizeof(*l->ledger), ledger_cmp);
 done:
 	PQclear(res);
 	return err;
@@ -1716,9 +1721,9 @@ void af_loader_free(af_loader *l)
 	af_spool_free(l->spool);
 	for (i = 0; i < AF_NENTITIES; i++)
 		af_live_set_free(l->live[i]);
-	for (i = 0; i < l->nstored; i++)
-		free(l->stored[i].key);
-	free(l->stored);
+	for (i = 0; i < l->nledger; i++)
+		free(l->ledger[i].key);
+	free(l->ledger);
 	af_stage_free(&l->stage);
 	EVP_MD_CTX_free(l->md);
 	if (l->tok)
