@@ -173,25 +173,34 @@ LEFT JOIN aifleet.resource r
 CREATE FUNCTION aifleet.entity_history(provider text, account text, product text, native_id text)
 RETURNS TABLE (entity_type text, entity_id bigint, valid tstzrange, change text,
 	changed_at timestamptz, run_id bigint, diff jsonb, content jsonb)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, aifleet AS $$
-	WITH e AS (
-		SELECT 'instance' AS type, t.id, to_jsonb(t) AS current FROM aifleet.instance t
-		WHERE (t.provider, t.account, t.product, t.native_id) = ($1, $2, $3, $4)
-		UNION ALL
-		SELECT 'service', t.id, to_jsonb(t) FROM aifleet.service t
-		WHERE (t.provider, t.account, t.product, t.native_id) = ($1, $2, $3, $4)
-		UNION ALL
-		SELECT 'resource', t.id, to_jsonb(t) FROM aifleet.resource t
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, aifleet AS $$
+-- plpgsql, not sql: its plans are kept for the session, so a dashboard
+-- that asks entity after entity pays the planning once.
+DECLARE
+	e_type text;
+	e_id bigint;
+	e_row jsonb;
+	cut int := strpos(reverse($4), '/');
+BEGIN
+	SELECT 'instance', t.id, to_jsonb(t) INTO e_type, e_id, e_row FROM aifleet.instance t
+	WHERE (t.provider, t.account, t.product, t.native_id) = ($1, $2, $3, $4);
+	IF e_id IS NULL THEN
+		SELECT 'service', t.id, to_jsonb(t) INTO e_type, e_id, e_row FROM aifleet.service t
+		WHERE (t.provider, t.account, t.product, t.native_id) = ($1, $2, $3, $4);
+	END IF;
+	IF e_id IS NULL AND cut > 0 THEN
+		SELECT 'resource', t.id, to_jsonb(t) INTO e_type, e_id, e_row FROM aifleet.resource t
 		WHERE (t.provider, t.account, t.product) = ($1, $2, $3)
 			AND t.owner_kind IN ('instance', 'service')
-			AND t.owner_native_id = left($4, length($4) - strpos(reverse($4), '/'))
-			AND t.kind = right($4, strpos(reverse($4), '/') - 1)
-			AND strpos($4, '/') > 0
-	)
-	SELECT e.type, e.id, h.valid, h.change, h.changed_at, h.run_id, h.diff,
-		coalesce(h.content, e.current)
-	FROM e JOIN aifleet.history h ON h.entity_id = e.id AND h.entity_type = e.type
-	ORDER BY e.type, h.changed_at, h.id
+			AND t.owner_native_id = left($4, length($4) - cut)
+			AND t.kind = right($4, cut - 1);
+	END IF;
+	RETURN QUERY
+		SELECT e_type, h.entity_id, h.valid, h.change, h.changed_at, h.run_id, h.diff,
+			coalesce(h.content, e_row)
+		FROM aifleet.history h WHERE h.entity_id = e_id
+		ORDER BY h.changed_at, h.id;
+END
 $$;
 COMMENT ON FUNCTION aifleet.entity_history(text, text, text, text) IS 'Every version of one entity (named by provider, account, product and native_id; a resource as owner_native_id/kind), oldest first, deletion markers included; content is the full row of each version.';
 REVOKE EXECUTE ON FUNCTION aifleet.entity_history(text, text, text, text) FROM PUBLIC;

@@ -366,6 +366,28 @@ static void test_paths_agree(void **state)
 	assert_int_equal(q(&db, "SELECT count(*) FROM ((TABLE t_x EXCEPT ALL TABLE t_y)"
 	                        " UNION ALL (TABLE t_y EXCEPT ALL TABLE t_x)) d"),
 	                 0);
+	/* one entity's versions: every history row of it, oldest first, the
+	 * open one with the current row as its content */
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.entity_history('alibaba', 'x',"
+				" 'tair_kvcache', 'tk-1')"),
+			 q(&db, "SELECT count(*) FROM aifleet.history h JOIN aifleet.instance i"
+				" ON i.id = h.entity_id WHERE i.account = 'x' AND i.native_id = 'tk-1'"));
+	assert_true(q(&db, "SELECT count(*) FROM aifleet.entity_history('alibaba', 'x',"
+			   " 'tair_kvcache', 'tk-1')") >= 3);
+	assert_int_equal(q(&db, "SELECT count(*) FROM (SELECT content, row_number() OVER () AS n,"
+				" count(*) OVER () AS last FROM aifleet.entity_history('alibaba', 'x',"
+				" 'tair_kvcache', 'tk-1')) v JOIN aifleet.instance i ON i.account = 'x'"
+				" AND i.native_id = 'tk-1' WHERE v.n = v.last AND v.content = to_jsonb(i)"),
+			 1);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.entity_history('alibaba', 'x',"
+				" 'tair_kvcache', 'tk-1/gpu_count') WHERE entity_type = 'resource'"
+				" AND content ->> 'kind' = 'gpu_count'"),
+			 q(&db, "SELECT count(*) FROM aifleet.history h JOIN aifleet.resource r"
+				" ON r.id = h.entity_id WHERE r.account = 'x' AND r.owner_native_id ="
+				" 'tk-1' AND r.kind = 'gpu_count'"));
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.entity_history('alibaba', 'x',"
+				" 'tair_kvcache', 'tk-404')"),
+			 0);
 	/* the loader's promise that replaced the exclusion constraint */
 	assert_int_equal(q(&db,
 	                   "SELECT count(*) FROM aifleet.history a JOIN aifleet.history b"
