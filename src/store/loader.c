@@ -112,6 +112,7 @@ struct af_loader {
 	af_live_set *live[AF_NENTITIES]; /* the filtered scopes' live rows */
 	uint64_t seen[AF_NENTITIES];      /* records found unchanged in them */
 	uint64_t vanished[AF_NENTITIES];  /* rows in v_<type> */
+	uint64_t spooled_bytes;           /* what the spool held, for the log */
 	EVP_MD_CTX *md;
 	json_tokener *tok;
 	scope_entry *scopes;
@@ -939,6 +940,13 @@ static int stage_seen(af_loader *l)
  * no record matched go to af_unseen for the tombstone pass. The merge then
  * costs what changed, not what exists.
  */
+static void drop_spool(af_loader *l)
+{
+	l->spooled_bytes = af_spool_bytes(l->spool);
+	af_spool_free(l->spool);
+	l->spool = NULL;
+}
+
 static bool any_filtered(const af_loader *l)
 {
 	for (size_t i = 0; i < l->nscopes; i++)
@@ -956,8 +964,7 @@ static int filter_spooled(af_loader *l)
 		return 0;
 	if (!any_filtered(l)) {
 		/* every spooled scope was skipped: nothing to read back */
-		af_spool_free(l->spool);
-		l->spool = NULL;
+		drop_spool(l);
 		return 0;
 	}
 	for (i = 0; i < AF_NENTITIES && !err; i++)
@@ -980,8 +987,7 @@ static int filter_spooled(af_loader *l)
 		af_live_set_free(l->live[i]);
 		l->live[i] = NULL;
 	}
-	af_spool_free(l->spool);
-	l->spool = NULL;
+	drop_spool(l);
 	return stage_seen(l);
 }
 
@@ -1638,12 +1644,14 @@ static void log_summary(const af_loader *l, const af_load_summary *sum)
 	af_info("loader",
 		"run %" PRId64 "%s: instances +%" PRIu64 " ~%" PRIu64 " -%" PRIu64 " services +%" PRIu64
 		" ~%" PRIu64 " -%" PRIu64 " resources +%" PRIu64 " ~%" PRIu64 " -%" PRIu64
-		", %" PRIu64 " history rows, copy %.2fs merge %.2fs",
+		", %" PRIu64 " history rows, %zu of %zu scopes skipped unchanged, %.1f MiB spooled,"
+		" copy %.2fs merge %.2fs",
 		l->run_id, l->dry_run ? " (dry run, rolled back)" : "", sum->instances.created,
 		sum->instances.updated, sum->instances.deleted, sum->services.created,
 		sum->services.updated, sum->services.deleted, sum->resources.created,
-		sum->resources.updated, sum->resources.deleted, sum->history_rows, sum->copy_seconds,
-		sum->merge_seconds);
+		sum->resources.updated, sum->resources.deleted, sum->history_rows,
+		sum->scopes_skipped, l->nscopes, (double)l->spooled_bytes / (1024.0 * 1024.0),
+		sum->copy_seconds, sum->merge_seconds);
 }
 
 int af_loader_commit(af_loader *l, af_load_summary *out)
