@@ -142,30 +142,35 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, aifleet AS $$
 $$;
 
 -- The same columns as before, so CREATE OR REPLACE keeps the grants. One
--- scan of history; an open version's fields come from its current row (a
--- primary-key lookup), a closed one's from its content.
+-- branch per kind of row, so that a feed of a few runs joins each open
+-- version to its current row by primary key (a single scan with three
+-- LEFT JOINs was planned as hash joins over the whole tables: 3x slower
+-- on the feed of the last 10 of 100 runs).
 CREATE OR REPLACE VIEW aifleet.change_feed AS
 SELECT h.changed_at AS time, h.run_id, h.change, h.entity_type,
-	coalesce(h.content ->> 'provider', i.provider, s.provider, r.provider) AS provider,
-	coalesce(h.content ->> 'account', i.account, s.account, r.account) AS account,
-	coalesce(h.content ->> 'region', i.region, s.region, r.region) AS region,
-	coalesce(h.content ->> 'product', i.product, s.product, r.product) AS product,
-	CASE WHEN h.content IS NULL
-		THEN coalesce(i.native_id, s.native_id, r.owner_native_id || '/' || r.kind)
-		WHEN h.entity_type = 'resource'
+	h.content ->> 'provider' AS provider, h.content ->> 'account' AS account,
+	h.content ->> 'region' AS region, h.content ->> 'product' AS product,
+	CASE h.entity_type WHEN 'resource'
 		THEN (h.content ->> 'owner_native_id') || '/' || (h.content ->> 'kind')
 		ELSE h.content ->> 'native_id' END AS native_id,
-	CASE WHEN h.content IS NULL THEN coalesce(i.name, s.name, r.kind)
-		WHEN h.entity_type = 'resource' THEN h.content ->> 'kind'
-		ELSE h.content ->> 'name' END AS name,
+	CASE h.entity_type WHEN 'resource' THEN h.content ->> 'kind' ELSE h.content ->> 'name' END AS name,
 	h.diff, h.id AS seq
-FROM aifleet.history h
-LEFT JOIN aifleet.instance i
-	ON h.content IS NULL AND h.entity_type = 'instance' AND i.id = h.entity_id
-LEFT JOIN aifleet.service s
-	ON h.content IS NULL AND h.entity_type = 'service' AND s.id = h.entity_id
-LEFT JOIN aifleet.resource r
-	ON h.content IS NULL AND h.entity_type = 'resource' AND r.id = h.entity_id;
+FROM aifleet.history h WHERE h.content IS NOT NULL
+UNION ALL
+SELECT h.changed_at, h.run_id, h.change, h.entity_type, t.provider, t.account, t.region,
+	t.product, t.native_id, t.name, h.diff, h.id
+FROM aifleet.history h JOIN aifleet.instance t ON t.id = h.entity_id
+WHERE h.entity_type = 'instance' AND h.content IS NULL
+UNION ALL
+SELECT h.changed_at, h.run_id, h.change, h.entity_type, t.provider, t.account, t.region,
+	t.product, t.native_id, t.name, h.diff, h.id
+FROM aifleet.history h JOIN aifleet.service t ON t.id = h.entity_id
+WHERE h.entity_type = 'service' AND h.content IS NULL
+UNION ALL
+SELECT h.changed_at, h.run_id, h.change, h.entity_type, t.provider, t.account, t.region,
+	t.product, t.owner_native_id || '/' || t.kind, t.kind, h.diff, h.id
+FROM aifleet.history h JOIN aifleet.resource t ON t.id = h.entity_id
+WHERE h.entity_type = 'resource' AND h.content IS NULL;
 
 -- One entity's versions, oldest first, deletion markers included. The
 -- entity is named as in the change feed: native_id, and for a resource
