@@ -291,6 +291,38 @@ static void test_moved_record_clears_old_digest(void **state)
 	af_testdb_drop(&db);
 }
 
+/* A spool that cannot be created fails the run with the directory named,
+ * and commits nothing. */
+static void test_spool_directory_unwritable(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+	af_load_summary sum;
+	af_loader *l = NULL;
+	const char *old = getenv("TMPDIR");
+	char *saved = old ? strdup(old) : NULL;
+
+	(void)state;
+	run1(s, &X, 0);
+	setenv("TMPDIR", "/nonexistent/aifleet-spool-test", 1);
+	assert_int_equal(af_loader_begin(&l, s, NULL), 0);
+	assert_int_equal(st_inst(l, &X, "tk-1", "one"), AF_ERR_IO);
+	assert_non_null(strstr(af_error_last(), "/nonexistent/aifleet-spool-test"));
+	assert_non_null(strstr(af_error_last(), "TMPDIR"));
+	assert_int_equal(af_loader_commit(l, &sum), AF_ERR_IO);
+	af_loader_free(l);
+	if (saved)
+		setenv("TMPDIR", saved, 1);
+	else
+		unsetenv("TMPDIR");
+	free(saved);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.sync_run"), 1);
+	/* and the next run, with a spool, loads */
+	assert_int_equal(run1(s, &X, RENAME).instances.updated, 1);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 /* The rows and history of account `acct`, without what must differ between
  * two accounts fed the same records (ids, the account, hashes). */
 static const char account_view_sql[] =
@@ -410,6 +442,7 @@ int main(void)
 	    cmocka_unit_test(test_digest_only_after_clean_run),
 	    cmocka_unit_test(test_held_scope_keeps_no_digest),
 	    cmocka_unit_test(test_moved_record_clears_old_digest),
+	    cmocka_unit_test(test_spool_directory_unwritable),
 	    cmocka_unit_test(test_paths_agree),
 	};
 
