@@ -503,9 +503,13 @@ static int content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, 
 			unsigned char out[EVP_MAX_MD_SIZE])
 {
 	const char code[2] = {e->code, '\0'};
+	/* After the first record the context keeps the digest it fetched:
+	 * naming EVP_sha256() again would fetch it again, under a lock, for
+	 * every record. */
+	const EVP_MD *type = EVP_MD_CTX_get0_md(md) ? NULL : EVP_sha256();
 	unsigned int len = 0;
 
-	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex(md, type, NULL) != 1)
 		return af_error_set(AF_ERR_GENERIC, "SHA-256 initialisation failed");
 	hash_bytes(md, code, 1, true);
 	hash_columns(md, scope_columns, COUNT(scope_columns), sc);
