@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aifleet/items.h"
 #include "aifleet/normalize.h"
 #include "aifleet/product.h"
 #include "aifleet/record.h"
@@ -73,6 +74,21 @@ void af_job_request_init(af_job *job, struct af_api_request *req, int style, con
  */
 int af_job_fetch(af_job *job, struct af_session *session, const struct af_api_request *req,
 		 const char *page_key, json_object **out);
+
+/*
+ * af_job_fetch for an answer that lists a whole scope in one document (an
+ * API without paging): the elements of its top-level array `member` come
+ * back in *items, as compact text (aifleet/items.h) to be parsed one at a
+ * time, and *out is the rest of the answer, with `member` as []. The list
+ * is never one json-c tree (about 3 KiB an element, some 320 MiB for 100k
+ * Hologres nodes, held while the detail calls run). *items is NULL when
+ * the member is missing or not an array; *out then has it as it came.
+ * The caller frees both. --save-raw writes such a page whole (the elements
+ * streamed one at a time), --from-raw splits it again.
+ */
+int af_job_fetch_list(af_job *job, struct af_session *session,
+		      const struct af_api_request *req, const char *page_key,
+		      const char *member, json_object **out, af_items **items);
 
 /* The provider's request id in a parsed body (RequestId, requestId or
  * Response.RequestId), or "-": for messages about a page. Borrowed. */

@@ -19,6 +19,7 @@
 
 #include "aifleet/buf.h"
 #include "aifleet/creds.h"
+#include "aifleet/items.h"
 #include "aifleet/sign.h"
 
 typedef enum af_api_style {
@@ -52,12 +53,20 @@ typedef struct af_api_request {
 	bool unsigned_call;
 	const char *content_type; /* of the body; NULL: application/json */
 	const char *redact;   /* a secret the request carries (an OIDC token): kept out of errors */
+	/* A top-level member of the answer that holds a long list (an API
+	 * without paging). A success body's list is then split off
+	 * (aifleet/items.h): its elements go to out->items as compact text,
+	 * never one json-c tree, and out->json is the answer with the member
+	 * as []. A body the splitter does not take is parsed whole, as
+	 * without it. NULL: always parse whole. */
+	const char *list_member;
 } af_api_request;
 
 typedef struct af_api_response {
 	long http_status;
 	af_buf body;          /* raw body bytes */
 	json_object *json;    /* parsed body (owned); NULL unless the call succeeded */
+	af_items *items;      /* with list_member: the list split off (owned), or NULL */
 	char request_id[128]; /* provider RequestId, "" if none */
 	char error_code[128]; /* provider error code on failure, "" otherwise */
 	int attempts;         /* 1 + retries */

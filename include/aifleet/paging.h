@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 struct af_job;
+struct af_strset;
 
 #define AF_PAGING_DUP_MIN 5
 
@@ -42,7 +43,7 @@ typedef enum af_paging_step {
 } af_paging_step;
 
 typedef struct af_paging {
-	struct lh_table *ids; /* ids of the items seen in this pass */
+	struct af_strset *ids; /* ids of the items seen in this pass (aifleet/strset.h) */
 	uint64_t unique;      /* distinct items in this pass (an item without an id counts once) */
 	uint64_t duplicates;  /* items seen again in this pass */
 	int64_t total;        /* TotalCount of the previous page, -1 before the first */

@@ -61,6 +61,11 @@ bool af_secret_text(const char *s, size_t len);
  */
 int af_secret_copy(json_object **out, json_object *in);
 
+/* af_secret_copy for a value that stood `depth` levels down its document
+ * (an element of a top-level list: AF_ITEMS_LEVELS), so that the nesting
+ * limit counts as it would for the whole document. */
+int af_secret_copy_nested(json_object **out, json_object *in, int depth);
+
 /* True when af_secret_copy would change `o` (it holds a secret or
  * something it cannot inspect); true as well when out of memory. */
 bool af_secret_tree_has(json_object *o);

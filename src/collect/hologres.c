@@ -3,6 +3,11 @@
  * Holo instance it lists (hologram 2022-06-01, ROA GETs, ACS3 signed).
  * The detail calls run concurrently, at most [sync] detail_concurrency at
  * a time, each worker on its own session.
+ *
+ * The list has no paging: one answer holds every node of the scope. It is
+ * kept as compact text (af_job_fetch_list, aifleet/items.h) while the
+ * details run, and each worker parses only the node it works on, so the
+ * collector holds one node per worker, not the fleet as a json-c tree.
  */
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
@@ -18,10 +23,11 @@
 #define HOLO_LIST_ACTION "ListInstanceModel"
 #define HOLO_LIST_PATH "/api/v1/instances/rpc/listInstanceModel"
 #define HOLO_GET_ACTION "GetInstanceModel"
+#define HOLO_LIST_MEMBER "instanceModelList"
 
 typedef struct detail_pool {
 	af_job *job;
-	json_object *list;    /* instanceModelList (borrowed) */
+	const af_items *list; /* instanceModelList's nodes (borrowed) */
 	size_t n;
 	atomic_size_t next;   /* next index to fetch */
 	atomic_int failed;    /* first error class, 0 if none */
@@ -95,6 +101,22 @@ static int emit_node(af_job *job, json_object *item, json_object *detail)
 	return err;
 }
 
+/* Node i of the list: parsed from its text, asked about, emitted, freed. */
+static int one_node(af_job *job, af_session *session, const af_items *list, size_t i)
+{
+	json_object *item = NULL, *detail = NULL;
+	int err;
+
+	if ((err = af_items_parse(list, i, &item)) < 0 ||
+	    (err = fetch_detail(job, session, item, &detail)) < 0)
+		goto done;
+	err = emit_node(job, item, detail);
+done:
+	json_object_put(detail);
+	json_object_put(item);
+	return err;
+}
+
 static void *detail_worker(void *arg)
 {
 	detail_pool *pool = arg;
@@ -106,16 +128,10 @@ static void *detail_worker(void *arg)
 		goto done;
 	for (;;) {
 		size_t i = atomic_fetch_add(&pool->next, 1);
-		json_object *item, *detail = NULL;
 
 		if (i >= pool->n || atomic_load(&pool->failed))
 			break;
-		item = json_object_array_get_idx(pool->list, i);
-		if ((err = fetch_detail(job, session, item, &detail)) < 0)
-			break;
-		err = emit_node(job, item, detail);
-		json_object_put(detail);
-		if (err < 0)
+		if ((err = one_node(job, session, pool->list, i)) < 0)
 			break;
 	}
 done:
@@ -129,52 +145,70 @@ done:
 	return NULL;
 }
 
-static int hologres_collect(af_job *job)
+/*
+ * The success shape: instanceModelList, an array or null (no AI nodes in
+ * this region). Without it the body is not a list at all. `nodes` is the
+ * array split off the body, NULL when there was none.
+ */
+static int check_list(json_object *body, const af_items *nodes)
 {
-	af_api_request req;
-	json_object *body = NULL, *list;
+	json_object *list = NULL;
+
+	if (nodes)
+		return 0;
+	if (json_object_object_get_ex(body, HOLO_LIST_MEMBER, &list) && !list)
+		return 0;
+	return af_error_set(AF_ERR_DATA, "list (request %s): malformed answer: %s",
+			    af_page_request_id(body),
+			    list ? HOLO_LIST_MEMBER " is not an array" : "no " HOLO_LIST_MEMBER);
+}
+
+/* The detail calls, detail_concurrency at a time, over the list's nodes. */
+static int run_details(af_job *job, const af_items *nodes)
+{
 	detail_pool pool;
 	size_t want;
 	int err;
 
-	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_LIST_ACTION, HOLO_VERSION);
-	req.path = HOLO_LIST_PATH;
-	if ((err = af_job_fetch(job, af_job_session(job), &req, "list", &body)) < 0)
-		return err;
-	/* The success shape: instanceModelList, an array or null (no AI nodes
-	 * in this region). Without it the body is not a list at all. */
-	if (!json_object_object_get_ex(body, "instanceModelList", &list) ||
-	    (list && !json_object_is_type(list, json_type_array))) {
-		err = af_error_set(AF_ERR_DATA, "list (request %s): malformed answer: %s",
-				   af_page_request_id(body),
-				   list ? "instanceModelList is not an array" : "no instanceModelList");
-		json_object_put(body);
-		return err;
-	}
-	if (!list) {
-		json_object_put(body);
-		return 0;
-	}
-
 	pool.job = job;
-	pool.list = list;
-	pool.n = json_object_array_length(list);
+	pool.list = nodes;
+	pool.n = af_items_count(nodes);
 	atomic_init(&pool.next, 0);
 	atomic_init(&pool.failed, 0);
 	want = (size_t)af_job_detail_concurrency(job);
 	if (want > pool.n)
 		want = pool.n;
-	if (af_threads_run(want, detail_worker, &pool) == 0 && pool.n > 0) {
-		json_object_put(body);
+	if (af_threads_run(want, detail_worker, &pool) == 0 && pool.n > 0)
 		return af_error_set(AF_ERR_GENERIC, "cannot start detail workers");
-	}
-	json_object_put(body);
-
 	err = atomic_load(&pool.failed);
 	if (err < 0)
 		/* The message was recorded by the worker that failed. */
 		return af_error_set(err, "%s", af_job_error(job));
 	return 0;
+}
+
+static int hologres_collect(af_job *job)
+{
+	af_api_request req;
+	json_object *body = NULL;
+	af_items *nodes = NULL;
+	int err;
+
+	af_job_request_init(job, &req, AF_API_ACS3_ROA, HOLO_LIST_ACTION, HOLO_VERSION);
+	req.path = HOLO_LIST_PATH;
+	if ((err = af_job_fetch_list(job, af_job_session(job), &req, "list", HOLO_LIST_MEMBER,
+				     &body, &nodes)) < 0 ||
+	    (err = check_list(body, nodes)) < 0)
+		goto done;
+	/* What is left of the answer is not needed while the details run. */
+	json_object_put(body);
+	body = NULL;
+	if (nodes)
+		err = run_details(job, nodes);
+done:
+	json_object_put(body);
+	af_items_free(nodes);
+	return err;
 }
 
 /* Regional hosts only. */

@@ -9,11 +9,13 @@
 #include "aifleet/config.h"
 #include "aifleet/error.h"
 #include "aifleet/http.h"
+#include "aifleet/items.h"
 #include "aifleet/log.h"
 #include "aifleet/secret.h"
+#include "aifleet/strset.h"
 
 #include <errno.h>
-#include <json-c/linkhash.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +39,7 @@ struct af_job {
 	const af_record_sink *out;
 	pthread_mutex_t *out_lock;
 	af_record_sink filter;
-	struct lh_table *seen;   /* instance native ids of this scope */
+	af_strset *seen;         /* instance native ids of this scope */
 	bool skipping;           /* inside a duplicate or rejected instance */
 	pthread_mutex_t stats_lock;
 	double fetch_seconds;
@@ -165,32 +167,118 @@ static int page_path(char *out, size_t n, const char *dir, const af_job *job, co
 	return 0;
 }
 
+/* A member name as JSON text, and the colon; 0 or AF_ERR_NOMEM. */
+static int write_key(FILE *f, const char *key)
+{
+	json_object *k = json_object_new_string(key);
+	const char *text =
+		k ? json_object_to_json_string_ext(k, JSON_C_TO_STRING_NOSLASHESCAPE) : NULL;
+	int err = text ? 0 : af_error_oom();
+
+	if (text)
+		fprintf(f, "%s: ", text);
+	json_object_put(k);
+	return err;
+}
+
+/* A value as compact JSON text, "null" for a JSON null; writes it and
+ * returns 0, or AF_ERR_NOMEM (json-c could not print it). */
+static int write_value(FILE *f, json_object *value)
+{
+	const char *text = value ? json_object_to_json_string_ext(
+					   value, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+				 : "null";
+
+	if (!text)
+		return af_error_oom();
+	fputs(text, f);
+	return 0;
+}
+
+/* The list's elements, one a line, each through the secret policy as it
+ * would have gone as part of the whole page; one element in memory at a
+ * time, however long the list. */
+static int write_items(FILE *f, const af_items *items)
+{
+	json_object *item = NULL, *clean = NULL;
+	int err = 0;
+
+	fputc('[', f);
+	for (size_t i = 0; i < af_items_count(items) && err == 0; i++) {
+		fputs(i ? ",\n    " : "\n    ", f);
+		if ((err = af_items_parse(items, i, &item)) == 0 &&
+		    (err = af_secret_copy_nested(&clean, item, AF_ITEMS_LEVELS)) == 0)
+			err = write_value(f, clean);
+		json_object_put(clean);
+		json_object_put(item);
+		clean = item = NULL;
+	}
+	fputs(af_items_count(items) ? "\n  ]" : "]", f);
+	return err;
+}
+
+/* A page whose list was split off: the (clean) rest of the answer as it
+ * came, the list streamed where its [] stands. */
+static int write_list_page(FILE *f, json_object *clean, const char *member, const af_items *items)
+{
+	bool first = true;
+	int err = 0;
+
+	fputc('{', f);
+	json_object_object_foreach(clean, key, value)
+	{
+		fprintf(f, "%s\n  ", first ? "" : ",");
+		first = false;
+		if ((err = write_key(f, key)) < 0 ||
+		    (err = strcmp(key, member) == 0 ? write_items(f, items) : write_value(f, value)) <
+			    0)
+			break;
+	}
+	fputs("\n}\n", f);
+	return err;
+}
+
+static int write_page(FILE *f, json_object *clean, const char *member, const af_items *items)
+{
+	const char *text;
+
+	if (items && json_object_is_type(clean, json_type_object))
+		return write_list_page(f, clean, member, items);
+	text = json_object_to_json_string_ext(clean, JSON_C_TO_STRING_PRETTY |
+							     JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!text)
+		return af_error_oom();
+	fputs(text, f);
+	fputc('\n', f);
+	return 0;
+}
+
 /* Pages on disk follow the database's secret policy (aifleet/secret.h):
  * what is written is a copy without secrets; the page itself is left as
  * it came, for the normalizer. Numbers keep json-c's text, so that a
- * replay reads what the live run read. */
-static int save_page(const af_job *job, const char *key, json_object *json)
+ * replay reads what the live run read. A list split off the page (`items`,
+ * the elements of `member`) is written where it stood. */
+static int save_page(const af_job *job, const char *key, json_object *json, const char *member,
+		     const af_items *items)
 {
 	json_object *clean = NULL;
 	char path[1024];
-	const char *text;
 	FILE *f;
 	int err;
 
 	if ((err = page_path(path, sizeof(path), job->raw->save_dir, job, key)) < 0 ||
 	    (err = make_parents(path)) < 0 || (err = af_secret_copy(&clean, json)) < 0)
 		return err;
-	text = json_object_to_json_string_ext(clean, JSON_C_TO_STRING_PRETTY |
-							     JSON_C_TO_STRING_NOSLASHESCAPE);
-	if (!text) {
-		err = af_error_set(AF_ERR_NOMEM, "out of memory writing %s", path);
-		goto done;
-	}
 	if (!(f = fopen(path, "w"))) {
 		err = af_error_set(AF_ERR_IO, "cannot write %s: %s", path, strerror(errno));
 		goto done;
 	}
-	if (fputs(text, f) == EOF || fputc('\n', f) == EOF) {
+	if ((err = write_page(f, clean, member, items)) < 0) {
+		fclose(f);
+		af_error_prefix(err, "writing %s: ", path);
+		goto done;
+	}
+	if (ferror(f)) {
 		fclose(f);
 		err = af_error_set(AF_ERR_IO, "cannot write %s", path);
 		goto done;
@@ -219,6 +307,58 @@ static int replay_page(const af_job *job, const char *key, json_object **out)
 	}
 	*out = json;
 	return 0;
+}
+
+/* A file whole into `out`. */
+static int read_page_file(const char *path, af_buf *out)
+{
+	FILE *f = fopen(path, "r");
+	char chunk[16384];
+	size_t n;
+	int err = 0;
+
+	if (!f)
+		return af_error_set(AF_ERR_IO, "cannot replay %s: %s", path, strerror(errno));
+	while (err == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		err = af_buf_append(out, chunk, n);
+	if (err == 0 && ferror(f))
+		err = af_error_set(AF_ERR_IO, "cannot replay %s: read error", path);
+	fclose(f);
+	return err;
+}
+
+/* A saved list page, split as a live answer is, so that a replay holds no
+ * more of it than the live run did. A page that cannot be read or split
+ * is replayed as any page, with the same errors as ever. */
+static int replay_list(const af_job *job, const char *key, const char *member, json_object **out,
+		       af_items **items)
+{
+	char path[1024], *envelope = NULL;
+	size_t envelope_len;
+	af_buf text;
+	int err;
+
+	if ((err = page_path(path, sizeof(path), job->raw->replay_dir, job, key)) < 0)
+		return err;
+	af_buf_init(&text, SIZE_MAX / 2);
+	if (read_page_file(path, &text) < 0) {
+		af_error_clear();
+	} else if ((err = af_items_split(items, &envelope, &envelope_len, &text, member)) < 0) {
+		goto done;
+	}
+	if (!*items) {
+		err = replay_page(job, key, out);
+		goto done;
+	}
+	if (!(*out = json_tokener_parse(envelope))) {
+		af_items_free(*items);
+		*items = NULL;
+		err = af_error_oom();
+	}
+done:
+	af_buf_free(&text);
+	free(envelope);
+	return err;
 }
 
 /* One signed call with the account's current credentials; when the answer
@@ -252,46 +392,113 @@ static int call_with_credentials(af_job *job, af_session *session, const af_api_
 	return err;
 }
 
-int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
-		 const char *page_key, json_object **out)
+/*
+ * A list fetch hands its list as items whichever way the answer came: one
+ * that was parsed whole (the splitter did not take it) has its array moved
+ * into a store as well, and [] left in its place, as the splitter leaves it.
+ */
+static int take_list(json_object *body, const char *member, af_items **items)
 {
+	json_object *list = NULL, *empty;
+	int err;
+
+	if (*items || !json_object_object_get_ex(body, member, &list) ||
+	    !json_object_is_type(list, json_type_array))
+		return 0;
+	if ((err = af_items_from_array(items, list)) < 0)
+		return err;
+	if (!(empty = json_object_new_array()) || json_object_object_add(body, member, empty) < 0) {
+		json_object_put(empty);
+		af_items_free(*items);
+		*items = NULL;
+		return af_error_oom();
+	}
+	return 0;
+}
+
+static void count_fetch(af_job *job, const af_api_response *resp, double started, int err)
+{
+	pthread_mutex_lock(&job->stats_lock);
+	if (resp) {
+		job->report.requests += (uint64_t)resp->attempts;
+		if (resp->attempts > 1)
+			job->report.retries += (uint64_t)(resp->attempts - 1);
+		job->report.throttled += (uint64_t)resp->throttled;
+		job->fetch_seconds += af_clock_seconds() - started;
+	}
+	if (err == 0)
+		job->report.pages++;
+	pthread_mutex_unlock(&job->stats_lock);
+}
+
+/* A page from the replay directory; with `member`, its list split off. */
+static int fetch_replayed(af_job *job, const char *page_key, const char *member, json_object **out,
+			  af_items **items)
+{
+	int err;
+
+	if (!member)
+		err = replay_page(job, page_key, out);
+	else if ((err = replay_list(job, page_key, member, out, items)) == 0)
+		err = take_list(*out, member, items);
+	count_fetch(job, NULL, 0, err);
+	return err;
+}
+
+/* af_job_fetch, and with `member` af_job_fetch_list: the answer from the
+ * network or the replay directory, counted, and saved with --save-raw. */
+static int fetch(af_job *job, af_session *session, const af_api_request *req,
+		 const char *page_key, const char *member, json_object **out, af_items **items)
+{
+	af_api_request call = *req;
 	af_api_response resp;
 	double started = af_clock_seconds();
 	int err;
 
 	*out = NULL;
+	*items = NULL;
 	if (replaying(job)) {
-		err = replay_page(job, page_key, out);
-		pthread_mutex_lock(&job->stats_lock);
-		if (err == 0)
-			job->report.pages++;
-		pthread_mutex_unlock(&job->stats_lock);
-		return err;
-	}
-
-	af_api_response_init(&resp);
-	err = call_with_credentials(job, session, req, &resp);
-	pthread_mutex_lock(&job->stats_lock);
-	job->report.requests += (uint64_t)resp.attempts;
-	if (resp.attempts > 1)
-		job->report.retries += (uint64_t)(resp.attempts - 1);
-	job->report.throttled += (uint64_t)resp.throttled;
-	job->fetch_seconds += af_clock_seconds() - started;
-	if (err == 0)
-		job->report.pages++;
-	pthread_mutex_unlock(&job->stats_lock);
-	if (err < 0)
+		err = fetch_replayed(job, page_key, member, out, items);
 		goto done;
-
-	*out = resp.json;
-	resp.json = NULL;
-	if (job->raw && job->raw->save_dir && (err = save_page(job, page_key, *out)) < 0) {
-		json_object_put(*out);
-		*out = NULL;
 	}
-done:
+	call.list_member = member;
+	af_api_response_init(&resp);
+	err = call_with_credentials(job, session, &call, &resp);
+	count_fetch(job, &resp, started, err);
+	if (err == 0) {
+		*out = resp.json;
+		*items = resp.items;
+		resp.json = NULL;
+		resp.items = NULL;
+	}
 	af_api_response_free(&resp);
+	if (err == 0 && member)
+		err = take_list(*out, member, items);
+	if (err == 0 && job->raw && job->raw->save_dir)
+		err = save_page(job, page_key, *out, member, *items);
+done:
+	if (err < 0) {
+		json_object_put(*out);
+		af_items_free(*items);
+		*out = NULL;
+		*items = NULL;
+	}
 	return err;
+}
+
+int af_job_fetch(af_job *job, af_session *session, const af_api_request *req,
+		 const char *page_key, json_object **out)
+{
+	af_items *none;
+
+	return fetch(job, session, req, page_key, NULL, out, &none);
+}
+
+int af_job_fetch_list(af_job *job, af_session *session, const af_api_request *req,
+		      const char *page_key, const char *member, json_object **out,
+		      af_items **items)
+{
+	return fetch(job, session, req, page_key, member, out, items);
 }
 
 /* A request id goes into messages as it is: only a short printable one. */
@@ -323,10 +530,9 @@ const char *af_page_request_id(json_object *body)
 static int filter_instance(void *ctx, const af_scope *scope, const af_instance *inst)
 {
 	af_job *job = ctx;
-	char *key;
 	int err;
 
-	if (inst->native_id && lh_table_lookup_entry(job->seen, inst->native_id)) {
+	if (inst->native_id && af_strset_has(job->seen, inst->native_id)) {
 		/* The list shifted under us while paging: one item, seen twice. */
 		job->report.duplicates++;
 		job->skipping = true;
@@ -342,9 +548,8 @@ static int filter_instance(void *ctx, const af_scope *scope, const af_instance *
 	}
 	if (err < 0)
 		return err;
-	if (!(key = strdup(inst->native_id)))
-		return af_error_oom();
-	lh_table_insert(job->seen, key, NULL);
+	if (inst->native_id && (err = af_strset_add(job->seen, inst->native_id)) < 0)
+		return err;
 	job->report.items++;
 	return 0;
 }
@@ -438,11 +643,6 @@ const char *af_job_error(const af_job *job)
 	return job->error;
 }
 
-static void free_key(struct lh_entry *e)
-{
-	free(lh_entry_k(e));
-}
-
 int af_job_new(af_job **out, const af_job_setup *setup)
 {
 	af_job *job;
@@ -453,9 +653,9 @@ int af_job_new(af_job **out, const af_job_setup *setup)
 				    sizeof(job->endpoint) - 1);
 	if (!(job = calloc(1, sizeof(*job))))
 		return af_error_oom();
-	if (!(job->seen = lh_kchar_table_new(1024, free_key))) {
+	if (af_strset_new(&job->seen) < 0) {
 		free(job);
-		return af_error_oom();
+		return AF_ERR_NOMEM;
 	}
 	pthread_mutex_init(&job->stats_lock, NULL);
 	job->scope = setup->scope;
@@ -479,7 +679,7 @@ void af_job_free(af_job *job)
 {
 	if (!job)
 		return;
-	lh_table_free(job->seen);
+	af_strset_free(job->seen);
 	pthread_mutex_destroy(&job->stats_lock);
 	free(job);
 }

@@ -1,30 +1,24 @@
 #include "aifleet/paging.h"
 
-#include <json-c/linkhash.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aifleet/collect.h"
 #include "aifleet/error.h"
+#include "aifleet/strset.h"
 
 /* TotalCount is an int32 (Tair) or int64 (TI-ONE) in the APIs; a fleet of
  * more than a billion items in one scope is a lie, not a fleet. */
 #define TOTAL_MAX 1000000000LL
 
-static void free_key(struct lh_entry *e)
-{
-	free(lh_entry_k(e));
-}
-
 static int reset_ids(af_paging *p)
 {
-	if (p->ids)
-		lh_table_free(p->ids);
-	p->ids = lh_kchar_table_new(1024, free_key);
+	af_strset_free(p->ids);
+	p->ids = NULL;
 	p->unique = 0;
 	p->duplicates = 0;
 	p->total = -1;
-	return p->ids ? 0 : af_error_oom();
+	return af_strset_new(&p->ids);
 }
 
 int af_paging_init(af_paging *p, int max_pages)
@@ -36,8 +30,7 @@ int af_paging_init(af_paging *p, int max_pages)
 
 void af_paging_free(af_paging *p)
 {
-	if (p->ids)
-		lh_table_free(p->ids);
+	af_strset_free(p->ids);
 	p->ids = NULL;
 }
 
@@ -58,7 +51,7 @@ static int read_total(int64_t *out, json_object *total)
 static int count_items(af_paging *p, json_object *list, const char *id_field, size_t *fresh)
 {
 	size_t n = list ? json_object_array_length(list) : 0;
-	char *key;
+	int added;
 
 	*fresh = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -71,15 +64,11 @@ static int count_items(af_paging *p, json_object *list, const char *id_field, si
 			(*fresh)++;
 			continue;
 		}
-		if (lh_table_lookup_entry(p->ids, json_object_get_string(id))) {
+		if ((added = af_strset_add(p->ids, json_object_get_string(id))) < 0)
+			return added;
+		if (!added) {
 			p->duplicates++;
 			continue;
-		}
-		if (!(key = strdup(json_object_get_string(id))))
-			return af_error_oom();
-		if (lh_table_insert(p->ids, key, NULL) != 0) {
-			free(key);
-			return af_error_oom();
 		}
 		p->unique++;
 		(*fresh)++;

@@ -430,9 +430,14 @@ static int copy_node(json_object **out, json_object *o, int depth, bool *changed
 
 int af_secret_copy(json_object **out, json_object *in)
 {
+	return af_secret_copy_nested(out, in, 0);
+}
+
+int af_secret_copy_nested(json_object **out, json_object *in, int depth)
+{
 	bool changed = false;
 
-	return copy_node(out, in, 0, &changed);
+	return copy_node(out, in, depth, &changed);
 }
 
 bool af_secret_tree_has(json_object *o)

@@ -99,6 +99,8 @@ void af_api_response_free(af_api_response *r)
 	af_buf_free_secret(&r->body);
 	json_object_put(r->json);
 	r->json = NULL;
+	af_items_free(r->items);
+	r->items = NULL;
 }
 
 void af_client_options_default(af_client_options *o)
@@ -614,6 +616,46 @@ done:
 	return err;
 }
 
+/*
+ * Verdict for an HTTP answer. A list request's success body is split
+ * first (aifleet/items.h) and the verdict is the envelope's: the error
+ * shapes (Code, code, success, RequestId, Message, Response.Error) are
+ * top-level members, which the envelope keeps as they came, and the list
+ * never becomes one tree. The body is then empty: the items own its data.
+ */
+static void classify_answer(af_api_verdict *v, const af_api_request *req, af_api_response *out,
+			    const attempt_result *ar)
+{
+	const char *text = af_buf_data(&out->body);
+	size_t len = af_buf_len(&out->body);
+	char *envelope = NULL;
+	int err;
+
+	if (req->list_member && ar->status >= 200 && ar->status < 300) {
+		err = af_items_split(&out->items, &envelope, &len, &out->body, req->list_member);
+		if (err < 0) {
+			memset(v, 0, sizeof(*v));
+			v->klass = err;
+			snprintf(v->message, sizeof(v->message), "%s", af_error_last());
+			return;
+		}
+		if (out->items) {
+			text = envelope;
+			af_debug("http", "%s: %zu %s items kept as %zu bytes of text",
+				 nz(req->action), af_items_count(out->items), req->list_member,
+				 af_items_bytes(out->items));
+		} else {
+			len = af_buf_len(&out->body);
+		}
+	}
+	af_api_classify(v, &out->json, req->style, ar->status, text, len, ar->retry_after_ms);
+	free(envelope);
+	if (v->klass != 0) {
+		af_items_free(out->items);
+		out->items = NULL;
+	}
+}
+
 /* Verdict for a failed transfer (no usable HTTP answer). */
 static void classify_curl(af_api_verdict *v, const attempt_result *ar, const char *errbuf)
 {
@@ -760,6 +802,8 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 
 	json_object_put(out->json);
 	out->json = NULL;
+	af_items_free(out->items);
+	out->items = NULL;
 	out->request_id[0] = out->error_code[0] = '\0';
 	out->attempts = 0;
 	out->throttled = 0;
@@ -778,9 +822,7 @@ int af_session_call(af_session *s, const af_api_request *req, const af_credentia
 		if (ar.cc != CURLE_OK)
 			classify_curl(&v, &ar, s->errbuf);
 		else
-			af_api_classify(&v, &out->json, req->style, ar.status,
-					af_buf_data(&out->body), af_buf_len(&out->body),
-					ar.retry_after_ms);
+			classify_answer(&v, req, out, &ar);
 		if (!v.request_id[0])
 			memcpy(v.request_id, ar.request_id, sizeof(v.request_id));
 		snprintf(out->request_id, sizeof(out->request_id), "%s", v.request_id);

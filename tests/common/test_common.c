@@ -15,6 +15,7 @@
 #include "aifleet/buf.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/strset.h"
 #include "testutil.h"
 
 static void test_buf_grows_and_terminates(void **state)
@@ -73,6 +74,40 @@ static void test_buf_detach_transfers_ownership(void **state)
 	assert_null(af_buf_data(&b));
 	assert_int_equal(af_buf_len(&b), 0);
 	free(p);
+}
+
+/* The string set: each string once, through many growths of its table
+ * and arena; prefixes, the empty string and near neighbours are distinct;
+ * and it stays compact (what the per-scope indexes of a sync rely on). */
+static void test_strset_exact_and_compact(void **state)
+{
+	enum { N = 50000 };
+	af_strset *set = NULL;
+	char key[32];
+
+	assert_int_equal(af_strset_new(&set), 0);
+	assert_false(af_strset_has(set, ""));
+	assert_int_equal(af_strset_add(set, ""), 1);
+	assert_int_equal(af_strset_add(set, ""), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "tk-%08d", i);
+		assert_int_equal(af_strset_add(set, key), 1);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "tk-%08d", i);
+		assert_true(af_strset_has(set, key));
+		assert_int_equal(af_strset_add(set, key), 0);
+		snprintf(key, sizeof(key), "tk-%08d ", i);
+		assert_false(af_strset_has(set, key));
+	}
+	assert_false(af_strset_has(set, "tk-"));
+	assert_false(af_strset_has(set, "tk-0000000"));
+	assert_int_equal(af_strset_count(set), N + 1);
+	/* 12 bytes of string, and at most 2 x 8 bytes of slots and 2 x the
+	 * arena: 48 bytes an entry, not a json-c table's ~100 */
+	assert_true(af_strset_bytes(set) <= (size_t)N * 48);
+	af_strset_free(set);
+	af_strset_free(NULL);
 }
 
 static void test_error_prefix_keeps_cause(void **state)
@@ -142,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_buf_cap_is_hard),
 		cmocka_unit_test(test_buf_truncate_keeps_a_prefix),
 		cmocka_unit_test(test_buf_detach_transfers_ownership),
+		cmocka_unit_test(test_strset_exact_and_compact),
 		cmocka_unit_test(test_error_prefix_keeps_cause),
 		cmocka_unit_test(test_log_parsing_and_secret_headers),
 		cmocka_unit_test(test_run_reports_code_signal_output_and_limit),

@@ -440,6 +440,53 @@ static void test_ali_success_code_in_body(void **state)
 	teardown(&f);
 }
 
+/*
+ * A list request (list_member): the success body's list comes back as an
+ * item store and the parsed answer without it, the body's data handed
+ * over; an error in a 200 that carries a list is still that error, and
+ * retried; a body the splitter does not take is parsed whole, as ever.
+ */
+static void test_list_member_split(void **state)
+{
+	static const ts_reply script[] = {
+		{.body = "{\"code\":\"Throttling.User\",\"requestId\":\"R-0\","
+			 "\"instanceModelList\":[{\"aiInstanceId\":\"x\"}]}"},
+		{.body = "{\"requestId\":\"R-1\",\"instanceModelList\":[{\"aiInstanceId\":\"a\","
+			 "\"cpu\":8},{\"aiInstanceId\":\"b\"}]}"},
+		{.body = "{\"requestId\":\"R-2\",\"instanceModelList\":[{\"aiInstanceId\":\"a\"}"
+			 " /* a comment */]}"},
+	};
+	af_client_options o = test_opts();
+	af_api_response resp;
+	af_api_request req;
+	json_object *list;
+	fixture f;
+
+	setup(&f, script, 3, &o);
+	req = tair_req(f.srv);
+	req.list_member = "instanceModelList";
+	af_api_response_init(&resp);
+	assert_int_equal(af_session_call(f.s, &req, &ali_creds, &resp), 0);
+	assert_int_equal(resp.attempts, 2);
+	assert_string_equal(resp.request_id, "R-1");
+	assert_non_null(resp.items);
+	assert_int_equal(af_items_count(resp.items), 2);
+	assert_string_equal(af_items_text(resp.items, 0, NULL),
+			    "{\"aiInstanceId\":\"a\",\"cpu\":8}");
+	assert_true(json_object_object_get_ex(resp.json, "instanceModelList", &list));
+	assert_int_equal(json_object_array_length(list), 0);
+	assert_int_equal(af_buf_len(&resp.body), 0);
+
+	/* not taken by the splitter: the whole tree, no store */
+	assert_int_equal(af_session_call(f.s, &req, &ali_creds, &resp), 0);
+	assert_null(resp.items);
+	assert_true(json_object_object_get_ex(resp.json, "instanceModelList", &list));
+	assert_int_equal(json_object_array_length(list), 1);
+	af_api_response_free(&resp);
+	assert_null(resp.items);
+	teardown(&f);
+}
+
 /* SignatureNonceUsed: the same signed request arrived twice; the retry is
  * signed afresh, so it is transient, not an authentication failure. */
 static void test_nonce_used_is_retried_fresh(void **state)
@@ -873,6 +920,7 @@ int main(void)
 		cmocka_unit_test(test_auth_not_retried),
 		cmocka_unit_test(test_ali_error_body_in_200),
 		cmocka_unit_test(test_ali_success_code_in_body),
+		cmocka_unit_test(test_list_member_split),
 		cmocka_unit_test(test_nonce_used_is_retried_fresh),
 		cmocka_unit_test(test_tc3_auth_not_retried),
 		cmocka_unit_test(test_param_not_retried_and_gives_up),
