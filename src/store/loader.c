@@ -933,13 +933,6 @@ static int stage_seen(af_loader *l)
 	return 0;
 }
 
-/*
- * The filter: the spooled rows of the scopes that changed are compared
- * with the live rows of those scopes; only the rows the database does not
- * hold as they are (new, changed, restored) are staged, and the live rows
- * no record matched go to af_unseen for the tombstone pass. The merge then
- * costs what changed, not what exists.
- */
 static void drop_spool(af_loader *l)
 {
 	l->spooled_bytes = af_spool_bytes(l->spool);
@@ -955,6 +948,13 @@ static bool any_filtered(const af_loader *l)
 	return false;
 }
 
+/*
+ * The filter: the spooled rows of the scopes that changed are compared
+ * with the live rows of those scopes; only the rows the database does not
+ * hold as they are (new, changed, restored) are staged, and the live rows
+ * no record matched go to af_unseen for the tombstone pass. The merge then
+ * costs what changed, not what exists.
+ */
 static int filter_spooled(af_loader *l)
 {
 	size_t i;
