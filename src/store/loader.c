@@ -179,22 +179,28 @@ static int look_up_ledger(af_loader *l, scope_entry *e)
 	return 0;
 }
 
+/* The run's entry of a scope, or NULL. */
+static scope_entry *scope_lookup(af_loader *l, const af_scope *sc)
+{
+	for (size_t i = 0; i < l->nscopes; i++)
+		if (scope_is(&l->scopes[i], sc))
+			return &l->scopes[i];
+	return NULL;
+}
+
+/* The run's entry of a scope, made if it has none yet. */
 static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 {
 	scope_entry *e;
-	size_t i;
 
 	if (l->last_scope < l->nscopes && scope_is(&l->scopes[l->last_scope], sc)) {
 		*out = &l->scopes[l->last_scope];
 		return 0;
 	}
-	for (i = 0; i < l->nscopes; i++) {
-		e = &l->scopes[i];
-		if (scope_is(e, sc)) {
-			l->last_scope = i;
-			*out = e;
-			return 0;
-		}
+	if ((e = scope_lookup(l, sc)) != NULL) {
+		l->last_scope = (size_t)(e - l->scopes);
+		*out = e;
+		return 0;
 	}
 	if (l->nscopes == l->scopes_alloc) {
 		size_t n = l->scopes_alloc ? 2 * l->scopes_alloc : 16;
@@ -524,13 +530,14 @@ static int insert_run_row(af_loader *l)
 	return err;
 }
 
-static int start_copy(af_loader *l)
+/* Starts a COPY ... FROM STDIN; the sink's rows (copy_row) go to it. */
+static int start_copy(af_loader *l, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(l->conn, l->stage.copy_sql);
+	PGresult *res = PQexec(l->conn, sql);
 	int err = 0;
 
 	if (PQresultStatus(res) != PGRES_COPY_IN)
-		err = af_store_db_error(l->conn, res, "starting COPY into staging");
+		err = af_store_db_error(l->conn, res, what);
 	else
 		l->copying = true;
 	PQclear(res);
@@ -600,7 +607,7 @@ static int open_run(af_loader *l, bool wait_for_lock)
 		return err;
 	if ((err = insert_run_row(l)) < 0 || (err = load_ledger(l)) < 0)
 		return err;
-	return start_copy(l);
+	return start_copy(l, l->stage.copy_sql, "starting COPY into staging");
 }
 
 int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts)
@@ -669,23 +676,30 @@ static int exec_params(af_loader *l, const char *what, const char *sql, int n,
 	return err;
 }
 
-static int end_copy(af_loader *l)
+/* After a COPY: every result, as psql's handleCopyIn drains them; the first
+ * failure named by `what` unless `err` already says what went wrong. */
+static int drain_results(af_loader *l, const char *what, int err)
 {
 	PGresult *res;
-	int err = 0;
+
+	while ((res = PQgetResult(l->conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !err)
+			err = af_store_db_error(l->conn, res, what);
+		PQclear(res);
+	}
+	return err;
+}
+
+static int end_copy(af_loader *l)
+{
+	int err;
 
 	if ((err = flush_batch(l)) < 0)
 		return err;
 	l->copying = false;
 	if (PQputCopyEnd(l->conn, NULL) != 1)
 		return af_store_db_error(l->conn, NULL, "ending COPY into staging");
-	/* Drain every result, as psql's handleCopyIn does. */
-	while ((res = PQgetResult(l->conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && !err)
-			err = af_store_db_error(l->conn, res, "COPY into staging");
-		PQclear(res);
-	}
-	return err;
+	return drain_results(l, "COPY into staging", 0);
 }
 
 /* --allow-deletes names a scope as provider/account/region/product, or "all". */
@@ -726,14 +740,14 @@ static int judge_digests(af_loader *l)
 		scope_entry *e = &l->scopes[i];
 
 		e->clean = scope_clean(e);
-		if (!e->clean)
-			continue;
-		if ((err = af_scope_digest_final(&e->digest, l->md, e->final)) < 0)
-			return fail_run(l, err);
-		e->skipped = e->has_stored && memcmp(e->final, e->stored, sizeof(e->final)) == 0;
+		if (e->clean) {
+			if ((err = af_scope_digest_final(&e->digest, l->md, e->final)) < 0)
+				return fail_run(l, err);
+			e->skipped = e->has_stored &&
+				     memcmp(e->final, e->stored, sizeof(e->final)) == 0;
+		}
+		e->filtered = e->spooled && !e->skipped;
 	}
-	for (size_t i = 0; i < l->nscopes; i++)
-		l->scopes[i].filtered = l->scopes[i].spooled && !l->scopes[i].skipped;
 	return 0;
 }
 
@@ -860,11 +874,7 @@ static int fetch_live(af_loader *l, const af_entity *e, af_live_set *set)
 	}
 	if (n == -2 && !err)
 		err = af_store_db_error(l->conn, NULL, "reading live rows");
-	while ((res = PQgetResult(l->conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && !err)
-			err = af_store_db_error(l->conn, res, "reading live rows");
-		PQclear(res);
-	}
+	err = drain_results(l, "reading live rows", err);
 	af_live_set_seal(set);
 	return err;
 }
@@ -896,19 +906,6 @@ static int copy_unseen_id(void *ctx, int64_t id)
 	int n = snprintf(line, sizeof(line), "%" PRId64 "\n", id);
 
 	return copy_row(l, line, (size_t)n);
-}
-
-static int start_copy_into(af_loader *l, const char *sql)
-{
-	PGresult *res = PQexec(l->conn, sql);
-	int err = 0;
-
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-		err = af_store_db_error(l->conn, res, "starting COPY");
-	else
-		l->copying = true;
-	PQclear(res);
-	return err;
 }
 
 /* The seen counts of the filtered scopes, for the guard's live count. */
@@ -972,12 +969,13 @@ static int filter_spooled(af_loader *l)
 			err = fetch_live(l, &af_entities[i], l->live[i]);
 	if (err < 0)
 		return err;
-	if ((err = start_copy_into(l, l->stage.copy_sql)) < 0)
+	if ((err = start_copy(l, l->stage.copy_sql, "starting COPY into staging")) < 0)
 		return err;
 	if ((err = af_spool_replay(l->spool, replay_row, l)) < 0)
 		return fail_run(l, err);
 	if ((err = end_copy(l)) < 0 ||
-	    (err = start_copy_into(l, "COPY af_unseen (id) FROM STDIN")) < 0)
+	    (err = start_copy(l, "COPY af_unseen (id) FROM STDIN",
+					 "starting COPY of unseen rows")) < 0)
 		return err;
 	for (i = 0; i < AF_NENTITIES && !err; i++)
 		err = af_live_set_each_unseen(l->live[i], copy_unseen_id, l);
@@ -1272,19 +1270,6 @@ done:
 	return err;
 }
 
-static scope_entry *scope_lookup(af_loader *l, const char *provider, const char *account,
-				 const char *region, const char *product)
-{
-	for (size_t i = 0; i < l->nscopes; i++) {
-		scope_entry *e = &l->scopes[i];
-
-		if (str_eq(e->provider, provider) && str_eq(e->account, account) &&
-		    str_eq(e->region, region) && str_eq(e->product, product))
-			return e;
-	}
-	return NULL;
-}
-
 /* The guard's counts per scope not accepted with --allow-deletes, as the
  * CTEs doomed (what the tombstone pass would take: v_<type>) and kept (the
  * staged rows that were live: updated or unchanged, and the records the
@@ -1338,8 +1323,9 @@ static const char guard_hold_sql[] =
 static void note_held(af_loader *l, const PGresult *res, af_load_summary *sum)
 {
 	for (int i = 0; i < PQntuples(res); i++) {
-		scope_entry *e = scope_lookup(l, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-					      PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+		af_scope sc = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			       PQgetvalue(res, i, 3)};
+		scope_entry *e = scope_lookup(l, &sc);
 
 		if (e) {
 			e->held = true;
@@ -1390,7 +1376,7 @@ done:
 
 bool af_loader_scope_held(af_loader *l, const af_scope *sc, uint64_t *deletes, uint64_t *live)
 {
-	scope_entry *e = scope_lookup(l, sc->provider, sc->account, sc->region, sc->product);
+	scope_entry *e = scope_lookup(l, sc);
 
 	if (!e || !e->held)
 		return false;
