@@ -62,6 +62,10 @@ typedef struct af_run_options {
 	bool wait_for_lock;   /* wait for a concurrent run instead of failing */
 	const char *trigger;  /* free text stored with the run, e.g. "aifleet sync" */
 	const af_delete_guard *guard; /* NULL: the defaults above, nothing allowed */
+	/* Load accounts new to the database through staging and the merge
+	 * like every other, not straight into the tables (the tests compare
+	 * the two paths; see docs/architecture.md "The load path"). */
+	bool no_direct;
 } af_run_options;
 
 typedef struct af_entity_counts {
@@ -79,6 +83,10 @@ typedef struct af_load_summary {
 	af_entity_counts services;
 	af_entity_counts resources;
 	uint64_t history_rows;
+	/* Rows written straight into their tables by the first-load path (an
+	 * account new to the database), with their first versions; counted
+	 * in created and history_rows too. */
+	uint64_t direct_rows;
 	/* Scopes as the loader finally judged them: a scope reported complete
 	 * is partial after a rejected record or an orphan, and held when the
 	 * guard stopped its tombstones (held scopes count as partial too). */

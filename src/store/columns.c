@@ -147,13 +147,14 @@ static const af_column resource_columns[] = {
 
 const af_entity af_entities[AF_NENTITIES] = {
 	[AF_ENTITY_INSTANCE] = {"instance", "aifleet.instance", 'i', instance_columns,
-				COUNT(instance_columns), "", "false", {{NULL, NULL, NULL}}},
+				COUNT(instance_columns), "", "false", {{NULL, NULL, NULL, -1}}},
 	[AF_ENTITY_SERVICE] = {"service", "aifleet.service", 's', service_columns,
 			       COUNT(service_columns),
 			       " LEFT JOIN aifleet.instance o ON o.provider = s.provider"
 			       " AND o.account = s.account AND o.product = s.product"
 			       " AND o.native_id = s.instance_native_id",
-			       "o.id IS NULL", {{"instance_id", "o.id", "aifleet.instance"}}},
+			       "o.id IS NULL",
+			       {{"instance_id", "o.id", "aifleet.instance", AF_ENTITY_INSTANCE}}},
 	[AF_ENTITY_RESOURCE] = {"resource", "aifleet.resource", 'r', resource_columns,
 				COUNT(resource_columns),
 				" LEFT JOIN aifleet.instance oi ON s.owner_kind = 'instance'"
@@ -163,8 +164,8 @@ const af_entity af_entities[AF_NENTITIES] = {
 				" AND os.provider = s.provider AND os.account = s.account"
 				" AND os.product = s.product AND os.native_id = s.owner_native_id",
 				"oi.id IS NULL AND os.id IS NULL",
-				{{"instance_id", "oi.id", "aifleet.instance"},
-				 {"service_id", "os.id", "aifleet.service"}}},
+				{{"instance_id", "oi.id", "aifleet.instance", AF_ENTITY_INSTANCE},
+				 {"service_id", "os.id", "aifleet.service", AF_ENTITY_SERVICE}}},
 };
 
 /* ---- reading a record's fields ------------------------------------------ */
@@ -575,6 +576,76 @@ int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_ent
 	return af_store_copy_eol(b);
 }
 
+/* ---- the first-load row -------------------------------------------------- */
+
+void af_record_key_of(const af_entity *e, const void *rec, af_record_key *k)
+{
+	const af_service *sv = rec;
+	const af_resource *rs = rec;
+
+	k->owner = -1;
+	k->owner_id = NULL;
+	switch (e - af_entities) {
+	case AF_ENTITY_INSTANCE: k->name = ((const af_instance *)rec)->native_id; break;
+	case AF_ENTITY_SERVICE:
+		k->name = sv->native_id;
+		k->owner = AF_ENTITY_INSTANCE;
+		k->owner_id = sv->instance_id;
+		break;
+	default:
+		k->name = rs->kind;
+		k->owner = rs->owner_kind == AF_OWNER_SERVICE ? AF_ENTITY_SERVICE : AF_ENTITY_INSTANCE;
+		k->owner_id = rs->owner_id;
+	}
+}
+
+int af_content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, const void *rec,
+		    unsigned char hash[AF_CONTENT_HASH_LEN])
+{
+	unsigned char md_out[EVP_MAX_MD_SIZE];
+	int err;
+
+	if ((err = content_hash(md, e, sc, rec, md_out)) < 0)
+		return err;
+	memcpy(hash, md_out, AF_CONTENT_HASH_LEN);
+	return 0;
+}
+
+/* An id column's value, then the field separator. */
+static int put_id(af_buf *b, int64_t id)
+{
+	char num[24];
+	int err;
+
+	if (id == AF_NO_OWNER)
+		return (err = af_store_copy_null(b)) < 0 ? err : af_store_copy_sep(b);
+	snprintf(num, sizeof(num), "%" PRId64 "\t", id);
+	return af_buf_puts(b, num);
+}
+
+int af_direct_put_row(af_buf *b, const af_entity *e, int64_t id, const int64_t owner_ids[2],
+		      const af_scope *sc, const void *rec, const unsigned char hash[AF_CONTENT_HASH_LEN],
+		      const char *tail)
+{
+	size_t i;
+	int err;
+
+	if ((err = put_id(b, id)) < 0)
+		return err;
+	for (i = 0; i < COUNT(e->owners) && e->owners[i].column; i++)
+		if ((err = put_id(b, owner_ids[i])) < 0)
+			return err;
+	for (i = 0; i < COUNT(scope_columns); i++)
+		if ((err = put_field(b, &scope_columns[i], sc)) < 0)
+			return err;
+	for (i = 0; i < e->ncolumns; i++)
+		if ((err = put_field(b, &e->columns[i], rec)) < 0)
+			return err;
+	if ((err = af_store_copy_hash(b, hash)) < 0)
+		return err;
+	return af_buf_puts(b, tail);
+}
+
 /* ---- the staging table --------------------------------------------------- */
 
 static af_stage_column *stage_column(af_stage *st, const char *name)
@@ -772,6 +843,24 @@ static void merge_sql_free(af_merge_sql *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* COPY aifleet.<type> (...) FROM STDIN for af_direct_put_row's rows. */
+static int build_direct_copy_sql(char **out, const af_entity *e)
+{
+	af_buf b = AF_BUF_INIT;
+	char *cols = NULL;
+	int err;
+
+	if ((err = build_list(&cols, e, ALL_COLUMNS, AS_NAME, false)) == 0 &&
+	    (err = af_buf_printf(&b, "COPY %s (id", e->table)) == 0 &&
+	    (err = put_owners(&b, e, AS_NAME)) == 0 &&
+	    (err = af_buf_printf(&b, ", %s, content_hash, first_seen_at, last_changed_at,"
+				     " last_run_id) FROM STDIN", cols)) == 0)
+		*out = af_buf_detach(&b);
+	free(cols);
+	af_buf_free(&b);
+	return err;
+}
+
 int af_stage_init(af_stage *st)
 {
 	int err;
@@ -780,7 +869,8 @@ int af_stage_init(af_stage *st)
 	if ((err = collect_columns(st)) < 0 || (err = build_stage_sql(st)) < 0)
 		goto done;
 	for (size_t i = 0; i < AF_NENTITIES; i++)
-		if ((err = build_merge_sql(&st->merge[i], &af_entities[i])) < 0)
+		if ((err = build_merge_sql(&st->merge[i], &af_entities[i])) < 0 ||
+		    (err = build_direct_copy_sql(&st->direct_copy_sql[i], &af_entities[i])) < 0)
 			goto done;
 done:
 	if (err < 0)
@@ -792,7 +882,9 @@ void af_stage_free(af_stage *st)
 {
 	free(st->create_sql);
 	free(st->copy_sql);
-	for (size_t i = 0; i < AF_NENTITIES; i++)
+	for (size_t i = 0; i < AF_NENTITIES; i++) {
 		merge_sql_free(&st->merge[i]);
+		free(st->direct_copy_sql[i]);
+	}
 	memset(st, 0, sizeof(*st));
 }

@@ -28,6 +28,7 @@ typedef struct af_owner_ref {
 	const char *column; /* in aifleet.<type> */
 	const char *id;     /* the owner's id in owner_joins, e.g. "o.id" */
 	const char *table;  /* where that id lives: the run's orphan check */
+	int entity;         /* the owner's entity (AF_ENTITY_*), as af_record_key names it */
 } af_owner_ref;
 
 typedef struct af_entity {
@@ -46,6 +47,9 @@ typedef struct af_entity {
  * resolve their owner's id. */
 enum { AF_ENTITY_INSTANCE, AF_ENTITY_SERVICE, AF_ENTITY_RESOURCE, AF_NENTITIES };
 extern const af_entity af_entities[AF_NENTITIES];
+
+/* An owner id column's value in a first-load row: none (SQL NULL). */
+#define AF_NO_OWNER ((int64_t)0)
 
 /* One entity's merge lists, generated from its columns (s: staging, t: the
  * table, m: m_<type>). */
@@ -74,6 +78,9 @@ typedef struct af_stage {
 	size_t ncolumns;
 	char *create_sql; /* CREATE TEMP TABLE af_stage (...) ON COMMIT DROP */
 	char *copy_sql;   /* COPY af_stage (...) FROM STDIN */
+	/* COPY aifleet.<type> (id, owner ids, columns, content_hash,
+	 * first_seen_at, last_changed_at, last_run_id): the first-load path */
+	char *direct_copy_sql[AF_NENTITIES];
 	af_merge_sql merge[AF_NENTITIES];
 } af_stage;
 
@@ -107,5 +114,35 @@ const char *af_record_problem(const af_entity *e, const void *rec, json_tokener 
 int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_entity *e,
 		     uint64_t seq, const af_scope *sc, const void *rec,
 		     unsigned char hash[AF_CONTENT_HASH_LEN]);
+
+/*
+ * What the first-load path (direct.c) needs of a record's natural key:
+ * the text that tells it from its siblings (an instance's or service's
+ * native id, a resource's kind) and, for a service or resource, the owner
+ * it names (owner: AF_ENTITY_INSTANCE or AF_ENTITY_SERVICE, -1 for none).
+ * The provider, account and product complete the key.
+ */
+typedef struct af_record_key {
+	const char *name;
+	int owner;
+	const char *owner_id;
+} af_record_key;
+
+void af_record_key_of(const af_entity *e, const void *rec, af_record_key *k);
+
+/* The content hash of a valid record, as af_stage_put_row computes it. */
+int af_content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, const void *rec,
+		    unsigned char hash[AF_CONTENT_HASH_LEN]);
+
+/*
+ * Appends the row of a valid record for e's direct_copy_sql: `id`, then
+ * one value per owner id column (owner_ids[i] for e->owners[i];
+ * AF_NO_OWNER is NULL), the columns, the content hash `hash` (from
+ * af_content_hash), then `tail` as it is (the bookkeeping columns'
+ * values, each after a tab, and the newline). Fails as af_stage_put_row.
+ */
+int af_direct_put_row(af_buf *b, const af_entity *e, int64_t id, const int64_t owner_ids[2],
+		      const af_scope *sc, const void *rec, const unsigned char hash[AF_CONTENT_HASH_LEN],
+		      const char *tail);
 
 #endif

@@ -26,6 +26,7 @@
  * rest of the run still loads.
  */
 #include "columns.h"
+#include "direct.h"
 #include "liveset.h"
 #include "spool.h"
 
@@ -46,9 +47,10 @@
 /* An entity's owner id columns (af_entity.owners). */
 #define COUNT_OWNERS (sizeof(((af_entity *)0)->owners) / sizeof(((af_entity *)0)->owners[0]))
 
-/* Bytes of COPY text buffered before PQputCopyData: memory stays flat
- * whatever the size of the fleet. */
-#define BATCH_BYTES ((size_t)256 * 1024)
+/* Bytes of COPY text buffered per target before PQputCopyData: memory
+ * stays flat whatever the size of the fleet, and a COPY is switched to
+ * another table once per batch at most. */
+#define BATCH_BYTES ((size_t)1024 * 1024)
 /* Rows created in one run after which the table is analyzed (analyze_table). */
 #define ANALYZE_AFTER 1000
 /* One record (with its raw payload) may not exceed this. */
@@ -72,6 +74,7 @@ typedef struct scope_entry {
 	af_scope_digest digest;
 	uint64_t records[AF_NENTITIES]; /* sent, per entity */
 	bool spooled;
+	bool direct; /* its provider, account and product are new: direct.c */
 	bool has_stored;
 	unsigned char stored[AF_SCOPE_DIGEST_LEN];
 	bool skipped;  /* set by the commit: unchanged, nothing of it loaded */
@@ -88,13 +91,29 @@ typedef struct ledger_scope {
 	unsigned char digest[AF_SCOPE_DIGEST_LEN];
 } ledger_scope;
 
+/*
+ * Where COPY rows go: the staging table, the filter's unseen ids, and for
+ * the first-load path the entity tables and history. One COPY is open at
+ * a time (open_target); each target buffers its rows, and a full buffer
+ * switches the open COPY to its table.
+ */
+enum {
+	TARGET_STAGE,
+	TARGET_UNSEEN,
+	TARGET_TABLE, /* + AF_ENTITY_*: aifleet.<type> */
+	TARGET_HISTORY = TARGET_TABLE + AF_NENTITIES,
+	NTARGETS,
+	NO_TARGET = -1
+};
+
 struct af_loader {
 	af_store *store;
 	PGconn *conn;
 	bool dry_run;
 	char *trigger;
 	af_delete_guard guard; /* allow[] borrowed from the caller for the run */
-	bool locked, in_tx, copying, committed;
+	bool no_direct;
+	bool locked, in_tx, accepting, committed;
 	/* The error that ended the run (0 while it goes on), and its message:
 	 * every later call fails with the same class, so a lost database
 	 * stays a lost database (exit 75) however the caller learns of it. */
@@ -103,8 +122,11 @@ struct af_loader {
 	int64_t run_id;
 	uint64_t seq;
 	af_stage stage; /* the staging table and merge SQL, from columns.c */
-	af_buf batch;
+	af_buf out[NTARGETS]; /* COPY rows not sent yet, per target */
+	int open_target;      /* the COPY open, or NO_TARGET */
 	af_buf row;     /* the record being staged */
+	af_buf hist;    /* its first version, on the first-load path */
+	af_direct *direct; /* the first-load path; NULL when disabled */
 	af_spool *spool; /* rows of the scopes that may be skipped; NULL until one */
 	ledger_scope *ledger; /* the scopes scope_state knows, sorted by key */
 	size_t nledger;
@@ -192,6 +214,7 @@ static scope_entry *scope_lookup(af_loader *l, const af_scope *sc)
 static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 {
 	scope_entry *e;
+	int err;
 
 	if (l->last_scope < l->nscopes && scope_is(&l->scopes[l->last_scope], sc)) {
 		*out = &l->scopes[l->last_scope];
@@ -222,7 +245,10 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 		return af_error_oom();
 	l->last_scope = l->nscopes - 1;
 	*out = e;
-	return look_up_ledger(l, e);
+	if ((err = look_up_ledger(l, e)) < 0)
+		return err;
+	e->direct = !e->spooled && l->direct && af_direct_scope_new(l->direct, sc);
+	return 0;
 }
 
 static void scope_entry_free(scope_entry *e)
@@ -286,11 +312,68 @@ static int reject(af_loader *l, const af_scope *sc, const char *what, const char
 	return AF_ERR_DATA;
 }
 
-static int flush_batch(af_loader *l)
+/* ---- COPY targets ------------------------------------------------------ */
+
+static const char *target_sql(const af_loader *l, int t)
 {
-	if (af_buf_len(&l->batch) == 0)
+	if (t == TARGET_STAGE)
+		return l->stage.copy_sql;
+	if (t == TARGET_UNSEEN)
+		return "COPY af_unseen (id) FROM STDIN";
+	if (t == TARGET_HISTORY)
+		return AF_DIRECT_HISTORY_COPY;
+	return l->stage.direct_copy_sql[t - TARGET_TABLE];
+}
+
+/* After a COPY: every result, as psql's handleCopyIn drains them; the first
+ * failure named by `what` unless `err` already says what went wrong. */
+static int drain_results(af_loader *l, const char *what, int err)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(l->conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !err)
+			err = af_store_db_error(l->conn, res, what);
+		PQclear(res);
+	}
+	return err;
+}
+
+/* Ends the open COPY, if any: the connection can take a statement again. */
+static int close_copy(af_loader *l)
+{
+	int err;
+
+	if (l->open_target == NO_TARGET)
 		return 0;
-	if (PQputCopyData(l->conn, af_buf_data(&l->batch), (int)af_buf_len(&l->batch)) != 1) {
+	l->open_target = NO_TARGET;
+	if (PQputCopyEnd(l->conn, NULL) != 1)
+		return fail_run(l, af_store_db_error(l->conn, NULL, "ending a COPY"));
+	err = drain_results(l, "COPY of the run's rows", 0);
+	return err < 0 ? fail_run(l, err) : 0;
+}
+
+/* Sends the target's buffer, switching the open COPY to it first. */
+static int send_target(af_loader *l, int t)
+{
+	af_buf *b = &l->out[t];
+	PGresult *res;
+	int err;
+
+	if (af_buf_len(b) == 0)
+		return 0;
+	if (l->open_target != t) {
+		if ((err = close_copy(l)) < 0)
+			return err;
+		res = PQexec(l->conn, target_sql(l, t));
+		if (PQresultStatus(res) != PGRES_COPY_IN)
+			err = af_store_db_error(l->conn, res, "starting a COPY of the run's rows");
+		PQclear(res);
+		if (err < 0)
+			return fail_run(l, err);
+		l->open_target = t;
+	}
+	if (PQputCopyData(l->conn, af_buf_data(b), (int)af_buf_len(b)) != 1) {
 		/* libpq reports a failed send while the connection still looks
 		 * fine; reading what is left tells a lost server (which marks
 		 * it bad, so the error is transient) from a refused COPY. */
@@ -298,21 +381,35 @@ static int flush_batch(af_loader *l)
 		return fail_run(l, af_store_db_error(l->conn, NULL,
 						     "streaming records to PostgreSQL"));
 	}
-	af_buf_reset(&l->batch);
+	af_buf_reset(b);
 	return 0;
 }
 
-/* Appends one COPY row to the batch, handing the batch on first if the
+/* Appends one COPY row to a target, handing its buffer on first if the
  * row would overfill it. */
-static int copy_row(af_loader *l, const char *row, size_t len)
+static int put_row(af_loader *l, int t, const char *row, size_t len)
 {
 	int err;
 
-	if (af_buf_len(&l->batch) + len > BATCH_BYTES && (err = flush_batch(l)) < 0)
+	if (af_buf_len(&l->out[t]) + len > BATCH_BYTES && (err = send_target(l, t)) < 0)
 		return err;
-	if ((err = af_buf_append(&l->batch, row, len)) < 0)
+	if ((err = af_buf_append(&l->out[t], row, len)) < 0)
 		return fail_run(l, err);
 	return 0;
+}
+
+/* Sends every buffered row and ends the COPY: what follows is SQL. */
+static int flush_targets(af_loader *l)
+{
+	int err;
+
+	/* The open target first: one switch fewer. */
+	if (l->open_target != NO_TARGET && (err = send_target(l, l->open_target)) < 0)
+		return err;
+	for (int t = 0; t < NTARGETS; t++)
+		if ((err = send_target(l, t)) < 0)
+			return err;
+	return close_copy(l);
 }
 
 /* The row goes to the spool when its scope may turn out unchanged (the
@@ -322,12 +419,42 @@ static int route_row(af_loader *l, const scope_entry *se, const af_spool_tag *ta
 	int err;
 
 	if (!se->spooled)
-		return copy_row(l, af_buf_data(&l->row), af_buf_len(&l->row));
+		return put_row(l, TARGET_STAGE, af_buf_data(&l->row), af_buf_len(&l->row));
 	if (!l->spool && (err = af_spool_open(&l->spool)) < 0)
 		return fail_run(l, err);
 	if ((err = af_spool_put(l->spool, tag, af_buf_data(&l->row), af_buf_len(&l->row))) < 0)
 		return fail_run(l, err);
 	return 0;
+}
+
+#define TOO_LARGE "the record is larger than the loader's 16 MiB row limit"
+
+/* A record of a scope on the first-load path: into its table and history
+ * when direct.c takes it (*taken), else left for staging. */
+static int offer_direct(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec,
+			const char *id, scope_entry *se, bool *taken)
+{
+	const size_t ent = (size_t)(e - af_entities);
+	unsigned char hash[AF_CONTENT_HASH_LEN];
+	int err;
+
+	if ((err = af_content_hash(l->md, e, sc, rec, hash)) < 0)
+		return fail_run(l, err);
+	af_buf_reset(&l->row);
+	af_buf_reset(&l->hist);
+	err = af_direct_offer(l->direct, e, sc, rec, hash, &l->row, &l->hist, taken);
+	if (err == AF_ERR_LIMIT)
+		return reject(l, sc, e->type, id, TOO_LARGE);
+	if (err < 0)
+		return err == AF_ERR_DATA ? err : fail_run(l, err);
+	if (!*taken)
+		return 0;
+	af_scope_digest_add(&se->digest, hash);
+	se->records[ent]++;
+	if ((err = put_row(l, TARGET_TABLE + (int)ent, af_buf_data(&l->row),
+			   af_buf_len(&l->row))) < 0)
+		return err;
+	return put_row(l, TARGET_HISTORY, af_buf_data(&l->hist), af_buf_len(&l->hist));
 }
 
 /* Builds the record's COPY row, adds its content hash to its scope's
@@ -337,20 +464,22 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 {
 	af_spool_tag tag;
 	scope_entry *se;
+	bool taken = false;
 	int err;
 
+	if ((err = scope_find(&se, l, sc)) < 0)
+		return fail_run(l, err);
+	if (se->direct && ((err = offer_direct(l, e, sc, rec, id, se, &taken)) < 0 || taken))
+		return err;
 	af_buf_reset(&l->row);
 	err = af_stage_put_row(&l->stage, &l->row, l->md, e, ++l->seq, sc, rec, tag.hash);
 	/* A record too large for one COPY row (ROW_MAX) is rejected alone: one
 	 * odd item must not fail every other scope of the run. */
 	if (err == AF_ERR_LIMIT)
-		return reject(l, sc, e->type, id,
-			      "the record is larger than the loader's 16 MiB row limit");
+		return reject(l, sc, e->type, id, TOO_LARGE);
 	/* Bad data is that record's problem too; anything else ends the run. */
 	if (err < 0)
 		return err == AF_ERR_DATA ? err : fail_run(l, err);
-	if ((err = scope_find(&se, l, sc)) < 0)
-		return fail_run(l, err);
 	af_scope_digest_add(&se->digest, tag.hash);
 	se->records[e - af_entities]++;
 	tag.scope = (uint32_t)(se - l->scopes);
@@ -362,7 +491,7 @@ static int usable(af_loader *l)
 {
 	if (l->failed)
 		return run_failed(l, "the loader is not accepting records");
-	if (!l->copying)
+	if (!l->accepting)
 		return af_error_set(AF_ERR_PARAM, "the loader is not accepting records (not "
 				    "started or already committed)");
 	return 0;
@@ -494,8 +623,12 @@ static int loader_new(af_loader **out, af_store *s, const af_run_options *opts)
 	l->guard.min_deletes = AF_DELETE_GUARD_MIN;
 	if (opts->guard)
 		l->guard = *opts->guard;
-	af_buf_init(&l->batch, BATCH_BYTES + ROW_MAX);
+	l->open_target = NO_TARGET;
+	l->no_direct = opts->no_direct;
+	for (int t = 0; t < NTARGETS; t++)
+		af_buf_init(&l->out[t], BATCH_BYTES + ROW_MAX);
 	af_buf_init(&l->row, ROW_MAX);
+	af_buf_init(&l->hist, ROW_MAX);
 	l->md = EVP_MD_CTX_new();
 	l->tok = json_tokener_new();
 	l->trigger = opts->trigger ? strdup(opts->trigger) : NULL;
@@ -526,20 +659,6 @@ static int insert_run_row(af_loader *l)
 		err = af_store_db_error(l->conn, res, "recording the run (is the schema migrated?)");
 	else
 		l->run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return err;
-}
-
-/* Starts a COPY ... FROM STDIN; the sink's rows (copy_row) go to it. */
-static int start_copy(af_loader *l, const char *sql, const char *what)
-{
-	PGresult *res = PQexec(l->conn, sql);
-	int err = 0;
-
-	if (PQresultStatus(res) != PGRES_COPY_IN)
-		err = af_store_db_error(l->conn, res, what);
-	else
-		l->copying = true;
 	PQclear(res);
 	return err;
 }
@@ -591,8 +710,34 @@ done:
 	return err;
 }
 
+/* direct.c's ids: a block of the entity sequence. Under the run lock no
+ * one else draws from it, and the merge's own inserts draw after it. */
+static int reserve_ids(void *ctx, int64_t n, int64_t *first)
+{
+	af_loader *l = ctx;
+	char sql[160], count[24];
+	PGresult *res;
+	int err;
+
+	if ((err = close_copy(l)) < 0)
+		return err;
+	snprintf(count, sizeof(count), "%" PRId64, n);
+	snprintf(sql, sizeof(sql),
+		 "SELECT setval('aifleet.entity_id_seq', nextval('aifleet.entity_id_seq') + %s - 1)"
+		 " - %s + 1", count, count);
+	res = PQexec(l->conn, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		err = fail_run(l, af_store_db_error(l->conn, res, "reserving entity ids"));
+	else
+		*first = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return err;
+}
+
 /* The lock, the run's transaction, its staging tables and sync_run row,
- * then COPY: from here on the sink accepts records. */
+ * the ledger, and what the first-load path needs to know of the tables:
+ * from here on the sink accepts records (a COPY starts with the first
+ * full buffer). */
 static int open_run(af_loader *l, bool wait_for_lock)
 {
 	int err;
@@ -607,12 +752,16 @@ static int open_run(af_loader *l, bool wait_for_lock)
 		return err;
 	if ((err = insert_run_row(l)) < 0 || (err = load_ledger(l)) < 0)
 		return err;
-	return start_copy(l, l->stage.copy_sql, "starting COPY into staging");
+	if (!l->no_direct &&
+	    (err = af_direct_new(&l->direct, l->conn, l->run_id, reserve_ids, l)) < 0)
+		return err;
+	l->accepting = true;
+	return 0;
 }
 
 int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts)
 {
-	static const af_run_options defaults = {false, false, NULL, NULL};
+	static const af_run_options defaults = {false, false, NULL, NULL, false};
 	af_loader *l = NULL;
 	int err;
 
@@ -674,32 +823,6 @@ static int exec_params(af_loader *l, const char *what, const char *sql, int n,
 		*affected = strtoull(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	return err;
-}
-
-/* After a COPY: every result, as psql's handleCopyIn drains them; the first
- * failure named by `what` unless `err` already says what went wrong. */
-static int drain_results(af_loader *l, const char *what, int err)
-{
-	PGresult *res;
-
-	while ((res = PQgetResult(l->conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && !err)
-			err = af_store_db_error(l->conn, res, what);
-		PQclear(res);
-	}
-	return err;
-}
-
-static int end_copy(af_loader *l)
-{
-	int err;
-
-	if ((err = flush_batch(l)) < 0)
-		return err;
-	l->copying = false;
-	if (PQputCopyEnd(l->conn, NULL) != 1)
-		return af_store_db_error(l->conn, NULL, "ending COPY into staging");
-	return drain_results(l, "COPY into staging", 0);
 }
 
 /* --allow-deletes names a scope as provider/account/region/product, or "all". */
@@ -896,7 +1019,7 @@ static int replay_row(void *ctx, const af_spool_tag *tag, const char *row, size_
 		l->seen[tag->entity]++;
 		return 0;
 	}
-	return copy_row(l, row, len);
+	return put_row(l, TARGET_STAGE, row, len);
 }
 
 static int copy_unseen_id(void *ctx, int64_t id)
@@ -905,7 +1028,7 @@ static int copy_unseen_id(void *ctx, int64_t id)
 	char line[32];
 	int n = snprintf(line, sizeof(line), "%" PRId64 "\n", id);
 
-	return copy_row(l, line, (size_t)n);
+	return put_row(l, TARGET_UNSEEN, line, (size_t)n);
 }
 
 /* The seen counts of the filtered scopes, for the guard's live count. */
@@ -969,17 +1092,11 @@ static int filter_spooled(af_loader *l)
 			err = fetch_live(l, &af_entities[i], l->live[i]);
 	if (err < 0)
 		return err;
-	if ((err = start_copy(l, l->stage.copy_sql, "starting COPY into staging")) < 0)
-		return err;
 	if ((err = af_spool_replay(l->spool, replay_row, l)) < 0)
 		return fail_run(l, err);
-	if ((err = end_copy(l)) < 0 ||
-	    (err = start_copy(l, "COPY af_unseen (id) FROM STDIN",
-					 "starting COPY of unseen rows")) < 0)
-		return err;
 	for (i = 0; i < AF_NENTITIES && !err; i++)
 		err = af_live_set_each_unseen(l->live[i], copy_unseen_id, l);
-	if (err < 0 || (err = end_copy(l)) < 0)
+	if (err < 0 || (err = flush_targets(l)) < 0)
 		return err;
 	for (i = 0; i < AF_NENTITIES; i++) {
 		af_live_set_free(l->live[i]);
@@ -1000,8 +1117,10 @@ static int run_sql(af_loader *l, const char *what, af_buf *q, const char *run_id
 
 /* Staging rows of one entity, de-duplicated (the last copy of a natural key
  * wins), joined to the current table and classified into m_<type>:
- * c(reated) u(pdated) r(estored) n(unchanged) x(orphan: owner unknown). */
-static int classify(af_loader *l, const af_entity *e, const af_merge_sql *m)
+ * c(reated) u(pdated) r(estored) n(unchanged) x(orphan: owner unknown),
+ * o(verwrite: a later copy of a row the first-load path wrote in this
+ * run -- the only rows of this entity the run has written yet). */
+static int classify(af_loader *l, const af_entity *e, const af_merge_sql *m, const char *run_id)
 {
 	af_buf q = AF_BUF_INIT;
 	int err;
@@ -1010,6 +1129,7 @@ static int classify(af_loader *l, const af_entity *e, const af_merge_sql *m)
 				 "CREATE TEMP TABLE m_%s ON COMMIT DROP AS"
 				 " SELECT s.*%s, t.id AS tid,"
 				 " CASE WHEN %s THEN 'x' WHEN t.id IS NULL THEN 'c'"
+				 " WHEN t.last_run_id = %s THEN 'o'"
 				 " WHEN t.deleted_at IS NOT NULL THEN 'r'"
 				 " WHEN t.content_hash <> s.content_hash THEN 'u' ELSE 'n' END AS action,"
 				 " CASE WHEN t.id IS NOT NULL AND (t.deleted_at IS NOT NULL"
@@ -1017,7 +1137,7 @@ static int classify(af_loader *l, const af_entity *e, const af_merge_sql *m)
 				 " FROM (SELECT DISTINCT ON (%s) * FROM af_stage WHERE entity = '%c'"
 				 "  ORDER BY %s, seq DESC) s%s"
 				 " LEFT JOIN %s t ON %s",
-				 e->type, m->owner_ids, e->orphan, m->key, e->code, m->key,
+				 e->type, m->owner_ids, e->orphan, run_id, m->key, e->code, m->key,
 				 e->owner_joins, e->table, m->key_match)) < 0 ||
 	    (err = run_sql(l, "classifying staged records", &q, NULL, NULL)) < 0)
 		goto done;
@@ -1035,8 +1155,10 @@ done:
 	return err;
 }
 
-/* The staged rows of m_<type> by action; orphans are rejected, not staged. */
-static int count_actions(af_loader *l, const af_entity *e, af_entity_counts *c)
+/* The staged rows of m_<type> by action; orphans are rejected, not staged,
+ * and overwrites (*overwrite) count as the row they overwrite. */
+static int count_actions(af_loader *l, const af_entity *e, af_entity_counts *c,
+			 uint64_t *overwrite)
 {
 	char sql[128];
 	PGresult *res;
@@ -1056,6 +1178,7 @@ static int count_actions(af_loader *l, const af_entity *e, af_entity_counts *c)
 		case 'u': c->updated = n; break;
 		case 'r': c->restored = n; break;
 		case 'n': c->unchanged = n; break;
+		case 'o': *overwrite = n; continue;
 		default: continue;
 		}
 		c->staged += n;
@@ -1156,6 +1279,23 @@ done:
 	return err;
 }
 
+/* o: the row the first-load path wrote takes a later copy's values; its
+ * version stays the one it opened (content NULL, as the row is its
+ * content), as if only the last copy had been loaded. */
+static int overwrite_written(af_loader *l, const af_entity *e, const af_merge_sql *m)
+{
+	af_buf q = AF_BUF_INIT;
+	int err;
+
+	if ((err = af_buf_printf(&q,
+				 "UPDATE %s t SET %s, content_hash = m.content_hash"
+				 " FROM m_%s m WHERE t.id = m.tid AND m.action = 'o'",
+				 e->table, m->set, e->type)) == 0)
+		err = run_sql(l, "overwriting records seen twice", &q, NULL, NULL);
+	af_buf_free(&q);
+	return err;
+}
+
 /*
  * After a large insert the planner must learn that the table grew: a
  * table loaded from empty in this transaction still looks empty to it (no
@@ -1179,10 +1319,16 @@ static int merge_entity(af_loader *l, size_t i, const char *run_id, af_entity_co
 {
 	const af_entity *e = &af_entities[i];
 	const af_merge_sql *m = &l->stage.merge[i];
+	uint64_t overwrite = 0;
 	int err;
 
-	if ((err = classify(l, e, m)) < 0 || (err = count_actions(l, e, c)) < 0 ||
-	    (err = reject_orphans(l, e)) < 0)
+	/* What the first-load path wrote is joined below like any row. */
+	if (af_direct_taken(l->direct, (int)i) >= ANALYZE_AFTER && (err = analyze_table(l, e)) < 0)
+		return err;
+	if ((err = classify(l, e, m, run_id)) < 0 ||
+	    (err = count_actions(l, e, c, &overwrite)) < 0 || (err = reject_orphans(l, e)) < 0)
+		return err;
+	if (overwrite > 0 && (err = overwrite_written(l, e, m)) < 0)
 		return err;
 	/* A statement with nothing to do still scans what it joins. */
 	if (c->created > 0 && (err = insert_created(l, e, m, run_id, hist)) < 0)
@@ -1529,7 +1675,7 @@ static int check_owners(af_loader *l, const af_entity *e)
 
 		af_buf_reset(&q);
 		if ((err = af_buf_printf(&q,
-					 "SELECT count(*) FROM m_%s m WHERE m.action IN ('c', 'u', 'r')"
+					 "SELECT count(*) FROM m_%s m WHERE m.action IN ('c', 'u', 'r', 'o')"
 					 " AND m.owner_%s IS NOT NULL AND NOT EXISTS"
 					 " (SELECT 1 FROM %s o WHERE o.id = m.owner_%s)",
 					 e->type, o->column, o->table, o->column)) < 0)
@@ -1613,9 +1759,16 @@ static int merge(af_loader *l, const char *run_id, af_load_summary *sum)
 	if (merged && (err = merge_entities(l, run_id, sum, counts)) < 0)
 		return err;
 	/* What was seen unchanged without being staged counts as staged and
-	 * unchanged, as if the merge had compared it. */
-	for (i = 0; i < AF_NENTITIES; i++)
-		counts[i]->staged += l->seen[i];
+	 * unchanged, as if the merge had compared it; what the first-load
+	 * path wrote, as staged and created. */
+	for (i = 0; i < AF_NENTITIES; i++) {
+		uint64_t direct = af_direct_taken(l->direct, (int)i);
+
+		counts[i]->staged += l->seen[i] + direct;
+		counts[i]->created += direct;
+		sum->history_rows += direct;
+		sum->direct_rows += direct;
+	}
 	for (k = 0; k < l->nscopes; k++)
 		for (i = 0; l->scopes[k].skipped && i < AF_NENTITIES; i++)
 			counts[i]->staged += l->scopes[k].records[i];
@@ -1630,12 +1783,12 @@ static void log_summary(const af_loader *l, const af_load_summary *sum)
 	af_info("loader",
 		"run %" PRId64 "%s: instances +%" PRIu64 " ~%" PRIu64 " -%" PRIu64 " services +%" PRIu64
 		" ~%" PRIu64 " -%" PRIu64 " resources +%" PRIu64 " ~%" PRIu64 " -%" PRIu64
-		", %" PRIu64 " history rows, %zu of %zu scopes skipped unchanged, %.1f MiB spooled,"
-		" copy %.2fs merge %.2fs",
+		", %" PRIu64 " history rows, %" PRIu64 " rows loaded directly, %zu of %zu scopes"
+		" skipped unchanged, %.1f MiB spooled, copy %.2fs merge %.2fs",
 		l->run_id, l->dry_run ? " (dry run, rolled back)" : "", sum->instances.created,
 		sum->instances.updated, sum->instances.deleted, sum->services.created,
 		sum->services.updated, sum->services.deleted, sum->resources.created,
-		sum->resources.updated, sum->resources.deleted, sum->history_rows,
+		sum->resources.updated, sum->resources.deleted, sum->history_rows, sum->direct_rows,
 		sum->scopes_skipped, l->nscopes, (double)l->spooled_bytes / (1024.0 * 1024.0),
 		sum->copy_seconds, sum->merge_seconds);
 }
@@ -1655,7 +1808,8 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 	if (l->failed)
 		return run_failed(l, "nothing was committed");
 	snprintf(run_id, sizeof(run_id), "%" PRId64, l->run_id);
-	if ((err = judge_digests(l)) < 0 || (err = end_copy(l)) < 0)
+	l->accepting = false;
+	if ((err = judge_digests(l)) < 0 || (err = flush_targets(l)) < 0)
 		goto done;
 	sum.copy_seconds = af_clock_seconds() - l->t_begin;
 	t_merge = af_clock_seconds();
@@ -1690,13 +1844,13 @@ void af_loader_free(af_loader *l)
 
 	if (!l)
 		return;
-	if (l->copying) {
+	if (l->open_target != NO_TARGET) {
 		/* Abort the COPY: the server fails it, and the ROLLBACK below
 		 * discards the transaction. */
 		PQputCopyEnd(l->conn, "aifleet run aborted");
 		while ((res = PQgetResult(l->conn)) != NULL)
 			PQclear(res);
-		l->copying = false;
+		l->open_target = NO_TARGET;
 	}
 	if (l->in_tx && PQstatus(l->conn) == CONNECTION_OK)
 		PQclear(PQexec(l->conn, "ROLLBACK"));
@@ -1710,8 +1864,11 @@ void af_loader_free(af_loader *l)
 		scope_entry_free(&l->scopes[i]);
 	free(l->scopes);
 	free(l->trigger);
-	af_buf_free(&l->batch);
+	for (i = 0; i < NTARGETS; i++)
+		af_buf_free(&l->out[i]);
 	af_buf_free(&l->row);
+	af_buf_free(&l->hist);
+	af_direct_free(l->direct);
 	af_spool_free(l->spool);
 	for (i = 0; i < AF_NENTITIES; i++)
 		af_live_set_free(l->live[i]);

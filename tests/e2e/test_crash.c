@@ -252,11 +252,11 @@ static void wait_until_quiet(crash_env *e, const char *when)
 
 /* ---- the aifleet binary ------------------------------------------------ */
 
-/* Starts `aifleet --config CONFIG --no-progress sync [extra]` in the
+/* Starts `aifleet --config CONFIG --no-progress [extra] COMMAND` in the
  * background; its output goes to dir/runN.{out,err}. It never outlives the
  * test program, whatever happens to it (SIGKILL on our death). */
-static void spawn_sync(crash_env *e, const char *dir, const char *config, const char *extra,
-		       const char *extra_value)
+static void spawn_aifleet(crash_env *e, const char *dir, const char *config, const char *extra,
+			  const char *extra_value, const char *command)
 {
 	const char *argv[8];
 	size_t n = 0;
@@ -274,12 +274,18 @@ static void spawn_sync(crash_env *e, const char *dir, const char *config, const 
 		argv[n++] = extra;
 		argv[n++] = extra_value;
 	}
-	argv[n++] = "sync";
+	argv[n++] = command;
 	argv[n] = NULL;
 	fflush(NULL);
 	pid = af_test_spawn(AIFLEET_BIN, argv, e->out_path, e->err_path, SIGKILL);
 	assert_true(pid >= 0);
 	e->child = pid;
+}
+
+static void spawn_sync(crash_env *e, const char *dir, const char *config, const char *extra,
+		       const char *extra_value)
+{
+	spawn_aifleet(e, dir, config, extra, extra_value, "sync");
 }
 
 /* Reaps the child if it has ended: its exit code (128 + signal), or -1. */
@@ -359,6 +365,16 @@ static long sync_clean(crash_env *e, const char *dir, const char *config)
 		fail_msg("aifleet sync exited %d, want 0:\n%s", code, err);
 	}
 	return (long)((af_test_now() - t0) * 1000);
+}
+
+/* `aifleet migrate`: the schema, no run. */
+static void migrate(crash_env *e)
+{
+	int code;
+
+	spawn_aifleet(e, e->dir, e->config, NULL, NULL, "migrate");
+	if ((code = wait_child(e)) != 0)
+		fail_msg("aifleet migrate exited %d, want 0:\n%s", code, child_output(e, true));
 }
 
 /* ---- fixtures ------------------------------------------------------------ */
@@ -621,7 +637,8 @@ static void unblock_merge(crash_env *e)
 	e->locker = NULL;
 }
 
-static const char in_merge[] = "wait_event_type = 'Lock' AND query NOT LIKE 'COPY af_stage%'";
+/* Waiting for block_merge's lock: not in a COPY of the collection. */
+static const char in_merge[] = "wait_event_type = 'Lock' AND query NOT LIKE 'COPY%FROM STDIN'";
 
 static void test_sigkill_during_merge(void **state)
 {
@@ -652,19 +669,24 @@ static void test_sigkill_during_merge(void **state)
 
 /* ---- the database dies under a run ------------------------------------------ */
 
-/* Syncs once, changes the fleet, starts a run, terminates its backend from
+/* Syncs once and changes the fleet (unless `first_load`: the run is then
+ * the database's first), starts a run, terminates its backend from
  * another session once `cond` holds (a merge blocked by block_merge if
  * `merge`), and checks what the documentation promises: exit 75, nothing
  * changed, the next run succeeds. */
-static void lose_database_mid_run(crash_env *e, const char *cond, bool merge)
+static void lose_database_mid_run(crash_env *e, const char *cond, bool merge, bool first_load)
 {
 	const char *before, *out, *err;
 	char sql[128];
 	long long pid;
 	int code;
 
-	sync_clean(e, e->dir, e->config);
-	mutate(e, "{\"create\":0.2,\"update\":0.2,\"delete\":0.2,\"seed\":5}");
+	if (first_load) {
+		migrate(e);
+	} else {
+		sync_clean(e, e->dir, e->config);
+		mutate(e, "{\"create\":0.2,\"update\":0.2,\"delete\":0.2,\"seed\":5}");
+	}
 	wait_until_quiet(e, "after the first run");
 	before = checksum(e);
 
@@ -690,13 +712,19 @@ static void lose_database_mid_run(crash_env *e, const char *cond, bool merge)
 
 	sync_clean(e, e->dir, e->config);
 	wait_until_quiet(e, "after the next run");
-	assert_int_equal(pg_int(e->observer, "SELECT count(*) FROM aifleet.sync_run"), 2);
+	assert_int_equal(pg_int(e->observer, "SELECT count(*) FROM aifleet.sync_run"),
+			 first_load ? 1 : 2);
 	assert_matches_simulator(e);
 }
 
-/* Enough records for several COPY batches: the loss is met by the next
- * batch sent during collection. */
-static void test_db_lost_while_streaming(void **state)
+/* The run's backend while the collection goes on: its transaction open,
+ * waiting for the rows the loader buffers (spooled, or for the first-load
+ * path's COPY). */
+static const char collecting[] = "state = 'idle in transaction'";
+
+/* A resync: its records are spooled; the loss is met when the commit
+ * reads them back. */
+static void test_db_lost_while_collecting(void **state)
 {
 	static const char *const sim_args[] = {
 		"--items", "30", "--latency-ms", "50", "--seed", "23", NULL,
@@ -704,11 +732,12 @@ static void test_db_lost_while_streaming(void **state)
 	crash_env *e = *state;
 
 	env_up(e, sim_args, false);
-	lose_database_mid_run(e, "query LIKE 'COPY%'", false);
+	lose_database_mid_run(e, collecting, false, false);
 }
 
-/* Few records, all in the last batch: the loss is met when the COPY ends. */
-static void test_db_lost_at_end_of_copy(void **state)
+/* The database's first run: its records go straight into the tables; the
+ * loss is met when their COPY is sent. */
+static void test_db_lost_during_first_load(void **state)
 {
 	static const char *const sim_args[] = {
 		"--items", "3", "--latency-ms", "200", "--seed", "24", NULL,
@@ -716,7 +745,7 @@ static void test_db_lost_at_end_of_copy(void **state)
 	crash_env *e = *state;
 
 	env_up(e, sim_args, false);
-	lose_database_mid_run(e, "query LIKE 'COPY%'", false);
+	lose_database_mid_run(e, collecting, false, true);
 }
 
 static void test_db_lost_during_merge(void **state)
@@ -725,7 +754,7 @@ static void test_db_lost_during_merge(void **state)
 	crash_env *e = *state;
 
 	env_up(e, sim_args, false);
-	lose_database_mid_run(e, in_merge, true);
+	lose_database_mid_run(e, in_merge, true, false);
 }
 
 /* A loopback port that refuses connections: bound, never listening, and
@@ -796,8 +825,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_sigkill_at_random_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigkill_during_merge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_db_lost_while_streaming, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_db_lost_at_end_of_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_db_lost_while_collecting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_db_lost_during_first_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_db_lost_during_merge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_db_unreachable_from_start, setup, teardown),
 	};
