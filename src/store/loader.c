@@ -25,6 +25,7 @@
  * staged, and its scope becomes partial (nothing in it is tombstoned). The
  * rest of the run still loads.
  */
+#include "bulk.h"
 #include "columns.h"
 #include "direct.h"
 #include "liveset.h"
@@ -127,6 +128,7 @@ struct af_loader {
 	af_buf row;     /* the record being staged */
 	af_buf hist;    /* its first version, on the first-load path */
 	af_direct *direct; /* the first-load path; NULL when disabled */
+	af_deferred_indexes deferred; /* dropped for a database's first load: bulk.c */
 	af_spool *spool; /* rows of the scopes that may be skipped; NULL until one */
 	ledger_scope *ledger; /* the scopes scope_state knows, sorted by key */
 	size_t nledger;
@@ -753,7 +755,8 @@ static int open_run(af_loader *l, bool wait_for_lock)
 	if ((err = insert_run_row(l)) < 0 || (err = load_ledger(l)) < 0)
 		return err;
 	if (!l->no_direct &&
-	    (err = af_direct_new(&l->direct, l->conn, l->run_id, reserve_ids, l)) < 0)
+	    ((err = af_direct_new(&l->direct, l->conn, l->run_id, reserve_ids, l)) < 0 ||
+	     (err = af_bulk_defer_indexes(l->conn, &l->deferred)) < 0))
 		return err;
 	l->accepting = true;
 	return 0;
@@ -1813,7 +1816,8 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 		goto done;
 	sum.copy_seconds = af_clock_seconds() - l->t_begin;
 	t_merge = af_clock_seconds();
-	if ((err = merge(l, run_id, &sum)) < 0)
+	if ((err = af_bulk_rebuild_indexes(l->conn, &l->deferred)) < 0 ||
+	    (err = merge(l, run_id, &sum)) < 0)
 		goto done;
 	sum.merge_seconds = af_clock_seconds() - t_merge;
 	if (l->dry_run) {
@@ -1869,6 +1873,7 @@ void af_loader_free(af_loader *l)
 	af_buf_free(&l->row);
 	af_buf_free(&l->hist);
 	af_direct_free(l->direct);
+	af_deferred_indexes_free(&l->deferred);
 	af_spool_free(l->spool);
 	for (i = 0; i < AF_NENTITIES; i++)
 		af_live_set_free(l->live[i]);

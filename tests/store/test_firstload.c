@@ -322,6 +322,53 @@ static void test_dry_first_load_leaves_nothing(void **state)
 	af_testdb_drop(&db);
 }
 
+/* Every index of schema aifleet, as pg_indexes shows it, valid or not. */
+static const char indexes_sql[] =
+    "SELECT string_agg(indexdef || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END,"
+    " E'\\n' ORDER BY indexname) FROM pg_indexes p JOIN pg_index x"
+    " ON x.indexrelid = (quote_ident(p.schemaname) || '.' || quote_ident(p.indexname))::regclass"
+    " WHERE p.schemaname = 'aifleet'";
+
+/*
+ * A first load into an empty database builds the secondary indexes after
+ * the rows (bulk.c): afterwards every index is there as it was, a user's
+ * own included, and a first load that never commits leaves them too.
+ */
+static void test_first_load_keeps_indexes(void **state)
+{
+	af_run_options opts = {false, false, "test", NULL, false};
+	af_testdb db;
+	af_store *s = st_open(&db);
+	af_loader *l = NULL;
+	char *before, *after;
+
+	(void)state;
+	af_testdb_exec(&db, "CREATE INDEX users_own ON aifleet.instance (lower(name))");
+	before = af_testdb_query_value(&db, indexes_sql);
+	assert_non_null(strstr(before, "users_own"));
+	assert_non_null(strstr(before, "history_open_version"));
+	/* begun and abandoned: rolled back */
+	assert_int_equal(af_loader_begin(&l, s, &opts), 0);
+	feed_next(l, false);
+	af_loader_free(l);
+	after = af_testdb_query_value(&db, indexes_sql);
+	assert_string_equal(after, before);
+	free(after);
+	/* committed */
+	assert_true(run(s, feed_first, false, false).direct_rows > 0);
+	after = af_testdb_query_value(&db, indexes_sql);
+	assert_string_equal(after, before);
+	free(after);
+	/* and used: one open version per entity, still enforced */
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history"
+	                                          " WHERE upper_inf(valid) AND NOT isempty(valid)"),
+	                 af_testdb_query_int(&db, "SELECT count(DISTINCT entity_id)"
+	                                          " FROM aifleet.history"));
+	free(before);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +376,7 @@ int main(void)
 	    cmocka_unit_test(test_paths_agree_with_orphan),
 	    cmocka_unit_test(test_rows_without_ledger_are_merged),
 	    cmocka_unit_test(test_dry_first_load_leaves_nothing),
+	    cmocka_unit_test(test_first_load_keeps_indexes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
