@@ -12,6 +12,7 @@
  */
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct af_buf {
 	char *data;     /* NUL-terminated; NULL until the first append */
@@ -27,7 +28,7 @@ void af_buf_init(af_buf *b, size_t max);
 /* Each returns 0, AF_ERR_NOMEM, or AF_ERR_LIMIT (the cap would be exceeded;
  * af_buf_printf also AF_ERR_GENERIC for a bad format). On failure the
  * contents are left as they were. */
-int af_buf_append(af_buf *b, const void *data, size_t len);
+inline int af_buf_append(af_buf *b, const void *data, size_t len);
 int af_buf_puts(af_buf *b, const char *s);
 int af_buf_printf(af_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -50,5 +51,30 @@ char *af_buf_detach(af_buf *b);
  * buffers that held credentials or signatures. */
 void af_buf_free(af_buf *b);
 void af_buf_free_secret(af_buf *b);
+
+/* af_buf_append when the buffer must grow or the cap is reached: buf.c's,
+ * for the inline part below. */
+int af_buf_append_grow(af_buf *b, const void *data, size_t len);
+
+/*
+ * Appending is what COPY rows are made of, a few bytes at a time, dozens
+ * of times per record: the case where the bytes fit in what is allocated
+ * is inline, the rest (growing, the cap) is af_buf_append_grow.
+ */
+inline int af_buf_append(af_buf *b, const void *data, size_t len)
+{
+	size_t cap = b->max ? b->max : AF_BUF_DEFAULT_MAX;
+
+	/* len + 1 (the terminator) fits the allocation; nothing allocated
+	 * (alloc 0) never does */
+	if (len < b->alloc - b->len && len <= cap - b->len) {
+		if (len)
+			memcpy(b->data + b->len, data, len);
+		b->len += len;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return af_buf_append_grow(b, data, len);
+}
 
 #endif

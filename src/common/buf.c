@@ -41,7 +41,10 @@ static int buf_reserve(af_buf *b, size_t extra)
 	return 0;
 }
 
-int af_buf_append(af_buf *b, const void *data, size_t len)
+/* The external definition of the inline af_buf_append (C99 6.7.4). */
+extern inline int af_buf_append(af_buf *b, const void *data, size_t len);
+
+int af_buf_append_grow(af_buf *b, const void *data, size_t len)
 {
 	int err;
 

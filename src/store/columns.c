@@ -221,6 +221,35 @@ static bool is_missing(const af_column *c, const void *rec)
 
 /* ---- validation ---------------------------------------------------------- */
 
+/* The end of the multi-byte UTF-8 character at s (a byte >= 0x80), or
+ * NULL if it is not one: a bad lead byte, a missing continuation byte (the
+ * terminator is none), an overlong form, a surrogate or beyond U+10FFFF. */
+static const unsigned char *utf8_char(const unsigned char *s)
+{
+	unsigned char c = *s;
+	int n;
+	unsigned int cp, min;
+
+	if ((c & 0xe0) == 0xc0) {
+		n = 1, cp = c & 0x1f, min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 2, cp = c & 0x0f, min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 3, cp = c & 0x07, min = 0x10000;
+	} else {
+		return NULL;
+	}
+	s++;
+	while (n-- > 0) {
+		if ((*s & 0xc0) != 0x80)
+			return NULL;
+		cp = (cp << 6) | (*s++ & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return NULL;
+	return s;
+}
+
 /* Structural UTF-8 check (no overlongs, no surrogates): PostgreSQL refuses
  * invalid UTF-8 in COPY, which would fail the whole run instead of one record. */
 static bool utf8_valid(const char *str)
@@ -229,33 +258,15 @@ static bool utf8_valid(const char *str)
 
 	if (!s)
 		return true;
-	while (*s) {
-		unsigned char c = *s;
-		int n;
-		unsigned int cp, min;
-
-		if (c < 0x80) {
+	for (;;) {
+		/* ASCII, 1..0x7f, in one test per byte: most text is all of it. */
+		while ((unsigned char)(*s - 1) < 0x7f)
 			s++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		s++;
-		while (n-- > 0) {
-			if ((*s & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (*s++ & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		if (*s == 0)
+			return true;
+		if (!(s = utf8_char(s)))
 			return false;
 	}
-	return true;
 }
 
 /* True if the JSON text has a \u0000 escape. An escaped backslash followed
@@ -457,21 +468,60 @@ const char *af_record_problem(const af_entity *e, const void *rec, json_tokener 
 
 /* ---- the COPY row and the content hash ----------------------------------- */
 
+/*
+ * What content_hash feeds SHA-256, gathered: one EVP_DigestUpdate per
+ * record instead of three per column (an update costs far more than the
+ * few bytes most of them carry). The bytes hashed are the same.
+ */
+typedef struct hash_input {
+	EVP_MD_CTX *md;
+	size_t len;
+	unsigned char buf[2048];
+} hash_input;
+
+static void hash_flush(hash_input *h)
+{
+	if (h->len)
+		EVP_DigestUpdate(h->md, h->buf, h->len);
+	h->len = 0;
+}
+
+static void hash_append(hash_input *h, const void *p, size_t len)
+{
+	if (len > sizeof(h->buf) - h->len) {
+		hash_flush(h);
+		if (len > sizeof(h->buf)) {
+			EVP_DigestUpdate(h->md, p, len);
+			return;
+		}
+	}
+	memcpy(h->buf + h->len, p, len);
+	h->len += len;
+}
+
 /* Each field is hashed with a presence byte and its length, so that
  * ("ab", NULL) and ("a", "b") hash differently. */
-static void hash_bytes(EVP_MD_CTX *md, const void *p, size_t len, bool present)
+static inline void hash_bytes(hash_input *h, const void *p, size_t len, bool present)
 {
 	unsigned char tag = present ? 1 : 0;
 	uint64_t n = len;
 
-	EVP_DigestUpdate(md, &tag, 1);
+	if (present && 1 + sizeof(n) + len <= sizeof(h->buf) - h->len) {
+		/* the usual case, all three in one go */
+		h->buf[h->len] = tag;
+		memcpy(h->buf + h->len + 1, &n, sizeof(n));
+		memcpy(h->buf + h->len + 1 + sizeof(n), p, len);
+		h->len += 1 + sizeof(n) + len;
+		return;
+	}
+	hash_append(h, &tag, 1);
 	if (!present)
 		return;
-	EVP_DigestUpdate(md, &n, sizeof(n));
-	EVP_DigestUpdate(md, p, len);
+	hash_append(h, &n, sizeof(n));
+	hash_append(h, p, len);
 }
 
-static void hash_column(EVP_MD_CTX *md, const af_column *c, const void *rec)
+static void hash_column(hash_input *h, const af_column *c, const void *rec)
 {
 	const char *s;
 	af_time t;
@@ -480,24 +530,24 @@ static void hash_column(EVP_MD_CTX *md, const af_column *c, const void *rec)
 	switch (c->type) {
 	case TYPE_TIME:
 		t = time_of(c, rec);
-		hash_bytes(md, &t, sizeof(t), t != AF_TIME_NULL);
+		hash_bytes(h, &t, sizeof(t), t != AF_TIME_NULL);
 		break;
 	case TYPE_NUMBER:
 		num = number_of(c, rec);
-		hash_bytes(md, &num.value, sizeof(num.value), num.set);
+		hash_bytes(h, &num.value, sizeof(num.value), num.set);
 		break;
 	default:
 		s = text_of(c, rec);
-		hash_bytes(md, s, s ? strlen(s) : 0, s != NULL);
+		hash_bytes(h, s, s ? strlen(s) : 0, s != NULL);
 		break;
 	}
 }
 
-static void hash_columns(EVP_MD_CTX *md, const af_column *cols, size_t n, const void *rec)
+static void hash_columns(hash_input *h, const af_column *cols, size_t n, const void *rec)
 {
 	for (size_t i = 0; i < n; i++)
 		if (cols[i].flags & HASHED)
-			hash_column(md, &cols[i], rec);
+			hash_column(h, &cols[i], rec);
 }
 
 static int content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, const void *rec,
@@ -509,12 +559,16 @@ static int content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, 
 	 * every record. */
 	const EVP_MD *type = EVP_MD_CTX_get0_md(md) ? NULL : EVP_sha256();
 	unsigned int len = 0;
+	hash_input h;
 
 	if (EVP_DigestInit_ex(md, type, NULL) != 1)
 		return af_error_set(AF_ERR_GENERIC, "SHA-256 initialisation failed");
-	hash_bytes(md, code, 1, true);
-	hash_columns(md, scope_columns, COUNT(scope_columns), sc);
-	hash_columns(md, e->columns, e->ncolumns, rec);
+	h.md = md;
+	h.len = 0;
+	hash_bytes(&h, code, 1, true);
+	hash_columns(&h, scope_columns, COUNT(scope_columns), sc);
+	hash_columns(&h, e->columns, e->ncolumns, rec);
+	hash_flush(&h);
 	if (EVP_DigestFinal_ex(md, out, &len) != 1)
 		return af_error_set(AF_ERR_GENERIC, "SHA-256 failed");
 	return 0;
@@ -541,21 +595,39 @@ static int put_field(af_buf *b, const af_column *c, const void *rec)
 static int put_fields(const af_stage *st, af_buf *b, const af_entity *e, uint64_t seq,
 		      const af_scope *sc, const void *rec)
 {
+	/* A run of columns the entity has not is one append of this text's
+	 * start (a resource row has 17 such columns). */
+#define NULLS4  "\\N\t\\N\t\\N\t\\N\t"
+#define NULLS16 NULLS4 NULLS4 NULLS4 NULLS4
+	static const char nulls[] = NULLS16 NULLS16 NULLS16 NULLS16;
+#undef NULLS16
+#undef NULLS4
 	const size_t ent = (size_t)(e - af_entities);
 	char head[32];
-	size_t i;
+	size_t i, j, n;
 	int err;
 
+	_Static_assert(sizeof(nulls) - 1 == 3 * AF_STAGE_MAX_COLUMNS, "a \\N per column");
 	/* The code and seq need no escaping. */
-	snprintf(head, sizeof(head), "%c\t%" PRIu64 "\t", e->code, seq);
-	if ((err = af_buf_puts(b, head)) < 0)
+	head[0] = e->code;
+	head[1] = '\t';
+	n = 2 + af_store_format_u64(head + 2, seq);
+	head[n++] = '\t';
+	if ((err = af_buf_append(b, head, n)) < 0)
 		return err;
 	for (i = 0; i < COUNT(scope_columns); i++)
 		if ((err = put_field(b, &scope_columns[i], sc)) < 0)
 			return err;
-	for (i = 0; i < st->ncolumns; i++)
-		if ((err = put_field(b, st->columns[i].of[ent], rec)) < 0)
+	for (i = 0; i < st->ncolumns; i = j) {
+		for (j = i; j < st->ncolumns && !st->columns[j].of[ent]; j++)
+			;
+		if (j > i)
+			err = af_buf_append(b, nulls, 3 * (j - i));
+		else
+			err = put_field(b, st->columns[j++].of[ent], rec);
+		if (err < 0)
 			return err;
+	}
 	return 0;
 }
 

@@ -34,12 +34,28 @@ int af_store_db_error(PGconn *conn, const PGresult *res, const char *what);
  * tab, newline and carriage return escaped with a backslash.
  */
 int af_store_copy_text(af_buf *b, const char *s);   /* NULL -> \N */
-int af_store_copy_null(af_buf *b);
 int af_store_copy_time(af_buf *b, af_time t);       /* AF_TIME_NULL -> \N */
 int af_store_copy_num(af_buf *b, af_num n);         /* unset -> \N */
 int af_store_copy_hash(af_buf *b, const unsigned char hash[32]); /* bytea hex */
-/* Field separator and end of row. */
-int af_store_copy_sep(af_buf *b);
-int af_store_copy_eol(af_buf *b);
+/* NULL, the field separator and the end of a row: inline, being a few
+ * bytes each, dozens of times per row. */
+static inline int af_store_copy_null(af_buf *b)
+{
+	return af_buf_append(b, "\\N", 2);
+}
+
+static inline int af_store_copy_sep(af_buf *b)
+{
+	return af_buf_append(b, "\t", 1);
+}
+
+static inline int af_store_copy_eol(af_buf *b)
+{
+	return af_buf_append(b, "\n", 1);
+}
+
+/* v in decimal (as printf's %llu writes it) into `out`, not terminated;
+ * returns the number of digits. */
+size_t af_store_format_u64(char out[20], uint64_t v);
 
 #endif

@@ -4,7 +4,8 @@
  *
  *   fleetgen --dsn DSN [--instances N] [--seed S] [--migrate] [--dry-run]
  *            [--change PCT] [--delete PCT] [--new PCT] [--scopes K]
- *            [--run R]
+ *            [--run R] [--no-direct]
+ *   fleetgen --generate-only [--instances N] [the same mutation options]
  *
  * Each instance has 2 services, 4 resources per service and 2 of its own,
  * 13 rows in all; so 100k instances = 100k + 200k + 1M rows. Instance i is
@@ -30,6 +31,14 @@
  * The expected effect (derived from this selection, not from the loader) is
  * printed as expect_* so that the benchmarks can compare it with what the
  * loader reports (got_*) and with what the database holds.
+ *
+ * --generate-only builds the same records but hands them to a sink that
+ * does nothing (no database, no loader): its seconds are the generator's
+ * own share of a load, to tell apart from the loader's.
+ *
+ * --no-direct loads accounts new to the database through staging and the
+ * merge (af_run_options.no_direct) instead of the first-load path: the
+ * benchmark compares the two.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -61,7 +70,7 @@ typedef struct opts {
 	double change, del, add;
 	long scopes; /* mutate only the instances of scopes [0, scopes) */
 	long run;    /* --run R: the fleet after runs 1..R of a history */
-	int migrate, dry;
+	int migrate, dry, generate_only;
 } opts;
 
 static uint64_t mix(uint64_t x)
@@ -201,12 +210,36 @@ static int emit(gen *g, long i, const char *name)
 	return 0;
 }
 
+/* --generate-only: the records go nowhere. */
+static int discard_instance(void *ctx, const af_scope *sc, const af_instance *in)
+{
+	return 0;
+}
+
+static int discard_service(void *ctx, const af_scope *sc, const af_service *sv)
+{
+	return 0;
+}
+
+static int discard_resource(void *ctx, const af_scope *sc, const af_resource *rs)
+{
+	return 0;
+}
+
 static double now_s(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* User and system time of the whole process (connecting and migrating
+ * included: next to nothing on a reload). */
+static double cpu_s(const struct rusage *ru)
+{
+	return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
+	       (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1e6;
 }
 
 static int usage(const char *msg)
@@ -223,9 +256,10 @@ int main(int argc, char **argv)
 		{"delete", required_argument, NULL, 'D'},    {"new", required_argument, NULL, 'N'},
 		{"scopes", required_argument, NULL, 'K'},    {"run", required_argument, NULL, 'R'},
 		{"migrate", no_argument, NULL, 'm'},         {"dry-run", no_argument, NULL, 'y'},
+		{"generate-only", no_argument, NULL, 'G'},   {"no-direct", no_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
-	opts o = {NULL, 100000, 42, 0, 0, 0, NSCOPES, 0, 0, 0};
+	opts o = {NULL, 100000, 42, 0, 0, 0, NSCOPES, 0, 0, 0, 0};
 	af_run_options ro = {false, true, "fleetgen", NULL, false};
 	af_store *store = NULL;
 	af_loader *l = NULL;
@@ -248,11 +282,15 @@ int main(int argc, char **argv)
 		case 'R': o.run = strtol(optarg, NULL, 10); break;
 		case 'm': o.migrate = 1; break;
 		case 'y': o.dry = 1; break;
+		case 'G': o.generate_only = 1; break;
+		case 'P': ro.no_direct = true; break;
 		default: return usage("unknown option");
 		}
 	}
-	if (!o.dsn)
+	if (!o.dsn && !o.generate_only)
 		return usage("--dsn is required");
+	if (o.generate_only && (o.migrate || o.dry))
+		return usage("--generate-only takes no --migrate or --dry-run");
 	if (o.instances < 0 || o.scopes < 1 || o.scopes > NSCOPES || o.run < 0)
 		return usage("--instances >= 0, --scopes 1..12 and --run >= 0");
 	if (o.change < 0 || o.del < 0 || o.add < 0 || o.change + o.del > 100)
@@ -267,14 +305,19 @@ int main(int argc, char **argv)
 		nmutable += mutable_instance(&o, i);
 	nnew = (long)((double)nmutable * o.add / 100.0);
 
-	if ((err = af_store_connect(&store, o.dsn)) < 0)
-		goto done;
-	if (o.migrate && (err = af_store_migrate(store, NULL)) < 0)
-		goto done;
-	t0 = now_s();
-	if ((err = af_loader_begin(&l, store, &ro)) < 0)
-		goto done;
-	g.sink = af_loader_sink(l);
+	if (o.generate_only) {
+		g.sink = (af_record_sink){discard_instance, discard_service, discard_resource, NULL};
+		t0 = now_s();
+	} else {
+		if ((err = af_store_connect(&store, o.dsn)) < 0)
+			goto done;
+		if (o.migrate && (err = af_store_migrate(store, NULL)) < 0)
+			goto done;
+		t0 = now_s();
+		if ((err = af_loader_begin(&l, store, &ro)) < 0)
+			goto done;
+		g.sink = af_loader_sink(l);
+	}
 	for (i = 0; i < o.instances; i++) {
 		char name[64];
 
@@ -310,6 +353,15 @@ int main(int argc, char **argv)
 			goto done;
 		added++;
 	}
+	if (o.generate_only) {
+		t1 = now_s();
+		getrusage(RUSAGE_SELF, &ru);
+		printf("generate_only instances=%ld rows=%" PRIu64 " seconds=%.3f cpu_seconds=%.3f"
+		       " us_per_row=%.3f\n",
+		       o.instances + added - deleted, g.rows, t1 - t0, cpu_s(&ru),
+		       g.rows ? (t1 - t0) * 1e6 / (double)g.rows : 0.0);
+		goto done;
+	}
 	for (i = 0; i < NSCOPES; i++) {
 		af_scope_report rep;
 
@@ -323,8 +375,8 @@ int main(int argc, char **argv)
 		goto done;
 	t1 = now_s();
 	getrusage(RUSAGE_SELF, &ru);
-	printf("instances=%ld rows=%" PRIu64 " seconds=%.3f rss_kib=%ld\n",
-	       o.instances + added - deleted, g.rows, t1 - t0, ru.ru_maxrss);
+	printf("instances=%ld rows=%" PRIu64 " seconds=%.3f rss_kib=%ld cpu_seconds=%.3f\n",
+	       o.instances + added - deleted, g.rows, t1 - t0, ru.ru_maxrss, cpu_s(&ru));
 	printf("mutated_scopes=%ld mutable_instances=%ld changed=%ld deleted=%ld new=%ld run=%ld\n",
 	       o.scopes, nmutable, changed, deleted, added, o.run);
 	/* The mutation's effect, from the selection above: a renamed instance is
