@@ -288,12 +288,24 @@ static int run_failed(const af_loader *l, const char *what)
 
 /* Counts a rejected record against its scope (which becomes partial) and
  * sets the error that names it. */
-static int reject(af_loader *l, const af_scope *sc, const char *what, const char *id,
+static int reject(af_loader *l, const af_scope *sc, const af_entity *ent, const void *rec,
 		  const char *why)
 {
+	const char *what = ent->type;
+	char name[1024], idbuf[512];
+	const char *id = idbuf;
+	af_record_key k;
 	scope_entry *e;
-	char name[1024];
 	int err;
+
+	/* A resource has no id of its own: its owner's and its kind name it.
+	 * Built here, as only a rejection says it. */
+	af_record_key_of(ent, rec, &k);
+	if (ent != &af_entities[AF_ENTITY_RESOURCE])
+		id = k.name;
+	else
+		snprintf(idbuf, sizeof(idbuf), "%s/%s", k.owner_id ? k.owner_id : "(no owner)",
+			 k.name ? k.name : "(no kind)");
 
 	if (!af_scope_valid(sc)) {
 		l->rejected_unscoped++;
@@ -434,7 +446,7 @@ static int route_row(af_loader *l, const scope_entry *se, const af_spool_tag *ta
 /* A record of a scope on the first-load path: into its table and history
  * when direct.c takes it (*taken), else left for staging. */
 static int offer_direct(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec,
-			const char *id, scope_entry *se, bool *taken)
+			scope_entry *se, bool *taken)
 {
 	const size_t ent = (size_t)(e - af_entities);
 	unsigned char hash[AF_CONTENT_HASH_LEN];
@@ -446,7 +458,7 @@ static int offer_direct(af_loader *l, const af_entity *e, const af_scope *sc, co
 	af_buf_reset(&l->hist);
 	err = af_direct_offer(l->direct, e, sc, rec, hash, &l->row, &l->hist, taken);
 	if (err == AF_ERR_LIMIT)
-		return reject(l, sc, e->type, id, TOO_LARGE);
+		return reject(l, sc, e, rec, TOO_LARGE);
 	if (err < 0)
 		return err == AF_ERR_DATA ? err : fail_run(l, err);
 	if (!*taken)
@@ -461,8 +473,7 @@ static int offer_direct(af_loader *l, const af_entity *e, const af_scope *sc, co
 
 /* Builds the record's COPY row, adds its content hash to its scope's
  * digest, and routes it. */
-static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec,
-		     const char *id)
+static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec)
 {
 	af_spool_tag tag;
 	scope_entry *se;
@@ -471,14 +482,14 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 
 	if ((err = scope_find(&se, l, sc)) < 0)
 		return fail_run(l, err);
-	if (se->direct && ((err = offer_direct(l, e, sc, rec, id, se, &taken)) < 0 || taken))
+	if (se->direct && ((err = offer_direct(l, e, sc, rec, se, &taken)) < 0 || taken))
 		return err;
 	af_buf_reset(&l->row);
 	err = af_stage_put_row(&l->stage, &l->row, l->md, e, ++l->seq, sc, rec, tag.hash);
 	/* A record too large for one COPY row (ROW_MAX) is rejected alone: one
 	 * odd item must not fail every other scope of the run. */
 	if (err == AF_ERR_LIMIT)
-		return reject(l, sc, e->type, id, TOO_LARGE);
+		return reject(l, sc, e, rec, TOO_LARGE);
 	/* Bad data is that record's problem too; anything else ends the run. */
 	if (err < 0)
 		return err == AF_ERR_DATA ? err : fail_run(l, err);
@@ -499,10 +510,8 @@ static int usable(af_loader *l)
 	return 0;
 }
 
-/* Validates a record against its entity's columns, then stages it; `id`
- * names it in a rejection. */
-static int sink_record(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec,
-		       const char *id)
+/* Validates a record against its entity's columns, then stages it. */
+static int sink_record(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec)
 {
 	const char *why;
 	char msg[160];
@@ -511,30 +520,25 @@ static int sink_record(af_loader *l, const af_entity *e, const af_scope *sc, con
 	if ((err = usable(l)) < 0)
 		return err;
 	if (!af_scope_valid(sc))
-		return reject(l, sc, e->type, id, "scope fields missing or invalid");
+		return reject(l, sc, e, rec, "scope fields missing or invalid");
 	if ((why = af_record_problem(e, rec, l->tok, msg, sizeof(msg))) != NULL)
-		return reject(l, sc, e->type, id, why);
-	return stage_row(l, e, sc, rec, id);
+		return reject(l, sc, e, rec, why);
+	return stage_row(l, e, sc, rec);
 }
 
 static int sink_instance(void *ctx, const af_scope *sc, const af_instance *in)
 {
-	return sink_record(ctx, &af_entities[AF_ENTITY_INSTANCE], sc, in, in->native_id);
+	return sink_record(ctx, &af_entities[AF_ENTITY_INSTANCE], sc, in);
 }
 
 static int sink_service(void *ctx, const af_scope *sc, const af_service *sv)
 {
-	return sink_record(ctx, &af_entities[AF_ENTITY_SERVICE], sc, sv, sv->native_id);
+	return sink_record(ctx, &af_entities[AF_ENTITY_SERVICE], sc, sv);
 }
 
 static int sink_resource(void *ctx, const af_scope *sc, const af_resource *rs)
 {
-	char id[512];
-
-	/* A resource has no id of its own: its owner's and its kind name it. */
-	snprintf(id, sizeof(id), "%s/%s", rs->owner_id ? rs->owner_id : "(no owner)",
-		 rs->kind ? rs->kind : "(no kind)");
-	return sink_record(ctx, &af_entities[AF_ENTITY_RESOURCE], sc, rs, id);
+	return sink_record(ctx, &af_entities[AF_ENTITY_RESOURCE], sc, rs);
 }
 
 af_record_sink af_loader_sink(af_loader *l)
