@@ -11,6 +11,12 @@
 #
 #   initial load          fleetgen (= the loader) into a fresh, migrated
 #                         database; a fresh database for every repetition
+#                         (the first-load path: rows straight into their
+#                         tables, indexes built after them)
+#   initial load, merge   the same through staging and the merge
+#                         (fleetgen --no-direct), for comparison
+#   generator alone       fleetgen --generate-only: what making the records
+#                         costs, part of every load and reload below
 #   vs raw \copy          psql \copy of the current rows that load left
 #                         (instance, service, resource; not history) into
 #                         plain tables of the same columns: no keys, no
@@ -147,6 +153,29 @@ for r in $(seq "$reps"); do
 	[ "$r" = 1 ] || admin "DROP DATABASE load_$r"
 done
 base=load_1
+
+merge_s=()
+for r in $(seq "$reps"); do
+	admin "CREATE DATABASE merge_$r"
+	checkpoint
+	out=$("$gen" --dsn "$server dbname=merge_$r" --migrate --instances "$n" --no-direct)
+	echo "-- initial load through the merge $r/$reps"
+	indent <<<"$out"
+	merge_s+=("$(field seconds "$out")")
+	check "initial load via the merge $r: rows created" "$(field got_created "$out")" $((13 * n))
+	check "initial load via the merge $r: same rows as the first-load path" \
+		"$(q "merge_$r" "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (SELECT native_id || content_hash::text AS x
+			FROM aifleet.instance UNION ALL SELECT native_id || content_hash::text FROM aifleet.service
+			UNION ALL SELECT owner_native_id || kind || content_hash::text FROM aifleet.resource) v")" \
+		"$(q "$base" "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (SELECT native_id || content_hash::text AS x
+			FROM aifleet.instance UNION ALL SELECT native_id || content_hash::text FROM aifleet.service
+			UNION ALL SELECT owner_native_id || kind || content_hash::text FROM aifleet.resource) v")"
+	admin "DROP DATABASE merge_$r"
+done
+gen_s=()
+for r in $(seq "$reps"); do
+	gen_s+=("$(field seconds "$("$gen" --generate-only --instances "$n")")")
+done
 
 # ---- 2. raw \copy of the current rows --------------------------------------
 # The very rows the initial load left in the three current tables, every
@@ -372,6 +401,9 @@ printf "%-50s %10s %9s %12s %7s   %s\n" "measure" "median" "ratio" "target" "ver
 row "raw \\copy of the $current_rows current rows (s)" "$raw" "" "" "" "${raw_s[*]}"
 row "peer: upserts of 10k rows per statement (s)" "$peer" "" "" "" "${peer_s[*]}"
 row "initial load (s)" "$load" "" "" "" "${load_s[*]}"
+m=$(median "${merge_s[@]}")
+row "  through the merge (s); first-load path / merge" "$m" "$(ratio "$load" "$m")" "" "" "${merge_s[*]}"
+row "generator alone (s), in every load below" "$(median "${gen_s[@]}")" "" "" "" "${gen_s[*]}"
 row "  initial load / raw \\copy" "" "$(ratio "$load" "$raw")" "<= 2.0x" 2.0 ""
 row "  initial load / peer" "" "$(ratio "$load" "$peer")" "<= 0.7x" 0.7 ""
 m=$(median "${ident_s[@]}")
