@@ -83,7 +83,7 @@ int af_key_map_put(af_key_map *m, const unsigned char key[AF_KEY_LEN], int64_t i
 	slot *s;
 	int err;
 
-	if (2 * (m->count + 1) > m->nslots && (err = grow(m)) < 0)
+	if (4 * (m->count + 1) > 3 * m->nslots && (err = grow(m)) < 0)
 		return err;
 	if (id <= 0)
 		return af_error_set(AF_ERR_PARAM, "key map ids must be positive");

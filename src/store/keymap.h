@@ -6,8 +6,9 @@
  * entity id: the first-load path (direct.c) finds a service's instance by
  * it, and tells a record seen twice from a new one.
  *
- * Open addressing with linear probing, at most half full, 24 bytes a
- * slot; keys are hashes already, so their first bytes pick the slot.
+ * Open addressing with linear probing, at most three quarters full, 24
+ * bytes a slot; keys are hashes already, so their first bytes pick the
+ * slot, and being uniform they keep the probes short.
  * 128 bits make a collision as unlikely as one of the content hashes the
  * loader trusts everywhere else.
  */
