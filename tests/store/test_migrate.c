@@ -229,6 +229,205 @@ static void test_upgrade_002_history_reads_the_same(void **state)
 	af_testdb_drop(&db);
 }
 
+/* The fleet of one run of the 003 history below. */
+enum {
+	H_RENAME = 1, /* tk-1 is renamed */
+	H_GPU4 = 2,   /* tk-1 has 4 GPUs, not 2 */
+	H_NO_TK2 = 4, /* tk-2 and its resource vanished */
+	H_NO_SVC = 8, /* svc-1 and its resource vanished */
+	H_TK3 = 16,   /* tk-3 appears */
+	H_SVC2 = 32,  /* svc-1 is renamed */
+};
+
+static const af_scope HA = {"alibaba", "a", "cn-beijing", "tair_kvcache"};
+static const af_scope HB = {"tencent", "t", "ap-guangzhou", "tione"};
+
+/* A service whose name is not its id (st_svc names it by its id). */
+static int history_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id,
+		       const char *name)
+{
+	af_record_sink sink = af_loader_sink(l);
+	af_service sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.instance_id = inst;
+	sv.native_id = id;
+	sv.name = name;
+	sv.model = "qwen-72b";
+	sv.status = "running";
+	sv.replicas = (af_num){1, true};
+	sv.created_at = AF_TIME_NULL;
+	sv.updated_at = AF_TIME_NULL;
+	sv.raw_json = "{}";
+	return sink.service(sink.ctx, sc, &sv);
+}
+
+static void history_run(af_store *s, unsigned flags)
+{
+	af_run_options opts = {.trigger = "test"};
+	af_load_summary sum;
+	af_loader *l = NULL;
+
+	if (af_loader_begin(&l, s, &opts) < 0)
+		fail_msg("begin: %s", af_error_last());
+	assert_int_equal(st_inst(l, &HA, "tk-1", flags & H_RENAME ? "one-renamed" : "one"), 0);
+	assert_int_equal(st_res(l, &HA, AF_OWNER_INSTANCE, "tk-1", "gpu_count",
+				flags & H_GPU4 ? 4 : 2, "cards", "A10"), 0);
+	assert_int_equal(st_res(l, &HA, AF_OWNER_INSTANCE, "tk-1", "cpu_cores", 8, "cores", NULL), 0);
+	if (!(flags & H_NO_SVC)) {
+		assert_int_equal(history_svc(l, &HA, "tk-1", "svc-1",
+					     flags & H_SVC2 ? "chat v2" : "chat"), 0);
+		assert_int_equal(st_res(l, &HA, AF_OWNER_SERVICE, "svc-1", "memory_gib", 16, "GiB",
+					NULL), 0);
+	}
+	if (!(flags & H_NO_TK2)) {
+		assert_int_equal(st_inst(l, &HA, "tk-2", "two"), 0);
+		assert_int_equal(st_res(l, &HA, AF_OWNER_INSTANCE, "tk-2", "cpu_cores", 4, "cores",
+					NULL), 0);
+	}
+	if (flags & H_TK3) {
+		assert_int_equal(st_inst(l, &HA, "tk-3", "three"), 0);
+		assert_int_equal(st_res(l, &HA, AF_OWNER_INSTANCE, "tk-3", "cpu_cores", 2, "cores",
+					NULL), 0);
+	}
+	assert_int_equal(st_inst(l, &HB, "ms-1", "group"), 0);
+	assert_int_equal(st_svc(l, &HB, "ms-1", "ms-1-1", "llama", 2), 0);
+	assert_int_equal(st_res(l, &HB, AF_OWNER_SERVICE, "ms-1-1", "gpu_count", 2, "cards", "T4"), 0);
+	st_done(l, &HA, AF_SCOPE_COMPLETE);
+	st_done(l, &HB, AF_SCOPE_COMPLETE);
+	if (af_loader_commit(l, &sum) < 0)
+		fail_msg("commit: %s", af_error_last());
+	af_loader_free(l);
+}
+
+/*
+ * Every answer of the read side, for 003 and later: the as-of functions at
+ * every moment, every entity's versions in their order (t_entity names
+ * them), the change feed, and every view but for the clock-dependent
+ * scope_freshness.age; and the shape of the read side -- every view's
+ * columns and every function's arguments and result types.
+ */
+static void snapshot_read_side_003(af_testdb *db, const char *prefix)
+{
+	char sql[2048];
+
+	snapshot_read_side(db, prefix);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO %s_answer"
+		 " SELECT 'entity', NULL::timestamptz, to_jsonb(e) || jsonb_build_object('n', x.n, 'v', to_jsonb(x))"
+		 "  FROM t_entity e, LATERAL aifleet.entity_history(e.provider, e.account, e.product,"
+		 "  e.native_id) WITH ORDINALITY x(entity_type, entity_id, valid, change, changed_at,"
+		 "  run_id, diff, content, n)"
+		 " UNION ALL SELECT 'current_instances', NULL, to_jsonb(x) FROM aifleet.current_instances x"
+		 " UNION ALL SELECT 'current_services', NULL, to_jsonb(x) FROM aifleet.current_services x"
+		 " UNION ALL SELECT 'run_status', NULL, to_jsonb(x) FROM aifleet.run_status x"
+		 " UNION ALL SELECT 'scope_freshness', NULL, to_jsonb(x) - 'age'"
+		 "  FROM aifleet.scope_freshness x;"
+		 "CREATE TABLE %s_shape AS"
+		 " SELECT c.relname::text AS object, a.attnum::int AS n, a.attname::text AS name,"
+		 "  format_type(a.atttypid, a.atttypmod) AS type"
+		 "  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+		 "  WHERE c.relnamespace = 'aifleet'::regnamespace AND c.relkind = 'v'"
+		 "  AND a.attnum > 0 AND NOT a.attisdropped"
+		 " UNION ALL SELECT p.proname::text, 0, pg_get_function_arguments(p.oid),"
+		 "  pg_get_function_result(p.oid) FROM pg_proc p"
+		 "  WHERE p.pronamespace = 'aifleet'::regnamespace",
+		 prefix, prefix);
+	af_testdb_exec(db, sql);
+}
+
+/*
+ * The upgrade to 004 on a history the loader wrote at 003: six runs with
+ * creations, renames (of an instance and of a service), a capacity change,
+ * deletions of an instance and of a service with their resources,
+ * restorations, a skipped run. One open
+ * version keeps a stored content that differs from its current row (003
+ * kept those; nothing aifleet writes has one), so the read side's
+ * preference for a stored content is compared too. Every answer is taken
+ * with 003's views and functions, the store migrates, and 004's must give
+ * the very same rows, in the same order where the contract orders them,
+ * with the same columns and types; 004 adds one view and nothing else.
+ */
+static void test_upgrade_003_reads_the_same(void **state)
+{
+	static const unsigned runs[] = {0,
+					H_RENAME | H_GPU4,
+					H_RENAME | H_GPU4 | H_NO_TK2 | H_NO_SVC,
+					H_GPU4 | H_TK3,
+					H_GPU4 | H_TK3,
+					H_TK3 | H_NO_TK2 | H_SVC2};
+	af_testdb db;
+	af_store *s = NULL;
+	PGconn *c;
+	PGresult *res;
+	char *plan;
+	int applied = -1;
+
+	(void)state;
+	assert_true(af_migrations_count >= 4);
+	assert_int_equal(af_migrations[2].version, 3);
+	migrate_by_hand(&db, 3);
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		history_run(s, runs[i]);
+	af_testdb_exec(&db, "UPDATE aifleet.history h SET content = to_jsonb(t) || '{\"name\": \"kept\"}'"
+			    " FROM aifleet.instance t WHERE t.id = h.entity_id AND t.native_id = 'tk-3'"
+			    " AND h.content IS NULL");
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(DISTINCT change) FROM aifleet.history"), 4);
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history WHERE change = 'restored'"
+					     " AND entity_type = 'service'") >= 1);
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history WHERE content IS NULL") > 5);
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history WHERE content IS NOT NULL"
+					     " AND NOT isempty(valid) AND NOT upper_inf(valid)") > 3);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.sync_run"), 6);
+	af_testdb_exec(&db, moments_sql);
+	af_testdb_exec(&db, "CREATE TABLE t_entity AS SELECT DISTINCT provider, account, product, native_id"
+			    " FROM aifleet.change_feed");
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM t_entity"), 12);
+	snapshot_read_side_003(&db, "before");
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM before_answer") > 300);
+	/* tk-3's kept content: in instances_as_of and fleet_as_of at the six
+	 * moments from its creation on, and in the feed's row of its creation */
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM before_answer"
+						  " WHERE row ->> 'name' = 'kept'"), 6 + 6 + 1);
+
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count - 3);
+	snapshot_read_side_003(&db, "after");
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE before_answer EXCEPT ALL TABLE after_answer)"
+		" UNION ALL (TABLE after_answer EXCEPT ALL TABLE before_answer)) d"), 0);
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE before_shape EXCEPT ALL TABLE after_shape)"
+		" UNION ALL (SELECT * FROM (TABLE after_shape EXCEPT ALL TABLE before_shape) n"
+		"  WHERE object <> 'entity_versions')) d"), 0);
+	/* the new view: every version but the deletion markers */
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.entity_versions"),
+			 af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history WHERE NOT isempty(valid)"));
+	/* fleet_as_of is inlined into the caller's query: the plan's top node
+	 * is no function scan */
+	plan = af_testdb_query_value(&db, "EXPLAIN SELECT * FROM aifleet.fleet_as_of(now())");
+	assert_non_null(plan);
+	assert_null(strstr(plan, "Function Scan"));
+	free(plan);
+	/* and the reader gets the same answers */
+	c = PQconnectdb(db.conninfo);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "SET ROLE aifleet_reader"));
+	res = PQexec(c, "SELECT count(*) FROM aifleet.fleet_as_of(now()) WHERE content ->> 'name' = 'kept'");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_string_equal(PQgetvalue(res, 0, 0), "1");
+	PQclear(res);
+	res = PQexec(c, "SELECT count(*) FROM aifleet.change_feed");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_int_equal(atoll(PQgetvalue(res, 0, 0)),
+			 af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history"));
+	PQclear(res);
+	PQfinish(c);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 static void test_checksum_matches_postgres_sha256(void **state)
 {
 	af_testdb db;
@@ -349,7 +548,8 @@ static void test_reader_role(void **state)
 	PGconn *c = PQconnectdb(db.conninfo);
 	PGresult *res;
 	static const char *views[] = {"current_instances", "current_services", "current_resources",
-				      "capacity_summary", "change_feed", "run_status", "scope_freshness"};
+				      "capacity_summary", "change_feed", "run_status", "scope_freshness",
+				      "entity_versions"};
 
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
 	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM pg_roles WHERE rolname ="
@@ -384,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_from_empty_and_again),
 		cmocka_unit_test(test_upgrade_from_001_with_data),
 		cmocka_unit_test(test_upgrade_002_history_reads_the_same),
+		cmocka_unit_test(test_upgrade_003_reads_the_same),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
