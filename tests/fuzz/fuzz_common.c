@@ -8,14 +8,6 @@
 #include "aifleet/secret.h"
 #include "fuzz_common.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__,         \
-			        __LINE__);                                                         \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 json_object *fz_parse(const uint8_t *data, size_t size)
 {

@@ -13,8 +13,20 @@
 #include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "aifleet/normalize.h"
+
+/* An invariant of a target: abort (which libFuzzer reports) when false. */
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__,         \
+			        __LINE__);                                                         \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
 
 json_object *fz_parse(const uint8_t *data, size_t size);
 /* A sink whose ctx must point to a fz_counts. */
