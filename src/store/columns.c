@@ -631,19 +631,14 @@ static int put_fields(const af_stage *st, af_buf *b, const af_entity *e, uint64_
 	return 0;
 }
 
-int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_entity *e,
-		     uint64_t seq, const af_scope *sc, const void *rec,
-		     unsigned char hash[AF_CONTENT_HASH_LEN])
+int af_stage_put_row(const af_stage *st, af_buf *b, const af_entity *e, uint64_t seq,
+		     const af_scope *sc, const void *rec,
+		     const unsigned char hash[AF_CONTENT_HASH_LEN])
 {
-	unsigned char md_out[EVP_MAX_MD_SIZE];
 	int err;
 
-	if ((err = put_fields(st, b, e, seq, sc, rec)) < 0)
-		return err;
-	if ((err = content_hash(md, e, sc, rec, md_out)) < 0)
-		return err;
-	memcpy(hash, md_out, AF_CONTENT_HASH_LEN);
-	if ((err = af_store_copy_hash(b, md_out)) < 0)
+	if ((err = put_fields(st, b, e, seq, sc, rec)) < 0 ||
+	    (err = af_store_copy_hash(b, hash)) < 0)
 		return err;
 	return af_store_copy_eol(b);
 }

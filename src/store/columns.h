@@ -105,15 +105,14 @@ const char *af_record_problem(const af_entity *e, const void *rec, json_tokener 
 #define AF_CONTENT_HASH_LEN 32
 
 /*
- * Appends the COPY row of a valid record (`e` one of af_entities), content
- * hash and newline included, to `b`, and gives the hash in `hash`; `md`
- * computes it. On failure (AF_ERR_LIMIT: the
- * buffer's cap; AF_ERR_NOMEM; AF_ERR_GENERIC) part of the row may be in
- * `b`: the caller cuts it off.
+ * Appends the staging COPY row of a valid record (`e` one of af_entities),
+ * its content hash `hash` (af_content_hash) and the newline included, to
+ * `b`. On failure (AF_ERR_LIMIT: the buffer's cap; AF_ERR_NOMEM;
+ * AF_ERR_GENERIC) part of the row may be in `b`: the caller cuts it off.
  */
-int af_stage_put_row(const af_stage *st, af_buf *b, EVP_MD_CTX *md, const af_entity *e,
-		     uint64_t seq, const af_scope *sc, const void *rec,
-		     unsigned char hash[AF_CONTENT_HASH_LEN]);
+int af_stage_put_row(const af_stage *st, af_buf *b, const af_entity *e, uint64_t seq,
+		     const af_scope *sc, const void *rec,
+		     const unsigned char hash[AF_CONTENT_HASH_LEN]);
 
 /*
  * What the first-load path (direct.c) needs of a record's natural key:
@@ -130,7 +129,8 @@ typedef struct af_record_key {
 
 void af_record_key_of(const af_entity *e, const void *rec, af_record_key *k);
 
-/* The content hash of a valid record, as af_stage_put_row computes it. */
+/* The content hash of a valid record: what decides "changed", and what its
+ * scope's digest sums. */
 int af_content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, const void *rec,
 		    unsigned char hash[AF_CONTENT_HASH_LEN]);
 

@@ -442,38 +442,20 @@ static int route_row(af_loader *l, const scope_entry *se, const af_spool_tag *ta
 	return 0;
 }
 
-#define TOO_LARGE "the record is larger than the loader's 16 MiB row limit"
-
-/* A record of a scope on the first-load path: into its table and history
- * when direct.c takes it (*taken), else left for staging. */
-static int offer_direct(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec,
-			scope_entry *se, bool *taken)
+/* A row direct.c took: into its table, its first version into history. */
+static int put_direct(af_loader *l, const af_entity *e)
 {
-	const size_t ent = (size_t)(e - af_entities);
-	unsigned char hash[AF_CONTENT_HASH_LEN];
 	int err;
 
-	if ((err = af_content_hash(l->md, e, sc, rec, hash)) < 0)
-		return fail_run(l, err);
-	af_buf_reset(&l->row);
-	af_buf_reset(&l->hist);
-	err = af_direct_offer(l->direct, e, sc, rec, hash, &l->row, &l->hist, taken);
-	if (err == AF_ERR_LIMIT)
-		return reject(l, sc, e, rec, TOO_LARGE);
-	if (err < 0)
-		return err == AF_ERR_DATA ? err : fail_run(l, err);
-	if (!*taken)
-		return 0;
-	af_scope_digest_add(&se->digest, hash);
-	se->records[ent]++;
-	if ((err = put_row(l, TARGET_TABLE + (int)ent, af_buf_data(&l->row),
+	if ((err = put_row(l, TARGET_TABLE + (int)(e - af_entities), af_buf_data(&l->row),
 			   af_buf_len(&l->row))) < 0)
 		return err;
 	return put_row(l, TARGET_HISTORY, af_buf_data(&l->hist), af_buf_len(&l->hist));
 }
 
-/* Builds the record's COPY row, adds its content hash to its scope's
- * digest, and routes it. */
+/* Hashes the record, adds the hash to its scope's digest, and routes its
+ * row: on the first-load path into its table when direct.c takes it, else
+ * a staging row to COPY or the spool. */
 static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec)
 {
 	af_spool_tag tag;
@@ -481,21 +463,30 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 	bool taken = false;
 	int err;
 
-	if ((err = scope_find(&se, l, sc)) < 0)
+	if ((err = scope_find(&se, l, sc)) < 0 ||
+	    (err = af_content_hash(l->md, e, sc, rec, tag.hash)) < 0)
 		return fail_run(l, err);
-	if (se->direct && ((err = offer_direct(l, e, sc, rec, se, &taken)) < 0 || taken))
-		return err;
-	af_buf_reset(&l->row);
-	err = af_stage_put_row(&l->stage, &l->row, l->md, e, ++l->seq, sc, rec, tag.hash);
+	if (se->direct) {
+		af_buf_reset(&l->row);
+		af_buf_reset(&l->hist);
+		err = af_direct_offer(l->direct, e, sc, rec, tag.hash, &l->row, &l->hist, &taken);
+	}
+	if (!err && !taken) {
+		af_buf_reset(&l->row);
+		err = af_stage_put_row(&l->stage, &l->row, e, ++l->seq, sc, rec, tag.hash);
+	}
 	/* A record too large for one COPY row (ROW_MAX) is rejected alone: one
 	 * odd item must not fail every other scope of the run. */
 	if (err == AF_ERR_LIMIT)
-		return reject(l, sc, e, rec, TOO_LARGE);
+		return reject(l, sc, e, rec,
+			      "the record is larger than the loader's 16 MiB row limit");
 	/* Bad data is that record's problem too; anything else ends the run. */
 	if (err < 0)
 		return err == AF_ERR_DATA ? err : fail_run(l, err);
 	af_scope_digest_add(&se->digest, tag.hash);
 	se->records[e - af_entities]++;
+	if (taken)
+		return put_direct(l, e);
 	tag.scope = (uint32_t)(se - l->scopes);
 	tag.entity = (uint32_t)(e - af_entities);
 	return route_row(l, se, &tag);
