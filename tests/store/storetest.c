@@ -47,8 +47,8 @@ int st_inst(af_loader *l, const af_scope *sc, const char *id, const char *name)
 	return sink.instance(sink.ctx, sc, &in);
 }
 
-int st_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id, const char *model,
-	   double replicas)
+int st_svc_named(af_loader *l, const af_scope *sc, const char *inst, const char *id,
+		 const char *name, const char *model, double replicas)
 {
 	af_record_sink sink = af_loader_sink(l);
 	af_service sv;
@@ -56,7 +56,7 @@ int st_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id, c
 	memset(&sv, 0, sizeof(sv));
 	sv.instance_id = inst;
 	sv.native_id = id;
-	sv.name = id;
+	sv.name = name;
 	sv.model = model;
 	sv.status = "running";
 	sv.replicas = (af_num){replicas, true};
@@ -64,6 +64,12 @@ int st_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id, c
 	sv.updated_at = AF_TIME_NULL;
 	sv.raw_json = "{}";
 	return sink.service(sink.ctx, sc, &sv);
+}
+
+int st_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id, const char *model,
+	   double replicas)
+{
+	return st_svc_named(l, sc, inst, id, id, model, replicas);
 }
 
 int st_res(af_loader *l, const af_scope *sc, af_owner_kind ok, const char *owner,

@@ -13,6 +13,9 @@ af_store *st_open(af_testdb *db);
 int st_inst(af_loader *l, const af_scope *sc, const char *id, const char *name);
 int st_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id, const char *model,
 	   double replicas);
+/* The same, with a name of its own (st_svc names a service by its id). */
+int st_svc_named(af_loader *l, const af_scope *sc, const char *inst, const char *id,
+		 const char *name, const char *model, double replicas);
 int st_res(af_loader *l, const af_scope *sc, af_owner_kind ok, const char *owner,
 	   const char *kind, double capacity, const char *unit, const char *gpu);
 void st_done(af_loader *l, const af_scope *sc, af_scope_state state);

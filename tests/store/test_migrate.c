@@ -242,26 +242,6 @@ enum {
 static const af_scope HA = {"alibaba", "a", "cn-beijing", "tair_kvcache"};
 static const af_scope HB = {"tencent", "t", "ap-guangzhou", "tione"};
 
-/* A service whose name is not its id (st_svc names it by its id). */
-static int history_svc(af_loader *l, const af_scope *sc, const char *inst, const char *id,
-		       const char *name)
-{
-	af_record_sink sink = af_loader_sink(l);
-	af_service sv;
-
-	memset(&sv, 0, sizeof(sv));
-	sv.instance_id = inst;
-	sv.native_id = id;
-	sv.name = name;
-	sv.model = "qwen-72b";
-	sv.status = "running";
-	sv.replicas = (af_num){1, true};
-	sv.created_at = AF_TIME_NULL;
-	sv.updated_at = AF_TIME_NULL;
-	sv.raw_json = "{}";
-	return sink.service(sink.ctx, sc, &sv);
-}
-
 static void history_run(af_store *s, unsigned flags)
 {
 	af_run_options opts = {.trigger = "test"};
@@ -275,8 +255,9 @@ static void history_run(af_store *s, unsigned flags)
 				flags & H_GPU4 ? 4 : 2, "cards", "A10"), 0);
 	assert_int_equal(st_res(l, &HA, AF_OWNER_INSTANCE, "tk-1", "cpu_cores", 8, "cores", NULL), 0);
 	if (!(flags & H_NO_SVC)) {
-		assert_int_equal(history_svc(l, &HA, "tk-1", "svc-1",
-					     flags & H_SVC2 ? "chat v2" : "chat"), 0);
+		assert_int_equal(st_svc_named(l, &HA, "tk-1", "svc-1",
+					      flags & H_SVC2 ? "chat v2" : "chat", "qwen-72b", 1),
+				 0);
 		assert_int_equal(st_res(l, &HA, AF_OWNER_SERVICE, "svc-1", "memory_gib", 16, "GiB",
 					NULL), 0);
 	}
