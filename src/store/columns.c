@@ -550,27 +550,63 @@ static void hash_columns(hash_input *h, const af_column *cols, size_t n, const v
 			hash_column(h, &cols[i], rec);
 }
 
+/* A SHA-256 fed through `h`. After the first record the context keeps the
+ * digest it fetched: naming EVP_sha256() again would fetch it again, under
+ * a lock, for every record. */
+static int hash_begin(hash_input *h, EVP_MD_CTX *md)
+{
+	const EVP_MD *type = EVP_MD_CTX_get0_md(md) ? NULL : EVP_sha256();
+
+	h->md = md;
+	h->len = 0;
+	if (EVP_DigestInit_ex(md, type, NULL) != 1)
+		return af_error_set(AF_ERR_GENERIC, "SHA-256 initialisation failed");
+	return 0;
+}
+
+static int hash_end(hash_input *h, unsigned char out[EVP_MAX_MD_SIZE])
+{
+	unsigned int len = 0;
+
+	hash_flush(h);
+	if (EVP_DigestFinal_ex(h->md, out, &len) != 1)
+		return af_error_set(AF_ERR_GENERIC, "SHA-256 failed");
+	return 0;
+}
+
 static int content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, const void *rec,
 			unsigned char out[EVP_MAX_MD_SIZE])
 {
 	const char code[2] = {e->code, '\0'};
-	/* After the first record the context keeps the digest it fetched:
-	 * naming EVP_sha256() again would fetch it again, under a lock, for
-	 * every record. */
-	const EVP_MD *type = EVP_MD_CTX_get0_md(md) ? NULL : EVP_sha256();
-	unsigned int len = 0;
 	hash_input h;
+	int err;
 
-	if (EVP_DigestInit_ex(md, type, NULL) != 1)
-		return af_error_set(AF_ERR_GENERIC, "SHA-256 initialisation failed");
-	h.md = md;
-	h.len = 0;
+	if ((err = hash_begin(&h, md)) < 0)
+		return err;
 	hash_bytes(&h, code, 1, true);
 	hash_columns(&h, scope_columns, COUNT(scope_columns), sc);
 	hash_columns(&h, e->columns, e->ncolumns, rec);
-	hash_flush(&h);
-	if (EVP_DigestFinal_ex(md, out, &len) != 1)
-		return af_error_set(AF_ERR_GENERIC, "SHA-256 failed");
+	return hash_end(&h, out);
+}
+
+int af_key_hash(EVP_MD_CTX *md, const af_scope *sc, const char *const *parts, size_t nparts,
+		unsigned char key[AF_KEY_HASH_LEN])
+{
+	unsigned char out[EVP_MAX_MD_SIZE];
+	hash_input h;
+	size_t i;
+	int err;
+
+	if ((err = hash_begin(&h, md)) < 0)
+		return err;
+	for (i = 0; i < COUNT(scope_columns); i++)
+		if (scope_columns[i].flags & KEY)
+			hash_column(&h, &scope_columns[i], sc);
+	for (i = 0; i < nparts; i++)
+		hash_bytes(&h, parts[i], parts[i] ? strlen(parts[i]) : 0, parts[i] != NULL);
+	if ((err = hash_end(&h, out)) < 0)
+		return err;
+	memcpy(key, out, AF_KEY_HASH_LEN);
 	return 0;
 }
 

@@ -129,6 +129,15 @@ typedef struct af_record_key {
 
 void af_record_key_of(const af_entity *e, const void *rec, af_record_key *k);
 
+/* Bytes of af_key_hash's key: a prefix of a SHA-256, 128 bits. */
+#define AF_KEY_HASH_LEN 16
+
+/* The key of a natural key in C: the scope's key columns (provider,
+ * account, product) and then `parts` (NULL allowed), each hashed as the
+ * content hash hashes a column, so that no two keys run together. */
+int af_key_hash(EVP_MD_CTX *md, const af_scope *sc, const char *const *parts, size_t nparts,
+		unsigned char key[AF_KEY_HASH_LEN]);
+
 /* The content hash of a valid record: what decides "changed", and what its
  * scope's digest sums. */
 int af_content_hash(EVP_MD_CTX *md, const af_entity *e, const af_scope *sc, const void *rec,

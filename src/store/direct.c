@@ -178,29 +178,7 @@ bool af_direct_scope_new(const af_direct *d, const af_scope *sc)
 
 /* ---- keys ----------------------------------------------------------------- */
 
-/* A 128-bit key over the scope's provider, account and product and the
- * given parts, each with its length, so that no two keys run together. */
-static int key_of(af_direct *d, const af_scope *sc, const char *const *parts, size_t nparts,
-		  unsigned char key[AF_KEY_LEN])
-{
-	const char *triple[3] = {sc->provider, sc->account, sc->product};
-	const EVP_MD *type = EVP_MD_CTX_get0_md(d->md) ? NULL : EVP_sha256();
-	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	bool ok = EVP_DigestInit_ex(d->md, type, NULL) == 1;
-
-	for (size_t i = 0; ok && i < 3 + nparts; i++) {
-		const char *p = i < 3 ? triple[i] : parts[i - 3];
-		uint32_t n = p ? (uint32_t)strlen(p) : UINT32_MAX;
-
-		ok = EVP_DigestUpdate(d->md, &n, sizeof(n)) == 1 &&
-		     (!p || EVP_DigestUpdate(d->md, p, n) == 1);
-	}
-	if (!ok || EVP_DigestFinal_ex(d->md, out, &len) != 1)
-		return af_error_set(AF_ERR_GENERIC, "SHA-256 failed");
-	memcpy(key, out, AF_KEY_LEN);
-	return 0;
-}
+_Static_assert(AF_KEY_LEN == AF_KEY_HASH_LEN, "the key map holds af_key_hash's keys");
 
 /* FNV-1a: a resource kind among its owner's few; a collision only stages
  * the resource. */
@@ -243,7 +221,7 @@ static int parent_takeable(af_direct *d, const af_entity *e, const af_scope *sc,
 	*ok = !af_key_map_get(d->taken_keys[ent], key, NULL);
 	if (!*ok || k->owner < 0)
 		return 0;
-	if ((err = key_of(d, sc, &k->owner_id, 1, okey)) < 0)
+	if ((err = af_key_hash(d->md, sc, &k->owner_id, 1, okey)) < 0)
 		return err;
 	*ok = af_key_map_get(d->taken_keys[k->owner], okey, &owner_ids[0]);
 	return 0;
@@ -262,7 +240,7 @@ static int resource_takeable(af_direct *d, const af_entity *e, const af_scope *s
 	*ok = false;
 	if (!o->set || o->nkinds == KINDS_MAX)
 		return 0;
-	if ((err = key_of(d, sc, &k->owner_id, 1, okey)) < 0)
+	if ((err = af_key_hash(d->md, sc, &k->owner_id, 1, okey)) < 0)
 		return err;
 	if (memcmp(okey, o->key, AF_KEY_LEN) != 0)
 		return 0;
@@ -285,8 +263,8 @@ static int record_key(af_direct *d, const af_entity *e, const af_scope *sc,
 	const char *parts[3] = {kind, k->owner_id, k->name};
 
 	if (e - af_entities == AF_ENTITY_RESOURCE)
-		return key_of(d, sc, parts, 3, key);
-	return key_of(d, sc, &k->name, 1, key);
+		return af_key_hash(d->md, sc, parts, 3, key);
+	return af_key_hash(d->md, sc, &k->name, 1, key);
 }
 
 static int put_history(af_direct *d, af_buf *hist, const af_entity *e, int64_t id)
