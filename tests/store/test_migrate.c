@@ -54,21 +54,17 @@ static void test_migrate_from_empty_and_again(void **state)
 	af_testdb_drop(&db);
 }
 
-/* Brings a new database to the first `n` migrations by hand: their texts
- * and bookkeeping rows, as aifleet would have left them. */
-static void migrate_by_hand(af_testdb *db, size_t n)
+/* Applies migrations [from, to) by hand: their texts and bookkeeping
+ * rows, as aifleet would have left them. An upgrade test compares the
+ * read side before and after exactly the migrations it is about. */
+static void apply_by_hand(af_testdb *db, size_t from, size_t to)
 {
 	PGconn *c;
 
-	assert_true(af_migrations_count >= n);
-	af_testdb_create(db);
-	af_testdb_exec(db, "CREATE SCHEMA aifleet;"
-			   "CREATE TABLE aifleet.schema_migrations (version integer PRIMARY KEY,"
-			   " name text NOT NULL, checksum text NOT NULL,"
-			   " applied_at timestamptz NOT NULL DEFAULT now())");
+	assert_true(af_migrations_count >= to);
 	c = PQconnectdb(db->conninfo);
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = from; i < to; i++) {
 		char version[16];
 		const char *params[3] = {af_migrations[i].sql, af_migrations[i].name, version};
 		PGresult *res;
@@ -82,6 +78,17 @@ static void migrate_by_hand(af_testdb *db, size_t n)
 		PQclear(res);
 	}
 	PQfinish(c);
+}
+
+/* Brings a new database to the first `n` migrations by hand. */
+static void migrate_by_hand(af_testdb *db, size_t n)
+{
+	af_testdb_create(db);
+	af_testdb_exec(db, "CREATE SCHEMA aifleet;"
+			   "CREATE TABLE aifleet.schema_migrations (version integer PRIMARY KEY,"
+			   " name text NOT NULL, checksum text NOT NULL,"
+			   " applied_at timestamptz NOT NULL DEFAULT now())");
+	apply_by_hand(db, 0, n);
 }
 
 /*
@@ -199,13 +206,15 @@ static void test_upgrade_002_history_reads_the_same(void **state)
 	af_testdb_exec(&db, "CREATE TABLE before_history AS SELECT id, entity_type, entity_id,"
 			    " valid, change, changed_at, run_id, diff FROM aifleet.history");
 
-	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
-	assert_int_equal(af_store_migrate(s, &applied), 0);
-	assert_true(applied >= 1);
+	apply_by_hand(&db, 2, 4);
 	snapshot_read_side(&db, "after");
 	assert_int_equal(af_testdb_query_int(&db,
 		"SELECT count(*) FROM ((TABLE before_answer EXCEPT ALL TABLE after_answer)"
 		" UNION ALL (TABLE after_answer EXCEPT ALL TABLE before_answer)) d"), 0);
+	/* and the store takes it from there */
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count - 4);
 	/* every version kept as it was, and the open ones compacted */
 	assert_int_equal(af_testdb_query_int(&db,
 		"SELECT count(*) FROM ((TABLE before_history EXCEPT SELECT id, entity_type,"
@@ -372,8 +381,7 @@ static void test_upgrade_003_reads_the_same(void **state)
 	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM before_answer"
 						  " WHERE row ->> 'name' = 'kept'"), 6 + 6 + 1);
 
-	assert_int_equal(af_store_migrate(s, &applied), 0);
-	assert_int_equal(applied, (int)af_migrations_count - 3);
+	apply_by_hand(&db, 3, 4);
 	snapshot_read_side_003(&db, "after");
 	assert_int_equal(af_testdb_query_int(&db,
 		"SELECT count(*) FROM ((TABLE before_answer EXCEPT ALL TABLE after_answer)"
@@ -405,6 +413,68 @@ static void test_upgrade_003_reads_the_same(void **state)
 			 af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.history"));
 	PQclear(res);
 	PQfinish(c);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count - 4);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
+/*
+ * The upgrade to 005 (analytics) on a history the loader wrote at 004:
+ * every answer of the read side is what it was once the columns 005
+ * appends are set aside, but for capacity_summary's GPU memory, which now
+ * counts the catalog's figure for tk-1's A10s: without it
+ * (gpu_memory_gib - gpu_memory_gib_catalog) it is the old one. Nothing of
+ * the read side's shape is removed or changed, only added to.
+ */
+static void test_upgrade_004_reads_the_same(void **state)
+{
+	static const unsigned runs[] = {0, H_RENAME | H_GPU4, H_GPU4 | H_NO_TK2 | H_NO_SVC | H_TK3,
+					H_TK3 | H_SVC2};
+	static const char strip_sql[] =
+		"UPDATE after_answer SET row = row - 'model_key' - 'gpu_memory_gib_catalog'"
+		" || CASE WHEN f = 'capacity' THEN jsonb_build_object('gpu_memory_gib',"
+		"  (row ->> 'gpu_memory_gib')::float8 - (row ->> 'gpu_memory_gib_catalog')::float8)"
+		"  ELSE '{}' END"
+		" WHERE f IN ('capacity', 'current', 'current_instances', 'current_services')";
+	af_testdb db;
+	af_store *s = NULL;
+	int applied = -1;
+
+	(void)state;
+	assert_true(af_migrations_count >= 5);
+	assert_int_equal(af_migrations[3].version, 4);
+	migrate_by_hand(&db, 4);
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		history_run(s, runs[i]);
+	af_testdb_exec(&db, moments_sql);
+	af_testdb_exec(&db, "CREATE TABLE t_entity AS SELECT DISTINCT provider, account, product, native_id"
+			    " FROM aifleet.change_feed");
+	snapshot_read_side_003(&db, "before");
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM before_answer") > 100);
+
+	apply_by_hand(&db, 4, 5);
+	snapshot_read_side_003(&db, "after");
+	/* the catalog's memory is there: tk-1's 2 A10 (24 GiB) and ms-1-1's
+	 * 2 T4 (16 GiB), the last run's fleet */
+	assert_int_equal(af_testdb_query_int(&db, "SELECT sum((row ->> 'gpu_memory_gib_catalog')::float8)"
+						  " FROM after_answer WHERE f = 'capacity'"),
+			 2 * 24 + 2 * 16);
+	af_testdb_exec(&db, strip_sql);
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE before_answer EXCEPT ALL TABLE after_answer)"
+		" UNION ALL (TABLE after_answer EXCEPT ALL TABLE before_answer)) d"), 0);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM (TABLE before_shape"
+						  " EXCEPT ALL TABLE after_shape) d"), 0);
+	assert_true(af_testdb_query_int(&db, "SELECT count(*) FROM (TABLE after_shape"
+					     " EXCEPT ALL TABLE before_shape) d") >= 5);
+	/* the new columns are filled from the rows already there */
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.current_services"
+						  " WHERE model_key IS DISTINCT FROM lower(model)"), 0);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.derived_resources"), 2);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count - 5);
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
@@ -530,7 +600,8 @@ static void test_reader_role(void **state)
 	PGresult *res;
 	static const char *views[] = {"current_instances", "current_services", "current_resources",
 				      "capacity_summary", "change_feed", "run_status", "scope_freshness",
-				      "entity_versions"};
+				      "entity_versions", "derived_resources", "gpu_model", "gpu_alias",
+				      "model_alias"};
 
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
 	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM pg_roles WHERE rolname ="
@@ -566,6 +637,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_from_001_with_data),
 		cmocka_unit_test(test_upgrade_002_history_reads_the_same),
 		cmocka_unit_test(test_upgrade_003_reads_the_same),
+		cmocka_unit_test(test_upgrade_004_reads_the_same),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
