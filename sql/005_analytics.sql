@@ -229,8 +229,11 @@ WHERE r.kind = 'gpu_count'
 	AND NOT EXISTS (SELECT 1 FROM aifleet.resource m
 		WHERE (m.provider, m.account, m.product, m.owner_kind, m.owner_native_id, m.kind)
 			= (r.provider, r.account, r.product, r.owner_kind, r.owner_native_id, 'gpu_memory_gib')
-		AND m.deleted_at IS NULL);
-COMMENT ON VIEW aifleet.derived_resources IS 'GPU memory derived from the GPU catalog where a provider reports the cards and their type but not their memory (TI-ONE): one gpu_memory_gib row per such gpu_count resource, basis catalog. Never where the owner reports gpu_memory_gib itself. Same columns as current_resources, and the catalog key.';
+		AND m.deleted_at IS NULL)
+	AND NOT (r.owner_kind = 'service' AND EXISTS (SELECT 1 FROM aifleet.resource m
+		WHERE m.instance_id = r.instance_id AND m.kind = 'gpu_memory_gib'
+		AND m.deleted_at IS NULL));
+COMMENT ON VIEW aifleet.derived_resources IS 'GPU memory derived from the GPU catalog where a provider reports the cards and their type but not their memory (TI-ONE): one gpu_memory_gib row per such gpu_count resource, basis catalog. Never where the owner reports gpu_memory_gib itself, nor for a service whose instance does. Same columns as current_resources, and the catalog key.';
 COMMENT ON COLUMN aifleet.derived_resources.id IS 'The gpu_count resource the figure is derived from (aifleet.resource.id).';
 COMMENT ON COLUMN aifleet.derived_resources.provider IS 'alibaba or tencent.';
 COMMENT ON COLUMN aifleet.derived_resources.account IS 'Account label from the configuration.';
@@ -288,14 +291,77 @@ COMMENT ON COLUMN aifleet.capacity_summary.gpu_memory_gib IS 'Sum of gpu_memory_
 COMMENT ON COLUMN aifleet.capacity_summary.model_key IS 'aifleet.model_key(model).';
 COMMENT ON COLUMN aifleet.capacity_summary.gpu_memory_gib_catalog IS 'The part of gpu_memory_gib derived from the GPU catalog (aifleet.derived_resources).';
 
+-- What each model occupies now, across clouds. capacity_summary counts
+-- what the fleet holds, and a Hologres AI node's cards under the node
+-- (which names no model); here a service's share of its node counts for
+-- the service's model, and the node keeps only what no service occupies
+-- (model_key NULL). The totals of the two views are the same.
+CREATE VIEW aifleet.capacity_by_model AS
+WITH r AS (
+	SELECT c.provider, c.region, c.instance_id, c.service_native_id, c.owner_kind,
+		c.owner_native_id, c.account, c.product, c.model, c.model_key, c.kind, c.capacity,
+		c.gpu_model
+	FROM aifleet.current_resources c
+	UNION ALL
+	SELECT d.provider, d.region, d.instance_id, d.service_native_id, d.owner_kind,
+		d.owner_native_id, d.account, d.product, d.model, d.model_key, d.kind, d.capacity,
+		d.gpu_model
+	FROM aifleet.derived_resources d
+), owned AS (
+	SELECT r.*, max(r.gpu_model) OVER (PARTITION BY r.owner_kind, r.provider, r.account,
+			r.product, r.owner_native_id) AS owner_gpu_model,
+		r.owner_kind = 'service' AND EXISTS (SELECT 1 FROM aifleet.resource ir
+			WHERE ir.instance_id = r.instance_id AND ir.kind = r.kind
+			AND ir.deleted_at IS NULL) AS share
+	FROM r
+	WHERE r.kind IN ('gpu_count', 'gpu_memory_gib', 'cpu_cores', 'memory_gib')
+), counted AS (
+	SELECT o.provider, o.region, o.owner_gpu_model AS gpu_model, o.model_key, o.model,
+		o.instance_id, o.service_native_id, o.kind, o.capacity
+	FROM owned o
+	UNION ALL
+	SELECT o.provider, o.region, og.gpu_model, i.model_key, i.model, o.instance_id, NULL,
+		o.kind, -o.capacity
+	FROM owned o
+	JOIN aifleet.current_instances i ON i.id = o.instance_id
+	LEFT JOIN LATERAL (SELECT max(g.gpu_model) AS gpu_model FROM aifleet.resource g
+		WHERE g.instance_id = o.instance_id AND g.deleted_at IS NULL) og ON true
+	WHERE o.share
+)
+SELECT model_key, provider, region, gpu_model,
+	array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL) AS models,
+	count(DISTINCT service_native_id) AS services,
+	count(DISTINCT instance_id) AS instances,
+	coalesce(sum(capacity) FILTER (WHERE kind = 'gpu_count'), 0) AS gpu_cards,
+	coalesce(sum(capacity) FILTER (WHERE kind = 'gpu_memory_gib'), 0) AS gpu_memory_gib,
+	coalesce(sum(capacity) FILTER (WHERE kind = 'cpu_cores'), 0) AS cpu_cores,
+	coalesce(sum(capacity) FILTER (WHERE kind = 'memory_gib'), 0) AS memory_gib
+FROM counted
+GROUP BY model_key, provider, region, gpu_model;
+COMMENT ON VIEW aifleet.capacity_by_model IS 'Current capacity by model key, provider, region and GPU model: what each model occupies, across clouds and spellings. A service''s share of what its instance reports in total (a Hologres AI node) counts for the service''s model; the instance keeps what no service occupies (under its own model, NULL for a node). GPU memory includes the catalog''s (derived_resources). Same totals as capacity_summary.';
+COMMENT ON COLUMN aifleet.capacity_by_model.model_key IS 'aifleet.model_key() of the model served; NULL for capacity no model occupies.';
+COMMENT ON COLUMN aifleet.capacity_by_model.provider IS 'alibaba or tencent.';
+COMMENT ON COLUMN aifleet.capacity_by_model.region IS 'Cloud region.';
+COMMENT ON COLUMN aifleet.capacity_by_model.gpu_model IS 'GPU model of the owner, as reported (NULL for CPU-only or unreported).';
+COMMENT ON COLUMN aifleet.capacity_by_model.models IS 'The model names as reported that have this key.';
+COMMENT ON COLUMN aifleet.capacity_by_model.services IS 'Distinct services contributing.';
+COMMENT ON COLUMN aifleet.capacity_by_model.instances IS 'Distinct instances contributing.';
+COMMENT ON COLUMN aifleet.capacity_by_model.gpu_cards IS 'GPU cards (gpu_count).';
+COMMENT ON COLUMN aifleet.capacity_by_model.gpu_memory_gib IS 'GPU memory, GiB, reported or from the catalog.';
+COMMENT ON COLUMN aifleet.capacity_by_model.cpu_cores IS 'CPU cores.';
+COMMENT ON COLUMN aifleet.capacity_by_model.memory_gib IS 'Memory, GiB.';
+
 -- ==== Capacity over time ====
 
 -- Every resource version (closed: its content; open: its current row) and
 -- every version of the instance or service that owns it, intersected: a
 -- piece is a period during which one resource had one capacity and its
--- owner served one model. Cut into buckets and clipped to [from_ts,
--- least(to_ts, now())): nothing is counted in the future. A scope
--- collected partially keeps its versions open (nothing unproven is
+-- owner served one model. Attributed as capacity_by_model does: a
+-- service's share of its instance's total for the service's model, and
+-- taken off the instance's (a piece of negative capacity), so that the
+-- sums are those of what the instances hold. Cut into buckets and clipped
+-- to [from_ts, least(to_ts, now())): nothing is counted in the future. A
+-- scope collected partially keeps its versions open (nothing unproven is
 -- tombstoned), so its last known capacity goes on counting.
 CREATE FUNCTION aifleet.capacity_over_time(from_ts timestamptz, to_ts timestamptz, bucket interval)
 RETURNS TABLE (bucket_start timestamptz, bucket_end timestamptz, provider text, account text,
@@ -342,25 +408,40 @@ WITH span AS (
 	FROM aifleet.resource g
 	WHERE g.kind IN ('gpu_count', 'gpu_memory_gib')
 	GROUP BY 1
+), rv_share AS (
+	-- share_of: for a service's share of a kind its instance reports in
+	-- total (a Hologres AI node), that instance
+	SELECT rv.*, (SELECT s.instance_id FROM aifleet.service s
+			WHERE s.id = rv.service_id AND EXISTS (SELECT 1 FROM aifleet.resource ir
+				WHERE ir.instance_id = s.instance_id AND ir.kind = rv.kind)) AS share_of
+	FROM rv
+	WHERE rv.kind IN ('gpu_count', 'gpu_memory_gib', 'cpu_cores', 'memory_gib')
 ), piece AS (
+	-- what each owner holds, for the model it serves
 	SELECT rv.provider, rv.account, rv.region, rv.product,
 		coalesce(rv.gpu_model, og.gpu_model) AS gpu_model, aifleet.model_key(ov.model) AS model_key,
 		rv.kind, rv.capacity,
 		CASE WHEN rv.kind = 'gpu_count' AND NOT coalesce(og.reports_memory, false)
+				AND NOT coalesce(ig.reports_memory, false)
 			THEN rv.capacity * (SELECT c.memory_gib::float8 FROM aifleet.gpu_model c
 				WHERE c.gpu_key = aifleet.gpu_lookup(rv.gpu_model)) END AS catalog_memory,
 		rv.valid * ov.valid * span.r AS p
-	FROM rv
+	FROM rv_share rv
 	JOIN ov ON ov.id = coalesce(rv.service_id, rv.instance_id) AND ov.valid && rv.valid
 	LEFT JOIN owner_gpu og ON og.owner_id = coalesce(rv.service_id, rv.instance_id)
+	LEFT JOIN owner_gpu ig ON ig.owner_id = rv.share_of
 	CROSS JOIN span
-	WHERE rv.kind IN ('gpu_count', 'gpu_memory_gib', 'cpu_cores', 'memory_gib')
-		-- a service's share of what its instance reports in total (a
-		-- Hologres AI node) is not counted again, as in capacity_summary
-		AND NOT (rv.owner_kind = 'service' AND EXISTS (
-			SELECT 1 FROM aifleet.service s JOIN aifleet.resource ir
-				ON ir.instance_id = s.instance_id AND ir.kind = rv.kind
-			WHERE s.id = rv.service_id))
+	UNION ALL
+	-- and a service's share taken off its instance's total, which keeps
+	-- what no service occupies (for the instance's own model, if any)
+	SELECT rv.provider, rv.account, rv.region, rv.product, ig.gpu_model,
+		aifleet.model_key(ov.model), rv.kind, -rv.capacity, NULL,
+		rv.valid * ov.valid * span.r
+	FROM rv_share rv
+	JOIN ov ON ov.id = rv.share_of AND ov.valid && rv.valid
+	LEFT JOIN owner_gpu ig ON ig.owner_id = rv.share_of
+	CROSS JOIN span
+	WHERE rv.share_of IS NOT NULL
 ), buckets AS (
 	SELECT b AS bucket_start, least(b + bucket, to_ts) AS bucket_end,
 		tstzrange(b, least(b + bucket, to_ts, now())) AS counted
@@ -413,7 +494,7 @@ LEFT JOIN peak pk ON (pk.bucket_start, pk.provider, pk.account, pk.region, pk.pr
 	AND pk.model_key IS NOT DISTINCT FROM t.model_key
 ORDER BY 1, 3, 4, 5, 6, 7, 8
 $$;
-COMMENT ON FUNCTION aifleet.capacity_over_time(timestamptz, timestamptz, interval) IS 'Per bucket of [from_ts, to_ts) and per provider, account, region, product, GPU model and model key: average and peak GPU cards, GPU-hours, GPU-memory GiB-hours (the catalog''s where only the type is reported), CPU core-hours and memory GiB-hours, from the validity periods of resource versions. Nothing after now() is counted; a partially collected scope counts its last known capacity. docs/schema.md, Analytics.';
+COMMENT ON FUNCTION aifleet.capacity_over_time(timestamptz, timestamptz, interval) IS 'Per bucket of [from_ts, to_ts) and per provider, account, region, product, GPU model and model key: average and peak GPU cards, GPU-hours, GPU-memory GiB-hours (the catalog''s where only the type is reported), CPU core-hours and memory GiB-hours, from the validity periods of resource versions, attributed to models as in capacity_by_model. Nothing after now() is counted; a partially collected scope counts its last known capacity. docs/schema.md, Analytics.';
 
 CREATE FUNCTION aifleet.changes_by_day(from_ts timestamptz, to_ts timestamptz)
 RETURNS TABLE (day timestamptz, provider text, account text, region text, product text,
@@ -434,6 +515,6 @@ COMMENT ON FUNCTION aifleet.changes_by_day(timestamptz, timestamptz) IS 'Changes
 
 -- ==== The reader ====
 GRANT SELECT ON aifleet.gpu_model, aifleet.gpu_alias, aifleet.model_alias,
-	aifleet.derived_resources TO aifleet_reader;
+	aifleet.derived_resources, aifleet.capacity_by_model TO aifleet_reader;
 REVOKE EXECUTE ON FUNCTION aifleet.capacity_over_time(timestamptz, timestamptz, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aifleet.capacity_over_time(timestamptz, timestamptz, interval) TO aifleet_reader;
