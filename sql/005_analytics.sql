@@ -16,8 +16,12 @@
 --     reports only their type (TI-ONE), from the catalog, basis 'catalog';
 --     never where the owner reports GPU memory itself. capacity_summary
 --     counts it (and says how much of its GPU memory it is).
+--   * aifleet.capacity_by_model: what each model occupies now, across
+--     clouds and spellings (a Hologres node's cards for the services that
+--     occupy them).
 --   * aifleet.capacity_over_time() and aifleet.changes_by_day(): the
 --     questions history exists to answer, without range arithmetic.
+--   * aifleet.report_run: where `aifleet report` left off.
 --
 -- Nothing a view returned before changes but capacity_summary's
 -- gpu_memory_gib, which now includes the catalog's figures; columns are
@@ -29,7 +33,7 @@
 -- vendor's and product line's words (NVIDIA, Tesla), blanks and
 -- underscores as '-', a memory size as <n>GB.
 CREATE FUNCTION aifleet.gpu_name_key(name text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 	SELECT nullif(regexp_replace(
 		trim(both '-' from regexp_replace(regexp_replace(
 			regexp_replace(upper(trim(name)), '^(NVIDIA|TESLA)([[:space:]_-]+(TESLA|GEFORCE))?[[:space:]_-]+', ''),
@@ -132,10 +136,12 @@ COMMENT ON FUNCTION aifleet.gpu_lookup(text) IS 'Catalog key (aifleet.gpu_model.
 
 -- ==== One model name across clouds ====
 
--- docs/schema.md "Model keys" lists the rules with examples; keep the two
--- in step.
+-- docs/schema.md "Analytics" lists the rules with examples; keep the two
+-- in step. Not STRICT (nor model_key, gpu_name_key): PostgreSQL does not
+-- inline a STRICT SQL function whose body is not strict, and a call per
+-- row costs a query's executor; a NULL name gives NULL all the same.
 CREATE FUNCTION aifleet.model_key_rules(name text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 	SELECT nullif(regexp_replace(regexp_replace(
 		trim(both '-' from regexp_replace(regexp_replace(
 			lower(regexp_replace(trim(name), '^.*/', '')),
@@ -163,7 +169,7 @@ INSERT INTO aifleet.model_alias (name_key, model_key, note, shipped) VALUES
 	('llama3.3-70b', 'llama-3.3-70b', 'Llama 3.3 70B as some model markets spell it', true);
 
 CREATE FUNCTION aifleet.model_key(name text) RETURNS text
-LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 	SELECT coalesce((SELECT a.model_key FROM aifleet.model_alias a
 			WHERE a.name_key = aifleet.model_key_rules(name)),
 		aifleet.model_key_rules(name))
@@ -230,10 +236,12 @@ WHERE r.kind = 'gpu_count'
 		WHERE (m.provider, m.account, m.product, m.owner_kind, m.owner_native_id, m.kind)
 			= (r.provider, r.account, r.product, r.owner_kind, r.owner_native_id, 'gpu_memory_gib')
 		AND m.deleted_at IS NULL)
+	-- a service's cards that are a share of its instance's (a node that
+	-- reports cards in total) get their memory with the instance's
 	AND NOT (r.owner_kind = 'service' AND EXISTS (SELECT 1 FROM aifleet.resource m
-		WHERE m.instance_id = r.instance_id AND m.kind = 'gpu_memory_gib'
+		WHERE m.instance_id = r.instance_id AND m.kind IN ('gpu_count', 'gpu_memory_gib')
 		AND m.deleted_at IS NULL));
-COMMENT ON VIEW aifleet.derived_resources IS 'GPU memory derived from the GPU catalog where a provider reports the cards and their type but not their memory (TI-ONE): one gpu_memory_gib row per such gpu_count resource, basis catalog. Never where the owner reports gpu_memory_gib itself, nor for a service whose instance does. Same columns as current_resources, and the catalog key.';
+COMMENT ON VIEW aifleet.derived_resources IS 'GPU memory derived from the GPU catalog where a provider reports the cards and their type but not their memory (TI-ONE): one gpu_memory_gib row per such gpu_count resource, basis catalog. Never where the owner reports gpu_memory_gib itself, nor for a service whose instance reports cards or GPU memory in total (the share of a node). Same columns as current_resources, and the catalog key.';
 COMMENT ON COLUMN aifleet.derived_resources.id IS 'The gpu_count resource the figure is derived from (aifleet.resource.id).';
 COMMENT ON COLUMN aifleet.derived_resources.provider IS 'alibaba or tencent.';
 COMMENT ON COLUMN aifleet.derived_resources.account IS 'Account label from the configuration.';
@@ -369,9 +377,23 @@ RETURNS TABLE (bucket_start timestamptz, bucket_end timestamptz, provider text, 
 	avg_gpu_cards double precision, peak_gpu_cards double precision,
 	gpu_hours double precision, gpu_memory_gib_hours double precision,
 	cpu_core_hours double precision, memory_gib_hours double precision)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- One statement over every resource version of the window: compiling it
+-- (JIT) cost 2-3.5 s of 14 on 800k versions, and its sorts spilled to
+-- disk with the default work_mem (docs/schema.md, Analytics).
+SET jit = off SET work_mem = '64MB' AS $$
 WITH span AS (
 	SELECT tstzrange(from_ts, greatest(from_ts, least(to_ts, now()))) AS r
+), bounds AS (
+	-- the buckets' starts in order, for width_bucket(): a piece finds its
+	-- first and last bucket by binary search, not by meeting every bucket
+	SELECT array_agg(b ORDER BY b) AS starts
+	FROM generate_series(from_ts, to_ts, bucket) b
+	WHERE b < to_ts AND b < now()
+), buckets AS (
+	SELECT u.i, u.b AS bucket_start, least(u.b + bucket, to_ts) AS bucket_end,
+		tstzrange(u.b, least(u.b + bucket, to_ts, now())) AS counted
+	FROM bounds, unnest(bounds.starts) WITH ORDINALITY u(b, i)
 ), rv AS (
 	SELECT h.entity_id AS id, h.valid, h.content ->> 'provider' AS provider,
 		h.content ->> 'account' AS account, h.content ->> 'region' AS region,
@@ -387,6 +409,16 @@ WITH span AS (
 		t.instance_id, t.service_id, t.kind, coalesce(t.capacity, 0), t.gpu_model
 	FROM aifleet.history h JOIN aifleet.resource t ON t.id = h.entity_id, span
 	WHERE h.entity_type = 'resource' AND h.content IS NULL AND h.valid && span.r
+), instance_kind AS (
+	SELECT DISTINCT r.instance_id, r.kind FROM aifleet.resource r WHERE r.instance_id IS NOT NULL
+), rv_share AS (
+	-- share_of: for a service's share of a kind its instance reports in
+	-- total (a Hologres AI node), that instance
+	SELECT rv.*, CASE WHEN ik.instance_id IS NOT NULL THEN s.instance_id END AS share_of
+	FROM rv
+	LEFT JOIN aifleet.service s ON s.id = rv.service_id
+	LEFT JOIN instance_kind ik ON ik.instance_id = s.instance_id AND ik.kind = rv.kind
+	WHERE rv.kind IN ('gpu_count', 'gpu_memory_gib', 'cpu_cores', 'memory_gib')
 ), ov AS (
 	SELECT h.entity_id AS id, h.valid, h.content ->> 'model' AS model
 	FROM aifleet.history h, span
@@ -408,52 +440,50 @@ WITH span AS (
 	FROM aifleet.resource g
 	WHERE g.kind IN ('gpu_count', 'gpu_memory_gib')
 	GROUP BY 1
-), rv_share AS (
-	-- share_of: for a service's share of a kind its instance reports in
-	-- total (a Hologres AI node), that instance
-	SELECT rv.*, (SELECT s.instance_id FROM aifleet.service s
-			WHERE s.id = rv.service_id AND EXISTS (SELECT 1 FROM aifleet.resource ir
-				WHERE ir.instance_id = s.instance_id AND ir.kind = rv.kind)) AS share_of
-	FROM rv
-	WHERE rv.kind IN ('gpu_count', 'gpu_memory_gib', 'cpu_cores', 'memory_gib')
-), piece AS (
-	-- what each owner holds, for the model it serves
+), raw_piece AS (
+	-- sign 1: what each owner holds, for the model it serves (GPU memory
+	-- from the catalog where the owner reports none and is no share of a
+	-- node's); sign -1: a service's share taken off its instance's total,
+	-- which keeps what no service occupies (for its own model, if any)
 	SELECT rv.provider, rv.account, rv.region, rv.product,
-		coalesce(rv.gpu_model, og.gpu_model) AS gpu_model, aifleet.model_key(ov.model) AS model_key,
-		rv.kind, rv.capacity,
-		CASE WHEN rv.kind = 'gpu_count' AND NOT coalesce(og.reports_memory, false)
-				AND NOT coalesce(ig.reports_memory, false)
-			THEN rv.capacity * (SELECT c.memory_gib::float8 FROM aifleet.gpu_model c
-				WHERE c.gpu_key = aifleet.gpu_lookup(rv.gpu_model)) END AS catalog_memory,
-		rv.valid * ov.valid * span.r AS p
+		CASE WHEN x.sign = 1 THEN coalesce(rv.gpu_model, og.gpu_model) ELSE ig.gpu_model END
+			AS gpu_model,
+		o.model, rv.kind,
+		x.sign = 1 AND rv.kind = 'gpu_count' AND rv.share_of IS NULL
+			AND NOT coalesce(og.reports_memory, false) AS by_catalog,
+		CASE WHEN x.sign = 1 THEN rv.gpu_model END AS card,
+		x.sign * rv.capacity AS capacity, rv.valid * o.valid * span.r AS p
 	FROM rv_share rv
-	JOIN ov ON ov.id = coalesce(rv.service_id, rv.instance_id) AND ov.valid && rv.valid
+	CROSS JOIN (VALUES (1), (-1)) x(sign)
+	JOIN ov o ON o.id = CASE WHEN x.sign = 1 THEN coalesce(rv.service_id, rv.instance_id)
+			ELSE rv.share_of END
+		AND o.valid && rv.valid
 	LEFT JOIN owner_gpu og ON og.owner_id = coalesce(rv.service_id, rv.instance_id)
 	LEFT JOIN owner_gpu ig ON ig.owner_id = rv.share_of
 	CROSS JOIN span
-	UNION ALL
-	-- and a service's share taken off its instance's total, which keeps
-	-- what no service occupies (for the instance's own model, if any)
-	SELECT rv.provider, rv.account, rv.region, rv.product, ig.gpu_model,
-		aifleet.model_key(ov.model), rv.kind, -rv.capacity, NULL,
-		rv.valid * ov.valid * span.r
-	FROM rv_share rv
-	JOIN ov ON ov.id = rv.share_of AND ov.valid && rv.valid
-	LEFT JOIN owner_gpu ig ON ig.owner_id = rv.share_of
-	CROSS JOIN span
-	WHERE rv.share_of IS NOT NULL
-), buckets AS (
-	SELECT b AS bucket_start, least(b + bucket, to_ts) AS bucket_end,
-		tstzrange(b, least(b + bucket, to_ts, now())) AS counted
-	FROM generate_series(from_ts, to_ts, bucket) b
-	WHERE b < to_ts AND b < now()
+	WHERE x.sign = 1 OR rv.share_of IS NOT NULL
+), piece AS (
+	-- pieces of one group and one period summed first: the resources of a
+	-- run share their periods, so what is cut into buckets and swept for
+	-- peaks is a few rows per group and run, not one per resource
+	SELECT a.provider, a.account, a.region, a.product, a.gpu_model,
+		aifleet.model_key(a.model) AS model_key, a.kind, a.capacity,
+		a.capacity * (SELECT c.memory_gib::float8 FROM aifleet.gpu_model c
+			WHERE a.by_catalog AND c.gpu_key = aifleet.gpu_lookup(a.card)) AS catalog_memory,
+		a.p
+	FROM (SELECT provider, account, region, product, gpu_model, model, kind, by_catalog, card, p,
+			sum(capacity) AS capacity
+		FROM raw_piece WHERE NOT isempty(p)
+		GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10) a
 ), cut AS (
 	SELECT b.bucket_start, b.bucket_end, b.counted, pc.provider, pc.account, pc.region,
 		pc.product, pc.gpu_model, pc.model_key, pc.kind, pc.capacity, pc.catalog_memory,
 		lower(pc.p * b.counted) AS lo, upper(pc.p * b.counted) AS hi
-	FROM piece pc JOIN buckets b ON pc.p && b.counted
-), hours AS (
-	SELECT c.*, extract(epoch FROM c.hi - c.lo)::float8 / 3600 AS h FROM cut c
+	FROM piece pc CROSS JOIN bounds
+	CROSS JOIN LATERAL generate_series(width_bucket(lower(pc.p), bounds.starts),
+		width_bucket(upper(pc.p), bounds.starts)) n
+	JOIN buckets b ON b.i = n
+	WHERE NOT isempty(pc.p * b.counted)
 ), totals AS (
 	SELECT bucket_start, bucket_end, counted, provider, account, region, product, gpu_model,
 		model_key,
@@ -462,24 +492,25 @@ WITH span AS (
 			+ coalesce(sum(catalog_memory * h) FILTER (WHERE kind = 'gpu_count'), 0) AS gpu_memory_gib_hours,
 		coalesce(sum(capacity * h) FILTER (WHERE kind = 'cpu_cores'), 0) AS cpu_core_hours,
 		coalesce(sum(capacity * h) FILTER (WHERE kind = 'memory_gib'), 0) AS memory_gib_hours
-	FROM hours
+	FROM (SELECT c.*, extract(epoch FROM c.hi - c.lo)::float8 / 3600 AS h FROM cut c) x
 	GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
-), level AS (
-	-- cards in use after each start and end of a piece, ends before starts
-	-- at one instant (a version that ends where the next begins is no peak)
-	SELECT e.bucket_start, e.provider, e.account, e.region, e.product, e.gpu_model, e.model_key,
-		sum(e.d) OVER (PARTITION BY e.bucket_start, e.provider, e.account, e.region, e.product,
-				e.gpu_model, e.model_key
-			ORDER BY e.t, e.d ROWS UNBOUNDED PRECEDING) AS cards
+), delta AS (
+	-- the change in cards in use at each instant a piece starts or ends:
+	-- ends and starts at one instant net out (a version that ends where
+	-- the next begins is no peak)
+	SELECT bucket_start, provider, account, region, product, gpu_model, model_key, t, sum(d) AS d
 	FROM (SELECT bucket_start, provider, account, region, product, gpu_model, model_key, lo AS t,
 			capacity AS d FROM cut WHERE kind = 'gpu_count'
 		UNION ALL
 		SELECT bucket_start, provider, account, region, product, gpu_model, model_key, hi,
 			-capacity FROM cut WHERE kind = 'gpu_count') e
+	GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 ), peak AS (
 	SELECT bucket_start, provider, account, region, product, gpu_model, model_key,
 		max(cards) AS cards
-	FROM level
+	FROM (SELECT d.*, sum(d.d) OVER (PARTITION BY d.bucket_start, d.provider, d.account,
+				d.region, d.product, d.gpu_model, d.model_key ORDER BY d.t) AS cards
+		FROM delta d) l
 	GROUP BY 1, 2, 3, 4, 5, 6, 7
 )
 SELECT t.bucket_start, t.bucket_end, t.provider, t.account, t.region, t.product, t.gpu_model,
@@ -513,8 +544,25 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION aifleet.changes_by_day(timestamptz, timestamptz) IS 'Changes recorded in [from_ts, to_ts) per UTC day, scope and entity type: created, updated, deleted, restored (aifleet.change_feed counted).';
 
+-- ==== aifleet report ====
+
+-- A report without --since lists the changes since the last one recorded.
+CREATE TABLE aifleet.report_run (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	reported_at timestamptz NOT NULL DEFAULT now(),
+	since timestamptz NOT NULL,
+	through_run_id bigint,
+	format text NOT NULL CHECK (format IN ('text', 'markdown', 'json'))
+);
+COMMENT ON TABLE aifleet.report_run IS 'One row per aifleet report that was delivered and recorded (not with --no-record): the next report without --since lists the changes since the last one ended.';
+COMMENT ON COLUMN aifleet.report_run.id IS 'Report number.';
+COMMENT ON COLUMN aifleet.report_run.reported_at IS 'End of the report''s changes window: the time of its snapshot.';
+COMMENT ON COLUMN aifleet.report_run.since IS 'Start of its changes window (--since, the end of the report before, or 24 hours before the first).';
+COMMENT ON COLUMN aifleet.report_run.through_run_id IS 'Newest sync_run the report saw (NULL: none). A run still open at reported_at stamps its changes before it; the next report starts early enough to include them.';
+COMMENT ON COLUMN aifleet.report_run.format IS 'text, markdown or json.';
+
 -- ==== The reader ====
 GRANT SELECT ON aifleet.gpu_model, aifleet.gpu_alias, aifleet.model_alias,
-	aifleet.derived_resources, aifleet.capacity_by_model TO aifleet_reader;
+	aifleet.derived_resources, aifleet.capacity_by_model, aifleet.report_run TO aifleet_reader;
 REVOKE EXECUTE ON FUNCTION aifleet.capacity_over_time(timestamptz, timestamptz, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aifleet.capacity_over_time(timestamptz, timestamptz, interval) TO aifleet_reader;
