@@ -6,6 +6,7 @@
 #include "aifleet/config.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/report.h"
 #include "aifleet/store.h"
 #include "aifleet/sync.h"
 #include "aifleet/version.h"
@@ -45,7 +46,16 @@ typedef struct cli {
 	int runs;
 	const char *allow_deletes[64]; /* --allow-deletes, repeatable (points into argv) */
 	size_t nallow_deletes;
+	af_report_format report_format;
+	const char *since;
+	const char *stale_after;
+	bool no_record;
+	const char *report_only; /* the first option of report given, for the usage check */
 } cli;
+
+/* Options of report (outside parse_args' own enum, so report_option can
+ * name them). */
+enum { OPT_FORMAT = 512, OPT_SINCE, OPT_STALE_AFTER, OPT_NO_RECORD };
 
 static void usage(FILE *out)
 {
@@ -60,12 +70,14 @@ static void usage(FILE *out)
 		"              (applies pending migrations first)\n"
 		"  migrate     apply pending schema migrations\n"
 		"  status      show recent runs and per-scope freshness and errors\n"
+		"  report      summarize the fleet now, GPU-hours of the last 7 days, the\n"
+		"              changes since the last report and stale or failing scopes\n"
 		"  version     print the version\n"
 		"  help        print this help\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE      INI configuration (default: $AIFLEET_CONFIG);\n"
-		"                         required by sync, optional for migrate and status\n"
+		"                         required by sync, optional for the other commands\n"
 		"      --db CONNINFO      libpq conninfo or URI; overrides [database] conninfo;\n"
 		"                         without either, the PG* environment is used.\n"
 		"                         Keep passwords out of it: use PGPASSWORD or ~/.pgpass\n"
@@ -93,6 +105,17 @@ static void usage(FILE *out)
 		"\n"
 		"Options of status:\n"
 		"      --runs N           how many recent runs to show (default 10)\n"
+		"\n"
+		"Options of report:\n"
+		"      --format FMT       text (default), markdown or json\n"
+		"      --since TIME       the changes since TIME: ISO 8601 (2026-05-01T08:00Z)\n"
+		"                         or a duration back from now (24h, 7d, 30min);\n"
+		"                         default: where the last recorded report ended, or\n"
+		"                         the last 24 hours before the first\n"
+		"      --stale-after DURATION\n"
+		"                         list scopes not completed for longer (default 26h)\n"
+		"      --no-record        do not record this report (a cron report run later\n"
+		"                         still starts where the last recorded one ended)\n"
 		"\n"
 		"Products (products = ... in the configuration, --only):\n");
 	for (size_t i = 0; i < af_product_count(); i++)
@@ -126,6 +149,33 @@ static int exit_code_for(int err)
 	}
 }
 
+/* Options of report: 1 taken, 0 not one of them, -1 a bad value. */
+static int report_option(cli *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case OPT_FORMAT:
+		c->report_only = "--format";
+		if (af_report_parse_format(&c->report_format, arg) < 0) {
+			af_error_prefix(AF_ERR_CONFIG, "--format: ");
+			return -1;
+		}
+		return 1;
+	case OPT_SINCE:
+		c->report_only = "--since";
+		c->since = arg;
+		return 1;
+	case OPT_STALE_AFTER:
+		c->report_only = "--stale-after";
+		c->stale_after = arg;
+		return 1;
+	case OPT_NO_RECORD:
+		c->report_only = "--no-record";
+		c->no_record = true;
+		return 1;
+	default: return 0;
+	}
+}
+
 static int parse_args(cli *c, int argc, char **argv)
 {
 	enum {
@@ -150,11 +200,15 @@ static int parse_args(cli *c, int argc, char **argv)
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 		{"runs", required_argument, NULL, OPT_RUNS},
 		{"allow-deletes", required_argument, NULL, OPT_ALLOW_DELETES},
+		{"format", required_argument, NULL, OPT_FORMAT},
+		{"since", required_argument, NULL, OPT_SINCE},
+		{"stale-after", required_argument, NULL, OPT_STALE_AFTER},
+		{"no-record", no_argument, NULL, OPT_NO_RECORD},
 		{NULL, 0, NULL, 0},
 	};
 	af_log_level level = AF_LOG_INFO;
 	af_log_format format = AF_LOG_TEXT;
-	int opt;
+	int opt, taken;
 
 	while ((opt = getopt_long(argc, argv, "c:vqhVn", options, NULL)) != -1) {
 		switch (opt) {
@@ -201,6 +255,10 @@ static int parse_args(cli *c, int argc, char **argv)
 			}
 			break;
 		default:
+			if ((taken = report_option(c, opt, optarg)) > 0)
+				break;
+			if (taken < 0)
+				goto bad;
 			fprintf(stderr, "Try 'aifleet --help'.\n");
 			return -1;
 		}
@@ -260,6 +318,36 @@ static int cmd_status(const cli *c, const af_config *cfg)
 	    (err = af_store_print_status(store, stdout, c->runs > 0 ? c->runs : 10)) < 0)
 		goto done;
 done:
+	af_store_free(store);
+	return err;
+}
+
+/* The report is recorded only once it was written out, so that a report
+ * that did not reach its reader is covered again by the next one. A
+ * --since or --stale-after that PostgreSQL cannot read is a usage error
+ * (64), found only once the database is asked. */
+static int cmd_report(const cli *c, const af_config *cfg, int *exit_code)
+{
+	af_report_options opts = {0};
+	af_store *store = NULL;
+	af_report *report = NULL;
+	int err;
+
+	opts.since = c->since;
+	opts.stale_after = c->stale_after;
+	if ((err = af_store_connect(&store, c->db ? c->db : cfg->db_conninfo)) < 0 ||
+	    (err = af_report_gather(&report, store, &opts)) < 0 ||
+	    (err = af_report_render(report, c->report_format, stdout)) < 0)
+		goto done;
+	if (!c->no_record)
+		err = af_report_record(store, report, c->report_format, NULL);
+done:
+	if (err == AF_ERR_PARAM) {
+		fprintf(stderr, "aifleet: %s\nTry 'aifleet --help'.\n", af_error_last());
+		*exit_code = EXIT_USAGE;
+		err = 0;
+	}
+	af_report_free(report);
 	af_store_free(store);
 	return err;
 }
@@ -327,6 +415,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "aifleet: --allow-deletes is an option of sync\n");
 		return EXIT_USAGE;
 	}
+	if (c.report_only && strcmp(c.command, "report") != 0) {
+		fprintf(stderr, "aifleet: %s is an option of report\n", c.report_only);
+		return EXIT_USAGE;
+	}
 
 	if (strcmp(c.command, "help") == 0) {
 		usage(stdout);
@@ -336,7 +428,8 @@ int main(int argc, char **argv)
 		printf("aifleet %s (%s)\n", AIFLEET_VERSION, curl_version());
 		return EXIT_OK;
 	}
-	if (strcmp(c.command, "sync") && strcmp(c.command, "migrate") && strcmp(c.command, "status")) {
+	if (strcmp(c.command, "sync") && strcmp(c.command, "migrate") &&
+	    strcmp(c.command, "status") && strcmp(c.command, "report")) {
 		fprintf(stderr, "aifleet: unknown command '%s'\nTry 'aifleet --help'.\n", c.command);
 		return EXIT_USAGE;
 	}
@@ -359,6 +452,8 @@ int main(int argc, char **argv)
 		err = cmd_migrate(&c, &cfg);
 	else if (strcmp(c.command, "status") == 0)
 		err = cmd_status(&c, &cfg);
+	else if (strcmp(c.command, "report") == 0)
+		err = cmd_report(&c, &cfg, &code);
 	else
 		err = cmd_sync(&c, &cfg, &code);
 	curl_global_cleanup();
