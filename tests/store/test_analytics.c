@@ -232,7 +232,10 @@ static const af_scope HO = {"alibaba", "h", "cn-hangzhou", "hologres"};
 
 enum {
 	MEM_REPORTED = 1, /* ms-1 reports its GPU memory itself */
+	NODE_CARDS = 2,   /* a node and its service both report H800s, no memory */
 };
+
+static const af_scope NC = {"alibaba", "n", "cn-shanghai", "hologres"};
 
 /* A TI-ONE group with two services (cards without memory: A10, and the
  * ambiguous A100) and a Hologres node (cards with memory, on the node and
@@ -262,6 +265,15 @@ static void load_gpu_fleet(af_store *s, unsigned flags)
 	assert_int_equal(st_res(l, &HO, AF_OWNER_SERVICE, "node-1/ds", "gpu_count", 1, "cards", NULL), 0);
 	assert_int_equal(st_res(l, &HO, AF_OWNER_SERVICE, "node-1/ds", "gpu_memory_gib", 24, "GiB", NULL),
 			 0);
+	if (flags & NODE_CARDS) {
+		assert_int_equal(st_inst(l, &NC, "node-8", "node"), 0);
+		assert_int_equal(st_res(l, &NC, AF_OWNER_INSTANCE, "node-8", "gpu_count", 8, "cards",
+					"H800"), 0);
+		assert_int_equal(st_svc(l, &NC, "node-8", "node-8/ds", "DeepSeek-R1", 1), 0);
+		assert_int_equal(st_res(l, &NC, AF_OWNER_SERVICE, "node-8/ds", "gpu_count", 4, "cards",
+					"H800"), 0);
+		st_done(l, &NC, AF_SCOPE_COMPLETE);
+	}
 	st_done(l, &TI, AF_SCOPE_COMPLETE);
 	st_done(l, &HO, AF_SCOPE_COMPLETE);
 	if (af_loader_commit(l, &sum) < 0)
@@ -329,6 +341,24 @@ static void test_derived_gpu_memory(void **state)
 			  " FROM aifleet.capacity_summary WHERE model = 'DeepSeek-V3')", "40 0");
 	assert_false(refused(&db, "SELECT * FROM aifleet.derived_resources", "aifleet_reader"));
 	assert_false(refused(&db, "SELECT * FROM aifleet.capacity_by_model", "aifleet_reader"));
+
+	/* cards reported by a node and, as its share, by its service, without
+	 * memory: the catalog's memory is the node's, counted once */
+	load_gpu_fleet(s, MEM_REPORTED | NODE_CARDS);
+	want_sql(&db, "(SELECT string_agg(concat_ws(' ', owner_native_id, capacity), ';')"
+		      " FROM aifleet.derived_resources WHERE product = 'hologres')", "node-8 640");
+	want_sql(&db, "(SELECT concat_ws(' ', sum(gpu_cards), sum(gpu_memory_gib))"
+		      " FROM aifleet.capacity_summary WHERE region = 'cn-shanghai')", "8 640");
+	want_sql(&db, "(SELECT string_agg(concat_ws(' ', model_key, gpu_cards, gpu_memory_gib), ';'"
+		      " ORDER BY model_key) FROM aifleet.capacity_by_model WHERE region = 'cn-shanghai')",
+		 "deepseek-r1 4 0;qwen-72b 4 640");
+	/* and over time the same: the node's 640 GiB beside the 4 cards it
+	 * keeps (160 GiB-hours per GPU-hour), none beside its service's */
+	want_sql(&db, "(SELECT string_agg(concat_ws(' ', model_key, round((gpu_memory_gib_hours"
+		      " / gpu_hours)::numeric, 6)), ';' ORDER BY model_key)"
+		      " FROM aifleet.capacity_over_time(now() - interval '1 hour', now() + interval '1 hour',"
+		      " '2 hours') WHERE region = 'cn-shanghai')",
+		 "deepseek-r1 0.000000;qwen-72b 160.000000");
 	af_store_free(s);
 	af_testdb_drop(&db);
 }
