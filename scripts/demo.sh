@@ -5,7 +5,8 @@
 #   1. install the Debian packages and build aifleet and aifleet-sim,
 #   2. start a throwaway PostgreSQL and the cloud simulator (demo fleet),
 #   3. aifleet sync; mutate the simulated fleet; aifleet sync again,
-#   4. print aifleet status, the inventory summary and the change feed.
+#   4. print aifleet status, the inventory summary, the change feed and
+#      aifleet report.
 #
 # Everything is stopped and removed at the end, unless --keep is given: then
 # the database and simulator stay up and the script prints how to reach them.
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--keep) keep=true ;;
 	--items) items=${2:?--items needs a number}; shift ;;
-	-h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "demo.sh: unknown option $1" >&2; exit 64 ;;
 	esac
 	shift
@@ -116,6 +117,9 @@ psql_q "SELECT change, product, region, native_id, name, left(diff::text, 70) AS
 psql_q "SELECT entity_type, change, count(*) FROM aifleet.change_feed
 	 WHERE run_id = (SELECT max(run_id) FROM aifleet.change_feed)
 	 GROUP BY 1, 2 ORDER BY 1, 2;"
+
+say "The report a daily cron job would mail (aifleet report; --no-record leaves the next one's start alone)"
+run report --no-record
 
 if $keep; then
 	say "Left running (--keep)"

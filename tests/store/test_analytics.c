@@ -88,10 +88,13 @@ static void want_sql(af_testdb *db, const char *expr, const char *want)
 static void test_model_keys(void **state)
 {
 	static const char *const cases[][2] = {
-	    /* API pages */
-	    {"qwen-7b", "qwen-7b"},
+	    /* API pages: Tair Model, Hologres modelType and modelName, TI-ONE
+	     * ModelName (and names in the fixtures' examples) */
+	    {"DeepSeek-OCR", "deepseek-ocr"},
 	    {"qwen3.5-plus", "qwen3.5-plus"},
+	    {"my_model", "my-model"},
 	    {"chatglm-6b-tiacc-ft", "chatglm-6b-tiacc-ft"},
+	    {"qwen-7b", "qwen-7b"},
 	    {"qwen-chat", "qwen-chat"},
 	    /* the simulator: one spelling per product */
 	    {"Qwen3-32B", "qwen3-32b"},
@@ -99,7 +102,6 @@ static void test_model_keys(void **state)
 	    {"DeepSeek-V3", "deepseek-v3"},
 	    {"deepseek-v3", "deepseek-v3"},
 	    {"DeepSeek-R1", "deepseek-r1"},
-	    {"DeepSeek-OCR", "deepseek-ocr"},
 	    {"GLM-4.5", "glm-4.5"},
 	    {"glm-4.5", "glm-4.5"},
 	    {"Llama-3.1-70B", "llama-3.1-70b"},
