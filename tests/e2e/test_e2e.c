@@ -30,23 +30,43 @@ typedef struct env {
 	char *config;
 } env;
 
+/* What the test that runs holds, copied by value: a failed assertion
+ * leaves the test's frame (and its env) behind, and the teardown stops
+ * and removes from this copy what env_down did not. */
+static env live;
+static bool is_live;
+
 static void env_up(env *e, const char *const *sim_args, const char *text, const char *extra)
 {
 	memset(e, 0, sizeof(*e));
 	af_testdb_create(&e->db);
+	live = *e;
+	is_live = true;
 	e2e_sim_start(&e->sim, sim_args);
+	live.sim = e->sim;
 	e->dir = af_test_tempdir();
+	live.dir = e->dir;
 	e->config = e2e_write_config(e->dir, &e->sim, &e->db, text, extra);
+	live.config = e->config;
 	e2e_set_demo_credentials();
 }
 
 static void env_down(env *e)
 {
+	is_live = false;
 	e2e_sim_stop(&e->sim);
 	af_testdb_drop(&e->db);
 	free(e->config);
 	af_test_rmtree(e->dir);
 	free(e->dir);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (is_live)
+		env_down(&live);
+	return 0;
 }
 
 typedef struct sync_args {
@@ -945,18 +965,18 @@ static void test_sim_faults_tombstone_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_item_arrives_exactly_once),
-		cmocka_unit_test(test_api_page_examples_units_and_statuses),
-		cmocka_unit_test(test_mutation_gives_exactly_the_expected_history),
-		cmocka_unit_test(test_failed_scope_tombstones_nothing),
-		cmocka_unit_test(test_dry_run_writes_nothing),
-		cmocka_unit_test(test_secrets_nowhere_and_raw_replay),
-		cmocka_unit_test(test_cli_exit_codes),
-		cmocka_unit_test(test_auth_failure_is_named_and_contained),
-		cmocka_unit_test(test_default_credential_chain),
-		cmocka_unit_test(test_expiring_role_is_renewed),
-		cmocka_unit_test(test_mass_delete_guard),
-		cmocka_unit_test(test_sim_faults_tombstone_nothing),
+		cmocka_unit_test_teardown(test_every_item_arrives_exactly_once, teardown),
+		cmocka_unit_test_teardown(test_api_page_examples_units_and_statuses, teardown),
+		cmocka_unit_test_teardown(test_mutation_gives_exactly_the_expected_history, teardown),
+		cmocka_unit_test_teardown(test_failed_scope_tombstones_nothing, teardown),
+		cmocka_unit_test_teardown(test_dry_run_writes_nothing, teardown),
+		cmocka_unit_test_teardown(test_secrets_nowhere_and_raw_replay, teardown),
+		cmocka_unit_test_teardown(test_cli_exit_codes, teardown),
+		cmocka_unit_test_teardown(test_auth_failure_is_named_and_contained, teardown),
+		cmocka_unit_test_teardown(test_default_credential_chain, teardown),
+		cmocka_unit_test_teardown(test_expiring_role_is_renewed, teardown),
+		cmocka_unit_test_teardown(test_mass_delete_guard, teardown),
+		cmocka_unit_test_teardown(test_sim_faults_tombstone_nothing, teardown),
 	};
 
 	af_log_setup(AF_LOG_WARN, AF_LOG_TEXT);
