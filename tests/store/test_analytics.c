@@ -313,6 +313,12 @@ static void test_derived_gpu_memory(void **state)
 	want_sql(&db, "(SELECT count(*) FROM aifleet.current_resources WHERE model_key = 'deepseek-v3')",
 		     "4");
 	want_sql(&db, "(SELECT DISTINCT model_key FROM aifleet.current_instances)", "qwen-72b");
+	/* the views' keys are model_key() of their names, row by row */
+	want_sql(&db, "(SELECT count(*) FROM aifleet.current_resources"
+		      " WHERE model_key IS DISTINCT FROM aifleet.model_key(model))", "0");
+	want_sql(&db, "(SELECT string_agg(model || '=' || model_key, ',' ORDER BY model)"
+		      " FROM aifleet.model_keys)", "DeepSeek-V3=deepseek-v3,Qwen3-32B=qwen3-32b,"
+		      "deepseek-v3=deepseek-v3,qwen-72b=qwen-72b");
 
 	/* the question the issue asks: GPUs serving DeepSeek-V3 across both
 	 * clouds, spelled two ways -- the node's card counts for its service */

@@ -600,7 +600,7 @@ static void test_reader_role(void **state)
 	PGresult *res;
 	static const char *views[] = {"current_instances", "current_services", "current_resources",
 				      "capacity_summary", "change_feed", "run_status", "scope_freshness",
-				      "entity_versions", "derived_resources", "capacity_by_model", "gpu_model", "gpu_alias",
+				      "entity_versions", "derived_resources", "capacity_by_model", "model_keys", "gpu_model", "gpu_alias",
 				      "model_alias"};
 
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
