@@ -50,12 +50,9 @@ struct af_direct {
 
 static char *triple_key(const char *provider, const char *account, const char *product)
 {
-	size_t n = strlen(provider) + strlen(account) + strlen(product) + 3;
-	char *k = malloc(n);
+	const char *fields[] = {provider, account, product};
 
-	if (k)
-		snprintf(k, n, "%s\x1f%s\x1f%s", provider, account, product);
-	return k;
+	return af_store_join_key(fields, 3);
 }
 
 static int key_cmp(const void *a, const void *b)

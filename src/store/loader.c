@@ -169,13 +169,9 @@ static bool scope_is(const scope_entry *e, const af_scope *sc)
 static char *scope_key(const char *provider, const char *account, const char *region,
 		       const char *product)
 {
-	af_buf b = AF_BUF_INIT;
+	const char *fields[] = {provider, account, region, product};
 
-	if (af_buf_printf(&b, "%s\x1f%s\x1f%s\x1f%s", provider, account, region, product) < 0) {
-		af_buf_free(&b);
-		return NULL;
-	}
-	return af_buf_detach(&b);
+	return af_store_join_key(fields, 4);
 }
 
 static int ledger_cmp(const void *a, const void *b)

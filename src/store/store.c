@@ -58,6 +58,19 @@ int af_store_exec(PGconn *conn, const char *what, const char *sql)
 	return err;
 }
 
+char *af_store_join_key(const char *const *fields, size_t n)
+{
+	af_buf b = AF_BUF_INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((i > 0 && af_buf_append(&b, "\x1f", 1) < 0) || af_buf_puts(&b, fields[i]) < 0) {
+			af_buf_free(&b);
+			return NULL;
+		}
+	}
+	return af_buf_detach(&b);
+}
+
 int af_store_connect(af_store **out, const char *conninfo)
 {
 	af_store *s;

@@ -28,6 +28,11 @@ int af_store_exec(PGconn *conn, const char *what, const char *sql);
 /* Maps the connection / result state to an error class and sets the message. */
 int af_store_db_error(PGconn *conn, const PGresult *res, const char *what);
 
+/* `n` fields joined by a unit separator (0x1f), which no provider, account,
+ * region or product holds: a key to sort and bsearch scopes by. NULL when
+ * out of memory; the caller frees it. */
+char *af_store_join_key(const char *const *fields, size_t n);
+
 /*
  * COPY text format helpers (PostgreSQL "COPY ... FROM STDIN", text format):
  * fields separated by tabs, rows by newlines, NULL as \N, and backslash,
