@@ -10,6 +10,7 @@ packages=(
 	libinih-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev
 	postgresql postgresql-contrib postgresql-client
 	time bc
+	prometheus              # promtool: the metrics file and alert rules (tests)
 )
 
 missing=()

@@ -76,6 +76,7 @@ typedef struct af_config {
 	long timeout_ms;
 	long max_response_mb;
 	char *ca_bundle;
+	char *metrics_file;  /* Prometheus textfile written after every run; NULL = none */
 	int max_pages;       /* guard against paging that never ends; default 10000 */
 	/* Mass-delete guard: the share of a scope's live items one run may
 	 * delete, in (0, 1]; default 0.5 */

@@ -39,6 +39,22 @@ int af_store_pending_migrations(af_store *s, int *pending);
 /* Prints recent runs and per-scope freshness and errors. */
 int af_store_print_status(af_store *s, FILE *out, int max_runs);
 
+/* One row of the scope ledger (aifleet.scope_state); its strings are the
+ * store's, valid during the callback only. */
+typedef struct af_ledger_row {
+	af_scope scope;
+	const char *state;        /* complete, partial, failed or held */
+	int64_t last_run_id;
+	double last_attempt_at;   /* Unix time */
+	double last_complete_at;  /* Unix time; 0 = never complete */
+	uint64_t held_deletes;    /* state held: the tombstones held back */
+} af_ledger_row;
+
+/* Calls fn for every scope the ledger holds (any order); stops at, and
+ * returns, the first negative value fn returns. Reads only. */
+int af_store_each_ledger_row(af_store *s, int (*fn)(void *ctx, const af_ledger_row *row),
+			     void *ctx);
+
 /*
  * The mass-delete guard: in a complete scope, if the run would tombstone
  * more than max_fraction of the scope's live entities (instances, services

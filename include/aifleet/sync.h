@@ -30,6 +30,25 @@ typedef struct af_sync_options {
 	size_t nallow_deletes;
 } af_sync_options;
 
+/* One scope of the run, as the metrics file reports it. */
+typedef struct af_scope_outcome {
+	af_scope scope;         /* points into the configuration */
+	/* complete, partial, failed or held: the loader's last word, as the
+	 * ledger recorded it; failed when the run committed nothing. */
+	const char *state;
+	uint64_t items;
+	uint64_t rejected;
+	uint64_t requests;
+	uint64_t retries;
+	uint64_t throttled;
+	uint64_t held_deletes;  /* state held: the tombstones held back */
+	double attempted_at;    /* Unix time this run started */
+	/* Unix time of the start of the last run that collected the scope
+	 * completely (the ledger's), this one or an earlier; 0 = never, or
+	 * the ledger could not be read (the database was lost). */
+	double completed_at;
+} af_scope_outcome;
+
 typedef struct af_sync_result {
 	af_load_summary load;
 	/* Scopes as finally judged (by the collectors, then the loader: a
@@ -53,14 +72,25 @@ typedef struct af_sync_result {
 	double collect_seconds;  /* wall time of the collection phase */
 	double fetch_seconds;    /* summed over workers: waiting for HTTP */
 	double normalize_seconds;/* summed: normalizing + streaming COPY */
+	double started_at;       /* Unix time */
+	bool committed;
+	/* Every scope the run was to collect, sorted by provider, account,
+	 * region and product; also after a failed run (then: as far as it
+	 * got). Owned by the result: af_sync_result_free(). */
+	af_scope_outcome *outcomes;
+	size_t noutcomes;
 } af_sync_result;
 
 /*
  * Returns 0 when the run committed (check result->partial/failed for
  * scopes that did not complete), or a negative af_error_class when
- * nothing was committed.
+ * nothing was committed. Either way, `result` must be freed with
+ * af_sync_result_free().
  */
 int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_result *result);
+
+/* Frees what af_sync_run() allocated in `r` (the outcomes). */
+void af_sync_result_free(af_sync_result *r);
 
 /* One line: "sync: run 12 partial: 9 scopes (8 complete, 1 failed), ..." */
 void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run);

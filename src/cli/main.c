@@ -6,6 +6,7 @@
 #include "aifleet/config.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
+#include "aifleet/metrics.h"
 #include "aifleet/report.h"
 #include "aifleet/store.h"
 #include "aifleet/sync.h"
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Exit codes (documented in README.md). */
@@ -38,6 +40,7 @@ typedef struct cli {
 	const char *db;
 	const char *only;
 	const char *save_raw;
+	const char *metrics_file;
 	const char *from_raw;
 	bool dry_run;
 	bool wait;
@@ -100,6 +103,11 @@ static void usage(FILE *out)
 		"                         accept the tombstones the mass-delete guard held in\n"
 		"                         SCOPE (provider/account/region/product, as 'status'\n"
 		"                         shows it) or in every scope ('all'); repeatable\n"
+		"      --metrics-file PATH\n"
+		"                         after the run, failed ones too, write its metrics\n"
+		"                         for Prometheus's textfile collector to PATH\n"
+		"                         (atomically; overrides [sync] metrics_file; not\n"
+		"                         for a dry run)\n"
 		"      --progress         redraw a progress line (default when stderr is a TTY)\n"
 		"      --no-progress      never draw it\n"
 		"\n"
@@ -180,7 +188,7 @@ static int parse_args(cli *c, int argc, char **argv)
 {
 	enum {
 		OPT_DB = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_ONLY, OPT_SAVE_RAW, OPT_FROM_RAW,
-		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS, OPT_ALLOW_DELETES,
+		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS, OPT_ALLOW_DELETES, OPT_METRICS_FILE,
 	};
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -200,6 +208,7 @@ static int parse_args(cli *c, int argc, char **argv)
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 		{"runs", required_argument, NULL, OPT_RUNS},
 		{"allow-deletes", required_argument, NULL, OPT_ALLOW_DELETES},
+		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"since", required_argument, NULL, OPT_SINCE},
 		{"stale-after", required_argument, NULL, OPT_STALE_AFTER},
@@ -235,6 +244,7 @@ static int parse_args(cli *c, int argc, char **argv)
 		case OPT_SAVE_RAW: c->save_raw = optarg; break;
 		case OPT_FROM_RAW: c->from_raw = optarg; break;
 		case OPT_WAIT: c->wait = true; break;
+		case OPT_METRICS_FILE: c->metrics_file = optarg; break;
 		case OPT_ALLOW_DELETES:
 			if (c->nallow_deletes == sizeof(c->allow_deletes) / sizeof(c->allow_deletes[0])) {
 				fprintf(stderr, "aifleet: too many --allow-deletes (say 'all')\n");
@@ -352,8 +362,37 @@ done:
 	return err;
 }
 
+static int sync_exit_code(const af_sync_result *result)
+{
+	/* A refused key or an unverifiable certificate fails the same way next
+	 * time: say so (78) before anything else, so that it alerts. */
+	if (result->auth_failures || result->config_failures)
+		return EXIT_CONFIG;
+	if (result->complete == result->scopes)
+		return EXIT_OK;
+	/* a held scope was collected completely: it waits for an operator */
+	if (result->complete + result->held > 0)
+		return EXIT_PARTIAL;
+	return EXIT_FAILED;
+}
+
+/* Written however the run ended; a file that cannot be written is told
+ * but does not change the run's exit code: the data is in, and the file
+ * going stale is what alerts (docs/operations.md). */
+static void write_metrics(const char *path, const af_sync_result *result, int exit_code)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (af_metrics_write(path, result, exit_code,
+			     (double)now.tv_sec + (double)now.tv_nsec / 1e9) < 0)
+		af_err("aifleet", "%s", af_error_last());
+}
+
 static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 {
+	const char *metrics = c->dry_run ? NULL : c->metrics_file ? c->metrics_file
+								  : cfg->metrics_file;
 	af_sync_options opts = {0};
 	af_sync_result result;
 	int err;
@@ -370,21 +409,20 @@ static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 	opts.allow_deletes = c->allow_deletes;
 	opts.nallow_deletes = c->nallow_deletes;
 
-	err = af_sync_run(cfg, &opts, &result);
-	if (err < 0)
+	/* a path that cannot work fails now, not after the collection */
+	if (metrics && (err = af_metrics_check_path(metrics)) < 0)
 		return err;
-	af_sync_print_summary(stdout, &result, c->dry_run);
-	/* A refused key or an unverifiable certificate fails the same way next
-	 * time: say so (78) before anything else, so that it alerts. */
-	if (result.auth_failures || result.config_failures)
-		*exit_code = EXIT_CONFIG;
-	else if (result.complete == result.scopes)
-		*exit_code = EXIT_OK;
-	else if (result.complete + result.held > 0)
-		/* a held scope was collected completely: it waits for an operator */
-		*exit_code = EXIT_PARTIAL;
-	else
-		*exit_code = EXIT_FAILED;
+	if ((err = af_sync_run(cfg, &opts, &result)) < 0) {
+		/* told before the metrics are written, which may fail too */
+		af_err("aifleet", "%s", af_error_last());
+		*exit_code = exit_code_for(err);
+	} else {
+		af_sync_print_summary(stdout, &result, c->dry_run);
+		*exit_code = sync_exit_code(&result);
+	}
+	if (metrics)
+		write_metrics(metrics, &result, *exit_code);
+	af_sync_result_free(&result);
 	return 0;
 }
 
@@ -411,8 +449,9 @@ int main(int argc, char **argv)
 	af_config_init(&cfg);
 	if (parse_args(&c, argc, argv) < 0)
 		return EXIT_USAGE;
-	if (c.nallow_deletes && strcmp(c.command, "sync") != 0) {
-		fprintf(stderr, "aifleet: --allow-deletes is an option of sync\n");
+	if ((c.nallow_deletes || c.metrics_file) && strcmp(c.command, "sync") != 0) {
+		fprintf(stderr, "aifleet: %s is an option of sync\n",
+			c.nallow_deletes ? "--allow-deletes" : "--metrics-file");
 		return EXIT_USAGE;
 	}
 	if (c.report_only && strcmp(c.command, "report") != 0) {

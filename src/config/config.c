@@ -4,7 +4,7 @@
  *   [database] conninfo, wait_for_lock
  *   [sync]     concurrency, detail_concurrency, max_attempts, retry_budget,
  *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
- *              max_pages, max_delete_fraction, max_delete_min
+ *              max_pages, max_delete_fraction, max_delete_min, metrics_file
  *   [account NAME] provider, credentials, *_env, credentials_file, profile,
  *              role_name, metadata_endpoint, credentials_uri, role_arn, source, role_session_name,
  *              external_id, duration_seconds, policy, sts_endpoint, intl, regions,
@@ -101,6 +101,7 @@ void af_config_free(af_config *cfg)
 	free(cfg->path);
 	free(cfg->db_conninfo);
 	free(cfg->ca_bundle);
+	free(cfg->metrics_file);
 	af_config_init(cfg);
 }
 
@@ -664,6 +665,8 @@ static int sync_key(parse_state *st, const char *name, const char *value)
 
 	if (strcmp(name, "ca_bundle") == 0)
 		return set_string(st, &cfg->ca_bundle, value);
+	if (strcmp(name, "metrics_file") == 0)
+		return set_string(st, &cfg->metrics_file, value);
 	/* The mass-delete guard: a fraction of a scope's live items, and a
 	 * floor below which deleting is never suspicious. */
 	if (strcmp(name, "max_delete_fraction") == 0) {

@@ -340,3 +340,36 @@ done:
 	PQclear(res);
 	return err;
 }
+
+int af_store_each_ledger_row(af_store *s, int (*fn)(void *ctx, const af_ledger_row *row),
+			     void *ctx)
+{
+	PGresult *res;
+	int err = 0;
+
+	res = PQexec(s->conn,
+		     "SELECT provider, account, region, product, last_state, last_run_id,"
+		     " extract(epoch FROM last_attempt_at),"
+		     " coalesce(extract(epoch FROM last_complete_at), 0),"
+		     " coalesce(held_deletes, 0) FROM aifleet.scope_state");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(s->conn, res, "reading the scope ledger");
+		goto done;
+	}
+	for (int i = 0; i < PQntuples(res) && err >= 0; i++) {
+		af_ledger_row row = {
+			.scope = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				  PQgetvalue(res, i, 2), PQgetvalue(res, i, 3)},
+			.state = PQgetvalue(res, i, 4),
+			.last_run_id = strtoll(PQgetvalue(res, i, 5), NULL, 10),
+			.last_attempt_at = strtod(PQgetvalue(res, i, 6), NULL),
+			.last_complete_at = strtod(PQgetvalue(res, i, 7), NULL),
+			.held_deletes = strtoull(PQgetvalue(res, i, 8), NULL, 10),
+		};
+
+		err = fn(ctx, &row);
+	}
+done:
+	PQclear(res);
+	return err < 0 ? err : 0;
+}

@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct sync_run;
 
@@ -623,6 +624,127 @@ static int commit(sync_run *run, af_sync_result *result)
 	return 0;
 }
 
+/* ---- outcomes ----------------------------------------------------------- */
+
+static double unix_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int scope_cmp(const af_scope *a, const af_scope *b)
+{
+	int c;
+
+	if ((c = strcmp(a->provider, b->provider)) != 0 ||
+	    (c = strcmp(a->account, b->account)) != 0 || (c = strcmp(a->region, b->region)) != 0)
+		return c;
+	return strcmp(a->product, b->product);
+}
+
+static int outcome_cmp(const void *a, const void *b)
+{
+	return scope_cmp(&((const af_scope_outcome *)a)->scope,
+			 &((const af_scope_outcome *)b)->scope);
+}
+
+/* What every job's report says, whether the run got as far as its commit
+ * or not (a job that never ran reports nothing). */
+static int gather_outcomes(const sync_run *run, af_sync_result *result)
+{
+	size_t n = 0;
+
+	if (!run->jobs)
+		return 0;
+	if (!(result->outcomes = calloc(run->njobs, sizeof(*result->outcomes))))
+		return af_error_oom();
+	for (size_t i = 0; i < run->njobs; i++) {
+		const af_scope_report *rep;
+		af_scope_outcome *o;
+
+		if (!run->jobs[i])
+			continue;
+		rep = af_job_report(run->jobs[i]);
+		o = &result->outcomes[n++];
+		o->scope = rep->scope;
+		o->state = "failed";
+		o->items = rep->items;
+		o->rejected = rep->rejected;
+		o->requests = rep->requests;
+		o->retries = rep->retries;
+		o->throttled = rep->throttled;
+		o->attempted_at = result->started_at;
+	}
+	result->noutcomes = n;
+	qsort(result->outcomes, n, sizeof(*result->outcomes), outcome_cmp);
+	return 0;
+}
+
+static const char *ledger_state(const char *state)
+{
+	static const char *const known[] = {"complete", "partial", "failed", "held"};
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(state, known[i]) == 0)
+			return known[i];
+	return "failed";
+}
+
+static int take_ledger_row(void *ctx, const af_ledger_row *row)
+{
+	af_sync_result *result = ctx;
+	af_scope_outcome key = {.scope = row->scope}, *o;
+
+	o = bsearch(&key, result->outcomes, result->noutcomes, sizeof(key), outcome_cmp);
+	if (!o)
+		return 0; /* a scope of another configuration, or of an earlier one */
+	o->completed_at = row->last_complete_at;
+	if (result->committed && row->last_run_id == result->load.run_id) {
+		/* the loader's last word: rejected records, orphans, the guard */
+		o->state = ledger_state(row->state);
+		o->held_deletes = row->held_deletes;
+		o->attempted_at = row->last_attempt_at;
+	}
+	return 0;
+}
+
+/* The ledger after the run: each scope's last complete collection (this
+ * run's or an earlier one's) and, when the run committed, the state it
+ * recorded. Without the database (it may be why the run failed) the
+ * outcomes keep what the jobs said, and no time of completion. */
+static void read_ledger(sync_run *run, af_sync_result *result)
+{
+	if (!run->store || run->opts->dry_run || result->noutcomes == 0)
+		return;
+	if (af_store_each_ledger_row(run->store, take_ledger_row, result) < 0)
+		af_warn("sync", "cannot read the scope ledger for the run's metrics: %s",
+			af_error_last());
+}
+
+/* The outcomes, after the run and whatever its end; the run's own error,
+ * if it failed, stays the one to tell. */
+static void keep_outcomes(sync_run *run, af_sync_result *result, int err)
+{
+	char why[2048];
+
+	snprintf(why, sizeof(why), "%s", af_error_last());
+	if (gather_outcomes(run, result) < 0)
+		af_warn("sync", "no per-scope outcomes for the run's metrics: %s", af_error_last());
+	else
+		read_ledger(run, result);
+	if (err < 0)
+		af_error_set(err, "%s", why);
+}
+
+void af_sync_result_free(af_sync_result *r)
+{
+	free(r->outcomes);
+	r->outcomes = NULL;
+	r->noutcomes = 0;
+}
+
 /* ---- the run ------------------------------------------------------------ */
 
 static void run_free(sync_run *run)
@@ -658,10 +780,16 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	pthread_mutex_init(&run.out_lock, NULL);
 	pthread_mutex_init(&run.progress_lock, NULL);
 
+	result->started_at = unix_now();
 	if ((err = prepare(&run)) == 0 && (err = collect(&run, result)) == 0 &&
-	    (err = report(&run, result)) == 0)
-		err = commit(&run, result);
+	    (err = report(&run, result)) == 0 && (err = commit(&run, result)) == 0)
+		result->committed = !opts->dry_run;
 
+	/* The loader rolls back what did not commit before the ledger is read
+	 * on its connection. */
+	af_loader_free(run.loader);
+	run.loader = NULL;
+	keep_outcomes(&run, result, err);
 	result->seconds = af_clock_seconds() - started;
 	run_free(&run);
 	return err;

@@ -197,6 +197,7 @@ static int replay(const replay_env *e, af_sync_result *r)
 	assert_int_equal(af_config_load(&cfg, e->config), 0);
 	o.raw.replay_dir = e->raw;
 	err = af_sync_run(&cfg, &o, r);
+	af_sync_result_free(r); /* the outcomes point into cfg */
 	af_config_free(&cfg);
 	return err;
 }

@@ -93,6 +93,7 @@ static int run_sync(const env *e, const sync_args *a, af_sync_result *r)
 	}
 	o.trigger = "test_e2e";
 	err = af_sync_run(&cfg, &o, r);
+	af_sync_result_free(r); /* the outcomes point into cfg */
 	af_config_free(&cfg);
 	return err;
 }

@@ -396,6 +396,7 @@ static int sync_accounts(const af_testdb *db, const char *accounts, af_sync_resu
 	af_config_init(&cfg);
 	assert_int_equal(af_config_load(&cfg, path), 0);
 	err = af_sync_run(&cfg, &o, res);
+	af_sync_result_free(res); /* the outcomes point into cfg */
 	af_config_free(&cfg);
 	unsetenv("STS_TEST_ID");
 	unsetenv("STS_TEST_SECRET");

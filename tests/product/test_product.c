@@ -189,6 +189,7 @@ static int sync_replay(const char *config, const char *run, af_sync_result *r)
 	o.raw.replay_dir = run;
 	o.only = PAI_EAS_PRODUCT;
 	err = af_sync_run(&cfg, &o, r);
+	af_sync_result_free(r); /* the outcomes point into cfg */
 	af_config_free(&cfg);
 	return err;
 }
