@@ -100,6 +100,9 @@ int af_config_load(af_config *cfg, const char *path);
 
 void af_config_free(af_config *cfg);
 
+/* The source's name in the file ("env", "aliyun-cli", ...). */
+const char *af_cred_source_name(af_cred_source source);
+
 /* The account with this label, or NULL. */
 const af_account_config *af_config_account(const af_config *cfg, const char *label);
 

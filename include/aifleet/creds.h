@@ -167,6 +167,14 @@ int af_credentials_from_oidc_env(af_credentials *out, struct af_session *s, cons
 int af_credentials_default(af_credentials *out, const char *provider,
 			   const af_chain_options *opts, const char **step);
 
+/* What `aifleet check-config` asks of the chain: the step it would take,
+ * without asking any server. A local step (environment, files) loads its
+ * credentials, so that a wrong profile or file mode fails here, and wipes
+ * them; a step that asks a server (instance metadata, a URI, STS for
+ * OIDC) is only named, with *remote set. Errors as af_credentials_default. */
+int af_credentials_default_check(const char *provider, const af_chain_options *opts,
+				 const char **step, bool *remote);
+
 /* Refuses a credentials or config file that group or others can read. */
 int af_credentials_check_file_mode(const char *path);
 

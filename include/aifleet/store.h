@@ -38,6 +38,9 @@ int af_store_pending_migrations(af_store *s, int *pending);
 
 /* Prints recent runs and per-scope freshness and errors. */
 int af_store_print_status(af_store *s, FILE *out, int max_runs);
+/* The same as one JSON document: {generated_at, pending_migrations, runs:
+ * [...], scopes: [...]}; docs/operations.md lists its fields. */
+int af_store_print_status_json(af_store *s, FILE *out, int max_runs);
 
 /* One row of the scope ledger (aifleet.scope_state); its strings are the
  * store's, valid during the callback only. */

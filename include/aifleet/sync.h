@@ -92,6 +92,18 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 /* Frees what af_sync_run() allocated in `r` (the outcomes). */
 void af_sync_result_free(af_sync_result *r);
 
+/*
+ * `aifleet check-config`: prints each account's credential source and
+ * whether its credentials could be had here -- local sources are loaded
+ * and wiped, a source that asks a server (STS, instance metadata, a
+ * credentials URI) is only checked as far as its local part -- and every
+ * scope a run would collect (only: one product, or NULL), with its
+ * endpoint. Calls no server and no database. Returns 0, or AF_ERR_CONFIG
+ * when an account's credentials cannot be had, an endpoint is wrong or
+ * there is nothing to collect (all of it printed first).
+ */
+int af_sync_check_config(const af_config *cfg, const char *only, FILE *out);
+
 /* One line: "sync: run 12 partial: 9 scopes (8 complete, 1 failed), ..." */
 void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run);
 

@@ -49,7 +49,9 @@ typedef struct cli {
 	int runs;
 	const char *allow_deletes[64]; /* --allow-deletes, repeatable (points into argv) */
 	size_t nallow_deletes;
+	const char *format;      /* --format, for report and status */
 	af_report_format report_format;
+	bool status_json;
 	const char *since;
 	const char *stale_after;
 	bool no_record;
@@ -75,6 +77,10 @@ static void usage(FILE *out)
 		"  status      show recent runs and per-scope freshness and errors\n"
 		"  report      summarize the fleet now, GPU-hours of the last 7 days, the\n"
 		"              changes since the last report and stale or failing scopes\n"
+		"  check-config\n"
+		"              parse the configuration, check every account's credential\n"
+		"              source without calling a cloud, list the scopes a sync\n"
+		"              would collect (for deploy pipelines; exit 0 or 78)\n"
 		"  version     print the version\n"
 		"  help        print this help\n"
 		"\n"
@@ -113,6 +119,7 @@ static void usage(FILE *out)
 		"\n"
 		"Options of status:\n"
 		"      --runs N           how many recent runs to show (default 10)\n"
+		"      --format FMT       text (default) or json (one document, for scripts)\n"
 		"\n"
 		"Options of report:\n"
 		"      --format FMT       text (default), markdown or json\n"
@@ -162,11 +169,7 @@ static int report_option(cli *c, int opt, const char *arg)
 {
 	switch (opt) {
 	case OPT_FORMAT:
-		c->report_only = "--format";
-		if (af_report_parse_format(&c->report_format, arg) < 0) {
-			af_error_prefix(AF_ERR_CONFIG, "--format: ");
-			return -1;
-		}
+		c->format = arg; /* judged once the command is known: check_format */
 		return 1;
 	case OPT_SINCE:
 		c->report_only = "--since";
@@ -305,6 +308,30 @@ bad:
 	return -1;
 }
 
+/* --format is report's (text, markdown, json) and status's (text, json). */
+static int check_format(cli *c)
+{
+	if (!c->format)
+		return 0;
+	if (strcmp(c->command, "report") == 0) {
+		if (af_report_parse_format(&c->report_format, c->format) == 0)
+			return 0;
+		fprintf(stderr, "aifleet: --format: %s\n", af_error_last());
+		return -1;
+	}
+	if (strcmp(c->command, "status") == 0) {
+		if (strcmp(c->format, "text") == 0 || strcmp(c->format, "json") == 0) {
+			c->status_json = strcmp(c->format, "json") == 0;
+			return 0;
+		}
+		fprintf(stderr, "aifleet: --format: status shows text or json, not '%s'\n",
+			c->format);
+		return -1;
+	}
+	fprintf(stderr, "aifleet: --format is an option of report and status\n");
+	return -1;
+}
+
 static int cmd_migrate(const cli *c, const af_config *cfg)
 {
 	af_store *store = NULL;
@@ -325,7 +352,8 @@ static int cmd_status(const cli *c, const af_config *cfg)
 	int err;
 
 	if ((err = af_store_connect(&store, c->db ? c->db : cfg->db_conninfo)) < 0 ||
-	    (err = af_store_print_status(store, stdout, c->runs > 0 ? c->runs : 10)) < 0)
+	    (err = (c->status_json ? af_store_print_status_json
+				   : af_store_print_status)(store, stdout, c->runs > 0 ? c->runs : 10)) < 0)
 		goto done;
 done:
 	af_store_free(store);
@@ -454,6 +482,8 @@ int main(int argc, char **argv)
 			c.nallow_deletes ? "--allow-deletes" : "--metrics-file");
 		return EXIT_USAGE;
 	}
+	if (check_format(&c) < 0)
+		return EXIT_USAGE;
 	if (c.report_only && strcmp(c.command, "report") != 0) {
 		fprintf(stderr, "aifleet: %s is an option of report\n", c.report_only);
 		return EXIT_USAGE;
@@ -468,7 +498,8 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(c.command, "sync") && strcmp(c.command, "migrate") &&
-	    strcmp(c.command, "status") && strcmp(c.command, "report")) {
+	    strcmp(c.command, "status") && strcmp(c.command, "report") &&
+	    strcmp(c.command, "check-config")) {
 		fprintf(stderr, "aifleet: unknown command '%s'\nTry 'aifleet --help'.\n", c.command);
 		return EXIT_USAGE;
 	}
@@ -480,9 +511,9 @@ int main(int argc, char **argv)
 	if (c.config_path) {
 		if ((err = af_config_load(&cfg, c.config_path)) < 0)
 			goto done;
-	} else if (strcmp(c.command, "sync") == 0) {
-		fprintf(stderr, "aifleet: sync needs a configuration: --config FILE or "
-				"AIFLEET_CONFIG (see deploy/aifleet.example.ini)\n");
+	} else if (strcmp(c.command, "sync") == 0 || strcmp(c.command, "check-config") == 0) {
+		fprintf(stderr, "aifleet: %s needs a configuration: --config FILE or "
+				"AIFLEET_CONFIG (see deploy/aifleet.example.ini)\n", c.command);
 		return EXIT_USAGE;
 	}
 
@@ -493,6 +524,8 @@ int main(int argc, char **argv)
 		err = cmd_status(&c, &cfg);
 	else if (strcmp(c.command, "report") == 0)
 		err = cmd_report(&c, &cfg, &code);
+	else if (strcmp(c.command, "check-config") == 0)
+		err = af_sync_check_config(&cfg, c.only, stdout);
 	else
 		err = cmd_sync(&c, &cfg, &code);
 	curl_global_cleanup();

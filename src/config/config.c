@@ -573,6 +573,14 @@ static const struct {
 };
 #define NCRED_SOURCES (sizeof(cred_sources) / sizeof(cred_sources[0]))
 
+const char *af_cred_source_name(af_cred_source source)
+{
+	for (size_t i = 0; i < NCRED_SOURCES; i++)
+		if (cred_sources[i].source == source)
+			return cred_sources[i].name;
+	return "?";
+}
+
 static int credentials_key(parse_state *st, af_account_config *a, const char *value)
 {
 	char names[256];

@@ -29,6 +29,7 @@ typedef struct chain_step {
 	bool (*configured)(const af_chain_options *o, char *path, size_t n, char *why,
 			   size_t nwhy);
 	int (*load)(af_credentials *out, const af_chain_options *o, const char *path);
+	bool remote; /* load asks a server: the metadata service, a URI, STS */
 } chain_step;
 
 static bool set(const char *var)
@@ -181,12 +182,12 @@ static bool ali_uri_configured(const af_chain_options *o, char *path, size_t n, 
 }
 
 static const chain_step alibaba_chain[] = {
-	{"environment (ALIBABA_CLOUD_ACCESS_KEY_ID)", ali_env_configured, ali_env_load},
-	{"OIDC role (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", ali_oidc_configured, oidc_load},
-	{"Alibaba Cloud CLI profile (~/.aliyun/config.json)", ali_cli_configured, ali_cli_load},
-	{"credentials file (~/.alibabacloud/credentials)", ali_file_configured, ali_file_load},
-	{"ECS RAM role (instance metadata)", ali_ecs_configured, ecs_load},
-	{"credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)", ali_uri_configured, uri_load},
+	{"environment (ALIBABA_CLOUD_ACCESS_KEY_ID)", ali_env_configured, ali_env_load, false},
+	{"OIDC role (ALIBABA_CLOUD_OIDC_TOKEN_FILE)", ali_oidc_configured, oidc_load, true},
+	{"Alibaba Cloud CLI profile (~/.aliyun/config.json)", ali_cli_configured, ali_cli_load, false},
+	{"credentials file (~/.alibabacloud/credentials)", ali_file_configured, ali_file_load, false},
+	{"ECS RAM role (instance metadata)", ali_ecs_configured, ecs_load, true},
+	{"credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)", ali_uri_configured, uri_load, true},
 };
 
 /* ---- Tencent Cloud ------------------------------------------------------- */
@@ -248,16 +249,18 @@ static bool tke_configured(const af_chain_options *o, char *path, size_t n, char
 }
 
 static const chain_step tencent_chain[] = {
-	{"environment (TENCENTCLOUD_SECRET_ID)", tc_env_configured, tc_env_load},
-	{"credentials file (~/.tencentcloud/credentials)", tc_file_configured, tc_file_load},
-	{"CVM role (instance metadata)", always, cvm_load},
-	{"TKE OIDC (TKE_WEB_IDENTITY_TOKEN_FILE)", tke_configured, tke_load},
+	{"environment (TENCENTCLOUD_SECRET_ID)", tc_env_configured, tc_env_load, false},
+	{"credentials file (~/.tencentcloud/credentials)", tc_file_configured, tc_file_load, false},
+	{"CVM role (instance metadata)", always, cvm_load, true},
+	{"TKE OIDC (TKE_WEB_IDENTITY_TOKEN_FILE)", tke_configured, tke_load, true},
 };
 
 /* ---- the chain ----------------------------------------------------------- */
 
-int af_credentials_default(af_credentials *out, const char *provider,
-			   const af_chain_options *opts, const char **step)
+/* The first configured step of the provider's chain decides: it loads
+ * (or, with !load_remote, a step that asks a server is only named). */
+static int walk_chain(af_credentials *out, const char *provider, const af_chain_options *opts,
+		      bool load_remote, const char **step, bool *remote)
 {
 	static const af_chain_options none = {0};
 	const af_chain_options *o = opts ? opts : &none;
@@ -270,6 +273,7 @@ int af_credentials_default(af_credentials *out, const char *provider,
 
 	memset(out, 0, sizeof(*out));
 	*step = NULL;
+	*remote = false;
 	for (size_t i = 0; i < n; i++) {
 		size_t used = strlen(skipped);
 
@@ -279,13 +283,32 @@ int af_credentials_default(af_credentials *out, const char *provider,
 				 chain[i].name, why);
 			continue;
 		}
-		if ((err = chain[i].load(out, o, path)) < 0)
+		*remote = chain[i].remote;
+		if ((!chain[i].remote || load_remote) && (err = chain[i].load(out, o, path)) < 0)
 			return af_error_prefix(err, "default credentials, step %s: ", chain[i].name);
 		*step = chain[i].name;
 		return 0;
 	}
 	return af_error_set(AF_ERR_CONFIG, "default credentials: no step is configured (%s)",
 			    skipped);
+}
+
+int af_credentials_default(af_credentials *out, const char *provider,
+			   const af_chain_options *opts, const char **step)
+{
+	bool remote;
+
+	return walk_chain(out, provider, opts, true, step, &remote);
+}
+
+int af_credentials_default_check(const char *provider, const af_chain_options *opts,
+				 const char **step, bool *remote)
+{
+	af_credentials creds;
+	int err = walk_chain(&creds, provider, opts, false, step, remote);
+
+	af_credentials_clear(&creds);
+	return err;
 }
 
 int af_credentials_from_oidc_env(af_credentials *out, struct af_session *s, const char *provider,

@@ -341,6 +341,52 @@ done:
 	return err;
 }
 
+/*
+ * The same as af_store_print_status, as one JSON document for scripts
+ * (docs/operations.md "aifleet status --format json"), on one line, its
+ * keys in a fixed order. PostgreSQL builds it, so quoting and numbers are
+ * json's own; times are RFC 3339 in UTC (the session's zone).
+ */
+int af_store_print_status_json(af_store *s, FILE *out, int max_runs)
+{
+	static const char sql[] =
+		"SELECT json_build_object("
+		" 'generated_at', now(),"
+		" 'pending_migrations', $2::int,"
+		" 'runs', coalesce((SELECT json_agg(r ORDER BY r.id DESC) FROM ("
+		"   SELECT id, started_at, finished_at,"
+		"    round(extract(epoch FROM duration)::numeric, 3) AS duration_seconds, status,"
+		"    trigger, created, updated, deleted, restored, unchanged, history_rows,"
+		"    rejected, error"
+		"   FROM aifleet.run_status ORDER BY id DESC LIMIT $1::int) r), '[]'),"
+		" 'scopes', coalesce((SELECT json_agg(c ORDER BY c.provider, c.account, c.region,"
+		"   c.product) FROM ("
+		"   SELECT provider, account, region, product, last_state, last_run_id,"
+		"    last_attempt_at, last_complete_at,"
+		"    round(extract(epoch FROM now() - last_complete_at)::numeric, 3) AS age_seconds,"
+		"    last_error, pages, items, duplicates, rejected, requests, retries, throttled,"
+		"    round(seconds::numeric, 3) AS seconds, held_deletes, held_live"
+		"   FROM aifleet.scope_state) c), '[]'))";
+	PGresult *res = NULL;
+	char limit[16], pending_text[16];
+	const char *params[2] = {limit, pending_text};
+	int pending = 0, err;
+
+	if ((err = af_store_pending_migrations(s, &pending)) < 0)
+		return err;
+	snprintf(limit, sizeof(limit), "%d", max_runs > 0 ? max_runs : 10);
+	snprintf(pending_text, sizeof(pending_text), "%d", pending);
+	res = PQexecParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		err = af_store_db_error(s->conn, res, "reading the status");
+		goto done;
+	}
+	fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
+done:
+	PQclear(res);
+	return err;
+}
+
 int af_store_each_ledger_row(af_store *s, int (*fn)(void *ctx, const af_ledger_row *row),
 			     void *ctx)
 {

@@ -18,6 +18,7 @@
  *    normalized; only complete scopes may tombstone.
  */
 #include "aifleet/sync.h"
+#include "sync_internal.h"
 #include "aifleet/clock.h"
 #include "aifleet/creds.h"
 #include "aifleet/error.h"
@@ -65,7 +66,7 @@ typedef struct sync_run {
 
 /* ---- prepare ------------------------------------------------------------ */
 
-static bool product_wanted(const af_account_config *a, size_t product, const char *only)
+bool af_sync_product_wanted(const af_account_config *a, size_t product, const char *only)
 {
 	return a->products[product].enabled &&
 	       (!only || strcmp(only, af_product_at(product)->name) == 0);
@@ -74,7 +75,7 @@ static bool product_wanted(const af_account_config *a, size_t product, const cha
 static bool account_wanted(const af_account_config *a, const char *only)
 {
 	for (size_t p = 0; p < af_product_count(); p++)
-		if (product_wanted(a, p, only))
+		if (af_sync_product_wanted(a, p, only))
 			return true;
 	return false;
 }
@@ -85,7 +86,7 @@ static size_t count_scopes(const af_config *cfg, const char *only)
 
 	for (size_t a = 0; a < cfg->naccounts; a++)
 		for (size_t p = 0; p < af_product_count(); p++)
-			if (product_wanted(&cfg->accounts[a], p, only))
+			if (af_sync_product_wanted(&cfg->accounts[a], p, only))
 				n += cfg->accounts[a].nregions;
 	return n;
 }
@@ -111,8 +112,8 @@ static int select_scopes(sync_run *run)
 	return 0;
 }
 
-static int load_credentials(af_credentials *out, const af_account_config *a,
-			    af_session *session)
+int af_sync_load_credentials(af_credentials *out, const af_account_config *a,
+			     af_session *session)
 {
 	af_metadata_options md = {.endpoint = a->metadata_endpoint, .role = a->role_name};
 	af_chain_options chain = {.profile = a->profile, .session = session, .metadata = md,
@@ -202,7 +203,7 @@ static int fetch_credentials(sync_run *run, size_t index, af_session *session, i
 			return af_error_prefix(err, "account %s: source ", a->name);
 		if ((err = af_cred_provider_get(run->creds[src], session, &base)) < 0)
 			return err;
-	} else if ((err = load_credentials(&base, a, session)) < 0) {
+	} else if ((err = af_sync_load_credentials(&base, a, session)) < 0) {
 		return err;
 	}
 	if (!a->role_arn) {
@@ -335,8 +336,8 @@ static int configure_client(sync_run *run)
 	return 0;
 }
 
-static int resolve_endpoint(char *out, size_t n, const af_account_config *a, size_t product,
-			    const char *region)
+int af_sync_endpoint(char *out, size_t n, const af_account_config *a, size_t product,
+		     const char *region)
 {
 	const af_product *p = af_product_at(product);
 	const af_product_config *pc = &a->products[product];
@@ -370,7 +371,7 @@ static int add_job(sync_run *run, size_t *n, size_t account, size_t product, siz
 	};
 	int err;
 
-	if ((err = resolve_endpoint(endpoint, sizeof(endpoint), a, product, a->regions[region])) < 0 ||
+	if ((err = af_sync_endpoint(endpoint, sizeof(endpoint), a, product, a->regions[region])) < 0 ||
 	    (err = af_job_new(&run->jobs[*n], &setup)) < 0)
 		return err;
 	if (run->cred_state && run->cred_state[account] < 0)
@@ -389,7 +390,7 @@ static int build_jobs(sync_run *run)
 
 	for (size_t a = 0; a < cfg->naccounts; a++)
 		for (size_t p = 0; p < af_product_count(); p++) {
-			if (!product_wanted(&cfg->accounts[a], p, run->opts->only))
+			if (!af_sync_product_wanted(&cfg->accounts[a], p, run->opts->only))
 				continue;
 			for (size_t r = 0; r < cfg->accounts[a].nregions; r++)
 				if ((err = add_job(run, &n, a, p, r)) < 0)

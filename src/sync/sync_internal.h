@@ -1,0 +1,31 @@
+#ifndef AIFLEET_SYNC_INTERNAL_H
+#define AIFLEET_SYNC_INTERNAL_H
+
+/*
+ * What sync.c shares with check.c (`aifleet check-config`), which must
+ * see the configuration exactly as a run would: the same scopes, the same
+ * endpoints, the same credential sources. Not part of the public contract.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "aifleet/config.h"
+#include "aifleet/creds.h"
+#include "aifleet/http.h"
+
+/* Is the product enabled for the account, and not excluded by --only? */
+bool af_sync_product_wanted(const af_account_config *a, size_t product, const char *only);
+
+/* The account's endpoint for a product in a region: its override, or the
+ * vendor's default. */
+int af_sync_endpoint(char *out, size_t n, const af_account_config *a, size_t product,
+		     const char *region);
+
+/* The account's own credentials, from its configured source (not the
+ * role it may assume). The instance role, URI and OIDC sources ask a
+ * server through `session`. */
+int af_sync_load_credentials(af_credentials *out, const af_account_config *a,
+			     af_session *session);
+
+#endif
