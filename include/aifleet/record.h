@@ -66,6 +66,13 @@ typedef struct af_scope_report {
  * 'aifleet status' name a scope; cut to fit `n`. Returns `out`. */
 char *af_scope_name(char *out, size_t n, const af_scope *scope);
 
+/* A scope's stable 64-bit hash: the same for the same four fields on every
+ * machine and in every version (the first 8 bytes of a SHA-256 of them,
+ * big-endian). --shard K/N takes the scopes whose hash % N is K; the run's
+ * advisory lock on a scope is the hash as a bigint. 0 only when out of
+ * memory. */
+uint64_t af_scope_hash(const af_scope *scope);
+
 /* An optional number: `set` is false when the provider did not report it. */
 typedef struct af_num {
 	double value;

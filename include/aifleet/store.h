@@ -5,7 +5,7 @@
  * The PostgreSQL store: migrations, the loader, and status queries. This is
  * the only module that talks to PostgreSQL.
  *
- * A run: af_loader_begin() takes the advisory lock and opens the run's
+ * A run: af_loader_begin() takes the run's locks and opens its
  * transaction, records go through af_loader_sink() (streamed with COPY
  * into staging, or spooled when their scope may turn out unchanged), each
  * scope is reported with af_loader_scope_done(), and af_loader_commit()
@@ -85,6 +85,22 @@ typedef struct af_run_options {
 	 * like every other, not straight into the tables (the tests compare
 	 * the two paths; see docs/architecture.md "The load path"). */
 	bool no_direct;
+	/*
+	 * The scopes the run will load. Each is locked for the run (a session
+	 * advisory lock on its af_scope_hash, taken in key order), so that runs
+	 * over disjoint scopes collect side by side while two runs of one scope
+	 * never interleave; what they write is serialized by the write lock,
+	 * which a run that finds it taken waits for at its commit. A scope
+	 * another run holds is busy (busy[i] set, with wait_for_lock false:
+	 * it waits otherwise): the run must not load it, and fails with
+	 * AF_ERR_LOCKED only when every scope is busy. Records and reports of
+	 * a scope not listed are refused. NULL: the whole database is the
+	 * run's, behind the write lock alone (library callers, benchmarks).
+	 */
+	const af_scope *scopes;
+	size_t nscopes;
+	bool *busy;          /* nscopes entries, filled by af_loader_begin; may be NULL */
+	const char *shard;   /* "K/N", recorded with the run; NULL: no shard */
 } af_run_options;
 
 typedef struct af_entity_counts {
@@ -122,8 +138,9 @@ typedef struct af_load_summary {
 
 typedef struct af_loader af_loader;
 
-/* Fails with AF_ERR_LOCKED (message says who holds it) when another run is
- * active and wait_for_lock is false. */
+/* Fails with AF_ERR_LOCKED (the message says who holds it) when another
+ * run holds the run's scopes (every one of them) or, without a scope list,
+ * the write lock -- unless wait_for_lock. */
 int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts);
 
 /* The sink to hand to normalizers. Not thread-safe: callers serialize. */

@@ -18,6 +18,12 @@
 typedef struct af_sync_options {
 	const char *db_conninfo; /* overrides the config's; NULL = config, then PG* env */
 	const char *only;        /* collect only this product, or NULL */
+	/* --account: only these accounts (labels; NULL: every one). */
+	const char *const *accounts;
+	size_t naccounts;
+	/* --shard K/N: only the scopes whose af_scope_hash() % N is K
+	 * (shard_count 0: every scope). */
+	unsigned shard_index, shard_count;
 	bool dry_run;
 	bool wait_for_lock;
 	bool progress;           /* redraw a progress line on stderr */
@@ -53,13 +59,16 @@ typedef struct af_sync_result {
 	af_load_summary load;
 	/* Scopes as finally judged (by the collectors, then the loader: a
 	 * rejected record or orphan makes a scope partial, the mass-delete
-	 * guard makes it held). complete + partial + failed = scopes; held
-	 * scopes are counted in partial too. */
+	 * guard makes it held). complete + partial + failed + busy = scopes;
+	 * held scopes are counted in partial too. */
 	size_t scopes;
 	size_t complete;
 	size_t partial;
 	size_t failed;
 	size_t held;
+	/* Scopes another run held when this one started: not collected, not
+	 * reported to the loader, not complete (counted in scopes only). */
+	size_t busy;
 	uint64_t items;
 	uint64_t duplicates;
 	uint64_t rejected;
@@ -97,12 +106,12 @@ void af_sync_result_free(af_sync_result *r);
  * whether its credentials could be had here -- local sources are loaded
  * and wiped, a source that asks a server (STS, instance metadata, a
  * credentials URI) is only checked as far as its local part -- and every
- * scope a run would collect (only: one product, or NULL), with its
- * endpoint. Calls no server and no database. Returns 0, or AF_ERR_CONFIG
+ * scope a run with `opts` would collect (--only, --account, --shard),
+ * with its endpoint. Calls no server and no database. Returns 0, or AF_ERR_CONFIG
  * when an account's credentials cannot be had, an endpoint is wrong or
  * there is nothing to collect (all of it printed first).
  */
-int af_sync_check_config(const af_config *cfg, const char *only, FILE *out);
+int af_sync_check_config(const af_config *cfg, const af_sync_options *opts, FILE *out);
 
 /* One line: "sync: run 12 partial: 9 scopes (8 complete, 1 failed), ..." */
 void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run);

@@ -12,6 +12,7 @@
 #include "aifleet/sync.h"
 #include "aifleet/version.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -49,6 +50,9 @@ typedef struct cli {
 	int runs;
 	const char *allow_deletes[64]; /* --allow-deletes, repeatable (points into argv) */
 	size_t nallow_deletes;
+	const char *accounts[256];     /* --account, repeatable (points into argv) */
+	size_t naccounts;
+	unsigned shard_index, shard_count; /* --shard K/N; shard_count 0: none */
 	const char *format;      /* --format, for report and status */
 	af_report_format report_format;
 	bool status_json;
@@ -101,10 +105,17 @@ static void usage(FILE *out)
 		"  -n, --dry-run          collect, normalize and compute the changes; print\n"
 		"                         the plan; write nothing\n"
 		"      --only PRODUCT     only this product (one of Products, below)\n"
+		"      --account LABEL    only this account of the configuration; repeatable\n"
+		"      --shard K/N        only the scopes in shard K of N (0 <= K < N): those\n"
+		"                         whose stable hash modulo N is K. Runs over disjoint\n"
+		"                         scopes run side by side; a scope another run holds\n"
+		"                         is skipped (not complete: exit 2, or 75 when every\n"
+		"                         scope is held), or waited for with --wait\n"
 		"      --save-raw DIR     also write every response page under DIR\n"
 		"                         (the Hologres apiKey is removed first)\n"
 		"      --from-raw DIR     replay pages saved by --save-raw; no network\n"
-		"      --wait             wait for a concurrent run instead of exiting 75\n"
+		"      --wait             wait for the scopes another run holds instead of\n"
+		"                         skipping them\n"
 		"      --allow-deletes SCOPE\n"
 		"                         accept the tombstones the mass-delete guard held in\n"
 		"                         SCOPE (provider/account/region/product, as 'status'\n"
@@ -144,8 +155,8 @@ static void usage(FILE *out)
 		"  2   partial: committed; some scopes complete or held by the mass-delete\n"
 		"      guard, others not (nothing was deleted in those)\n"
 		"  64  usage error\n"
-		"  75  temporary failure: another run holds the lock, or the database is\n"
-		"      unreachable; try again later\n"
+		"  75  temporary failure: other runs hold every scope of the run, or the\n"
+		"      database is unreachable; try again later\n"
 		"  78  configuration, authentication or TLS verification error\n"
 		"\n"
 		"Secrets are read from environment variables or the official CLIs' files,\n"
@@ -187,11 +198,37 @@ static int report_option(cli *c, int opt, const char *arg)
 	}
 }
 
+/* --shard K/N: 0 <= K < N <= 4096, as Kubernetes' completion index and
+ * completions give them. */
+static int parse_shard(cli *c, const char *arg)
+{
+	const char *slash;
+	unsigned long k, n;
+	char *end;
+
+	errno = 0;
+	k = strtoul(arg, &end, 10);
+	if (end == arg || *end != '/' || errno || !isdigit((unsigned char)arg[0]))
+		goto bad;
+	slash = end;
+	n = strtoul(slash + 1, &end, 10);
+	if (end == slash + 1 || *end || errno || !isdigit((unsigned char)slash[1]) || n == 0 ||
+	    n > 4096 || k >= n)
+		goto bad;
+	c->shard_index = (unsigned)k;
+	c->shard_count = (unsigned)n;
+	return 0;
+bad:
+	return af_error_set(AF_ERR_CONFIG, "--shard wants K/N with 0 <= K < N <= 4096 (e.g. 0/3), "
+					   "not '%s'", arg);
+}
+
 static int parse_args(cli *c, int argc, char **argv)
 {
 	enum {
 		OPT_DB = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_ONLY, OPT_SAVE_RAW, OPT_FROM_RAW,
 		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS, OPT_ALLOW_DELETES, OPT_METRICS_FILE,
+		OPT_SHARD, OPT_ACCOUNT,
 	};
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -212,6 +249,8 @@ static int parse_args(cli *c, int argc, char **argv)
 		{"runs", required_argument, NULL, OPT_RUNS},
 		{"allow-deletes", required_argument, NULL, OPT_ALLOW_DELETES},
 		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
+		{"shard", required_argument, NULL, OPT_SHARD},
+		{"account", required_argument, NULL, OPT_ACCOUNT},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"since", required_argument, NULL, OPT_SINCE},
 		{"stale-after", required_argument, NULL, OPT_STALE_AFTER},
@@ -248,6 +287,18 @@ static int parse_args(cli *c, int argc, char **argv)
 		case OPT_FROM_RAW: c->from_raw = optarg; break;
 		case OPT_WAIT: c->wait = true; break;
 		case OPT_METRICS_FILE: c->metrics_file = optarg; break;
+		case OPT_SHARD:
+			if (parse_shard(c, optarg) < 0)
+				goto bad;
+			break;
+		case OPT_ACCOUNT:
+			if (c->naccounts == sizeof(c->accounts) / sizeof(c->accounts[0])) {
+				fprintf(stderr, "aifleet: too many --account (give them a "
+						"configuration of their own, or use --shard)\n");
+				return -1;
+			}
+			c->accounts[c->naccounts++] = optarg;
+			break;
 		case OPT_ALLOW_DELETES:
 			if (c->nallow_deletes == sizeof(c->allow_deletes) / sizeof(c->allow_deletes[0])) {
 				fprintf(stderr, "aifleet: too many --allow-deletes (say 'all')\n");
@@ -417,6 +468,24 @@ static void write_metrics(const char *path, const af_sync_result *result, int ex
 		af_err("aifleet", "%s", af_error_last());
 }
 
+/* What selects the scopes: --only, --account, --shard (sync, check-config). */
+static void select_options(const cli *c, af_sync_options *opts)
+{
+	opts->only = c->only;
+	opts->accounts = c->accounts;
+	opts->naccounts = c->naccounts;
+	opts->shard_index = c->shard_index;
+	opts->shard_count = c->shard_count;
+}
+
+static int cmd_check_config(const cli *c, const af_config *cfg)
+{
+	af_sync_options opts = {0};
+
+	select_options(c, &opts);
+	return af_sync_check_config(cfg, &opts, stdout);
+}
+
 static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 {
 	const char *metrics = c->dry_run ? NULL : c->metrics_file ? c->metrics_file
@@ -426,7 +495,7 @@ static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 	int err;
 
 	opts.db_conninfo = c->db;
-	opts.only = c->only;
+	select_options(c, &opts);
 	opts.dry_run = c->dry_run;
 	opts.wait_for_lock = c->wait;
 	opts.progress = c->progress;
@@ -482,6 +551,12 @@ int main(int argc, char **argv)
 			c.nallow_deletes ? "--allow-deletes" : "--metrics-file");
 		return EXIT_USAGE;
 	}
+	if ((c.naccounts || c.shard_count || c.only) && strcmp(c.command, "sync") != 0 &&
+	    strcmp(c.command, "check-config") != 0) {
+		fprintf(stderr, "aifleet: %s is an option of sync and check-config\n",
+			c.naccounts ? "--account" : c.shard_count ? "--shard" : "--only");
+		return EXIT_USAGE;
+	}
 	if (check_format(&c) < 0)
 		return EXIT_USAGE;
 	if (c.report_only && strcmp(c.command, "report") != 0) {
@@ -525,7 +600,7 @@ int main(int argc, char **argv)
 	else if (strcmp(c.command, "report") == 0)
 		err = cmd_report(&c, &cfg, &code);
 	else if (strcmp(c.command, "check-config") == 0)
-		err = af_sync_check_config(&cfg, c.only, stdout);
+		err = cmd_check_config(&c, &cfg);
 	else
 		err = cmd_sync(&c, &cfg, &code);
 	curl_global_cleanup();

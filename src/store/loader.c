@@ -115,7 +115,24 @@ struct af_loader {
 	char *trigger;
 	af_delete_guard guard; /* allow[] borrowed from the caller for the run */
 	bool no_direct;
-	bool locked, in_tx, accepting, committed;
+	bool in_tx, accepting, committed;
+	/*
+	 * Runs over listed scopes collect side by side and write one at a
+	 * time (store_internal.h names the keys). They share the run key;
+	 * the scope locks (a session lock per scope) keep two of them off one
+	 * scope; the write lock (for the transaction) serializes what they
+	 * write: ids, the first load's indexes, the merge. One that finds the
+	 * write lock taken spools everything and takes it, waiting, at its
+	 * commit. A run over the whole database holds the run key alone.
+	 */
+	enum { RUN_KEY_NONE, RUN_KEY_SHARED, RUN_KEY_EXCLUSIVE } run_key;
+	bool write_deferred;
+	int64_t *scope_locks;   /* the scope locks held, sorted */
+	size_t nscope_locks;
+	char **allowed;         /* the listed scopes' keys, sorted; NULL: any scope */
+	size_t nallowed;
+	size_t nbusy;           /* listed scopes another run held */
+	char *shard;
 	/* The error that ended the run (0 while it goes on), and its message:
 	 * every later call fails with the same class, so a lost database
 	 * stays a lost database (exit 75) however the caller learns of it. */
@@ -179,13 +196,13 @@ static int ledger_cmp(const void *a, const void *b)
 	return strcmp(((const ledger_scope *)a)->key, ((const ledger_scope *)b)->key);
 }
 
-/* A new scope is spooled when the ledger knows it: it may have rows. A
- * scope never attempted has none, so its records stream straight to COPY
- * while the collection goes on. */
-static int look_up_ledger(af_loader *l, scope_entry *e)
+/* Does the ledger know the scope (then it may have rows), and with which
+ * digest? */
+static int look_up_ledger(af_loader *l, scope_entry *e, bool *known)
 {
 	ledger_scope want, *hit;
 
+	*known = false;
 	if (l->nledger == 0)
 		return 0;
 	if (!(want.key = scope_key(e->provider, e->account, e->region, e->product)))
@@ -193,11 +210,35 @@ static int look_up_ledger(af_loader *l, scope_entry *e)
 	hit = bsearch(&want, l->ledger, l->nledger, sizeof(*l->ledger), ledger_cmp);
 	free(want.key);
 	if (hit) {
-		e->spooled = true;
+		*known = true;
 		e->has_stored = hit->has_digest;
 		memcpy(e->stored, hit->digest, sizeof(e->stored));
 	}
 	return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A run over listed scopes loads those only: they are what it locked. */
+static int check_allowed(const af_loader *l, const af_scope *sc)
+{
+	char *key, name[1024];
+	bool ok;
+
+	if (!l->allowed)
+		return 0;
+	if (!(key = scope_key(sc->provider, sc->account, sc->region, sc->product)))
+		return af_error_oom();
+	ok = bsearch(&key, l->allowed, l->nallowed, sizeof(*l->allowed), key_cmp) != NULL;
+	free(key);
+	if (ok)
+		return 0;
+	return af_error_set(AF_ERR_PARAM,
+			    "scope %s is not one of the run's (it holds no lock on it)",
+			    af_scope_name(name, sizeof(name), sc));
 }
 
 /* The run's entry of a scope, or NULL. */
@@ -224,6 +265,8 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 		*out = e;
 		return 0;
 	}
+	if ((err = check_allowed(l, sc)) < 0)
+		return err;
 	if (l->nscopes == l->scopes_alloc) {
 		size_t n = l->scopes_alloc ? 2 * l->scopes_alloc : 16;
 		scope_entry *p = realloc(l->scopes, n * sizeof(*p));
@@ -244,7 +287,15 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 		return af_error_oom();
 	l->last_scope = l->nscopes - 1;
 	*out = e;
-	if ((err = look_up_ledger(l, e)) < 0)
+	/* A scope the ledger knows is spooled: it may have rows, and may turn
+	 * out unchanged. One it never saw has none: its records stream to
+	 * COPY while the collection goes on. Without the write lock, nothing
+	 * is known yet: everything waits in the spool. */
+	if (l->write_deferred) {
+		e->spooled = true;
+		return 0;
+	}
+	if ((err = look_up_ledger(l, e, &e->spooled)) < 0)
 		return err;
 	e->direct = !e->spooled && l->direct && af_direct_scope_new(l->direct, sc);
 	return 0;
@@ -554,49 +605,195 @@ static const char scope_table_sql[] =
 	/* the live rows of filtered scopes that no record matched */
 	"CREATE TEMP TABLE af_unseen (id bigint PRIMARY KEY) ON COMMIT DROP";
 
-static int lock_busy_error(PGconn *conn)
+/* Who holds one of `keys` (a bigint[] literal; session or transaction
+ * advisory locks), for the message of a run that cannot go on. */
+static int lock_busy_error(PGconn *conn, const char *keys, const char *what)
 {
-	char sql[512];
+	const char *params[1] = {keys};
 	PGresult *res;
 	int err;
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT a.pid, coalesce(to_char(coalesce(a.xact_start, a.backend_start),"
-		 " 'YYYY-MM-DD HH24:MI:SS TZ'), '?'), coalesce(a.application_name, '')"
-		 " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-		 " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %lld::oid"
-		 " AND l.objid = %lld::oid AND l.objsubid = 1",
-		 AF_STORE_RUN_LOCK_KEY >> 32, AF_STORE_RUN_LOCK_KEY & 0xffffffffLL);
-	res = PQexec(conn, sql);
+	res = PQexecParams(conn,
+			   "SELECT a.pid, coalesce(to_char(coalesce(a.xact_start, a.backend_start),"
+			   " 'YYYY-MM-DD HH24:MI:SS TZ'), '?'), coalesce(a.application_name, '')"
+			   " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+			   " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+			   " AND (l.classid::bigint << 32 | l.objid::bigint) = ANY ($1::bigint[])"
+			   " AND l.pid <> pg_backend_pid() LIMIT 1",
+			   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
 		err = af_error_set(AF_ERR_LOCKED,
-				   "another aifleet run holds the lock (pid %s since %s, "
-				   "application '%s'); try again later or use --wait",
-				   PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+				   "another aifleet run holds %s (pid %s since %s, application "
+				   "'%s'); try again later or use --wait",
+				   what, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+				   PQgetvalue(res, 0, 2));
 	else
-		err = af_error_set(AF_ERR_LOCKED, "another aifleet run holds the lock (holder not "
-						  "visible: it may have just finished)");
+		err = af_error_set(AF_ERR_LOCKED, "another aifleet run holds %s (holder not "
+						  "visible: it may have just finished)", what);
 	PQclear(res);
 	return err;
 }
 
-static int take_lock(af_loader *l, bool wait)
+typedef enum lock_mode { LOCK_TRY, LOCK_WAIT } lock_mode;
+
+/* The run key, for the session: shared by runs over listed scopes,
+ * exclusive for one over the whole database. */
+static int take_run_key(af_loader *l, bool shared, lock_mode mode)
+{
+	char sql[96], key[32];
+	PGresult *res;
+	int err = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT pg_%sadvisory_lock%s(%lld)",
+		 mode == LOCK_WAIT ? "" : "try_", shared ? "_shared" : "", AF_STORE_RUN_LOCK_KEY);
+	res = PQexec(l->conn, sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(l->conn, res, "taking the run lock");
+	} else if (mode == LOCK_TRY && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		snprintf(key, sizeof(key), "{%lld}", AF_STORE_RUN_LOCK_KEY);
+		err = lock_busy_error(l->conn, key,
+				      shared ? "the run lock over the whole database" : "the lock");
+	} else {
+		l->run_key = shared ? RUN_KEY_SHARED : RUN_KEY_EXCLUSIVE;
+	}
+	PQclear(res);
+	return err;
+}
+
+/* The write lock, for the transaction. *got: whether it was had (always,
+ * with LOCK_WAIT). */
+static int take_write_lock(af_loader *l, lock_mode mode, bool *got)
 {
 	char sql[96];
 	PGresult *res;
 	int err = 0;
 
 	snprintf(sql, sizeof(sql), "SELECT %s(%lld)",
-		 wait ? "pg_advisory_lock" : "pg_try_advisory_lock", AF_STORE_RUN_LOCK_KEY);
+		 mode == LOCK_WAIT ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock",
+		 AF_STORE_WRITE_LOCK_KEY);
 	res = PQexec(l->conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		err = af_store_db_error(l->conn, res, "taking the run lock");
-	} else if (!wait && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		err = lock_busy_error(l->conn);
-	} else {
-		l->locked = true;
-	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		err = af_store_db_error(l->conn, res, "taking the run's write lock");
+	else
+		*got = mode == LOCK_WAIT || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	return err;
+}
+
+typedef struct scope_lock {
+	int64_t key;
+	size_t index; /* in af_run_options.scopes */
+} scope_lock;
+
+static int scope_lock_cmp(const void *a, const void *b)
+{
+	int64_t x = ((const scope_lock *)a)->key, y = ((const scope_lock *)b)->key;
+
+	return (x > y) - (x < y);
+}
+
+/* keys[0..n) as a bigint[] literal. */
+static int key_array(af_buf *b, const int64_t *keys, size_t n)
+{
+	int err = af_buf_puts(b, "{");
+
+	for (size_t i = 0; i < n && err == 0; i++)
+		err = af_buf_printf(b, "%s%" PRId64, i ? "," : "", keys[i]);
+	if (err == 0)
+		err = af_buf_puts(b, "}");
+	return err < 0 ? af_error_oom() : 0;
+}
+
+/* The scopes the run may load, as sorted keys, for check_allowed. */
+static int list_allowed(af_loader *l, const af_run_options *opts)
+{
+	if (!(l->allowed = calloc(opts->nscopes ? opts->nscopes : 1, sizeof(*l->allowed))))
+		return af_error_oom();
+	for (size_t i = 0; i < opts->nscopes; i++) {
+		const af_scope *sc = &opts->scopes[i];
+
+		if (opts->busy && opts->busy[i])
+			continue;
+		if (!(l->allowed[l->nallowed] = scope_key(sc->provider, sc->account, sc->region,
+							   sc->product)))
+			return af_error_oom();
+		l->nallowed++;
+	}
+	qsort(l->allowed, l->nallowed, sizeof(*l->allowed), key_cmp);
+	return 0;
+}
+
+/*
+ * One session lock per listed scope, taken in key order (so that runs
+ * that wait cannot deadlock), with one statement. Without wait, a scope
+ * another run holds is busy: opts->busy[i] is set, and the run goes on
+ * without it -- unless every scope is busy (AF_ERR_LOCKED).
+ */
+static int take_scope_locks(af_loader *l, const af_run_options *opts, bool wait)
+{
+	scope_lock *locks = calloc(opts->nscopes ? opts->nscopes : 1, sizeof(*locks));
+	af_buf keys = AF_BUF_INIT, busy_keys = AF_BUF_INIT;
+	const char *params[1];
+	PGresult *res = NULL;
+	size_t n = 0, busy = 0;
+	int err = 0;
+
+	if (!locks || !(l->scope_locks = calloc(opts->nscopes ? opts->nscopes : 1,
+						sizeof(*l->scope_locks)))) {
+		err = af_error_oom();
+		goto done;
+	}
+	for (size_t i = 0; i < opts->nscopes; i++)
+		locks[i] = (scope_lock){(int64_t)af_scope_hash(&opts->scopes[i]), i};
+	qsort(locks, opts->nscopes, sizeof(*locks), scope_lock_cmp);
+	for (size_t i = 0; i < opts->nscopes; i++)
+		if (i == 0 || locks[i].key != locks[n - 1].key)
+			locks[n++] = locks[i]; /* the same scope listed twice: one lock */
+	for (size_t i = 0; i < n; i++)
+		l->scope_locks[i] = locks[i].key;
+	if ((err = key_array(&keys, l->scope_locks, n)) < 0)
+		goto done;
+	params[0] = af_buf_data(&keys);
+	res = PQexecParams(l->conn,
+			   wait ? "SELECT pg_advisory_lock(k) IS NULL FROM unnest($1::bigint[])"
+				  " WITH ORDINALITY AS u (k, i) ORDER BY i"
+				: "SELECT pg_try_advisory_lock(k) FROM unnest($1::bigint[])"
+				  " WITH ORDINALITY AS u (k, i) ORDER BY i",
+			   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) != n) {
+		err = af_store_db_error(l->conn, res, "taking the scope locks");
+		goto done;
+	}
+	/* held[] keeps the ones had, in order; busy scopes are marked */
+	l->nscope_locks = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool had = wait || strcmp(PQgetvalue(res, (int)i, 0), "t") == 0;
+
+		if (had) {
+			l->scope_locks[l->nscope_locks++] = locks[i].key;
+			continue;
+		}
+		busy++;
+		if ((err = af_buf_printf(&busy_keys, "%s%" PRId64, busy > 1 ? "," : "{",
+					 locks[i].key)) < 0)
+			goto done;
+		for (size_t j = 0; j < opts->nscopes; j++)
+			if (opts->busy && (int64_t)af_scope_hash(&opts->scopes[j]) == locks[i].key)
+				opts->busy[j] = true;
+	}
+	l->nbusy = busy;
+	if (busy > 0 && l->nscope_locks == 0) {
+		af_buf_puts(&busy_keys, "}");
+		err = lock_busy_error(l->conn, af_buf_data(&busy_keys),
+				      n == 1 ? "the run's scope" : "every scope of the run");
+		goto done;
+	}
+	err = list_allowed(l, opts);
+done:
+	PQclear(res);
+	af_buf_free(&keys);
+	af_buf_free(&busy_keys);
+	free(locks);
 	return err;
 }
 
@@ -640,13 +837,20 @@ done:
 	return err;
 }
 
+/* The columns of migration 006 are written only by runs that have
+ * values for them (a sync always migrates first; library callers and
+ * the upgrade tests run on older schemas too). */
 static int insert_run_row(af_loader *l)
 {
-	const char *params[2] = {l->trigger, AIFLEET_VERSION};
+	const char *params[3] = {l->trigger, AIFLEET_VERSION, l->shard};
 	PGresult *res = PQexecParams(l->conn,
-				     "INSERT INTO aifleet.sync_run (trigger, tool_version, status)"
-				     " VALUES ($1, $2, 'running') RETURNING id",
-				     2, NULL, params, NULL, NULL, 0);
+				     l->shard ? "INSERT INTO aifleet.sync_run (trigger,"
+						" tool_version, status, shard)"
+						" VALUES ($1, $2, 'running', $3) RETURNING id"
+					      : "INSERT INTO aifleet.sync_run (trigger,"
+						" tool_version, status)"
+						" VALUES ($1, $2, 'running') RETURNING id",
+				     l->shard ? 3 : 2, NULL, params, NULL, NULL, 0);
 	int err = 0;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -704,8 +908,9 @@ done:
 	return err;
 }
 
-/* direct.c's ids: a block of the entity sequence. Under the run lock no
- * one else draws from it, and the merge's own inserts draw after it. */
+/* direct.c's ids: a block of the entity sequence. Under the write lock
+ * (or the run key, exclusive) no one else draws from it, and the merge's
+ * own inserts draw after it. */
 static int reserve_ids(void *ctx, int64_t n, int64_t *first)
 {
 	af_loader *l = ctx;
@@ -728,27 +933,48 @@ static int reserve_ids(void *ctx, int64_t n, int64_t *first)
 	return err;
 }
 
-/* The lock, the run's transaction, its staging tables and sync_run row,
- * the ledger, and what the first-load path needs to know of the tables:
- * from here on the sink accepts records (a COPY starts with the first
- * full buffer). */
-static int open_run(af_loader *l, bool wait_for_lock)
+/* Under the write lock: the ledger, as it is now, and the first-load
+ * path's view of the tables (which direct.c and bulk.c may then write). */
+static int open_writes(af_loader *l)
 {
 	int err;
 
-	if ((err = take_lock(l, wait_for_lock)) < 0)
-		return err;
-	if ((err = af_store_exec(l->conn, "starting the run transaction", "BEGIN")) < 0)
-		return err;
-	l->in_tx = true;
-	if ((err = af_store_exec(l->conn, "creating staging tables", l->stage.create_sql)) < 0 ||
-	    (err = af_store_exec(l->conn, "creating staging tables", scope_table_sql)) < 0)
-		return err;
-	if ((err = insert_run_row(l)) < 0 || (err = load_ledger(l)) < 0)
+	if ((err = load_ledger(l)) < 0)
 		return err;
 	if (!l->no_direct &&
 	    ((err = af_direct_new(&l->direct, l->conn, l->run_id, reserve_ids, l)) < 0 ||
 	     (err = af_bulk_defer_indexes(l->conn, &l->deferred)) < 0))
+		return err;
+	return 0;
+}
+
+/* The locks, the run's transaction, its staging tables and sync_run row,
+ * the ledger, and what the first-load path needs to know of the tables:
+ * from here on the sink accepts records (a COPY starts with the first
+ * full buffer). Without the write lock (another run writes), only the
+ * transaction and its staging tables: the rest waits for the commit. */
+static int open_run(af_loader *l, const af_run_options *opts)
+{
+	lock_mode mode = opts->wait_for_lock ? LOCK_WAIT : LOCK_TRY;
+	bool got = true;
+	int err;
+
+	if ((err = take_run_key(l, opts->scopes != NULL, mode)) < 0 ||
+	    (opts->scopes && (err = take_scope_locks(l, opts, mode == LOCK_WAIT)) < 0))
+		return err;
+	if ((err = af_store_exec(l->conn, "starting the run transaction", "BEGIN")) < 0)
+		return err;
+	l->in_tx = true;
+	/* Its scopes are the run's own: it need not wait to collect them. */
+	if (opts->scopes && (err = take_write_lock(l, LOCK_TRY, &got)) < 0)
+		return err;
+	l->write_deferred = !got;
+	if ((err = af_store_exec(l->conn, "creating staging tables", l->stage.create_sql)) < 0 ||
+	    (err = af_store_exec(l->conn, "creating staging tables", scope_table_sql)) < 0)
+		return err;
+	if ((err = insert_run_row(l)) < 0)
+		return err;
+	if (!l->write_deferred && (err = open_writes(l)) < 0)
 		return err;
 	l->accepting = true;
 	return 0;
@@ -756,7 +982,7 @@ static int open_run(af_loader *l, bool wait_for_lock)
 
 int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts)
 {
-	static const af_run_options defaults = {false, false, NULL, NULL, false};
+	static const af_run_options defaults = {0};
 	af_loader *l = NULL;
 	int err;
 
@@ -768,7 +994,11 @@ int af_loader_begin(af_loader **out, af_store *s, const af_run_options *opts)
 	if ((err = loader_new(&l, s, opts)) < 0)
 		return err;
 	s->in_run = true;
-	if ((err = open_run(l, opts->wait_for_lock)) < 0) {
+	if (opts->shard && !(l->shard = strdup(opts->shard))) {
+		af_loader_free(l);
+		return af_error_oom();
+	}
+	if ((err = open_run(l, opts)) < 0) {
 		af_loader_free(l);
 		return err;
 	}
@@ -1659,6 +1889,23 @@ static int forget_moved_digests(af_loader *l)
 	return err;
 }
 
+/* A run over listed scopes: which it loaded, and how many another run
+ * held. */
+static int record_scopes(af_loader *l, const char *run_id)
+{
+	char busy[24];
+	const char *p[2] = {run_id, busy};
+
+	snprintf(busy, sizeof(busy), "%zu", l->nbusy);
+	return exec_params(l, "recording the run's scopes",
+			   "UPDATE aifleet.sync_run SET scopes_busy = $2, scopes = (SELECT"
+			   " array_agg(provider || '/' || account || '/' || region || '/'"
+			   " || product ORDER BY provider, account, region, product)"
+			   " FROM af_scope)"
+			   " WHERE id = $1",
+			   2, p, NULL);
+}
+
 static int finish_run(af_loader *l, const char *run_id, bool merged, af_load_summary *sum)
 {
 	const char *p[1] = {run_id};
@@ -1669,7 +1916,10 @@ static int finish_run(af_loader *l, const char *run_id, bool merged, af_load_sum
 	if (l->rejected_unscoped > 0)
 		af_warn("loader", "%" PRIu64 " records without a complete scope were rejected",
 			l->rejected_unscoped);
-	if ((err = exec_params(l, "updating the scope ledger", update_ledger_sql, 1, p, NULL)) < 0)
+	err = exec_params(l, "updating the scope ledger", update_ledger_sql, 1, p, NULL);
+	if (err == 0 && l->allowed)
+		err = record_scopes(l, run_id);
+	if (err < 0)
 		return err;
 	return merged ? forget_moved_digests(l) : 0;
 }
@@ -1809,6 +2059,25 @@ static void log_summary(const af_loader *l, const af_load_summary *sum)
 		sum->copy_seconds, sum->merge_seconds);
 }
 
+/* A run that collected without the write lock: it waits for it now, then
+ * reads the ledger as it is under it, for its digests and filter. */
+static int take_deferred_writes(af_loader *l)
+{
+	double waited = af_clock_seconds();
+	bool got, known;
+	int err;
+
+	if ((err = take_write_lock(l, LOCK_WAIT, &got)) < 0 || (err = load_ledger(l)) < 0)
+		return fail_run(l, err);
+	for (size_t i = 0; i < l->nscopes; i++)
+		if ((err = look_up_ledger(l, &l->scopes[i], &known)) < 0)
+			return fail_run(l, err);
+	l->write_deferred = false;
+	af_info("loader", "run %" PRId64 ": waited %.2fs for another run's writes", l->run_id,
+		af_clock_seconds() - waited);
+	return 0;
+}
+
 int af_loader_commit(af_loader *l, af_load_summary *out)
 {
 	af_load_summary sum;
@@ -1825,7 +2094,8 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 		return run_failed(l, "nothing was committed");
 	snprintf(run_id, sizeof(run_id), "%" PRId64, l->run_id);
 	l->accepting = false;
-	if ((err = judge_digests(l)) < 0 || (err = flush_targets(l)) < 0)
+	if ((l->write_deferred && (err = take_deferred_writes(l)) < 0) ||
+	    (err = judge_digests(l)) < 0 || (err = flush_targets(l)) < 0)
 		goto done;
 	sum.copy_seconds = af_clock_seconds() - l->t_begin;
 	t_merge = af_clock_seconds();
@@ -1856,7 +2126,6 @@ done:
 void af_loader_free(af_loader *l)
 {
 	PGresult *res;
-	char sql[96];
 	size_t i;
 
 	if (!l)
@@ -1871,10 +2140,30 @@ void af_loader_free(af_loader *l)
 	}
 	if (l->in_tx && PQstatus(l->conn) == CONNECTION_OK)
 		PQclear(PQexec(l->conn, "ROLLBACK"));
-	if (l->locked && PQstatus(l->conn) == CONNECTION_OK) {
-		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%lld)", AF_STORE_RUN_LOCK_KEY);
+	if (l->nscope_locks > 0 && PQstatus(l->conn) == CONNECTION_OK) {
+		af_buf keys = AF_BUF_INIT;
+		const char *params[1];
+
+		if (key_array(&keys, l->scope_locks, l->nscope_locks) == 0) {
+			params[0] = af_buf_data(&keys);
+			PQclear(PQexecParams(l->conn, "SELECT pg_advisory_unlock(k) FROM"
+						      " unnest($1::bigint[]) k",
+					     1, NULL, params, NULL, NULL, 0));
+		}
+		af_buf_free(&keys);
+	}
+	if (l->run_key != RUN_KEY_NONE && PQstatus(l->conn) == CONNECTION_OK) {
+		char sql[96];
+
+		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock%s(%lld)",
+			 l->run_key == RUN_KEY_SHARED ? "_shared" : "", AF_STORE_RUN_LOCK_KEY);
 		PQclear(PQexec(l->conn, sql));
 	}
+	free(l->scope_locks);
+	for (i = 0; i < l->nallowed; i++)
+		free(l->allowed[i]);
+	free(l->allowed);
+	free(l->shard);
 	if (l->store)
 		l->store->in_run = false;
 	for (i = 0; i < l->nscopes; i++)

@@ -18,9 +18,17 @@ struct af_store {
 	bool in_run; /* a loader owns the connection */
 };
 
-/* Session advisory lock keys: one for runs, one for migrations. */
+/*
+ * Advisory lock keys (bigint form). The run key: shared by every run over
+ * listed scopes for its whole life, exclusive for a run over the whole
+ * database (and for aifleet before migration 006), so the two kinds
+ * exclude each other. The write key: exclusive, for the transaction, while
+ * a run over listed scopes writes. Each scope's own lock is its
+ * af_scope_hash(). Migrations have their own key.
+ */
 #define AF_STORE_RUN_LOCK_KEY 0x61696601LL
 #define AF_STORE_MIGRATE_LOCK_KEY 0x61696602LL
+#define AF_STORE_WRITE_LOCK_KEY 0x61696603LL
 
 /* Runs a command, turns a failure into AF_ERR_DB (or AF_ERR_TRANSIENT when the
  * connection is gone) with `what` and the server's message. */

@@ -125,7 +125,8 @@ static verdict check_account(const af_config *cfg, const af_account_config *a, c
 	return VERDICT_AT_RUN;
 }
 
-static size_t print_scopes(const af_config *cfg, const char *only, FILE *out, int *err)
+static size_t print_scopes(const af_config *cfg, const af_sync_options *opts, FILE *out,
+			   int *err)
 {
 	char endpoint[512], name[1024];
 	size_t n = 0;
@@ -135,12 +136,12 @@ static size_t print_scopes(const af_config *cfg, const char *only, FILE *out, in
 		const af_account_config *acct = &cfg->accounts[a];
 
 		for (size_t p = 0; p < af_product_count(); p++) {
-			if (!af_sync_product_wanted(acct, p, only))
-				continue;
 			for (size_t r = 0; r < acct->nregions; r++) {
 				af_scope scope = {acct->provider, acct->name, acct->regions[r],
 						  af_product_at(p)->name};
 
+				if (!af_sync_scope_wanted(opts, acct, p, r))
+					continue;
 				if (af_sync_endpoint(endpoint, sizeof(endpoint), acct, p,
 						     acct->regions[r]) < 0) {
 					snprintf(endpoint, sizeof(endpoint), "FAILED: %s",
@@ -158,16 +159,14 @@ static size_t print_scopes(const af_config *cfg, const char *only, FILE *out, in
 	return n;
 }
 
-int af_sync_check_config(const af_config *cfg, const char *only, FILE *out)
+int af_sync_check_config(const af_config *cfg, const af_sync_options *opts, FILE *out)
 {
 	size_t counts[3] = {0}, scopes;
-	char what[2048], known[256];
-	int err = 0;
+	char what[2048];
+	int err;
 
-	if (only && !af_product_find(only)) {
-		af_product_names(known, sizeof(known));
-		return af_error_set(AF_ERR_CONFIG, "--only: unknown product '%s' (%s)", only, known);
-	}
+	if ((err = af_sync_check_selection(cfg, opts)) < 0)
+		return err;
 	fprintf(out, "Configuration %s: parsed, %zu account(s)\n\nAccounts:\n",
 		cfg->path ? cfg->path : "(none)", cfg->naccounts);
 	for (size_t a = 0; a < cfg->naccounts; a++) {
@@ -178,7 +177,7 @@ int af_sync_check_config(const af_config *cfg, const char *only, FILE *out)
 		fprintf(out, "  %-20s %-8s %-12s %s%s\n", acct->name, acct->provider,
 			verdict_names[v], what, acct->nregions ? "" : " (no regions: a source only)");
 	}
-	scopes = print_scopes(cfg, only, out, &err);
+	scopes = print_scopes(cfg, opts, out, &err);
 	fprintf(out,
 		"\ncheck-config: %zu account(s): %zu ok, %zu asked at run time, %zu failed; "
 		"%zu scope(s)\n",

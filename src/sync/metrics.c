@@ -163,7 +163,7 @@ static void run_metrics(metrics_text *b, const af_sync_result *r, int exit_code,
 		size_t n;
 	} scopes[] = {
 		{"complete", r->complete}, {"partial", r->partial}, {"failed", r->failed},
-		{"held", r->held},
+		{"held", r->held}, {"busy", r->busy},
 	};
 
 	family(b, "aifleet_run_exit_code", "Exit code of the last run (README: Exit codes).");
@@ -185,7 +185,7 @@ static void run_metrics(metrics_text *b, const af_sync_result *r, int exit_code,
 		      r->seconds, r->collect_seconds, r->load.copy_seconds, r->load.merge_seconds);
 	family(b, "aifleet_run_scopes",
 	       "Scopes of the last run by the state it left them in (held scopes are counted "
-	       "in partial too).");
+	       "in partial too; busy: another run held them, they were not collected).");
 	for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++)
 		putf(b, "aifleet_run_scopes{state=\"%s\"} %zu\n", scopes[i].state,
 			      scopes[i].n);

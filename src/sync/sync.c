@@ -57,6 +57,7 @@ typedef struct sync_run {
 	af_delete_guard guard;
 	af_job **jobs;
 	size_t njobs;
+	bool *busy;                  /* per job: another run holds its scope */
 	atomic_size_t next;          /* the next job a worker takes */
 	atomic_size_t done;
 	pthread_mutex_t out_lock;    /* serializes the loader */
@@ -66,48 +67,88 @@ typedef struct sync_run {
 
 /* ---- prepare ------------------------------------------------------------ */
 
-bool af_sync_product_wanted(const af_account_config *a, size_t product, const char *only)
+static bool account_listed(const af_sync_options *o, const af_account_config *a)
 {
-	return a->products[product].enabled &&
-	       (!only || strcmp(only, af_product_at(product)->name) == 0);
-}
-
-static bool account_wanted(const af_account_config *a, const char *only)
-{
-	for (size_t p = 0; p < af_product_count(); p++)
-		if (af_sync_product_wanted(a, p, only))
+	if (!o->naccounts)
+		return true;
+	for (size_t i = 0; i < o->naccounts; i++)
+		if (strcmp(o->accounts[i], a->name) == 0)
 			return true;
 	return false;
 }
 
-static size_t count_scopes(const af_config *cfg, const char *only)
+bool af_sync_scope_wanted(const af_sync_options *o, const af_account_config *a, size_t product,
+			  size_t region)
+{
+	af_scope sc;
+
+	if (!a->products[product].enabled ||
+	    (o->only && strcmp(o->only, af_product_at(product)->name) != 0) ||
+	    !account_listed(o, a))
+		return false;
+	if (o->shard_count == 0)
+		return true;
+	sc = (af_scope){a->provider, a->name, a->regions[region], af_product_at(product)->name};
+	return af_scope_hash(&sc) % o->shard_count == o->shard_index;
+}
+
+static bool account_wanted(const af_sync_options *o, const af_account_config *a)
+{
+	for (size_t p = 0; p < af_product_count(); p++)
+		for (size_t r = 0; r < a->nregions; r++)
+			if (af_sync_scope_wanted(o, a, p, r))
+				return true;
+	return false;
+}
+
+int af_sync_check_selection(const af_config *cfg, const af_sync_options *o)
+{
+	char known[256];
+
+	if (o->only && !af_product_find(o->only)) {
+		af_product_names(known, sizeof(known));
+		return af_error_set(AF_ERR_CONFIG, "--only: unknown product '%s' (%s)", o->only,
+				    known);
+	}
+	for (size_t i = 0; i < o->naccounts; i++)
+		if (!af_config_account(cfg, o->accounts[i]))
+			return af_error_set(AF_ERR_CONFIG, "--account %s: no such account in %s",
+					    o->accounts[i],
+					    cfg->path ? cfg->path : "the configuration");
+	if (o->shard_count > 0 && o->shard_index >= o->shard_count)
+		return af_error_set(AF_ERR_CONFIG, "--shard %u/%u: K must be below N",
+				    o->shard_index, o->shard_count);
+	return 0;
+}
+
+static size_t count_scopes(const af_config *cfg, const af_sync_options *o)
 {
 	size_t n = 0;
 
 	for (size_t a = 0; a < cfg->naccounts; a++)
 		for (size_t p = 0; p < af_product_count(); p++)
-			if (af_sync_product_wanted(&cfg->accounts[a], p, only))
-				n += cfg->accounts[a].nregions;
+			for (size_t r = 0; r < cfg->accounts[a].nregions; r++)
+				n += af_sync_scope_wanted(o, &cfg->accounts[a], p, r);
 	return n;
 }
 
 static int select_scopes(sync_run *run)
 {
-	const char *only = run->opts->only;
-	char known[256];
+	const af_sync_options *o = run->opts;
+	int err;
 
-	if (only && !af_product_find(only)) {
-		af_product_names(known, sizeof(known));
-		return af_error_set(AF_ERR_CONFIG, "--only: unknown product '%s' (%s)", only, known);
-	}
-	run->njobs = count_scopes(run->cfg, only);
+	if ((err = af_sync_check_selection(run->cfg, o)) < 0)
+		return err;
+	run->njobs = count_scopes(run->cfg, o);
 	if (run->njobs == 0)
-		return af_error_set(AF_ERR_CONFIG, "nothing to collect: no account in %s has %s",
+		return af_error_set(AF_ERR_CONFIG, "nothing to collect: no account in %s has %s%s",
 				    run->cfg->path ? run->cfg->path : "the configuration",
-				    only ? only : "any product and region");
+				    o->only ? o->only : "any product and region",
+				    o->shard_count || o->naccounts ? " in this selection" : "");
 	run->jobs = calloc(run->njobs, sizeof(*run->jobs));
+	run->busy = calloc(run->njobs, sizeof(*run->busy));
 	run->creds = calloc(run->cfg->naccounts, sizeof(*run->creds));
-	if (!run->jobs || !run->creds)
+	if (!run->jobs || !run->busy || !run->creds)
 		return af_error_oom();
 	return 0;
 }
@@ -280,8 +321,7 @@ static int load_all_credentials(sync_run *run)
 	if ((err = af_session_new(&session, run->client)) < 0)
 		return err;
 	for (size_t a = 0; a < cfg->naccounts && err == 0; a++) {
-		if (!account_wanted(&cfg->accounts[a], run->opts->only) ||
-		    cfg->accounts[a].nregions == 0)
+		if (!account_wanted(run->opts, &cfg->accounts[a]))
 			continue; /* a source alone is resolved by its members */
 		if ((err = resolve_credentials(run, a, session, 0)) == 0) {
 			loaded++;
@@ -389,13 +429,11 @@ static int build_jobs(sync_run *run)
 	int err;
 
 	for (size_t a = 0; a < cfg->naccounts; a++)
-		for (size_t p = 0; p < af_product_count(); p++) {
-			if (!af_sync_product_wanted(&cfg->accounts[a], p, run->opts->only))
-				continue;
+		for (size_t p = 0; p < af_product_count(); p++)
 			for (size_t r = 0; r < cfg->accounts[a].nregions; r++)
-				if ((err = add_job(run, &n, a, p, r)) < 0)
+				if (af_sync_scope_wanted(run->opts, &cfg->accounts[a], p, r) &&
+				    (err = add_job(run, &n, a, p, r)) < 0)
 					return err;
-		}
 	return 0;
 }
 
@@ -443,10 +481,26 @@ static int open_store(sync_run *run)
 	return 0;
 }
 
+/* The scopes another run holds are not collected: that run has them. */
+static void skip_busy(sync_run *run)
+{
+	char name[1024];
+
+	for (size_t i = 0; i < run->njobs; i++) {
+		if (!run->busy[i])
+			continue;
+		af_job_skip(run->jobs[i], AF_ERR_LOCKED, "held by another run");
+		af_warn("sync", "%s: another run holds the scope; it is not collected by this one",
+			af_scope_name(name, sizeof(name), af_job_scope(run->jobs[i])));
+	}
+}
+
 static int begin_loader(sync_run *run)
 {
 	const af_sync_options *opts = run->opts;
 	af_run_options ro = {0};
+	af_scope *scopes;
+	char shard[32];
 	int err;
 
 	run->guard.max_fraction = run->cfg->max_delete_fraction;
@@ -457,9 +511,23 @@ static int begin_loader(sync_run *run)
 	ro.wait_for_lock = opts->wait_for_lock || run->cfg->wait_for_lock;
 	ro.trigger = opts->trigger ? opts->trigger : "aifleet sync";
 	ro.guard = &run->guard;
-	if ((err = af_loader_begin(&run->loader, run->store, &ro)) < 0)
+	if (!(scopes = calloc(run->njobs, sizeof(*scopes))))
+		return af_error_oom();
+	for (size_t i = 0; i < run->njobs; i++)
+		scopes[i] = *af_job_scope(run->jobs[i]);
+	ro.scopes = scopes;
+	ro.nscopes = run->njobs;
+	ro.busy = run->busy;
+	if (opts->shard_count > 0) {
+		snprintf(shard, sizeof(shard), "%u/%u", opts->shard_index, opts->shard_count);
+		ro.shard = shard;
+	}
+	err = af_loader_begin(&run->loader, run->store, &ro);
+	free(scopes);
+	if (err < 0)
 		return err;
 	run->sink = af_loader_sink(run->loader);
+	skip_busy(run);
 	return 0;
 }
 
@@ -554,6 +622,10 @@ static int report(sync_run *run, af_sync_result *result)
 
 	for (size_t i = 0; i < run->njobs; i++) {
 		add_report(result, run->jobs[i]);
+		if (run->busy[i]) {
+			result->busy++;
+			continue;
+		}
 		if ((err = af_loader_scope_done(run->loader, af_job_report(run->jobs[i]))) < 0)
 			return err;
 	}
@@ -665,8 +737,8 @@ static int gather_outcomes(const sync_run *run, af_sync_result *result)
 		const af_scope_report *rep;
 		af_scope_outcome *o;
 
-		if (!run->jobs[i])
-			continue;
+		if (!run->jobs[i] || (run->busy && run->busy[i]))
+			continue; /* busy: the other run reports it */
 		rep = af_job_report(run->jobs[i]);
 		o = &result->outcomes[n++];
 		o->scope = rep->scope;
@@ -755,6 +827,7 @@ static void run_free(sync_run *run)
 	for (size_t i = 0; run->jobs && i < run->njobs; i++)
 		af_job_free(run->jobs[i]);
 	free(run->jobs);
+	free(run->busy);
 	for (size_t a = 0; run->creds && a < run->cfg->naccounts; a++)
 		af_cred_provider_free(run->creds[a]);
 	free(run->creds);
@@ -817,12 +890,13 @@ void af_sync_print_summary(FILE *out, const af_sync_result *r, bool dry_run)
 		fprintf(out, "sync: run %lld %s: ", (long long)r->load.run_id, status);
 	fprintf(out,
 		"%zu scopes (%zu complete, %zu skipped unchanged, %zu partial, "
-		"%zu failed, %zu held), %llu items "
+		"%zu failed, %zu held, %zu busy), %llu items "
 		"(%llu duplicates, %llu rejected); rows created %llu, updated %llu, deleted %llu, "
 		"restored %llu, unchanged %llu; %llu history rows; %llu requests, %llu retries, "
 		"%llu throttled; %.2f s (collect %.2f s [worker time: fetch %.2f s, "
 		"normalize+copy %.2f s], merge %.2f s)\n",
 		r->scopes, r->complete, r->load.scopes_skipped, r->partial, r->failed, r->held,
+		r->busy,
 		(unsigned long long)r->items,
 		(unsigned long long)r->duplicates, (unsigned long long)r->rejected,
 		(unsigned long long)created, (unsigned long long)updated,

@@ -14,8 +14,16 @@
 #include "aifleet/creds.h"
 #include "aifleet/http.h"
 
-/* Is the product enabled for the account, and not excluded by --only? */
-bool af_sync_product_wanted(const af_account_config *a, size_t product, const char *only);
+#include "aifleet/sync.h"
+
+/* Is scope (account, product, region index) one `o` selects: the product
+ * enabled for the account and not excluded by --only, the account one of
+ * --account's, the scope in --shard's share? */
+bool af_sync_scope_wanted(const af_sync_options *o, const af_account_config *a, size_t product,
+			  size_t region);
+
+/* --only, --account and --shard make sense for this configuration. */
+int af_sync_check_selection(const af_config *cfg, const af_sync_options *o);
 
 /* The account's endpoint for a product in a region: its override, or the
  * vendor's default. */

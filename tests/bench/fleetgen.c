@@ -260,7 +260,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	opts o = {NULL, 100000, 42, 0, 0, 0, NSCOPES, 0, 0, 0, 0};
-	af_run_options ro = {false, true, "fleetgen", NULL, false};
+	af_run_options ro = {.wait_for_lock = true, .trigger = "fleetgen"};
 	af_store *store = NULL;
 	af_loader *l = NULL;
 	af_load_summary sum;

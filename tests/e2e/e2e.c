@@ -16,8 +16,6 @@
 #include "aifleet/buf.h"
 #include "testutil.h"
 
-#define SIM_BIN AF_BINARY_DIR "/src/sim/aifleet-sim"
-#define AIFLEET_BIN AF_BINARY_DIR "/src/cli/aifleet"
 
 void e2e_sim_start(e2e_sim *sim, const char *const *args)
 {

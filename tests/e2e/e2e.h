@@ -13,6 +13,10 @@
 
 #include "testdb.h"
 
+/* The binaries under test, as the build left them. */
+#define SIM_BIN AF_BINARY_DIR "/src/sim/aifleet-sim"
+#define AIFLEET_BIN AF_BINARY_DIR "/src/cli/aifleet"
+
 typedef struct e2e_sim {
 	pid_t pid;
 	int port;

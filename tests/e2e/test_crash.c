@@ -36,7 +36,6 @@
 #include "testdb.h"
 #include "testutil.h"
 
-#define AIFLEET_BIN AF_BINARY_DIR "/src/cli/aifleet"
 
 /* Random kills per run of test_sigkill_at_random_points. */
 #define KILLS 8

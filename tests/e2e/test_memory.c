@@ -71,7 +71,6 @@
 #include "testdb.h"
 #include "testutil.h"
 
-#define AIFLEET_BIN AF_BINARY_DIR "/src/cli/aifleet"
 #ifndef LATENCY_MS /* the simulator's added latency: the sync lasts ~3 s */
 #define LATENCY_MS "60"
 #endif

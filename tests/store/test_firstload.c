@@ -127,7 +127,7 @@ static af_load_summary run(af_store *s, feeder feed, bool no_direct, bool with_o
 {
 	static const char *const all[] = {"all"};
 	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
-	af_run_options opts = {false, false, "test", &guard, no_direct};
+	af_run_options opts = {.trigger = "test", .guard = &guard, .no_direct = no_direct};
 	af_load_summary sum;
 	af_loader *l = NULL;
 
@@ -298,7 +298,7 @@ static void test_rows_without_ledger_are_merged(void **state)
 /* A dry run of a first load writes nothing, though its rows were sent. */
 static void test_dry_first_load_leaves_nothing(void **state)
 {
-	af_run_options opts = {true, false, "test", NULL, false};
+	af_run_options opts = {.dry_run = true, .trigger = "test"};
 	af_testdb db;
 	af_store *s = st_open(&db);
 	af_load_summary sum;
@@ -336,7 +336,7 @@ static const char indexes_sql[] =
  */
 static void test_first_load_keeps_indexes(void **state)
 {
-	af_run_options opts = {false, false, "test", NULL, false};
+	af_run_options opts = {.trigger = "test"};
 	af_testdb db;
 	af_store *s = st_open(&db);
 	af_loader *l = NULL;

@@ -71,7 +71,7 @@ static void feed(af_loader *l, unsigned flags)
 /* One complete run of the fleet with `flags`; returns the summary. */
 static af_load_summary run(af_store *s, unsigned flags, bool dry)
 {
-	af_run_options opts = {dry, false, "test", NULL, false};
+	af_run_options opts = {.dry_run = dry, .trigger = "test"};
 	af_load_summary sum;
 	af_loader *l = NULL;
 
@@ -263,7 +263,7 @@ static void test_untouched_unless_complete(void **state)
 {
 	af_testdb db;
 	af_store *s = st_open(&db);
-	af_run_options opts = {false, false, "test", NULL, false};
+	af_run_options opts = {.trigger = "test"};
 	af_load_summary sum;
 	af_loader *l = NULL;
 
@@ -403,7 +403,7 @@ static void test_rejected_records(void **state)
 {
 	af_testdb db;
 	af_store *s = st_open(&db);
-	af_run_options opts = {false, false, "test", NULL, false};
+	af_run_options opts = {.trigger = "test"};
 	af_record_sink sink;
 	af_instance bad;
 	af_resource badres;
@@ -500,7 +500,7 @@ static void test_orphans_rejected_at_merge(void **state)
 {
 	af_testdb db;
 	af_store *s = st_open(&db);
-	af_run_options opts = {false, false, "test", NULL, false};
+	af_run_options opts = {.trigger = "test"};
 	af_load_summary sum;
 	af_loader *l = NULL;
 
@@ -539,7 +539,7 @@ static void test_connection_killed_commits_nothing(void **state)
 {
 	af_testdb db;
 	af_store *s = st_open(&db);
-	af_run_options opts = {false, false, "test", NULL, false};
+	af_run_options opts = {.trigger = "test"};
 	af_load_summary sum;
 	af_loader *l = NULL;
 	int err;
@@ -562,7 +562,7 @@ static void test_merge_failure_commits_nothing(void **state)
 {
 	af_testdb db;
 	af_store *s = st_open(&db);
-	af_run_options opts = {false, false, "test", NULL, false};
+	af_run_options opts = {.trigger = "test"};
 	af_load_summary sum;
 	af_loader *l = NULL;
 
@@ -612,7 +612,7 @@ struct waiter {
 static void *wait_thread(void *arg)
 {
 	struct waiter *w = arg;
-	af_run_options opts = {false, true, "waiter", NULL, false};
+	af_run_options opts = {.wait_for_lock = true, .trigger = "waiter"};
 	af_loader *l = NULL;
 
 	w->rc = af_loader_begin(&l, w->s, &opts);

@@ -83,7 +83,7 @@ static af_load_summary run(af_store *s, const scope_run *runs, size_t n)
 {
 	static const char *const all[] = {"all"};
 	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
-	af_run_options opts = {false, false, "test", &guard, false};
+	af_run_options opts = {.trigger = "test", .guard = &guard};
 	af_load_summary sum;
 	af_loader *l = NULL;
 	size_t i;
@@ -227,7 +227,7 @@ static void test_held_scope_keeps_no_digest(void **state)
 	af_testdb db;
 	af_store *s = st_open(&db);
 	af_delete_guard strict = {0.1, 1, NULL, 0};
-	af_run_options opts = {false, false, "test", &strict, false};
+	af_run_options opts = {.trigger = "test", .guard = &strict};
 	af_load_summary sum;
 	af_loader *l = NULL;
 

@@ -479,6 +479,67 @@ static void test_upgrade_004_reads_the_same(void **state)
 	af_testdb_drop(&db);
 }
 
+/*
+ * The upgrade to 006 (shards) on a history the loader wrote at 005: the
+ * runs already recorded keep every value and read as unsharded (shard and
+ * scopes NULL, none busy); the read side answers as before; a run over
+ * listed scopes then records them.
+ */
+static void test_upgrade_005_keeps_the_runs(void **state)
+{
+	static const unsigned runs[] = {0, H_RENAME | H_GPU4, H_GPU4 | H_NO_TK2 | H_TK3};
+	af_testdb db;
+	af_store *s = NULL;
+	int applied = -1;
+
+	(void)state;
+	assert_true(af_migrations_count >= 6);
+	assert_int_equal(af_migrations[5].version, 6);
+	migrate_by_hand(&db, 5);
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		history_run(s, runs[i]);
+	af_testdb_exec(&db, moments_sql);
+	af_testdb_exec(&db, "CREATE TABLE t_entity AS SELECT DISTINCT provider, account, product,"
+			    " native_id FROM aifleet.change_feed;"
+			    "CREATE TABLE runs_before AS SELECT * FROM aifleet.sync_run");
+	snapshot_read_side_003(&db, "before");
+
+	apply_by_hand(&db, 5, 6);
+	snapshot_read_side_003(&db, "after");
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE before_answer EXCEPT ALL TABLE after_answer)"
+		" UNION ALL (TABLE after_answer EXCEPT ALL TABLE before_answer)) d"), 0);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM runs_before"), 3);
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM (SELECT to_jsonb(r) - 'shard' - 'scopes' - 'scopes_busy'"
+		" FROM aifleet.sync_run r EXCEPT SELECT to_jsonb(b) FROM runs_before b) d"), 0);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.sync_run"
+						  " WHERE shard IS NULL AND scopes IS NULL"
+						  " AND scopes_busy = 0"), 3);
+	assert_int_equal(af_store_migrate(s, &applied), 0);
+	assert_int_equal(applied, (int)af_migrations_count - 6);
+	{
+		af_scope sc = {"alibaba", "a1", "cn-beijing", "tair_kvcache"};
+		bool busy[1] = {false};
+		af_run_options ro = {.trigger = "test", .scopes = &sc, .nscopes = 1, .busy = busy,
+				     .shard = "0/1"};
+		af_load_summary sum;
+		af_loader *l = NULL;
+
+		assert_int_equal(af_loader_begin(&l, s, &ro), 0);
+		assert_false(busy[0]);
+		st_done(l, &sc, AF_SCOPE_COMPLETE);
+		assert_int_equal(af_loader_commit(l, &sum), 0);
+		af_loader_free(l);
+		assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.sync_run"
+							  " WHERE shard = '0/1' AND scopes ="
+							  " '{alibaba/a1/cn-beijing/tair_kvcache}'"), 1);
+	}
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 static void test_checksum_matches_postgres_sha256(void **state)
 {
 	af_testdb db;
@@ -638,6 +699,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_002_history_reads_the_same),
 		cmocka_unit_test(test_upgrade_003_reads_the_same),
 		cmocka_unit_test(test_upgrade_004_reads_the_same),
+		cmocka_unit_test(test_upgrade_005_keeps_the_runs),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
