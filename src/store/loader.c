@@ -29,6 +29,7 @@
 #include "columns.h"
 #include "direct.h"
 #include "liveset.h"
+#include "locks.h"
 #include "spool.h"
 
 #include <inttypes.h>
@@ -127,8 +128,7 @@ struct af_loader {
 	 */
 	enum { RUN_KEY_NONE, RUN_KEY_SHARED, RUN_KEY_EXCLUSIVE } run_key;
 	bool write_deferred;
-	int64_t *scope_locks;   /* the scope locks held, sorted */
-	size_t nscope_locks;
+	af_scope_locks scope_locks;
 	char **allowed;         /* the listed scopes' keys, sorted; NULL: any scope */
 	size_t nallowed;
 	size_t nbusy;           /* listed scopes another run held */
@@ -605,114 +605,15 @@ static const char scope_table_sql[] =
 	/* the live rows of filtered scopes that no record matched */
 	"CREATE TEMP TABLE af_unseen (id bigint PRIMARY KEY) ON COMMIT DROP";
 
-/* Who holds one of `keys` (a bigint[] literal; session or transaction
- * advisory locks), for the message of a run that cannot go on. */
-static int lock_busy_error(PGconn *conn, const char *keys, const char *what)
-{
-	const char *params[1] = {keys};
-	PGresult *res;
-	int err;
-
-	res = PQexecParams(conn,
-			   "SELECT a.pid, coalesce(to_char(coalesce(a.xact_start, a.backend_start),"
-			   " 'YYYY-MM-DD HH24:MI:SS TZ'), '?'), coalesce(a.application_name, '')"
-			   " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-			   " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-			   " AND (l.classid::bigint << 32 | l.objid::bigint) = ANY ($1::bigint[])"
-			   " AND l.pid <> pg_backend_pid() LIMIT 1",
-			   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
-		err = af_error_set(AF_ERR_LOCKED,
-				   "another aifleet run holds %s (pid %s since %s, application "
-				   "'%s'); try again later or use --wait",
-				   what, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-				   PQgetvalue(res, 0, 2));
-	else
-		err = af_error_set(AF_ERR_LOCKED, "another aifleet run holds %s (holder not "
-						  "visible: it may have just finished)", what);
-	PQclear(res);
-	return err;
-}
-
-typedef enum lock_mode { LOCK_TRY, LOCK_WAIT } lock_mode;
-
-/* The run key, for the session: shared by runs over listed scopes,
- * exclusive for one over the whole database. */
-static int take_run_key(af_loader *l, bool shared, lock_mode mode)
-{
-	char sql[96], key[32];
-	PGresult *res;
-	int err = 0;
-
-	snprintf(sql, sizeof(sql), "SELECT pg_%sadvisory_lock%s(%lld)",
-		 mode == LOCK_WAIT ? "" : "try_", shared ? "_shared" : "", AF_STORE_RUN_LOCK_KEY);
-	res = PQexec(l->conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		err = af_store_db_error(l->conn, res, "taking the run lock");
-	} else if (mode == LOCK_TRY && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		snprintf(key, sizeof(key), "{%lld}", AF_STORE_RUN_LOCK_KEY);
-		err = lock_busy_error(l->conn, key,
-				      shared ? "the run lock over the whole database" : "the lock");
-	} else {
-		l->run_key = shared ? RUN_KEY_SHARED : RUN_KEY_EXCLUSIVE;
-	}
-	PQclear(res);
-	return err;
-}
-
-/* The write lock, for the transaction. *got: whether it was had (always,
- * with LOCK_WAIT). */
-static int take_write_lock(af_loader *l, lock_mode mode, bool *got)
-{
-	char sql[96];
-	PGresult *res;
-	int err = 0;
-
-	snprintf(sql, sizeof(sql), "SELECT %s(%lld)",
-		 mode == LOCK_WAIT ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock",
-		 AF_STORE_WRITE_LOCK_KEY);
-	res = PQexec(l->conn, sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		err = af_store_db_error(l->conn, res, "taking the run's write lock");
-	else
-		*got = mode == LOCK_WAIT || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return err;
-}
-
-typedef struct scope_lock {
-	int64_t key;
-	size_t index; /* in af_run_options.scopes */
-} scope_lock;
-
-static int scope_lock_cmp(const void *a, const void *b)
-{
-	int64_t x = ((const scope_lock *)a)->key, y = ((const scope_lock *)b)->key;
-
-	return (x > y) - (x < y);
-}
-
-/* keys[0..n) as a bigint[] literal. */
-static int key_array(af_buf *b, const int64_t *keys, size_t n)
-{
-	int err = af_buf_puts(b, "{");
-
-	for (size_t i = 0; i < n && err == 0; i++)
-		err = af_buf_printf(b, "%s%" PRId64, i ? "," : "", keys[i]);
-	if (err == 0)
-		err = af_buf_puts(b, "}");
-	return err < 0 ? af_error_oom() : 0;
-}
-
 /* The scopes the run may load, as sorted keys, for check_allowed. */
-static int list_allowed(af_loader *l, const af_run_options *opts)
+static int list_allowed(af_loader *l, const af_run_options *opts, const bool *busy)
 {
 	if (!(l->allowed = calloc(opts->nscopes ? opts->nscopes : 1, sizeof(*l->allowed))))
 		return af_error_oom();
 	for (size_t i = 0; i < opts->nscopes; i++) {
 		const af_scope *sc = &opts->scopes[i];
 
-		if (opts->busy && opts->busy[i])
+		if (busy[i])
 			continue;
 		if (!(l->allowed[l->nallowed] = scope_key(sc->provider, sc->account, sc->region,
 							   sc->product)))
@@ -723,77 +624,28 @@ static int list_allowed(af_loader *l, const af_run_options *opts)
 	return 0;
 }
 
-/*
- * One session lock per listed scope, taken in key order (so that runs
- * that wait cannot deadlock), with one statement. Without wait, a scope
- * another run holds is busy: opts->busy[i] is set, and the run goes on
- * without it -- unless every scope is busy (AF_ERR_LOCKED).
- */
-static int take_scope_locks(af_loader *l, const af_run_options *opts, bool wait)
+/* The listed scopes' locks (locks.c). Without wait, a scope another run
+ * holds is busy: opts->busy[i] is set, and the run goes on without it --
+ * unless every scope is busy (AF_ERR_LOCKED). */
+static int take_scope_locks(af_loader *l, const af_run_options *opts, af_lock_mode mode)
 {
-	scope_lock *locks = calloc(opts->nscopes ? opts->nscopes : 1, sizeof(*locks));
-	af_buf keys = AF_BUF_INIT, busy_keys = AF_BUF_INIT;
-	const char *params[1];
-	PGresult *res = NULL;
-	size_t n = 0, busy = 0;
-	int err = 0;
+	bool *busy = opts->busy ? opts->busy : calloc(opts->nscopes ? opts->nscopes : 1, 1);
+	int err;
 
-	if (!locks || !(l->scope_locks = calloc(opts->nscopes ? opts->nscopes : 1,
-						sizeof(*l->scope_locks)))) {
-		err = af_error_oom();
-		goto done;
+	if (!busy)
+		return af_error_oom();
+	if ((err = af_lock_scopes(l->conn, opts->scopes, opts->nscopes, mode, busy,
+				  &l->scope_locks)) == 0) {
+		l->nbusy = l->scope_locks.busy;
+		if (opts->nscopes > 0 && l->scope_locks.n == 0)
+			err = af_lock_scopes_busy_error(l->conn, opts->scopes, opts->nscopes, busy,
+							opts->nscopes == 1 ? "the run's scope"
+									   : "every scope of the run");
+		else
+			err = list_allowed(l, opts, busy);
 	}
-	for (size_t i = 0; i < opts->nscopes; i++)
-		locks[i] = (scope_lock){(int64_t)af_scope_hash(&opts->scopes[i]), i};
-	qsort(locks, opts->nscopes, sizeof(*locks), scope_lock_cmp);
-	for (size_t i = 0; i < opts->nscopes; i++)
-		if (i == 0 || locks[i].key != locks[n - 1].key)
-			locks[n++] = locks[i]; /* the same scope listed twice: one lock */
-	for (size_t i = 0; i < n; i++)
-		l->scope_locks[i] = locks[i].key;
-	if ((err = key_array(&keys, l->scope_locks, n)) < 0)
-		goto done;
-	params[0] = af_buf_data(&keys);
-	res = PQexecParams(l->conn,
-			   wait ? "SELECT pg_advisory_lock(k) IS NULL FROM unnest($1::bigint[])"
-				  " WITH ORDINALITY AS u (k, i) ORDER BY i"
-				: "SELECT pg_try_advisory_lock(k) FROM unnest($1::bigint[])"
-				  " WITH ORDINALITY AS u (k, i) ORDER BY i",
-			   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) != n) {
-		err = af_store_db_error(l->conn, res, "taking the scope locks");
-		goto done;
-	}
-	/* held[] keeps the ones had, in order; busy scopes are marked */
-	l->nscope_locks = 0;
-	for (size_t i = 0; i < n; i++) {
-		bool had = wait || strcmp(PQgetvalue(res, (int)i, 0), "t") == 0;
-
-		if (had) {
-			l->scope_locks[l->nscope_locks++] = locks[i].key;
-			continue;
-		}
-		busy++;
-		if ((err = af_buf_printf(&busy_keys, "%s%" PRId64, busy > 1 ? "," : "{",
-					 locks[i].key)) < 0)
-			goto done;
-		for (size_t j = 0; j < opts->nscopes; j++)
-			if (opts->busy && (int64_t)af_scope_hash(&opts->scopes[j]) == locks[i].key)
-				opts->busy[j] = true;
-	}
-	l->nbusy = busy;
-	if (busy > 0 && l->nscope_locks == 0) {
-		af_buf_puts(&busy_keys, "}");
-		err = lock_busy_error(l->conn, af_buf_data(&busy_keys),
-				      n == 1 ? "the run's scope" : "every scope of the run");
-		goto done;
-	}
-	err = list_allowed(l, opts);
-done:
-	PQclear(res);
-	af_buf_free(&keys);
-	af_buf_free(&busy_keys);
-	free(locks);
+	if (busy != opts->busy)
+		free(busy);
 	return err;
 }
 
@@ -955,18 +807,20 @@ static int open_writes(af_loader *l)
  * transaction and its staging tables: the rest waits for the commit. */
 static int open_run(af_loader *l, const af_run_options *opts)
 {
-	lock_mode mode = opts->wait_for_lock ? LOCK_WAIT : LOCK_TRY;
+	af_lock_mode mode = opts->wait_for_lock ? AF_LOCK_WAIT : AF_LOCK_TRY;
 	bool got = true;
 	int err;
 
-	if ((err = take_run_key(l, opts->scopes != NULL, mode)) < 0 ||
-	    (opts->scopes && (err = take_scope_locks(l, opts, mode == LOCK_WAIT)) < 0))
+	if ((err = af_lock_run_key(l->conn, opts->scopes != NULL, mode)) < 0)
+		return err;
+	l->run_key = opts->scopes ? RUN_KEY_SHARED : RUN_KEY_EXCLUSIVE;
+	if (opts->scopes && (err = take_scope_locks(l, opts, mode)) < 0)
 		return err;
 	if ((err = af_store_exec(l->conn, "starting the run transaction", "BEGIN")) < 0)
 		return err;
 	l->in_tx = true;
 	/* Its scopes are the run's own: it need not wait to collect them. */
-	if (opts->scopes && (err = take_write_lock(l, LOCK_TRY, &got)) < 0)
+	if (opts->scopes && (err = af_lock_write(l->conn, AF_LOCK_TRY, &got)) < 0)
 		return err;
 	l->write_deferred = !got;
 	if ((err = af_store_exec(l->conn, "creating staging tables", l->stage.create_sql)) < 0 ||
@@ -2067,7 +1921,7 @@ static int take_deferred_writes(af_loader *l)
 	bool got, known;
 	int err;
 
-	if ((err = take_write_lock(l, LOCK_WAIT, &got)) < 0 || (err = load_ledger(l)) < 0)
+	if ((err = af_lock_write(l->conn, AF_LOCK_WAIT, &got)) < 0 || (err = load_ledger(l)) < 0)
 		return fail_run(l, err);
 	for (size_t i = 0; i < l->nscopes; i++)
 		if ((err = look_up_ledger(l, &l->scopes[i], &known)) < 0)
@@ -2140,26 +1994,9 @@ void af_loader_free(af_loader *l)
 	}
 	if (l->in_tx && PQstatus(l->conn) == CONNECTION_OK)
 		PQclear(PQexec(l->conn, "ROLLBACK"));
-	if (l->nscope_locks > 0 && PQstatus(l->conn) == CONNECTION_OK) {
-		af_buf keys = AF_BUF_INIT;
-		const char *params[1];
-
-		if (key_array(&keys, l->scope_locks, l->nscope_locks) == 0) {
-			params[0] = af_buf_data(&keys);
-			PQclear(PQexecParams(l->conn, "SELECT pg_advisory_unlock(k) FROM"
-						      " unnest($1::bigint[]) k",
-					     1, NULL, params, NULL, NULL, 0));
-		}
-		af_buf_free(&keys);
-	}
-	if (l->run_key != RUN_KEY_NONE && PQstatus(l->conn) == CONNECTION_OK) {
-		char sql[96];
-
-		snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock%s(%lld)",
-			 l->run_key == RUN_KEY_SHARED ? "_shared" : "", AF_STORE_RUN_LOCK_KEY);
-		PQclear(PQexec(l->conn, sql));
-	}
-	free(l->scope_locks);
+	af_unlock_scopes(l->conn, &l->scope_locks);
+	if (l->run_key != RUN_KEY_NONE)
+		af_unlock_run_key(l->conn, l->run_key == RUN_KEY_SHARED);
 	for (i = 0; i < l->nallowed; i++)
 		free(l->allowed[i]);
 	free(l->allowed);
