@@ -68,6 +68,7 @@ typedef struct af_config {
 	char *path;          /* file it came from, or NULL */
 	char *db_conninfo;   /* NULL = libpq defaults (PG* environment) */
 	bool wait_for_lock;
+	char *history_retention; /* aifleet prune's default --older-than; NULL = none */
 	int concurrency;     /* scopes collected at once; default 4 */
 	int detail_concurrency; /* Hologres GetInstanceModel calls in flight per scope; default 4 */
 	int max_attempts;

@@ -7,6 +7,7 @@
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/metrics.h"
+#include "aifleet/prune.h"
 #include "aifleet/report.h"
 #include "aifleet/store.h"
 #include "aifleet/sync.h"
@@ -16,6 +17,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,8 @@ typedef struct cli {
 	const char *only;
 	const char *save_raw;
 	const char *metrics_file;
+	const char *older_than;  /* prune */
+	const char *before;      /* prune */
 	const char *from_raw;
 	bool dry_run;
 	bool wait;
@@ -81,6 +85,9 @@ static void usage(FILE *out)
 		"  status      show recent runs and per-scope freshness and errors\n"
 		"  report      summarize the fleet now, GPU-hours of the last 7 days, the\n"
 		"              changes since the last report and stale or failing scopes\n"
+		"  prune       delete the history versions that ended before a cutoff\n"
+		"              (--older-than DURATION, --before TIME, or [database]\n"
+		"              history_retention); as-of answers after it stay the same\n"
 		"  check-config\n"
 		"              parse the configuration, check every account's credential\n"
 		"              source without calling a cloud, list the scopes a sync\n"
@@ -131,6 +138,15 @@ static void usage(FILE *out)
 		"Options of status:\n"
 		"      --runs N           how many recent runs to show (default 10)\n"
 		"      --format FMT       text (default) or json (one document, for scripts)\n"
+		"\n"
+		"Options of prune:\n"
+		"      --older-than DURATION\n"
+		"                         the cutoff, back from now: 180d, '6 months' (default:\n"
+		"                         [database] history_retention)\n"
+		"      --before TIME      the cutoff as a time: 2026-01-01, 2026-01-01T00:00Z\n"
+		"  -n, --dry-run          count what would be deleted; delete nothing\n"
+		"      --wait             wait for the scopes a sync holds instead of leaving\n"
+		"                         their history for the next prune\n"
 		"\n"
 		"Options of report:\n"
 		"      --format FMT       text (default), markdown or json\n"
@@ -228,7 +244,7 @@ static int parse_args(cli *c, int argc, char **argv)
 	enum {
 		OPT_DB = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_ONLY, OPT_SAVE_RAW, OPT_FROM_RAW,
 		OPT_WAIT, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_RUNS, OPT_ALLOW_DELETES, OPT_METRICS_FILE,
-		OPT_SHARD, OPT_ACCOUNT,
+		OPT_SHARD, OPT_ACCOUNT, OPT_OLDER_THAN, OPT_BEFORE,
 	};
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -251,6 +267,8 @@ static int parse_args(cli *c, int argc, char **argv)
 		{"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
 		{"shard", required_argument, NULL, OPT_SHARD},
 		{"account", required_argument, NULL, OPT_ACCOUNT},
+		{"older-than", required_argument, NULL, OPT_OLDER_THAN},
+		{"before", required_argument, NULL, OPT_BEFORE},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"since", required_argument, NULL, OPT_SINCE},
 		{"stale-after", required_argument, NULL, OPT_STALE_AFTER},
@@ -287,6 +305,8 @@ static int parse_args(cli *c, int argc, char **argv)
 		case OPT_FROM_RAW: c->from_raw = optarg; break;
 		case OPT_WAIT: c->wait = true; break;
 		case OPT_METRICS_FILE: c->metrics_file = optarg; break;
+		case OPT_OLDER_THAN: c->older_than = optarg; break;
+		case OPT_BEFORE: c->before = optarg; break;
 		case OPT_SHARD:
 			if (parse_shard(c, optarg) < 0)
 				goto bad;
@@ -478,6 +498,44 @@ static void select_options(const cli *c, af_sync_options *opts)
 	opts->shard_count = c->shard_count;
 }
 
+static int cmd_prune(const cli *c, const af_config *cfg, int *exit_code)
+{
+	af_prune_options opts = {0};
+	af_prune_result r;
+	af_store *store = NULL;
+	int err;
+
+	opts.older_than = c->older_than;
+	opts.before = c->before;
+	if (!opts.older_than && !opts.before)
+		opts.older_than = cfg->history_retention;
+	opts.dry_run = c->dry_run;
+	opts.wait = c->wait || cfg->wait_for_lock;
+	if ((err = af_store_connect(&store, c->db ? c->db : cfg->db_conninfo)) < 0)
+		goto done;
+	err = af_prune(store, &opts, &r);
+	if (err == 0 || r.batches > 0) {
+		printf("prune: %s %" PRIu64 " versions and %" PRIu64 " deletion markers that ended "
+		       "before %s",
+		       c->dry_run ? "dry run: would delete" : err < 0 ? "stopped after deleting"
+								 : "deleted",
+		       r.versions, r.markers, r.cutoff);
+		if (!c->dry_run)
+			printf(", in %" PRIu64 " batches", r.batches);
+		printf(" (%zu scopes; %zu held by a sync, left as they were)\n", r.scopes, r.busy);
+	}
+	if (err == 0 && r.busy > 0)
+		*exit_code = EXIT_PARTIAL;
+done:
+	if (err == AF_ERR_PARAM) {
+		fprintf(stderr, "aifleet: %s\nTry 'aifleet --help'.\n", af_error_last());
+		*exit_code = EXIT_USAGE;
+		err = 0;
+	}
+	af_store_free(store);
+	return err;
+}
+
 static int cmd_check_config(const cli *c, const af_config *cfg)
 {
 	af_sync_options opts = {0};
@@ -559,6 +617,11 @@ int main(int argc, char **argv)
 	}
 	if (check_format(&c) < 0)
 		return EXIT_USAGE;
+	if ((c.older_than || c.before) && strcmp(c.command, "prune") != 0) {
+		fprintf(stderr, "aifleet: %s is an option of prune\n",
+			c.older_than ? "--older-than" : "--before");
+		return EXIT_USAGE;
+	}
 	if (c.report_only && strcmp(c.command, "report") != 0) {
 		fprintf(stderr, "aifleet: %s is an option of report\n", c.report_only);
 		return EXIT_USAGE;
@@ -574,7 +637,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(c.command, "sync") && strcmp(c.command, "migrate") &&
 	    strcmp(c.command, "status") && strcmp(c.command, "report") &&
-	    strcmp(c.command, "check-config")) {
+	    strcmp(c.command, "check-config") && strcmp(c.command, "prune")) {
 		fprintf(stderr, "aifleet: unknown command '%s'\nTry 'aifleet --help'.\n", c.command);
 		return EXIT_USAGE;
 	}
@@ -599,6 +662,8 @@ int main(int argc, char **argv)
 		err = cmd_status(&c, &cfg);
 	else if (strcmp(c.command, "report") == 0)
 		err = cmd_report(&c, &cfg, &code);
+	else if (strcmp(c.command, "prune") == 0)
+		err = cmd_prune(&c, &cfg, &code);
 	else if (strcmp(c.command, "check-config") == 0)
 		err = cmd_check_config(&c, &cfg);
 	else

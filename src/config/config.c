@@ -1,7 +1,7 @@
 /*
  * INI configuration loading and validation.
  *
- *   [database] conninfo, wait_for_lock
+ *   [database] conninfo, wait_for_lock, history_retention
  *   [sync]     concurrency, detail_concurrency, max_attempts, retry_budget,
  *              connect_timeout_ms, timeout_ms, max_response_mb, ca_bundle,
  *              max_pages, max_delete_fraction, max_delete_min, metrics_file
@@ -102,6 +102,7 @@ void af_config_free(af_config *cfg)
 	free(cfg->db_conninfo);
 	free(cfg->ca_bundle);
 	free(cfg->metrics_file);
+	free(cfg->history_retention);
 	af_config_init(cfg);
 }
 
@@ -723,6 +724,8 @@ static int handle_line(void *user, const char *section, const char *name, const 
 	if (strcmp(section, "database") == 0) {
 		if (strcmp(name, "conninfo") == 0)
 			return set_string(st, &st->cfg->db_conninfo, value);
+		if (strcmp(name, "history_retention") == 0)
+			return set_string(st, &st->cfg->history_retention, value);
 		if (strcmp(name, "wait_for_lock") == 0) {
 			if (!parse_bool(value, &st->cfg->wait_for_lock))
 				return fail(st, "[database] wait_for_lock must be true or false");

@@ -288,6 +288,40 @@ static const char *val(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? "-" : PQgetvalue(res, row, col);
 }
 
+/* The retained span of history (migration 007); a database that has not
+ * applied it says so instead. */
+static int print_history_span(af_store *s, FILE *out)
+{
+	PGresult *res;
+	int pending = 0, err;
+
+	if ((err = af_store_pending_migrations(s, &pending)) < 0)
+		return err;
+	if (pending > 0) {
+		fprintf(out, "\nHistory: %d migration(s) pending: run 'aifleet migrate'\n", pending);
+		return 0;
+	}
+	res = PQexec(s->conn,
+		     "SELECT history_rows, coalesce(to_char(complete_from, 'YYYY-MM-DD HH24:MI:SS'),"
+		     " '-'), to_char(pruned_before, 'YYYY-MM-DD HH24:MI:SS'),"
+		     " to_char(last_prune_at, 'YYYY-MM-DD HH24:MI:SS') FROM aifleet.history_span");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = af_store_db_error(s->conn, res, "reading the history span");
+		PQclear(res);
+		return err;
+	}
+	fprintf(out, "\nHistory: %s rows; as-of answers complete from %s", val(res, 0, 0),
+		val(res, 0, 1));
+	if (!PQgetisnull(res, 0, 2))
+		fprintf(out, " (pruned before %s by the prune of %s)", val(res, 0, 2),
+			val(res, 0, 3));
+	else
+		fprintf(out, " (the first run; never pruned)");
+	fprintf(out, "\n");
+	PQclear(res);
+	return 0;
+}
+
 int af_store_print_status(af_store *s, FILE *out, int max_runs)
 {
 	PGresult *res = NULL;
@@ -336,6 +370,9 @@ int af_store_print_status(af_store *s, FILE *out, int max_runs)
 			val(res, i, 2), val(res, i, 3), val(res, i, 4));
 	if (PQntuples(res) == 0)
 		fprintf(out, "  (no scopes yet)\n");
+	PQclear(res);
+	res = NULL;
+	err = print_history_span(s, out);
 done:
 	PQclear(res);
 	return err;
@@ -353,6 +390,7 @@ int af_store_print_status_json(af_store *s, FILE *out, int max_runs)
 		"SELECT json_build_object("
 		" 'generated_at', now(),"
 		" 'pending_migrations', $2::int,"
+		" 'history', $3::json,"
 		" 'runs', coalesce((SELECT json_agg(r ORDER BY r.id DESC) FROM ("
 		"   SELECT id, started_at, finished_at,"
 		"    round(extract(epoch FROM duration)::numeric, 3) AS duration_seconds, status,"
@@ -367,22 +405,32 @@ int af_store_print_status_json(af_store *s, FILE *out, int max_runs)
 		"    last_error, pages, items, duplicates, rejected, requests, retries, throttled,"
 		"    round(seconds::numeric, 3) AS seconds, held_deletes, held_live"
 		"   FROM aifleet.scope_state) c), '[]'))";
-	PGresult *res = NULL;
+	PGresult *res = NULL, *span = NULL;
 	char limit[16], pending_text[16];
-	const char *params[2] = {limit, pending_text};
+	const char *params[3] = {limit, pending_text, NULL};
 	int pending = 0, err;
 
 	if ((err = af_store_pending_migrations(s, &pending)) < 0)
 		return err;
+	/* history_span is migration 007's: null until it is applied */
+	if (pending == 0) {
+		span = PQexec(s->conn, "SELECT row_to_json(h) FROM aifleet.history_span h");
+		if (PQresultStatus(span) != PGRES_TUPLES_OK) {
+			err = af_store_db_error(s->conn, span, "reading the history span");
+			goto done;
+		}
+		params[2] = PQgetvalue(span, 0, 0);
+	}
 	snprintf(limit, sizeof(limit), "%d", max_runs > 0 ? max_runs : 10);
 	snprintf(pending_text, sizeof(pending_text), "%d", pending);
-	res = PQexecParams(s->conn, sql, 2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(s->conn, sql, 3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		err = af_store_db_error(s->conn, res, "reading the status");
 		goto done;
 	}
 	fprintf(out, "%s\n", PQgetvalue(res, 0, 0));
 done:
+	PQclear(span);
 	PQclear(res);
 	return err;
 }
