@@ -540,6 +540,35 @@ static void test_upgrade_005_keeps_the_runs(void **state)
 	af_testdb_drop(&db);
 }
 
+/* The upgrade to 007 (retention) on a history written at 006: nothing
+ * of it changes, and history_span tells it whole, from the first run. */
+static void test_upgrade_006_spans_the_history(void **state)
+{
+	static const unsigned runs[] = {0, H_RENAME | H_GPU4, H_NO_TK2 | H_TK3};
+	af_testdb db;
+	af_store *s = NULL;
+
+	(void)state;
+	assert_true(af_migrations_count >= 7);
+	assert_int_equal(af_migrations[6].version, 7);
+	migrate_by_hand(&db, 6);
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		history_run(s, runs[i]);
+	af_testdb_exec(&db, "CREATE TABLE h_before AS SELECT * FROM aifleet.history");
+	apply_by_hand(&db, 6, 7);
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM ((TABLE h_before EXCEPT ALL TABLE aifleet.history)"
+		" UNION ALL (TABLE aifleet.history EXCEPT ALL TABLE h_before)) d"), 0);
+	assert_int_equal(af_testdb_query_int(&db,
+		"SELECT count(*) FROM aifleet.history_span WHERE history_rows ="
+		" (SELECT count(*) FROM aifleet.history) AND complete_from ="
+		" (SELECT min(started_at) FROM aifleet.sync_run) AND pruned_before IS NULL"
+		" AND last_prune_at IS NULL"), 1);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 static void test_checksum_matches_postgres_sha256(void **state)
 {
 	af_testdb db;
@@ -700,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_003_reads_the_same),
 		cmocka_unit_test(test_upgrade_004_reads_the_same),
 		cmocka_unit_test(test_upgrade_005_keeps_the_runs),
+		cmocka_unit_test(test_upgrade_006_spans_the_history),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
