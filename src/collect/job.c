@@ -15,17 +15,22 @@
 #include "aifleet/strset.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+/* An endpoint is a URL the configuration gave or a default's: a longer one
+ * is a mistake, not an address. */
+#define AF_JOB_MAX_ENDPOINT 512
+
 struct af_job {
 	af_scope scope;
 	const af_product *product;
 	const af_product_config *settings;
-	char endpoint[512];
+	char *endpoint;
 	int max_pages;
 	int detail_concurrency;
 	af_cred_provider *creds;  /* the account's, NULL when replaying */
@@ -39,7 +44,7 @@ struct af_job {
 	const af_record_sink *out;
 	pthread_mutex_t *out_lock;
 	af_record_sink filter;
-	af_strset *seen;         /* instance native ids of this scope */
+	af_strset *seen;         /* instance native ids of this scope, while it runs */
 	bool skipping;           /* inside a duplicate or rejected instance */
 	pthread_mutex_t stats_lock;
 	double fetch_seconds;
@@ -49,7 +54,10 @@ struct af_job {
 	/* Outcome. */
 	af_norm_stats norm;
 	af_scope_report report;
-	char error[1024];
+	/* The first error, NULL while there is none. A job of every scope
+	 * lives for the whole run: what it keeps is kept per scope, so it
+	 * holds no fixed-size buffers and no state of its collection. */
+	char *error;
 	int error_class;         /* class of the error that ended the scope */
 	bool skipped;            /* failed before it ran (af_job_skip) */
 };
@@ -630,17 +638,33 @@ int af_job_emit_page(af_job *job, json_object *page)
 	return err;
 }
 
+/* Replaces the job's error with `fmt`; out of memory, it keeps none (the
+ * log has said what it was). */
+static void set_error(af_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(af_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	char *text = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	free(job->error);
+	job->error = text;
+}
+
 void af_job_fail(af_job *job)
 {
 	pthread_mutex_lock(&job->stats_lock);
-	if (!job->error[0])
-		snprintf(job->error, sizeof(job->error), "%s", af_error_last());
+	if (!job->error)
+		set_error(job, "%s", af_error_last());
 	pthread_mutex_unlock(&job->stats_lock);
 }
 
 const char *af_job_error(const af_job *job)
 {
-	return job->error;
+	return job->error ? job->error : "";
 }
 
 int af_job_new(af_job **out, const af_job_setup *setup)
@@ -648,20 +672,18 @@ int af_job_new(af_job **out, const af_job_setup *setup)
 	af_job *job;
 
 	*out = NULL;
-	if (setup->endpoint && strlen(setup->endpoint) >= sizeof(job->endpoint))
-		return af_error_set(AF_ERR_LIMIT, "endpoint longer than %zu bytes",
-				    sizeof(job->endpoint) - 1);
-	if (!(job = calloc(1, sizeof(*job))))
-		return af_error_oom();
-	if (af_strset_new(&job->seen) < 0) {
+	if (setup->endpoint && strlen(setup->endpoint) >= AF_JOB_MAX_ENDPOINT)
+		return af_error_set(AF_ERR_LIMIT, "endpoint longer than %d bytes",
+				    AF_JOB_MAX_ENDPOINT - 1);
+	if (!(job = calloc(1, sizeof(*job))) ||
+	    !(job->endpoint = strdup(setup->endpoint ? setup->endpoint : ""))) {
 		free(job);
-		return AF_ERR_NOMEM;
+		return af_error_oom();
 	}
 	pthread_mutex_init(&job->stats_lock, NULL);
 	job->scope = setup->scope;
 	job->product = setup->product;
 	job->settings = setup->settings;
-	snprintf(job->endpoint, sizeof(job->endpoint), "%s", setup->endpoint ? setup->endpoint : "");
 	job->max_pages = setup->max_pages;
 	job->detail_concurrency = setup->detail_concurrency;
 	job->creds = setup->creds;
@@ -681,6 +703,8 @@ void af_job_free(af_job *job)
 		return;
 	af_strset_free(job->seen);
 	pthread_mutex_destroy(&job->stats_lock);
+	free(job->endpoint);
+	free(job->error);
 	free(job);
 }
 
@@ -698,20 +722,19 @@ static void judge(af_job *job, int err)
 		/* Overwrite whatever a helper thread recorded: this message has
 		 * the scope in front and the cause behind it. */
 		af_error_prefix(err, "%s: ", name);
-		snprintf(job->error, sizeof(job->error), "%s", af_error_last());
-		af_err("sync", "%s", job->error);
+		set_error(job, "%s", af_error_last());
+		af_err("sync", "%s", af_error_last());
 		job->report.state = job->report.pages > 0 ? AF_SCOPE_PARTIAL : AF_SCOPE_FAILED;
 		job->error_class = err;
 	} else if (job->report.rejected > 0) {
-		snprintf(job->error, sizeof(job->error),
-			 "%s: %llu item(s) rejected as invalid; nothing tombstoned in this scope", name,
-			 (unsigned long long)job->report.rejected);
-		af_warn("sync", "%s", job->error);
+		set_error(job, "%s: %llu item(s) rejected as invalid; nothing tombstoned in this scope",
+			  name, (unsigned long long)job->report.rejected);
+		af_warn("sync", "%s", af_job_error(job));
 		job->report.state = AF_SCOPE_PARTIAL;
 	} else {
 		job->report.state = AF_SCOPE_COMPLETE;
 	}
-	job->report.error = job->error[0] ? job->error : NULL;
+	job->report.error = job->error;
 }
 
 void af_job_run(af_job *job, af_session *session)
@@ -722,7 +745,10 @@ void af_job_run(af_job *job, af_session *session)
 	if (job->skipped)
 		return;
 	job->session = session;
-	judge(job, job->product->collect(job));
+	/* What only the collection needs lives as long as it */
+	judge(job, af_strset_new(&job->seen) < 0 ? AF_ERR_NOMEM : job->product->collect(job));
+	af_strset_free(job->seen);
+	job->seen = NULL;
 	job->report.seconds = af_clock_seconds() - started;
 	job->session = NULL;
 	af_debug("sync", "%s: %llu pages, %llu items, %.2f s",
@@ -735,8 +761,7 @@ void af_job_skip(af_job *job, int error_class, const char *why)
 {
 	char name[512];
 
-	snprintf(job->error, sizeof(job->error), "%s: %s",
-		 af_scope_name(name, sizeof(name), &job->scope), why);
+	set_error(job, "%s: %s", af_scope_name(name, sizeof(name), &job->scope), why);
 	job->skipped = true;
 	job->error_class = error_class;
 	job->report.state = AF_SCOPE_FAILED;
