@@ -4,6 +4,7 @@
  * hidden behind a NUL, invalid UTF-8 or an odd spelling must still be seen.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +72,31 @@ static bool ends_value(unsigned char c)
 	}
 }
 
+/* The bytes a secret name can start with (either case), from
+ * secret_names: name_at looks at every byte of a page, and most start
+ * none. */
+static bool name_start[256];
+static pthread_once_t name_start_once = PTHREAD_ONCE_INIT;
+
+static void fill_name_start(void)
+{
+	for (size_t n = 0; n < sizeof(secret_names) / sizeof(secret_names[0]); n++) {
+		unsigned char c = (unsigned char)secret_names[n][0];
+
+		name_start[c] = true;
+		if (c >= 'a' && c <= 'z')
+			name_start[c - 'a' + 'A'] = true;
+	}
+}
+
 /* Length of the secret name spelled from s[0], or 0. */
 static size_t name_at(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
 
+	pthread_once(&name_start_once, fill_name_start);
+	if (!len || !name_start[u[0]])
+		return 0;
 	for (size_t n = 0; n < sizeof(secret_names) / sizeof(secret_names[0]); n++) {
 		const char *q = secret_names[n];
 		size_t p = 0;

@@ -159,6 +159,10 @@ struct af_loader {
 	json_tokener *tok;
 	scope_entry *scopes;
 	size_t nscopes, scopes_alloc;
+	/* scope_lookup's index of scopes[]: open addressing on scope_hash;
+	 * a slot holds an index + 1, 0 is empty. Size a power of two. */
+	size_t *scope_slots;
+	size_t scope_cap;
 	uint64_t rejected_unscoped;
 	double t_begin;          /* af_clock_seconds() at begin */
 };
@@ -241,13 +245,64 @@ static int check_allowed(const af_loader *l, const af_scope *sc)
 			    af_scope_name(name, sizeof(name), sc));
 }
 
+/* FNV-1a over the four fields, each ended by a unit separator: cheap,
+ * and asked once per page, not once per record (scope_find's guess). */
+static uint64_t scope_hash(const char *provider, const char *account, const char *region,
+			   const char *product)
+{
+	const char *fields[4] = {provider, account, region, product};
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < 4; i++) {
+		for (const unsigned char *c = (const unsigned char *)(fields[i] ? fields[i] : "");
+		     *c; c++)
+			h = (h ^ *c) * 0x100000001b3ULL;
+		h = (h ^ 0x1f) * 0x100000001b3ULL;
+	}
+	return h;
+}
+
 /* The run's entry of a scope, or NULL. */
 static scope_entry *scope_lookup(af_loader *l, const af_scope *sc)
 {
-	for (size_t i = 0; i < l->nscopes; i++)
-		if (scope_is(&l->scopes[i], sc))
-			return &l->scopes[i];
+	size_t mask = l->scope_cap - 1, i;
+
+	if (!l->scope_cap)
+		return NULL;
+	for (i = scope_hash(sc->provider, sc->account, sc->region, sc->product) & mask;
+	     l->scope_slots[i]; i = (i + 1) & mask)
+		if (scope_is(&l->scopes[l->scope_slots[i] - 1], sc))
+			return &l->scopes[l->scope_slots[i] - 1];
 	return NULL;
+}
+
+static void slot_put(size_t *slots, size_t cap, const scope_entry *e, size_t index)
+{
+	size_t i = scope_hash(e->provider, e->account, e->region, e->product) & (cap - 1);
+
+	while (slots[i])
+		i = (i + 1) & (cap - 1);
+	slots[i] = index + 1;
+}
+
+/* Enters scopes[index], the newest entry, into the index, which grows to
+ * stay at most half full. */
+static int index_scope(af_loader *l, size_t index)
+{
+	if (l->nscopes * 2 > l->scope_cap) {
+		size_t cap = l->scope_cap ? 2 * l->scope_cap : 64;
+		size_t *slots = calloc(cap, sizeof(*slots));
+
+		if (!slots)
+			return af_error_oom();
+		for (size_t k = 0; k < index; k++)
+			slot_put(slots, cap, &l->scopes[k], k);
+		free(l->scope_slots);
+		l->scope_slots = slots;
+		l->scope_cap = cap;
+	}
+	slot_put(l->scope_slots, l->scope_cap, &l->scopes[index], index);
+	return 0;
 }
 
 /* The run's entry of a scope, made if it has none yet. */
@@ -285,6 +340,8 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 	l->nscopes++;
 	if (!e->provider || !e->account || !e->region || !e->product)
 		return af_error_oom();
+	if ((err = index_scope(l, l->nscopes - 1)) < 0)
+		return err;
 	l->last_scope = l->nscopes - 1;
 	*out = e;
 	/* A scope the ledger knows is spooled: it may have rows, and may turn
@@ -2006,6 +2063,7 @@ void af_loader_free(af_loader *l)
 	for (i = 0; i < l->nscopes; i++)
 		scope_entry_free(&l->scopes[i]);
 	free(l->scopes);
+	free(l->scope_slots);
 	free(l->trigger);
 	for (i = 0; i < NTARGETS; i++)
 		af_buf_free(&l->out[i]);
