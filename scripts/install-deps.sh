@@ -11,7 +11,18 @@ packages=(
 	postgresql postgresql-contrib postgresql-client
 	time bc
 	prometheus              # promtool: the metrics file and alert rules (tests)
+	# The Debian package (cpack -G DEB) and its test (tests/package):
+	dpkg-dev                # dpkg-shlibdeps: the package's Depends
+	man-db groff-base       # man, groff: the man page found and checked
+	binutils                # readelf: the binaries' NEEDED libraries
+	fakeroot                # dpkg into a private root when not run as root
 )
+
+# Node.js and npm: tests/kubernetes (npm ci of pinned packages, then node).
+# Only when the commands are missing: a machine's own Node.js (NodeSource's
+# nodejs provides npm and conflicts with Debian's npm package) is kept.
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

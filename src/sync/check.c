@@ -159,9 +159,27 @@ static size_t print_scopes(const af_config *cfg, const af_sync_options *opts, FI
 	return n;
 }
 
+/* Does the selection take a scope of account `a`, or of an account whose
+ * source it is (a sync would then read its keys)? */
+static bool account_used(const af_config *cfg, const af_sync_options *opts,
+			 const af_account_config *a, int depth)
+{
+	for (size_t p = 0; p < af_product_count(); p++)
+		for (size_t r = 0; r < a->nregions; r++)
+			if (af_sync_scope_wanted(opts, a, p, r))
+				return true;
+	if (depth > AF_CONFIG_MAX_ROLE_HOPS)
+		return false;
+	for (size_t m = 0; m < cfg->naccounts; m++)
+		if (cfg->accounts[m].source && strcmp(cfg->accounts[m].source, a->name) == 0 &&
+		    account_used(cfg, opts, &cfg->accounts[m], depth + 1))
+			return true;
+	return false;
+}
+
 int af_sync_check_config(const af_config *cfg, const af_sync_options *opts, FILE *out)
 {
-	size_t counts[3] = {0}, scopes;
+	size_t counts[3] = {0}, scopes, used = 0;
 	char what[2048];
 	int err;
 
@@ -169,20 +187,26 @@ int af_sync_check_config(const af_config *cfg, const af_sync_options *opts, FILE
 		return err;
 	fprintf(out, "Configuration %s: parsed, %zu account(s)\n\nAccounts:\n",
 		cfg->path ? cfg->path : "(none)", cfg->naccounts);
+	/* what --only, --account and --shard leave out is not asked for */
 	for (size_t a = 0; a < cfg->naccounts; a++) {
 		const af_account_config *acct = &cfg->accounts[a];
-		verdict v = check_account(cfg, acct, what, sizeof(what));
+		verdict v;
 
+		if (!account_used(cfg, opts, acct, 0))
+			continue;
+		used++;
+		v = check_account(cfg, acct, what, sizeof(what));
 		counts[v]++;
 		fprintf(out, "  %-20s %-8s %-12s %s%s\n", acct->name, acct->provider,
 			verdict_names[v], what, acct->nregions ? "" : " (no regions: a source only)");
 	}
+	if (used == 0)
+		fprintf(out, "  (none)\n");
 	scopes = print_scopes(cfg, opts, out, &err);
 	fprintf(out,
 		"\ncheck-config: %zu account(s): %zu ok, %zu asked at run time, %zu failed; "
 		"%zu scope(s)\n",
-		cfg->naccounts, counts[VERDICT_OK], counts[VERDICT_AT_RUN], counts[VERDICT_FAILED],
-		scopes);
+		used, counts[VERDICT_OK], counts[VERDICT_AT_RUN], counts[VERDICT_FAILED], scopes);
 	if (counts[VERDICT_FAILED])
 		return af_error_set(AF_ERR_CONFIG, "check-config: the credentials of %zu account(s) "
 						   "cannot be had (listed above)",
