@@ -56,9 +56,11 @@ int af_job_detail_concurrency(const af_job *job);
  * replayed from disk (af_job_fetch needs none then). */
 struct af_session *af_job_session(af_job *job);
 
-/* A session of its own for a helper thread of the collector (free it with
- * af_session_free); *out is NULL, and 0 returned, when replaying. */
+/* A session of its own for a helper thread of the collector, from the
+ * run's pool; give it back with af_job_session_close. *out is NULL, and 0
+ * returned, when replaying. */
 int af_job_session_open(af_job *job, struct af_session **out);
+void af_job_session_close(af_job *job, struct af_session *s);
 
 /* Fills the request's common fields (endpoint, labels, style, method);
  * the collector adds path, query and body. */
@@ -132,6 +134,9 @@ typedef struct af_job_setup {
 	int detail_concurrency;
 	struct af_cred_provider *creds; /* the account's; NULL when replaying */
 	struct af_client *client;
+	/* Where helper threads take their sessions (af_job_session_open);
+	 * NULL: each makes its own. */
+	struct af_session_pool *sessions;
 	const af_raw_options *raw;
 	/* Records go to `out` (the loader, single-threaded) while `out_lock`
 	 * is held. */

@@ -118,6 +118,23 @@ int af_session_new(af_session **out, af_client *c);
 void af_session_free(af_session *s);
 
 /*
+ * Idle sessions to hand out again. A collector's helper thread takes one
+ * for its calls and gives it back when done, so that the helpers of the
+ * next scope reuse its connection (and TLS session) instead of making new
+ * ones: thousands of small scopes are otherwise thousands of handshakes.
+ * Thread-safe; it keeps at most `max_idle` sessions.
+ */
+typedef struct af_session_pool af_session_pool;
+
+int af_session_pool_new(af_session_pool **out, af_client *c, size_t max_idle);
+/* An idle session, or a new one. */
+int af_session_pool_take(af_session_pool *p, af_session **out);
+/* Keeps `s` for the next taker, or frees it when enough are idle. */
+void af_session_pool_give(af_session_pool *p, af_session *s);
+/* Frees the idle sessions; every taken one must have been given back. */
+void af_session_pool_free(af_session_pool *p);
+
+/*
  * Performs one API call with retries. On success returns 0 with
  * out->json parsed. On failure returns a negative af_error_class
  * (AF_ERR_TRANSIENT after exhausting retries, AF_ERR_AUTH, AF_ERR_PARAM,

@@ -141,7 +141,7 @@ done:
 		af_job_fail(job);
 		atomic_compare_exchange_strong(&pool->failed, &expected, err);
 	}
-	af_session_free(session);
+	af_job_session_close(job, session);
 	return NULL;
 }
 

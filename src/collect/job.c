@@ -35,6 +35,7 @@ struct af_job {
 	int detail_concurrency;
 	af_cred_provider *creds;  /* the account's, NULL when replaying */
 	af_client *client;
+	af_session_pool *sessions; /* helper threads' sessions; NULL: their own */
 	af_session *session;     /* the worker's session, NULL when replaying */
 	const af_raw_options *raw;
 
@@ -102,7 +103,16 @@ int af_job_session_open(af_job *job, af_session **out)
 	*out = NULL;
 	if (replaying(job))
 		return 0;
-	return af_session_new(out, job->client);
+	return job->sessions ? af_session_pool_take(job->sessions, out)
+			     : af_session_new(out, job->client);
+}
+
+void af_job_session_close(af_job *job, af_session *s)
+{
+	if (job->sessions)
+		af_session_pool_give(job->sessions, s);
+	else
+		af_session_free(s);
 }
 
 void af_job_request_init(af_job *job, af_api_request *req, int style, const char *action,
@@ -688,6 +698,7 @@ int af_job_new(af_job **out, const af_job_setup *setup)
 	job->detail_concurrency = setup->detail_concurrency;
 	job->creds = setup->creds;
 	job->client = setup->client;
+	job->sessions = setup->sessions;
 	job->raw = setup->raw;
 	job->out = setup->out;
 	job->out_lock = setup->out_lock;

@@ -320,6 +320,61 @@ void af_session_free(af_session *s)
 	free(s);
 }
 
+struct af_session_pool {
+	af_client *client;
+	pthread_mutex_t mu;
+	af_session **idle;
+	size_t nidle, max_idle;
+};
+
+int af_session_pool_new(af_session_pool **out, af_client *c, size_t max_idle)
+{
+	af_session_pool *p = calloc(1, sizeof(*p));
+
+	*out = NULL;
+	if (!p || !(p->idle = calloc(max_idle ? max_idle : 1, sizeof(*p->idle)))) {
+		free(p);
+		return af_error_oom();
+	}
+	p->client = c;
+	p->max_idle = max_idle;
+	pthread_mutex_init(&p->mu, NULL);
+	*out = p;
+	return 0;
+}
+
+int af_session_pool_take(af_session_pool *p, af_session **out)
+{
+	pthread_mutex_lock(&p->mu);
+	*out = p->nidle ? p->idle[--p->nidle] : NULL;
+	pthread_mutex_unlock(&p->mu);
+	return *out ? 0 : af_session_new(out, p->client);
+}
+
+void af_session_pool_give(af_session_pool *p, af_session *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (p->nidle < p->max_idle) {
+		p->idle[p->nidle++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&p->mu);
+	af_session_free(s);
+}
+
+void af_session_pool_free(af_session_pool *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nidle; i++)
+		af_session_free(p->idle[i]);
+	pthread_mutex_destroy(&p->mu);
+	free(p->idle);
+	free(p);
+}
+
 static void slist_free_wiped(struct curl_slist *l)
 {
 	/* The list holds Authorization and token headers. */

@@ -51,6 +51,7 @@ typedef struct sync_run {
 	int *cred_state;
 	char **cred_error;
 	af_client *client;
+	af_session_pool *sessions;   /* the collectors' helper threads' */
 	af_store *store;
 	af_loader *loader;
 	af_record_sink sink;         /* the loader's; the jobs point here */
@@ -356,7 +357,9 @@ static int configure_client(sync_run *run)
 	o.max_response_bytes = (size_t)cfg->max_response_mb * 1024 * 1024;
 	o.max_attempts = cfg->max_attempts;
 	o.retry_budget = cfg->retry_budget;
-	if ((err = af_client_new(&run->client, &o)) < 0)
+	if ((err = af_client_new(&run->client, &o)) < 0 ||
+	    (err = af_session_pool_new(&run->sessions, run->client,
+				       (size_t)cfg->concurrency * (size_t)cfg->detail_concurrency)) < 0)
 		return err;
 	for (size_t a = 0; a < cfg->naccounts; a++) {
 		const af_account_config *acct = &cfg->accounts[a];
@@ -405,6 +408,7 @@ static int add_job(sync_run *run, size_t *n, size_t account, size_t product, siz
 		.detail_concurrency = run->cfg->detail_concurrency,
 		.creds = run->creds[account],
 		.client = run->client,
+		.sessions = run->sessions,
 		.raw = &run->opts->raw,
 		.out = &run->sink,
 		.out_lock = &run->out_lock,
@@ -836,6 +840,7 @@ static void run_free(sync_run *run)
 		free(run->cred_error[a]);
 	free(run->cred_error);
 	free(run->cred_state);
+	af_session_pool_free(run->sessions);
 	af_client_free(run->client);
 	pthread_mutex_destroy(&run->out_lock);
 	pthread_mutex_destroy(&run->progress_lock);
