@@ -1010,63 +1010,83 @@ static int judge_digests(af_loader *l)
 	return 0;
 }
 
-/* One scope's row of af_scope: its report, judged with the loader's own
- * rejections. */
-static int stage_scope(af_loader *l, const scope_entry *e)
+/* One scope's row of af_scope, in COPY text: its report, judged with the
+ * loader's own rejections. */
+static int scope_row(af_loader *l, const scope_entry *e, af_buf *b)
 {
 	const af_scope_report *r = &e->report;
-	char nums[8][32], digest[2 + 2 * AF_SCOPE_DIGEST_LEN + 1];
 	const char *state = "partial";
 	const char *error = e->reported ? r->error : "scope not reported by the collector";
 	uint64_t rejected = r->rejected + e->loader_rejected;
 	bool eligible = e->reported && r->state == AF_SCOPE_COMPLETE && rejected == 0 &&
 			!e->skipped;
-	const char *p[20] = {e->provider, e->account, e->region, e->product,
-			     e->reported ? "t" : "f", NULL, NULL, nums[0], nums[1], nums[2],
-			     nums[3], nums[4], nums[5], nums[6], nums[7], eligible ? "t" : "f",
-			     deletes_allowed(l, e) ? "t" : "f", e->skipped ? "t" : "f",
-			     e->clean ? digest : NULL, e->filtered ? "t" : "f"};
+	const char *texts[4] = {e->provider, e->account, e->region, e->product};
+	int err = 0;
 
 	if (e->reported && r->state == AF_SCOPE_FAILED)
 		state = "failed";
 	else if (eligible || e->skipped)
 		state = "complete";
-	/* bytea's hex input form */
-	memcpy(digest, "\\x", 2);
-	for (size_t i = 0; i < AF_SCOPE_DIGEST_LEN; i++)
-		snprintf(digest + 2 + 2 * i, 3, "%02x", e->final[i]);
 	if (!error && e->first_reject)
 		error = e->first_reject;
-	p[5] = state;
-	p[6] = error;
-	snprintf(nums[0], 32, "%" PRIu64, r->pages);
-	snprintf(nums[1], 32, "%" PRIu64, r->items);
-	snprintf(nums[2], 32, "%" PRIu64, r->duplicates);
-	snprintf(nums[3], 32, "%" PRIu64, rejected);
-	snprintf(nums[4], 32, "%" PRIu64, r->requests);
-	snprintf(nums[5], 32, "%" PRIu64, r->retries);
-	snprintf(nums[6], 32, "%" PRIu64, r->throttled);
-	snprintf(nums[7], 32, "%.3f", isfinite(r->seconds) ? r->seconds : 0.0);
-	return exec_params(l, "staging scope reports",
-			   "INSERT INTO af_scope (provider, account, region, product,"
-			   " reported, state, error, pages, items, duplicates, rejected,"
-			   " requests, retries, throttled, seconds, eligible, allow_deletes,"
-			   " skipped, digest, filtered)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-			   " $13, $14, $15, $16, $17, $18, $19, $20)",
-			   20, p, NULL);
+	for (size_t i = 0; i < 4 && err == 0; i++)
+		if ((err = af_store_copy_text(b, texts[i])) == 0)
+			err = af_store_copy_sep(b);
+	if (err == 0)
+		err = af_buf_printf(b, "%s\t%s\t", e->reported ? "t" : "f", state);
+	if (err == 0 && (err = af_store_copy_text(b, error)) == 0)
+		err = af_buf_printf(b,
+				    "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+				    "\t%" PRIu64 "\t%" PRIu64 "\t%.3f\t%s\t%s\t%s\t",
+				    r->pages, r->items, r->duplicates, rejected, r->requests,
+				    r->retries, r->throttled, isfinite(r->seconds) ? r->seconds : 0.0,
+				    eligible ? "t" : "f", deletes_allowed(l, e) ? "t" : "f",
+				    e->skipped ? "t" : "f");
+	if (err == 0)
+		err = e->clean ? af_store_copy_hash(b, e->final) : af_store_copy_null(b);
+	if (err == 0)
+		err = af_buf_printf(b, "\t%s\n", e->filtered ? "t" : "f");
+	return err < 0 ? af_error_oom() : 0;
 }
 
 /* Every scope that sent a record or a report has an entry (a scope that
- * sent records but no report is partial: nothing in it is tombstoned). */
+ * sent records but no report is partial: nothing in it is tombstoned):
+ * all of them in one COPY, not one statement each -- thousands of small
+ * scopes are thousands of round trips otherwise. */
 static int stage_scopes(af_loader *l)
 {
+	af_buf b = AF_BUF_INIT;
+	PGresult *res;
 	int err;
 
-	for (size_t i = 0; i < l->nscopes; i++)
-		if ((err = stage_scope(l, &l->scopes[i])) < 0)
-			return err;
-	return 0;
+	if (l->nscopes == 0)
+		return 0;
+	if ((err = close_copy(l)) < 0)
+		return err;
+	res = PQexec(l->conn, "COPY af_scope (provider, account, region, product, reported, state,"
+			      " error, pages, items, duplicates, rejected, requests, retries, throttled,"
+			      " seconds, eligible, allow_deletes, skipped, digest, filtered) FROM STDIN");
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		err = af_store_db_error(l->conn, res, "staging scope reports");
+	PQclear(res);
+	if (err < 0)
+		return fail_run(l, err);
+	/* sent a megabyte at a time: every scope's error may be long */
+	for (size_t i = 0; i <= l->nscopes && err == 0; i++) {
+		if (i < l->nscopes && (err = scope_row(l, &l->scopes[i], &b)) < 0)
+			break;
+		if ((i == l->nscopes || af_buf_len(&b) >= BATCH_BYTES) && af_buf_len(&b) > 0) {
+			if (PQputCopyData(l->conn, af_buf_data(&b), (int)af_buf_len(&b)) != 1)
+				err = af_store_db_error(l->conn, NULL, "staging scope reports");
+			af_buf_reset(&b);
+		}
+	}
+	if (PQputCopyEnd(l->conn, err < 0 ? "aifleet: staging scope reports failed" : NULL) != 1 &&
+	    err == 0)
+		err = af_store_db_error(l->conn, NULL, "staging scope reports");
+	err = drain_results(l, "staging scope reports", err);
+	af_buf_free(&b);
+	return err < 0 ? fail_run(l, err) : 0;
 }
 
 /* ---- commit: the filter ------------------------------------------------- */
