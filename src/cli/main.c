@@ -379,6 +379,52 @@ bad:
 	return -1;
 }
 
+/* Is `command` a word of `list` ("sync and prune")? */
+static bool command_in(const char *command, const char *list)
+{
+	size_t n = strlen(command);
+
+	for (const char *p = list; (p = strstr(p, command)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+			return true;
+	return false;
+}
+
+/* An option the command does not read is a usage error, not a silent
+ * no-op: `aifleet status --shard 0/2` would otherwise look like it worked.
+ * (--format has its own rules: check_format.) */
+static int check_option_commands(const cli *c)
+{
+	const struct {
+		bool given;
+		const char *option, *commands;
+	} rules[] = {
+		{c->nallow_deletes > 0, "--allow-deletes", "sync"},
+		{c->metrics_file != NULL, "--metrics-file", "sync"},
+		{c->save_raw != NULL, "--save-raw", "sync"},
+		{c->from_raw != NULL, "--from-raw", "sync"},
+		{c->naccounts > 0, "--account", "sync and check-config"},
+		{c->shard_count > 0, "--shard", "sync and check-config"},
+		{c->only != NULL, "--only", "sync and check-config"},
+		{c->dry_run, "--dry-run", "sync and prune"},
+		{c->wait, "--wait", "sync and prune"},
+		{c->older_than != NULL, "--older-than", "prune"},
+		{c->before != NULL, "--before", "prune"},
+		{c->runs > 0, "--runs", "status"},
+		{c->report_only != NULL, c->report_only, "report"},
+	};
+
+	if (strcmp(c->command, "help") == 0 || strcmp(c->command, "version") == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (rules[i].given && !command_in(c->command, rules[i].commands)) {
+			fprintf(stderr, "aifleet: %s is an option of %s\n", rules[i].option,
+				rules[i].commands);
+			return -1;
+		}
+	return 0;
+}
+
 /* --format is report's (text, markdown, json) and status's (text, json). */
 static int check_format(cli *c)
 {
@@ -604,28 +650,8 @@ int main(int argc, char **argv)
 	af_config_init(&cfg);
 	if (parse_args(&c, argc, argv) < 0)
 		return EXIT_USAGE;
-	if ((c.nallow_deletes || c.metrics_file) && strcmp(c.command, "sync") != 0) {
-		fprintf(stderr, "aifleet: %s is an option of sync\n",
-			c.nallow_deletes ? "--allow-deletes" : "--metrics-file");
+	if (check_option_commands(&c) < 0 || check_format(&c) < 0)
 		return EXIT_USAGE;
-	}
-	if ((c.naccounts || c.shard_count || c.only) && strcmp(c.command, "sync") != 0 &&
-	    strcmp(c.command, "check-config") != 0) {
-		fprintf(stderr, "aifleet: %s is an option of sync and check-config\n",
-			c.naccounts ? "--account" : c.shard_count ? "--shard" : "--only");
-		return EXIT_USAGE;
-	}
-	if (check_format(&c) < 0)
-		return EXIT_USAGE;
-	if ((c.older_than || c.before) && strcmp(c.command, "prune") != 0) {
-		fprintf(stderr, "aifleet: %s is an option of prune\n",
-			c.older_than ? "--older-than" : "--before");
-		return EXIT_USAGE;
-	}
-	if (c.report_only && strcmp(c.command, "report") != 0) {
-		fprintf(stderr, "aifleet: %s is an option of report\n", c.report_only);
-		return EXIT_USAGE;
-	}
 
 	if (strcmp(c.command, "help") == 0) {
 		usage(stdout);
