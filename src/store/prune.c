@@ -22,6 +22,7 @@
 #include "store_internal.h"
 
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,26 +97,41 @@ static int ledger_scopes(PGconn *conn, PGresult **res, af_scope **scopes, size_t
 	return 0;
 }
 
-/* The scopes whose locks are held, as the temporary table PRUNABLE reads. */
+/* The scopes whose locks are held, as the temporary table PRUNABLE reads:
+ * exactly those, in one statement (a JSON array, json-c's to quote). */
 static int stage_scopes(PGconn *conn, const af_scope *scopes, size_t n, const bool *busy)
 {
-	int err = af_store_exec(conn, "preparing the prune",
-				"CREATE TEMP TABLE af_prune_scope (provider text, account text,"
-				" region text, product text)");
+	json_object *list = json_object_new_array();
+	const char *params[1];
+	PGresult *res;
+	int err = 0;
 
+	if (!list)
+		return af_error_oom();
 	for (size_t i = 0; i < n && err == 0; i++) {
-		const char *p[4] = {scopes[i].provider, scopes[i].account, scopes[i].region,
-				    scopes[i].product};
-		PGresult *res;
+		json_object *o;
 
 		if (busy[i])
 			continue;
-		res = PQexecParams(conn, "INSERT INTO af_prune_scope VALUES ($1, $2, $3, $4)", 4, NULL,
-				   p, NULL, NULL, 0);
+		if (!(o = json_object_new_object()) || json_object_array_add(list, o) < 0 ||
+		    json_object_object_add(o, "provider", json_object_new_string(scopes[i].provider)) ||
+		    json_object_object_add(o, "account", json_object_new_string(scopes[i].account)) ||
+		    json_object_object_add(o, "region", json_object_new_string(scopes[i].region)) ||
+		    json_object_object_add(o, "product", json_object_new_string(scopes[i].product)))
+			err = af_error_oom();
+	}
+	if (err == 0 && !(params[0] = json_object_to_json_string_ext(list, JSON_C_TO_STRING_PLAIN)))
+		err = af_error_oom();
+	if (err == 0) {
+		res = PQexecParams(conn,
+				   "CREATE TEMP TABLE af_prune_scope AS SELECT * FROM json_to_recordset($1)"
+				   " AS s (provider text, account text, region text, product text)",
+				   1, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 			err = af_store_db_error(conn, res, "preparing the prune");
 		PQclear(res);
 	}
+	json_object_put(list);
 	return err;
 }
 
