@@ -3,6 +3,7 @@
  * parse arguments, load the configuration, call sync / migrate / status,
  * map the outcome to a documented exit code.
  */
+#include "aifleet/clock.h"
 #include "aifleet/config.h"
 #include "aifleet/error.h"
 #include "aifleet/log.h"
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Exit codes (documented in README.md). */
@@ -477,6 +477,17 @@ done:
 	return err;
 }
 
+/* A value of an option that only PostgreSQL could judge (AF_ERR_PARAM:
+ * --since, --older-than, ...) is the user's mistake: told here, exit 64. */
+static int usage_if_param(int err, int *exit_code)
+{
+	if (err != AF_ERR_PARAM)
+		return err;
+	fprintf(stderr, "aifleet: %s\nTry 'aifleet --help'.\n", af_error_last());
+	*exit_code = EXIT_USAGE;
+	return 0;
+}
+
 /* The report is recorded only once it was written out, so that a report
  * that did not reach its reader is covered again by the next one. A
  * --since or --stale-after that PostgreSQL cannot read is a usage error
@@ -497,11 +508,7 @@ static int cmd_report(const cli *c, const af_config *cfg, int *exit_code)
 	if (!c->no_record)
 		err = af_report_record(store, report, c->report_format, NULL);
 done:
-	if (err == AF_ERR_PARAM) {
-		fprintf(stderr, "aifleet: %s\nTry 'aifleet --help'.\n", af_error_last());
-		*exit_code = EXIT_USAGE;
-		err = 0;
-	}
+	err = usage_if_param(err, exit_code);
 	af_report_free(report);
 	af_store_free(store);
 	return err;
@@ -526,11 +533,7 @@ static int sync_exit_code(const af_sync_result *result)
  * going stale is what alerts (docs/operations.md). */
 static void write_metrics(const char *path, const af_sync_result *result, int exit_code)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (af_metrics_write(path, result, exit_code,
-			     (double)now.tv_sec + (double)now.tv_nsec / 1e9) < 0)
+	if (af_metrics_write(path, result, exit_code, af_clock_unix()) < 0)
 		af_err("aifleet", "%s", af_error_last());
 }
 
@@ -573,11 +576,7 @@ static int cmd_prune(const cli *c, const af_config *cfg, int *exit_code)
 	if (err == 0 && r.busy > 0)
 		*exit_code = EXIT_PARTIAL;
 done:
-	if (err == AF_ERR_PARAM) {
-		fprintf(stderr, "aifleet: %s\nTry 'aifleet --help'.\n", af_error_last());
-		*exit_code = EXIT_USAGE;
-		err = 0;
-	}
+	err = usage_if_param(err, exit_code);
 	af_store_free(store);
 	return err;
 }

@@ -30,7 +30,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct sync_run;
 
@@ -703,14 +702,6 @@ static int commit(sync_run *run, af_sync_result *result)
 
 /* ---- outcomes ----------------------------------------------------------- */
 
-static double unix_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int scope_cmp(const af_scope *a, const af_scope *b)
 {
 	int c;
@@ -860,7 +851,7 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	pthread_mutex_init(&run.out_lock, NULL);
 	pthread_mutex_init(&run.progress_lock, NULL);
 
-	result->started_at = unix_now();
+	result->started_at = af_clock_unix();
 	if ((err = prepare(&run)) == 0 && (err = collect(&run, result)) == 0 &&
 	    (err = report(&run, result)) == 0 && (err = commit(&run, result)) == 0)
 		result->committed = !opts->dry_run;
