@@ -164,10 +164,8 @@ static size_t print_scopes(const af_config *cfg, const af_sync_options *opts, FI
 static bool account_used(const af_config *cfg, const af_sync_options *opts,
 			 const af_account_config *a, int depth)
 {
-	for (size_t p = 0; p < af_product_count(); p++)
-		for (size_t r = 0; r < a->nregions; r++)
-			if (af_sync_scope_wanted(opts, a, p, r))
-				return true;
+	if (af_sync_account_wanted(opts, a))
+		return true;
 	if (depth > AF_CONFIG_MAX_ROLE_HOPS)
 		return false;
 	for (size_t m = 0; m < cfg->naccounts; m++)

@@ -92,7 +92,7 @@ bool af_sync_scope_wanted(const af_sync_options *o, const af_account_config *a, 
 	return af_scope_hash(&sc) % o->shard_count == o->shard_index;
 }
 
-static bool account_wanted(const af_sync_options *o, const af_account_config *a)
+bool af_sync_account_wanted(const af_sync_options *o, const af_account_config *a)
 {
 	for (size_t p = 0; p < af_product_count(); p++)
 		for (size_t r = 0; r < a->nregions; r++)
@@ -321,7 +321,7 @@ static int load_all_credentials(sync_run *run)
 	if ((err = af_session_new(&session, run->client)) < 0)
 		return err;
 	for (size_t a = 0; a < cfg->naccounts && err == 0; a++) {
-		if (!account_wanted(run->opts, &cfg->accounts[a]))
+		if (!af_sync_account_wanted(run->opts, &cfg->accounts[a]))
 			continue; /* a source alone is resolved by its members */
 		if ((err = resolve_credentials(run, a, session, 0)) == 0) {
 			loaded++;

@@ -22,6 +22,9 @@
 bool af_sync_scope_wanted(const af_sync_options *o, const af_account_config *a, size_t product,
 			  size_t region);
 
+/* Does `o` select any scope of the account? */
+bool af_sync_account_wanted(const af_sync_options *o, const af_account_config *a);
+
 /* --only, --account and --shard make sense for this configuration. */
 int af_sync_check_selection(const af_config *cfg, const af_sync_options *o);
 
