@@ -348,18 +348,11 @@ chmod 400 "$work/etc/aifleet.ini"
 took host "$t"
 
 say "aifleet sync inside the container (--read-only --tmpfs /tmp --network host)"
-# The simulator's fake demo keys (scripts/demo.sh), passed by name so that
-# their values are on no command line.
-export DEMO_ALI_ACCESS_KEY_ID=LTAI5tSimDemoAli0000001
-export DEMO_ALI_ACCESS_KEY_SECRET=sim-demo-ali-secret-NOT-REAL
-export DEMO_ALI_STS_ACCESS_KEY_ID=STS.SimDemoAliSts000001
-export DEMO_ALI_STS_ACCESS_KEY_SECRET=sim-demo-sts-secret-NOT-REAL
-export DEMO_ALI_STS_SECURITY_TOKEN=sim-demo-sts-token-NOT-REAL
-export DEMO_TC_SECRET_ID=AKIDSimDemoTencent000000001
-export DEMO_TC_SECRET_KEY=sim-demo-tc-secret-NOT-REAL
+# The simulator's fake demo keys, passed by name so that their values are
+# on no command line.
+. "$root/scripts/demo-keys.sh"
 env_args=()
-for v in DEMO_ALI_ACCESS_KEY_ID DEMO_ALI_ACCESS_KEY_SECRET DEMO_ALI_STS_ACCESS_KEY_ID \
-	DEMO_ALI_STS_ACCESS_KEY_SECRET DEMO_ALI_STS_SECURITY_TOKEN DEMO_TC_SECRET_ID DEMO_TC_SECRET_KEY; do
+for v in "${demo_key_names[@]}"; do
 	env_args+=(-e "$v")
 done
 echo "\$ podman run --rm --read-only --tmpfs /tmp --network host -v .../aifleet.ini:/etc/aifleet/aifleet.ini:ro -e DEMO_... $image --config /etc/aifleet/aifleet.ini sync"

@@ -67,15 +67,8 @@ echo "simulator:  http://127.0.0.1:$port ($items items per product, account and 
 
 sed -e "s|@PORT@|$port|g" -e "s|@CONNINFO@|$dsn|g" "$root/deploy/demo.ini.in" >"$work/aifleet.ini"
 chmod 600 "$work/aifleet.ini"
-# The simulator's built-in demo keys (fake; see docs/simulator.md), handed
-# over the way real keys are: in the environment, never on the command line.
-export DEMO_ALI_ACCESS_KEY_ID=LTAI5tSimDemoAli0000001
-export DEMO_ALI_ACCESS_KEY_SECRET=sim-demo-ali-secret-NOT-REAL
-export DEMO_ALI_STS_ACCESS_KEY_ID=STS.SimDemoAliSts000001
-export DEMO_ALI_STS_ACCESS_KEY_SECRET=sim-demo-sts-secret-NOT-REAL
-export DEMO_ALI_STS_SECURITY_TOKEN=sim-demo-sts-token-NOT-REAL
-export DEMO_TC_SECRET_ID=AKIDSimDemoTencent000000001
-export DEMO_TC_SECRET_KEY=sim-demo-tc-secret-NOT-REAL
+# The simulator's built-in demo keys, in the environment.
+. "$root/scripts/demo-keys.sh"
 
 run() {
 	echo "\$ aifleet $*"
