@@ -30,6 +30,9 @@ typedef struct af_sync_options {
 	af_raw_options raw;
 	const char *trigger;
 	FILE *plan_out;          /* dry run: where the plan is printed; NULL = none */
+	/* Fill af_sync_result.outcomes (the metrics file wants them): the
+	 * scopes' reports, and the ledger read once more after the run. */
+	bool outcomes;
 	/* --allow-deletes: scopes (provider/account/region/product, or "all")
 	 * whose tombstones the mass-delete guard lets through this once. */
 	const char *const *allow_deletes;
@@ -83,9 +86,10 @@ typedef struct af_sync_result {
 	double normalize_seconds;/* summed: normalizing + streaming COPY */
 	double started_at;       /* Unix time */
 	bool committed;
-	/* Every scope the run was to collect, sorted by provider, account,
-	 * region and product; also after a failed run (then: as far as it
-	 * got). Owned by the result: af_sync_result_free(). */
+	/* With af_sync_options.outcomes: every scope the run was to collect
+	 * (another run's busy ones aside), sorted by provider, account, region
+	 * and product; also after a failed run (then: as far as it got).
+	 * Owned by the result: af_sync_result_free(). */
 	af_scope_outcome *outcomes;
 	size_t noutcomes;
 } af_sync_result;

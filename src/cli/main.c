@@ -608,6 +608,7 @@ static int cmd_sync(const cli *c, const af_config *cfg, int *exit_code)
 	opts.plan_out = stdout;
 	opts.allow_deletes = c->allow_deletes;
 	opts.nallow_deletes = c->nallow_deletes;
+	opts.outcomes = metrics != NULL;
 
 	/* a path that cannot work fails now, not after the collection */
 	if (metrics && (err = af_metrics_check_path(metrics)) < 0)

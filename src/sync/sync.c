@@ -860,7 +860,8 @@ int af_sync_run(const af_config *cfg, const af_sync_options *opts, af_sync_resul
 	 * on its connection. */
 	af_loader_free(run.loader);
 	run.loader = NULL;
-	keep_outcomes(&run, result, err);
+	if (opts->outcomes)
+		keep_outcomes(&run, result, err);
 	result->seconds = af_clock_seconds() - started;
 	run_free(&run);
 	return err;
