@@ -322,17 +322,25 @@ static void test_dry_first_load_leaves_nothing(void **state)
 	af_testdb_drop(&db);
 }
 
-/* Every index of schema aifleet, as pg_indexes shows it, valid or not. */
+/* Every index of schema aifleet, as pg_indexes shows it, valid or not,
+ * with its comment; then every constraint, with the index it uses and its
+ * comment. */
 static const char indexes_sql[] =
-    "SELECT string_agg(indexdef || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END,"
+    "SELECT (SELECT string_agg(indexdef || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END"
+    " || coalesce(' -- ' || obj_description(x.indexrelid, 'pg_class'), ''),"
     " E'\\n' ORDER BY indexname) FROM pg_indexes p JOIN pg_index x"
     " ON x.indexrelid = (quote_ident(p.schemaname) || '.' || quote_ident(p.indexname))::regclass"
-    " WHERE p.schemaname = 'aifleet'";
+    " WHERE p.schemaname = 'aifleet') || E'\\n' || (SELECT string_agg(format('%s %s %s %s%s', c.conrelid::regclass, c.conname,"
+    " pg_get_constraintdef(c.oid), c.conindid::regclass,"
+    " coalesce(' -- ' || obj_description(c.oid, 'pg_constraint'), '')), E'\\n'"
+    " ORDER BY c.conrelid::regclass::text, c.conname)"
+    " FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'aifleet')";
 
 /*
- * A first load into an empty database builds the secondary indexes after
- * the rows (bulk.c): afterwards every index is there as it was, a user's
- * own included, and a first load that never commits leaves them too.
+ * A first load into an empty database builds its indexes and unique
+ * constraints after the rows (bulk.c): afterwards every index and
+ * constraint is there as it was, a user's own and their comments included,
+ * and a first load that never commits leaves them too.
  */
 static void test_first_load_keeps_indexes(void **state)
 {
@@ -343,10 +351,19 @@ static void test_first_load_keeps_indexes(void **state)
 	char *before, *after;
 
 	(void)state;
-	af_testdb_exec(&db, "CREATE INDEX users_own ON aifleet.instance (lower(name))");
+	af_testdb_exec(&db, "CREATE INDEX users_own ON aifleet.instance (lower(name));"
+	                    "COMMENT ON INDEX aifleet.users_own IS 'by name';"
+	                    "ALTER TABLE aifleet.service ADD CONSTRAINT users_unique"
+	                    " UNIQUE (instance_id, native_id) WITH (fillfactor = 70);"
+	                    "COMMENT ON CONSTRAINT users_unique ON aifleet.service IS 'theirs'");
 	before = af_testdb_query_value(&db, indexes_sql);
 	assert_non_null(strstr(before, "users_own"));
+	assert_non_null(strstr(before, "-- by name"));
+	assert_non_null(strstr(before, "fillfactor='70'"));
+	assert_non_null(strstr(before, "-- theirs"));
 	assert_non_null(strstr(before, "history_open_version"));
+	assert_non_null(strstr(before, "resource_natural_key UNIQUE (provider, account, product,"
+	                               " owner_kind, owner_native_id, kind)"));
 	/* begun and abandoned: rolled back */
 	assert_int_equal(af_loader_begin(&l, s, &opts), 0);
 	feed_next(l, false);
