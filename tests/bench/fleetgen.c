@@ -6,6 +6,7 @@
  *            [--change PCT] [--delete PCT] [--new PCT] [--scopes K]
  *            [--run R] [--no-direct]
  *   fleetgen --generate-only [--instances N] [the same mutation options]
+ *   fleetgen --hash-only [--instances N] [the same mutation options]
  *
  * Each instance has 2 services, 4 resources per service and 2 of its own,
  * 13 rows in all; so 100k instances = 100k + 200k + 1M rows. Instance i is
@@ -36,6 +37,11 @@
  * does nothing (no database, no loader): its seconds are the generator's
  * own share of a load, to tell apart from the loader's.
  *
+ * --hash-only also does to every record what the loader must do before it
+ * can know that a scope is unchanged -- check it (af_record_problem) and
+ * hash its content (af_content_hash, SHA-256), as the loader's sink does
+ * first -- and stores nothing: the C floor of an identical reload.
+ *
  * --no-direct loads accounts new to the database through staging and the
  * merge (af_run_options.no_direct) instead of the first-load path: the
  * benchmark compares the two.
@@ -51,6 +57,7 @@
 #include "aifleet/error.h"
 #include "aifleet/log.h"
 #include "aifleet/store.h"
+#include "columns.h"
 
 #define NSCOPES 12
 #define ROWS_PER_INSTANCE 13 /* 1 instance + 2 services + 2 x 4 + 2 resources */
@@ -70,7 +77,7 @@ typedef struct opts {
 	double change, del, add;
 	long scopes; /* mutate only the instances of scopes [0, scopes) */
 	long run;    /* --run R: the fleet after runs 1..R of a history */
-	int migrate, dry, generate_only;
+	int migrate, dry, generate_only, hash_only;
 } opts;
 
 static uint64_t mix(uint64_t x)
@@ -210,6 +217,46 @@ static int emit(gen *g, long i, const char *name)
 	return 0;
 }
 
+/* --hash-only: each record checked and hashed, then dropped. */
+typedef struct hasher {
+	EVP_MD_CTX *md;
+	json_tokener *tok;
+	unsigned char fold[AF_CONTENT_HASH_LEN]; /* kept, so no work is optimized away */
+} hasher;
+
+static int hash_record(hasher *h, const af_entity *e, const af_scope *sc, const void *rec)
+{
+	unsigned char hash[AF_CONTENT_HASH_LEN];
+	char msg[160];
+	const char *why;
+	int err;
+
+	if (!af_scope_valid(sc))
+		return af_error_set(AF_ERR_DATA, "fleetgen made an invalid scope");
+	if ((why = af_record_problem(e, rec, h->tok, msg, sizeof(msg))) != NULL)
+		return af_error_set(AF_ERR_DATA, "fleetgen made an invalid record: %s", why);
+	if ((err = af_content_hash(h->md, e, sc, rec, hash)) < 0)
+		return err;
+	for (size_t i = 0; i < sizeof(hash); i++)
+		h->fold[i] ^= hash[i];
+	return 0;
+}
+
+static int hash_instance(void *ctx, const af_scope *sc, const af_instance *in)
+{
+	return hash_record(ctx, &af_entities[AF_ENTITY_INSTANCE], sc, in);
+}
+
+static int hash_service(void *ctx, const af_scope *sc, const af_service *sv)
+{
+	return hash_record(ctx, &af_entities[AF_ENTITY_SERVICE], sc, sv);
+}
+
+static int hash_resource(void *ctx, const af_scope *sc, const af_resource *rs)
+{
+	return hash_record(ctx, &af_entities[AF_ENTITY_RESOURCE], sc, rs);
+}
+
 /* --generate-only: the records go nowhere. */
 static int discard_instance(void *ctx, const af_scope *sc, const af_instance *in)
 {
@@ -257,9 +304,11 @@ int main(int argc, char **argv)
 		{"scopes", required_argument, NULL, 'K'},    {"run", required_argument, NULL, 'R'},
 		{"migrate", no_argument, NULL, 'm'},         {"dry-run", no_argument, NULL, 'y'},
 		{"generate-only", no_argument, NULL, 'G'},   {"no-direct", no_argument, NULL, 'P'},
+		{"hash-only", no_argument, NULL, 'H'},
 		{NULL, 0, NULL, 0},
 	};
-	opts o = {NULL, 100000, 42, 0, 0, 0, NSCOPES, 0, 0, 0, 0};
+	opts o = {NULL, 100000, 42, 0, 0, 0, NSCOPES, 0, 0, 0, 0, 0};
+	hasher h = {NULL, NULL, {0}};
 	af_run_options ro = {.wait_for_lock = true, .trigger = "fleetgen"};
 	af_store *store = NULL;
 	af_loader *l = NULL;
@@ -283,6 +332,7 @@ int main(int argc, char **argv)
 		case 'm': o.migrate = 1; break;
 		case 'y': o.dry = 1; break;
 		case 'G': o.generate_only = 1; break;
+		case 'H': o.generate_only = o.hash_only = 1; break;
 		case 'P': ro.no_direct = true; break;
 		default: return usage("unknown option");
 		}
@@ -290,7 +340,7 @@ int main(int argc, char **argv)
 	if (!o.dsn && !o.generate_only)
 		return usage("--dsn is required");
 	if (o.generate_only && (o.migrate || o.dry))
-		return usage("--generate-only takes no --migrate or --dry-run");
+		return usage("--generate-only and --hash-only take no --migrate or --dry-run");
 	if (o.instances < 0 || o.scopes < 1 || o.scopes > NSCOPES || o.run < 0)
 		return usage("--instances >= 0, --scopes 1..12 and --run >= 0");
 	if (o.change < 0 || o.del < 0 || o.add < 0 || o.change + o.del > 100)
@@ -305,7 +355,16 @@ int main(int argc, char **argv)
 		nmutable += mutable_instance(&o, i);
 	nnew = (long)((double)nmutable * o.add / 100.0);
 
-	if (o.generate_only) {
+	if (o.hash_only) {
+		h.md = EVP_MD_CTX_new();
+		h.tok = json_tokener_new();
+		if (!h.md || !h.tok) {
+			err = af_error_oom();
+			goto done;
+		}
+		g.sink = (af_record_sink){hash_instance, hash_service, hash_resource, &h};
+		t0 = now_s();
+	} else if (o.generate_only) {
 		g.sink = (af_record_sink){discard_instance, discard_service, discard_resource, NULL};
 		t0 = now_s();
 	} else {
@@ -356,10 +415,11 @@ int main(int argc, char **argv)
 	if (o.generate_only) {
 		t1 = now_s();
 		getrusage(RUSAGE_SELF, &ru);
-		printf("generate_only instances=%ld rows=%" PRIu64 " seconds=%.3f cpu_seconds=%.3f"
-		       " us_per_row=%.3f\n",
-		       o.instances + added - deleted, g.rows, t1 - t0, cpu_s(&ru),
-		       g.rows ? (t1 - t0) * 1e6 / (double)g.rows : 0.0);
+		printf("%s instances=%ld rows=%" PRIu64 " seconds=%.3f cpu_seconds=%.3f"
+		       " us_per_row=%.3f fold=%02x\n",
+		       o.hash_only ? "hash_only" : "generate_only", o.instances + added - deleted,
+		       g.rows, t1 - t0, cpu_s(&ru), g.rows ? (t1 - t0) * 1e6 / (double)g.rows : 0.0,
+		       h.fold[0]);
 		goto done;
 	}
 	for (i = 0; i < NSCOPES; i++) {
@@ -398,5 +458,8 @@ done:
 		fprintf(stderr, "fleetgen: %s\n", af_error_last());
 	af_loader_free(l);
 	af_store_free(store);
+	EVP_MD_CTX_free(h.md);
+	if (h.tok)
+		json_tokener_free(h.tok);
 	return err < 0 ? 1 : 0;
 }

@@ -17,10 +17,20 @@
 #                         (fleetgen --no-direct), for comparison
 #   generator alone       fleetgen --generate-only: what making the records
 #                         costs, part of every load and reload below
+#   reload floor          fleetgen --hash-only: the records made, checked and
+#                         hashed as the loader's sink does first, stored
+#                         nowhere -- what no reload can skip, since a scope
+#                         is known unchanged only once all of it is hashed
 #   vs raw \copy          psql \copy of the current rows that load left
 #                         (instance, service, resource; not history) into
 #                         plain tables of the same columns: no keys, no
 #                         indexes, no constraints                       <= 2.0x
+#   schema floor          the current rows and the history rows that load
+#                         left, by psql \copy into tables with no index, then
+#                         every index of the four tables (primary and natural
+#                         keys included) built by one sort each, as the
+#                         loader builds them: what any load that leaves this
+#                         schema writes, ANALYZE left out
 #   vs the peer           the same rows as CloudQuery's PostgreSQL
 #                         destination writes them (see peer_sql below)  <= 0.7x
 #   identical reload      the same fleet again                   <= 0.01x,
@@ -173,8 +183,10 @@ for r in $(seq "$reps"); do
 	admin "DROP DATABASE merge_$r"
 done
 gen_s=()
+hash_s=()
 for r in $(seq "$reps"); do
 	gen_s+=("$(field seconds "$("$gen" --generate-only --instances "$n")")")
+	hash_s+=("$(field seconds "$("$gen" --hash-only --instances "$n")")")
 done
 
 # ---- 2. raw \copy of the current rows --------------------------------------
@@ -213,6 +225,49 @@ for r in $(seq "$reps"); do
 	check "raw copy $r: rows" "$(rows_in "raw_$r")" "$current_rows"
 	admin "DROP DATABASE raw_$r"
 done
+
+# ---- 2b. the floor of this schema -------------------------------------------
+# The rows of the four tables a first load fills, as that load left them,
+# into tables of the same columns with no index, then each index those
+# tables have in the base database, by its own definition, in one session
+# with the loader's maintenance_work_mem (bulk.c). The loader writes the
+# same rows and builds the same indexes; it also analyzes the tables, which
+# the floor leaves out.
+floor_tables="instance service resource history"
+floor_args=()
+for t in $floor_tables; do
+	psql "$server dbname=$base" -c "\\copy (SELECT * FROM aifleet.$t) TO '$work/floor_$t.copy'"
+	floor_args+=(-c "\\copy aifleet.$t FROM '$work/floor_$t.copy'")
+done
+index_list() { # DB: the four tables' index definitions, a statement a line
+	PGOPTIONS="-c search_path=pg_catalog" q "$1" "SELECT string_agg(pg_get_indexdef(indexrelid)
+		|| ';', E'\\n' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid IN
+		('aifleet.instance'::regclass, 'aifleet.service'::regclass, 'aifleet.resource'::regclass,
+		 'aifleet.history'::regclass)"
+}
+index_list $base >"$work/floor_indexes.sql"  # names qualified: search_path is pg_catalog
+floor_indexes=$(wc -l <"$work/floor_indexes.sql")
+history_rows=$(q $base "SELECT count(*) FROM aifleet.history")
+floor_s=()
+for r in $(seq "$reps"); do
+	admin "CREATE DATABASE floor_$r"
+	psql "$server dbname=floor_$r" -c "CREATE SCHEMA aifleet"
+	for t in $floor_tables; do
+		psql "$server dbname=floor_$r" -c "CREATE TABLE aifleet.$t ($(coldefs "$t"))"
+	done
+	checkpoint
+	t0=$(now)
+	psql "$server dbname=floor_$r" "${floor_args[@]}" -c "SET maintenance_work_mem = '256MB'" \
+		-f "$work/floor_indexes.sql"
+	floor_s+=("$(since "$t0")")
+	echo "-- schema floor $r/$reps: ${floor_s[-1]} s"
+	check "schema floor $r: rows" "$(rows_in "floor_$r")/$(q "floor_$r" "SELECT count(*) FROM aifleet.history")" \
+		"$current_rows/$history_rows"
+	check "schema floor $r: the base's $floor_indexes indexes (md5 of their definitions)" \
+		"$(index_list "floor_$r" | md5sum)" "$(md5sum <"$work/floor_indexes.sql")"
+	admin "DROP DATABASE floor_$r"
+done
+rm -f "$work"/floor_*
 
 # ---- 3. the peer: CloudQuery's PostgreSQL destination -----------------------
 # Why this is a fair model of the peer: CloudQuery's destination keeps only
@@ -405,9 +460,15 @@ m=$(median "${merge_s[@]}")
 row "  through the merge (s); first-load path / merge" "$m" "$(ratio "$load" "$m")" "" "" "${merge_s[*]}"
 row "generator alone (s), in every load below" "$(median "${gen_s[@]}")" "" "" "" "${gen_s[*]}"
 row "  initial load / raw \\copy" "" "$(ratio "$load" "$raw")" "<= 2.0x" 2.0 ""
+floor=$(median "${floor_s[@]}")
+row "schema floor: + $history_rows history rows, $floor_indexes indexes (s)" "$floor" "" "" "" "${floor_s[*]}"
+row "  schema floor / raw \\copy" "" "$(ratio "$floor" "$raw")" "(2.0x)" "" ""
+row "  initial load / schema floor" "" "$(ratio "$load" "$floor")" "" "" ""
 row "  initial load / peer" "" "$(ratio "$load" "$peer")" "<= 0.7x" 0.7 ""
 m=$(median "${ident_s[@]}")
 row "identical reload (s) / initial load" "$m" "$(ratio "$m" "$load")" "<= 0.01x" 0.01 "${ident_s[*]}"
+hfloor=$(median "${hash_s[@]}")
+row "reload floor: check and hash every record (s)" "$hfloor" "$(ratio "$hfloor" "$load")" "(0.01x)" "" "${hash_s[*]}"
 m=$(median "${churn_all_s[@]}")
 row "churn 1%/1%/1%, all 12 scopes (s) / initial" "$m" "$(ratio "$m" "$load")" "<= 0.20x" 0.20 "${churn_all_s[*]}"
 m=$(median "${churn_k_s[@]}")
