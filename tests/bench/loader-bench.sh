@@ -474,7 +474,7 @@ row "churn 1%/1%/1%, all 12 scopes (s) / initial" "$m" "$(ratio "$m" "$load")" "
 m=$(median "${churn_k_s[@]}")
 row "churn 1%/1%/1%, $kscopes of 12 scopes (s) / initial" "$m" "$(ratio "$m" "$load")" "<= 0.05x" 0.05 "${churn_k_s[*]}"
 while IFS='|' read -r name med target all server; do
-	row "read: $name (ms)" "$med" "" "<= $target ms" "$target" "$all (server $server)"
+	row "read: $name (ms)" "$med" "" "${target:+<= $target ms}" "$target" "$all (server $server)"
 done <"$reads"
 echo "(churn in $kscopes scope(s): the mutation restricted to the $churn_k_inst instances of the first $kscopes of the 12 scopes = $(ratio "$((100 * kscopes))" 12)% of the fleet, 1% of them renamed, 1% deleted, 1% new; peak RSS of the initial load $rss KiB; reads: $read_n instances, $read_runs runs x 1% renamed, client = psql timing, server = EXPLAIN ANALYZE)"
 echo
