@@ -11,14 +11,28 @@
 #include "aifleet/error.h"
 
 #define KEY_LEN 16
+#define EMPTY UINT32_MAX
 
 typedef struct live_row {
 	unsigned char key[KEY_LEN];
 	int64_t id;
 } live_row;
 
+/*
+ * The rows in the order they came and, once sealed, an open-addressing
+ * table of their indexes (linear probing, at most three quarters full);
+ * a SHA-256 prefix is uniform already, so its first 8 bytes pick the slot.
+ * Not the key map (keymap.h): that one grows while it is filled, a slot
+ * holding key and id (24 bytes, and a rehash at every doubling); this set
+ * is filled once, then only searched, so 4-byte slots are built once over
+ * the rows -- 40 MB for 1.3M rows where the key map would take 75 at its
+ * last growth. It replaced a qsort and a bisection per record, whose memcmp
+ * calls were a fifth of the client's time in a churned 1.3M-row fleet.
+ */
 struct af_live_set {
 	live_row *rows;
+	uint32_t *slots;     /* row indexes, EMPTY where free; built by seal */
+	size_t mask;         /* slots - 1; slots a power of two */
 	unsigned char *seen; /* one mark per row, allocated by seal */
 	size_t n, cap;
 	bool sealed;
@@ -35,6 +49,8 @@ int af_live_set_add(af_live_set *s, int64_t id, const unsigned char hash[32])
 {
 	if (s->sealed)
 		return af_error_set(AF_ERR_GENERIC, "internal error: the live set is sealed");
+	if (s->n == EMPTY)
+		return af_error_set(AF_ERR_LIMIT, "more than %u live rows in one run", EMPTY - 1);
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 1024;
 		live_row *p = realloc(s->rows, cap * sizeof(*p));
@@ -50,43 +66,65 @@ int af_live_set_add(af_live_set *s, int64_t id, const unsigned char hash[32])
 	return 0;
 }
 
-static int row_cmp(const void *a, const void *b)
+static size_t slot_of(const af_live_set *s, const unsigned char *key)
 {
-	return memcmp(((const live_row *)a)->key, ((const live_row *)b)->key, KEY_LEN);
+	uint64_t h;
+
+	memcpy(&h, key, sizeof(h));
+	return (size_t)h & s->mask;
 }
 
 void af_live_set_seal(af_live_set *s)
 {
+	size_t nslots = 16;
+
 	if (s->sealed)
 		return;
-	if (s->n > 1)
-		qsort(s->rows, s->n, sizeof(*s->rows), row_cmp);
-	/* A failed allocation leaves seen NULL: take then finds nothing, so
-	 * every record is staged -- slower, never wrong. */
-	s->seen = calloc(s->n ? s->n : 1, 1);
 	s->sealed = true;
+	while (nslots - nslots / 4 < s->n)
+		nslots *= 2;
+	s->slots = malloc(nslots * sizeof(*s->slots));
+	s->seen = calloc(s->n ? s->n : 1, 1);
+	if (!s->slots || !s->seen) {
+		/* Without them take finds nothing, so every record is staged --
+		 * slower, never wrong. */
+		free(s->slots);
+		free(s->seen);
+		s->slots = NULL;
+		s->seen = NULL;
+		return;
+	}
+	memset(s->slots, 0xff, nslots * sizeof(*s->slots));
+	s->mask = nslots - 1;
+	for (size_t i = 0; i < s->n; i++) {
+		size_t j = slot_of(s, s->rows[i].key);
+
+		while (s->slots[j] != EMPTY)
+			j = (j + 1) & s->mask;
+		s->slots[j] = (uint32_t)i;
+	}
 }
 
 bool af_live_set_take(af_live_set *s, const unsigned char hash[32])
 {
-	size_t lo = 0, hi = s->n;
+	bool found = false;
+	uint32_t i;
 
-	if (!s->sealed || !s->seen)
+	if (!s->sealed || !s->slots)
 		return false;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = memcmp(s->rows[mid].key, hash, KEY_LEN);
-
-		if (c == 0) {
-			s->seen[mid] = 1;
-			return true;
+	/* Rows with one hash (none are expected: the hash covers the natural
+	 * key) are taken one per record; a further record with that hash
+	 * still finds it live. */
+	for (size_t j = slot_of(s, hash); (i = s->slots[j]) != EMPTY; j = (j + 1) & s->mask) {
+		if (memcmp(s->rows[i].key, hash, KEY_LEN) != 0)
+			continue;
+		found = true;
+		if (!s->seen[i]) {
+			s->seen[i] = 1;
+			break;
 		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
 	}
-	return false;
+	return found;
 }
 
 int af_live_set_each_unseen(const af_live_set *s, int (*fn)(void *ctx, int64_t id), void *ctx)
@@ -109,6 +147,7 @@ void af_live_set_free(af_live_set *s)
 	if (!s)
 		return;
 	free(s->rows);
+	free(s->slots);
 	free(s->seen);
 	free(s);
 }
