@@ -10,7 +10,7 @@
 
 #include "aifleet/error.h"
 
-#define KEY_LEN 16
+#define KEY_LEN AF_LIVE_KEY_LEN
 #define EMPTY UINT32_MAX
 
 typedef struct live_row {
@@ -45,7 +45,7 @@ int af_live_set_new(af_live_set **out)
 	return 0;
 }
 
-int af_live_set_add(af_live_set *s, int64_t id, const unsigned char hash[32])
+int af_live_set_add(af_live_set *s, int64_t id, const unsigned char key[AF_LIVE_KEY_LEN])
 {
 	if (s->sealed)
 		return af_error_set(AF_ERR_GENERIC, "internal error: the live set is sealed");
@@ -60,7 +60,7 @@ int af_live_set_add(af_live_set *s, int64_t id, const unsigned char hash[32])
 		s->rows = p;
 		s->cap = cap;
 	}
-	memcpy(s->rows[s->n].key, hash, KEY_LEN);
+	memcpy(s->rows[s->n].key, key, KEY_LEN);
 	s->rows[s->n].id = id;
 	s->n++;
 	return 0;

@@ -19,8 +19,13 @@
 typedef struct af_live_set af_live_set;
 
 int af_live_set_new(af_live_set **out);
-/* Adds a row; the set must not be sealed yet. */
-int af_live_set_add(af_live_set *s, int64_t id, const unsigned char hash[32]);
+/* Bytes of a content hash that decide (its prefix): what the loader reads
+ * back of each live row. */
+#define AF_LIVE_KEY_LEN 16
+
+/* Adds a row by its hash's first AF_LIVE_KEY_LEN bytes; the set must not
+ * be sealed yet. */
+int af_live_set_add(af_live_set *s, int64_t id, const unsigned char key[AF_LIVE_KEY_LEN]);
 /* Indexes the rows; after this, take and each_unseen. */
 void af_live_set_seal(af_live_set *s);
 /* True when a live row has this hash; marks it seen. */
