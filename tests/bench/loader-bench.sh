@@ -210,13 +210,18 @@ rows_in() { # DB
 	q "$1" "SELECT (SELECT count(*) FROM aifleet.instance) + (SELECT count(*) FROM aifleet.service)
 		+ (SELECT count(*) FROM aifleet.resource)"
 }
+plain_db() { # DB TABLE...: a new database whose aifleet.TABLEs have the base's columns, nothing else
+	local db=$1 t
+	shift
+	admin "CREATE DATABASE $db"
+	psql "$server dbname=$db" -c "CREATE SCHEMA aifleet"
+	for t in "$@"; do
+		psql "$server dbname=$db" -c "CREATE TABLE aifleet.$t ($(coldefs "$t"))"
+	done
+}
 raw_s=()
 for r in $(seq "$reps"); do
-	admin "CREATE DATABASE raw_$r"
-	psql "$server dbname=raw_$r" -c "CREATE SCHEMA aifleet"
-	for t in $tables; do
-		psql "$server dbname=raw_$r" -c "CREATE TABLE aifleet.$t ($(coldefs "$t"))"
-	done
+	plain_db "raw_$r" $tables
 	checkpoint
 	t0=$(now)
 	psql "$server dbname=raw_$r" "${copy_args[@]}"
@@ -233,12 +238,8 @@ done
 # with the loader's maintenance_work_mem (bulk.c). The loader writes the
 # same rows and builds the same indexes; it also analyzes the tables, which
 # the floor leaves out.
-floor_tables="instance service resource history"
-floor_args=()
-for t in $floor_tables; do
-	psql "$server dbname=$base" -c "\\copy (SELECT * FROM aifleet.$t) TO '$work/floor_$t.copy'"
-	floor_args+=(-c "\\copy aifleet.$t FROM '$work/floor_$t.copy'")
-done
+psql "$server dbname=$base" -c "\\copy (SELECT * FROM aifleet.history) TO '$work/history.copy'"
+floor_args=("${copy_args[@]}" -c "\\copy aifleet.history FROM '$work/history.copy'")
 index_list() { # DB: the four tables' index definitions, a statement a line
 	PGOPTIONS="-c search_path=pg_catalog" q "$1" "SELECT string_agg(pg_get_indexdef(indexrelid)
 		|| ';', E'\\n' ORDER BY indexrelid::regclass::text) FROM pg_index WHERE indrelid IN
@@ -250,11 +251,7 @@ floor_indexes=$(wc -l <"$work/floor_indexes.sql")
 history_rows=$(q $base "SELECT count(*) FROM aifleet.history")
 floor_s=()
 for r in $(seq "$reps"); do
-	admin "CREATE DATABASE floor_$r"
-	psql "$server dbname=floor_$r" -c "CREATE SCHEMA aifleet"
-	for t in $floor_tables; do
-		psql "$server dbname=floor_$r" -c "CREATE TABLE aifleet.$t ($(coldefs "$t"))"
-	done
+	plain_db "floor_$r" $tables history
 	checkpoint
 	t0=$(now)
 	psql "$server dbname=floor_$r" "${floor_args[@]}" -c "SET maintenance_work_mem = '256MB'" \
@@ -267,7 +264,7 @@ for r in $(seq "$reps"); do
 		"$(index_list "floor_$r" | md5sum)" "$(md5sum <"$work/floor_indexes.sql")"
 	admin "DROP DATABASE floor_$r"
 done
-rm -f "$work"/floor_*
+rm -f "$work/floor_indexes.sql" "$work/history.copy"
 
 # ---- 3. the peer: CloudQuery's PostgreSQL destination -----------------------
 # Why this is a fair model of the peer: CloudQuery's destination keeps only
