@@ -63,10 +63,39 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return 0; /* go on: leave as little behind as possible */
 }
 
+/*
+ * The directories af_test_tempdir made and no af_test_rmtree removed yet.
+ * A failed assertion leaves its test function at once (cmocka jumps back
+ * to its runner), past the rmtree at its end; what is left here is removed
+ * when the test program exits -- by the process that made it, not by a
+ * forked child that exits.
+ */
+#define MAX_TEMPDIRS 64
+static char *tempdirs[MAX_TEMPDIRS];
+static pid_t tempdirs_owner;
+
+static void remove_leftover_tempdirs(void)
+{
+	if (getpid() != tempdirs_owner)
+		return;
+	for (size_t i = 0; i < MAX_TEMPDIRS; i++) {
+		if (tempdirs[i])
+			nftw(tempdirs[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		free(tempdirs[i]);
+		tempdirs[i] = NULL;
+	}
+}
+
 void af_test_rmtree(const char *dir)
 {
-	if (dir && *dir)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (!dir || !*dir)
+		return;
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	for (size_t i = 0; i < MAX_TEMPDIRS; i++)
+		if (tempdirs[i] && strcmp(tempdirs[i], dir) == 0) {
+			free(tempdirs[i]);
+			tempdirs[i] = NULL;
+		}
 }
 
 char *af_test_tempdir(void)
@@ -79,6 +108,15 @@ char *af_test_tempdir(void)
 	dir = mkdtemp(tmpl);
 	if (!dir)
 		fail_msg("mkdtemp failed");
+	if (!tempdirs_owner) {
+		tempdirs_owner = getpid();
+		atexit(remove_leftover_tempdirs);
+	}
+	for (size_t i = 0; i < MAX_TEMPDIRS; i++)
+		if (!tempdirs[i]) {
+			tempdirs[i] = strdup(dir);
+			break;
+		}
 	return strdup(dir);
 }
 

@@ -10,7 +10,9 @@
 char *af_test_read_fixture(const char *rel, size_t *len);
 /* Reads any file whole; NULL if it cannot. Caller frees. */
 char *af_test_read_file(const char *path, size_t *len);
-/* A fresh temporary directory (mkdtemp under $TMPDIR); caller frees. */
+/* A fresh temporary directory (mkdtemp under $TMPDIR); caller frees. One
+ * that no af_test_rmtree removed (a failed assertion skips it) is removed
+ * when the test program exits. */
 char *af_test_tempdir(void);
 /* Removes `dir` and everything under it, going on past what cannot be
  * removed; NULL or "" does nothing. */
