@@ -66,7 +66,7 @@ started=$SECONDS
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/aifleet-container.XXXXXX")
 chmod 755 "$work"
-sim_pid=
+. "$root/scripts/sim-lib.sh"
 pg_started=false
 podman_ok=false
 
@@ -98,10 +98,7 @@ logged() {
 cleanup() {
 	local rc=$?
 	set +e
-	if [ -n "$sim_pid" ]; then
-		kill "$sim_pid" 2>/dev/null
-		wait "$sim_pid" 2>/dev/null
-	fi
+	sim_stop
 	$pg_started && "$root/scripts/pg.sh" stop "$work/pg"
 	if $podman_ok; then
 		pm rm --all --force --time 0 >/dev/null 2>&1
@@ -328,15 +325,8 @@ logged cmake cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAI
 logged make cmake --build "$build" -j "$jobs" --target aifleet-sim
 pg_started=true
 dsn=$("$root/scripts/pg.sh" start "$work/pg")
-"$build/src/sim/aifleet-sim" --listen 127.0.0.1:0 --port-file "$work/sim.port" --items 50 \
-	>"$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 100); do
-	[ -s "$work/sim.port" ] && break
-	sleep 0.05
-done
-[ -s "$work/sim.port" ] || { cat "$work/sim.log" >&2; die "aifleet-sim did not start"; }
-port=$(cat "$work/sim.port")
+sim_start "$build/src/sim/aifleet-sim" "$work" --items 50 || die "aifleet-sim did not start"
+port=$sim_port
 echo "PostgreSQL: $dsn"
 echo "simulator:  http://127.0.0.1:$port"
 # The configuration as it would be deployed: owned by the container's user,

@@ -31,13 +31,13 @@ done
 
 work=$(mktemp -d /tmp/aifleet-demo.XXXXXX)
 chmod 755 "$work"
-sim_pid=
+. "$root/scripts/sim-lib.sh"
 
 cleanup() {
 	if $keep; then
 		return
 	fi
-	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+	sim_stop
 	"$root/scripts/pg.sh" stop "$work/pg" || true
 	rm -rf "$work"
 }
@@ -54,14 +54,8 @@ sim=$build/src/sim/aifleet-sim
 
 say "Starting a throwaway PostgreSQL and the cloud simulator"
 dsn=$("$root/scripts/pg.sh" start "$work/pg")
-"$sim" --listen 127.0.0.1:0 --port-file "$work/sim.port" --items "$items" \
-	>"$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 100); do
-	[ -s "$work/sim.port" ] && break
-	sleep 0.05
-done
-port=$(cat "$work/sim.port")
+sim_start "$sim" "$work" --items "$items"
+port=$sim_port
 echo "PostgreSQL: $dsn"
 echo "simulator:  http://127.0.0.1:$port ($items items per product, account and region)"
 

@@ -23,13 +23,10 @@ regions_per_account=16 # the simulator's limit
 items=5
 work=$(mktemp -d /tmp/aifleet-scopes-bench.XXXXXX)
 chmod 755 "$work"
-sim_pid=
+. "$root/scripts/sim-lib.sh"
 
 cleanup() {
-	if [ -n "$sim_pid" ]; then
-		kill "$sim_pid" 2>/dev/null || true
-		wait "$sim_pid" 2>/dev/null || true
-	fi
+	sim_stop
 	"$root/scripts/pg.sh" stop "$work/pg" || true
 	rm -rf "$work"
 }
@@ -77,20 +74,9 @@ write_configs() { # N DB
 }
 
 start_sim() {
-	rm -f "$work/port"
-	"$build/src/sim/aifleet-sim" --config "$work/sim.ini" --listen 127.0.0.1:0 \
-		--port-file "$work/port" >"$work/sim.log" 2>&1 &
-	sim_pid=$!
-	for _ in $(seq 400); do [ -s "$work/port" ] && break; sleep 0.05; done
-	[ -s "$work/port" ] || { cat "$work/sim.log" >&2; exit 1; }
-	sed "s/@PORT@/$(cat "$work/port")/" "$work/aifleet.ini.in" >"$work/aifleet.ini"
+	sim_start "$build/src/sim/aifleet-sim" "$work" --config "$work/sim.ini" || exit 1
+	sed "s/@PORT@/$sim_port/" "$work/aifleet.ini.in" >"$work/aifleet.ini"
 	chmod 600 "$work/aifleet.ini"
-}
-
-stop_sim() {
-	kill "$sim_pid"
-	wait "$sim_pid" 2>/dev/null || true
-	sim_pid=
 }
 
 summary() { # label regex -> the first capture in the run's summary line
@@ -128,5 +114,5 @@ for n in "${sizes[@]}"; do
 			"$(summary "$run-$n" 'fetch ([0-9.]+) s')" "$(summary "$run-$n" 'merge ([0-9.]+) s')" \
 			"$(echo "($user + $sys) * 1000 / $scopes" | bc -l)"
 	done
-	stop_sim
+	sim_stop
 done

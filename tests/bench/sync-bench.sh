@@ -18,10 +18,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 work=$(mktemp -d /tmp/aifleet-sync-bench.XXXXXX)
 chmod 755 "$work"
-sim_pid=
+. "$root/scripts/sim-lib.sh"
 
 cleanup() {
-	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+	sim_stop
 	"$root/scripts/pg.sh" stop "$work/pg" || true
 	rm -rf "$work"
 }
@@ -51,11 +51,8 @@ items = $items
 [limits tione]
 rate_limit = 0
 INI
-"$build/src/sim/aifleet-sim" --config "$work/sim.ini" --listen 127.0.0.1:0 \
-	--port-file "$work/port" >"$work/sim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 200); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
+sim_start "$build/src/sim/aifleet-sim" "$work" --config "$work/sim.ini" || exit 1
+port=$sim_port
 
 cat >"$work/aifleet.ini" <<INI
 [database]
