@@ -57,6 +57,25 @@ void e2e_sim_start(e2e_sim *sim, const char *const *args)
 		fail_msg("aifleet-sim did not start (see %s)", log_file);
 }
 
+void e2e_world_up(e2e_world *w, const char *const *sim_args)
+{
+	af_testdb_create(&w->db);
+	e2e_sim_start(&w->sim, sim_args);
+	w->dir = af_test_tempdir();
+	w->config = e2e_write_config(w->dir, &w->sim, &w->db, NULL, NULL);
+	e2e_set_demo_credentials();
+}
+
+void e2e_world_down(e2e_world *w)
+{
+	e2e_sim_stop(&w->sim);
+	af_testdb_drop(&w->db);
+	free(w->config);
+	af_test_rmtree(w->dir);
+	free(w->dir);
+	memset(w, 0, sizeof(*w));
+}
+
 void e2e_sim_stop(e2e_sim *sim)
 {
 	int status;

@@ -46,6 +46,22 @@ char *e2e_write_config(const char *dir, const e2e_sim *sim, const af_testdb *db,
 /* Puts the simulator's demo keys into the environment. */
 void e2e_set_demo_credentials(void);
 
+/* What an end-to-end test usually starts: a fresh database, the simulator,
+ * a temporary directory and the configuration in it that names both, with
+ * the demo keys in the environment. */
+typedef struct e2e_world {
+	af_testdb db;
+	e2e_sim sim;
+	char *dir;
+	char *config; /* dir/aifleet.ini from deploy/demo.ini.in */
+} e2e_world;
+
+/* Starts all of it; the simulator with `sim_args` (NULL-terminated). */
+void e2e_world_up(e2e_world *w, const char *const *sim_args);
+/* Stops and removes whatever of it was started; a zeroed world, or one a
+ * failed assertion left half up, is fine. */
+void e2e_world_down(e2e_world *w);
+
 /* Runs the aifleet binary with args (af_test_run(), no time limit of its
  * own); stdout and stderr go to files in `dir` (out.txt, err.txt) whose
  * contents are returned ("" if unreadable; caller frees). Returns the exit

@@ -462,10 +462,7 @@ static void mutate(const e2e_sim *sim, const char *body)
  * cmocka runs a teardown after a failed test too, so that a failing panel
  * leaves no database, directory or simulator behind. */
 typedef struct fleet {
-	af_testdb db;
-	e2e_sim sim;
-	char *dir;
-	char *config;
+	e2e_world w;
 	PGconn *reader;
 	json_object *dash;
 } fleet;
@@ -477,11 +474,7 @@ static int fleet_up(void **state)
 
 	assert_non_null(f);
 	*state = f;
-	af_testdb_create(&f->db);
-	e2e_sim_start(&f->sim, sim_args);
-	f->dir = af_test_tempdir();
-	f->config = e2e_write_config(f->dir, &f->sim, &f->db, NULL, NULL);
-	e2e_set_demo_credentials();
+	e2e_world_up(&f->w, sim_args);
 	return 0;
 }
 
@@ -493,11 +486,7 @@ static int fleet_down(void **state)
 		return 0;
 	json_object_put(f->dash);
 	PQfinish(f->reader);
-	e2e_sim_stop(&f->sim);
-	af_testdb_drop(&f->db);
-	free(f->config);
-	af_test_rmtree(f->dir);
-	free(f->dir);
+	e2e_world_down(&f->w);
 	free(f);
 	return 0;
 }
@@ -511,28 +500,28 @@ static int fleet_down(void **state)
 static void test_queries_run_as_reader(void **state)
 {
 	fleet *f = *state;
-	const char *migrate[] = {"--config", f->config, "migrate", NULL};
-	const char *sync[] = {"--config", f->config, "--no-progress", "sync", NULL};
+	const char *migrate[] = {"--config", f->w.config, "migrate", NULL};
+	const char *sync[] = {"--config", f->w.config, "--no-progress", "sync", NULL};
 	char *err = NULL;
 	PGresult *res;
 	int code;
 
-	assert_int_equal(e2e_run_aifleet(f->dir, migrate, NULL, NULL), 0);
-	assert_int_equal(e2e_run_aifleet(f->dir, sync, NULL, NULL), 0);
-	mutate(&f->sim, "{\"create\":0.1,\"update\":0.1,\"delete\":0.1,\"seed\":9}");
-	assert_int_equal(e2e_run_aifleet(f->dir, sync, NULL, NULL), 0);
-	mutate(&f->sim, "{\"delete\":0.6,\"seed\":10,\"product\":\"tair_kvcache\","
+	assert_int_equal(e2e_run_aifleet(f->w.dir, migrate, NULL, NULL), 0);
+	assert_int_equal(e2e_run_aifleet(f->w.dir, sync, NULL, NULL), 0);
+	mutate(&f->w.sim, "{\"create\":0.1,\"update\":0.1,\"delete\":0.1,\"seed\":9}");
+	assert_int_equal(e2e_run_aifleet(f->w.dir, sync, NULL, NULL), 0);
+	mutate(&f->w.sim, "{\"delete\":0.6,\"seed\":10,\"product\":\"tair_kvcache\","
 			"\"account\":\"demo-ali\",\"region\":\"cn-beijing\"}");
-	code = e2e_run_aifleet(f->dir, sync, NULL, &err);
+	code = e2e_run_aifleet(f->w.dir, sync, NULL, &err);
 	if (code != 2)
 		fail_msg("third sync: exit %d, want 2 (one scope held)\n%s", code, err);
 	free(err);
-	assert_true(af_testdb_query_int(&f->db, "SELECT count(*) FROM aifleet.history"
+	assert_true(af_testdb_query_int(&f->w.db, "SELECT count(*) FROM aifleet.history"
 						" WHERE change IN ('updated', 'deleted')") > 0);
 
 	/* A login role granted aifleet_reader, as Grafana's, holds exactly its
 	 * privileges after SET ROLE. */
-	f->reader = PQconnectdb(f->db.conninfo);
+	f->reader = PQconnectdb(f->w.db.conninfo);
 	assert_int_equal(PQstatus(f->reader), CONNECTION_OK);
 	res = PQexec(f->reader, "SET ROLE aifleet_reader");
 	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);

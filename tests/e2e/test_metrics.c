@@ -31,10 +31,7 @@
 #define RULES_DIR AF_SOURCE_DIR "/deploy/prometheus"
 
 typedef struct fixture {
-	af_testdb db;
-	e2e_sim sim;
-	char *dir;
-	char *config;
+	e2e_world w;
 	char prom[1024];
 	PGconn *holder; /* holds the run lock in test_failed_runs */
 } fixture;
@@ -46,12 +43,8 @@ static int fixture_up(void **state)
 
 	assert_non_null(f);
 	*state = f;
-	af_testdb_create(&f->db);
-	e2e_sim_start(&f->sim, sim_args);
-	f->dir = af_test_tempdir();
-	f->config = e2e_write_config(f->dir, &f->sim, &f->db, NULL, NULL);
-	snprintf(f->prom, sizeof(f->prom), "%s/aifleet.prom", f->dir);
-	e2e_set_demo_credentials();
+	e2e_world_up(&f->w, sim_args);
+	snprintf(f->prom, sizeof(f->prom), "%s/aifleet.prom", f->w.dir);
 	return 0;
 }
 
@@ -62,20 +55,8 @@ static int dir_up(void **state)
 
 	assert_non_null(f);
 	*state = f;
-	f->dir = af_test_tempdir();
-	snprintf(f->prom, sizeof(f->prom), "%s/aifleet.prom", f->dir);
-	return 0;
-}
-
-static int dir_down(void **state)
-{
-	fixture *f = *state;
-
-	if (!f)
-		return 0;
-	af_test_rmtree(f->dir);
-	free(f->dir);
-	free(f);
+	f->w.dir = af_test_tempdir();
+	snprintf(f->prom, sizeof(f->prom), "%s/aifleet.prom", f->w.dir);
 	return 0;
 }
 
@@ -86,11 +67,7 @@ static int fixture_down(void **state)
 	if (!f)
 		return 0;
 	PQfinish(f->holder);
-	e2e_sim_stop(&f->sim);
-	af_testdb_drop(&f->db);
-	free(f->config);
-	af_test_rmtree(f->dir);
-	free(f->dir);
+	e2e_world_down(&f->w);
 	free(f);
 	return 0;
 }
@@ -100,10 +77,10 @@ static int fixture_down(void **state)
 /* aifleet sync --metrics-file f->prom [extra...]; returns the exit code. */
 static int sync_with_metrics(const fixture *f, const char *extra, char **err)
 {
-	const char *args[] = {"--config", f->config, "--no-progress", "sync",
+	const char *args[] = {"--config", f->w.config, "--no-progress", "sync",
 			      "--metrics-file", f->prom, extra, NULL};
 
-	return e2e_run_aifleet(f->dir, args, NULL, err);
+	return e2e_run_aifleet(f->w.dir, args, NULL, err);
 }
 
 static void promtool(const char *dir, const char *const *args)
@@ -129,7 +106,7 @@ static void promtool_check_metrics(const fixture *f)
 	const char *argv[] = {"sh", "-c", script, NULL};
 
 	snprintf(script, sizeof(script), "exec '%s' check metrics < '%s'", PROMTOOL_BIN, f->prom);
-	if (af_test_run("/bin/sh", argv, f->dir, 60, &r) != 0)
+	if (af_test_run("/bin/sh", argv, f->w.dir, 60, &r) != 0)
 		fail_msg("promtool check metrics: exit %d\n%s%s", r.code, r.out, r.err);
 	af_test_run_free(&r);
 }
@@ -228,7 +205,7 @@ static PGresult *ledger(const fixture *f, PGconn *conn)
 
 static PGconn *connect_db(const fixture *f)
 {
-	PGconn *conn = PQconnectdb(f->db.conninfo);
+	PGconn *conn = PQconnectdb(f->w.db.conninfo);
 
 	assert_int_equal(PQstatus(conn), CONNECTION_OK);
 	return conn;
@@ -297,7 +274,7 @@ static void check_file(const fixture *f)
 {
 	struct stat st;
 	struct dirent *e;
-	DIR *d = opendir(f->dir);
+	DIR *d = opendir(f->w.dir);
 
 	assert_int_equal(stat(f->prom, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0644);
@@ -310,7 +287,7 @@ static void check_file(const fixture *f)
 
 static long long db_int(const fixture *f, const char *sql)
 {
-	return af_testdb_query_int(&f->db, sql);
+	return af_testdb_query_int(&f->w.db, sql);
 }
 
 /* ---- the tests ------------------------------------------------------------- */
@@ -348,7 +325,7 @@ static void test_metrics_of_a_run(void **state)
 		    must_sample(text, "aifleet_run_start_timestamp_seconds"));
 
 	/* the items are the simulator's, not only the ledger's */
-	tair = e2e_sim_ids(&f->sim, "tair_kvcache");
+	tair = e2e_sim_ids(&f->w.sim, "tair_kvcache");
 	for (const char *p = tair; *p; p++)
 		tair_ids += *p == '\n';
 	tair_ids += *tair && tair[strlen(tair) - 1] != '\n';
@@ -359,7 +336,7 @@ static void test_metrics_of_a_run(void **state)
 	free(text);
 
 	/* a second run after changes: its own counts */
-	m = e2e_sim_request(&f->sim, "POST", "/_sim/mutate",
+	m = e2e_sim_request(&f->w.sim, "POST", "/_sim/mutate",
 			    "{\"create\":0.1,\"update\":0.1,\"delete\":0.1,\"seed\":9}");
 	assert_non_null(m);
 	json_object_put(m);
@@ -394,7 +371,7 @@ static void test_failed_runs(void **state)
 
 	assert_int_equal(sync_with_metrics(f, NULL, NULL), 0);
 
-	m = e2e_sim_request(&f->sim, "POST", "/_sim/mutate",
+	m = e2e_sim_request(&f->w.sim, "POST", "/_sim/mutate",
 			    "{\"delete\":0.6,\"seed\":10,\"product\":\"tair_kvcache\","
 			    "\"account\":\"demo-ali\",\"region\":\"cn-beijing\"}");
 	assert_non_null(m);
@@ -431,11 +408,11 @@ static void test_failed_runs(void **state)
 
 	/* the database unreachable: a port nothing listens on */
 	{
-		const char *args[] = {"--config", f->config, "--no-progress", "--db",
+		const char *args[] = {"--config", f->w.config, "--no-progress", "--db",
 				      "host=127.0.0.1 port=1 dbname=none connect_timeout=2", "sync",
 				      "--metrics-file", f->prom, NULL};
 
-		assert_int_equal(e2e_run_aifleet(f->dir, args, NULL, NULL), 75);
+		assert_int_equal(e2e_run_aifleet(f->w.dir, args, NULL, NULL), 75);
 	}
 	promtool_check_metrics(f);
 	text = read_metrics(f);
@@ -451,34 +428,34 @@ static void test_failed_runs(void **state)
 static void test_bad_path_and_dry_run(void **state)
 {
 	fixture *f = *state;
-	const char *dry[] = {"--config", f->config, "--no-progress", "--dry-run", "sync",
+	const char *dry[] = {"--config", f->w.config, "--no-progress", "--dry-run", "sync",
 			     "--metrics-file", f->prom, NULL};
-	const char *migrate[] = {"--config", f->config, "migrate", NULL};
+	const char *migrate[] = {"--config", f->w.config, "migrate", NULL};
 	const char *status[] = {"status", "--metrics-file", f->prom, NULL};
 	char *err = NULL, bad[1100];
 	struct stat st;
 
-	snprintf(bad, sizeof(bad), "%s/no/such/dir/aifleet.prom", f->dir);
+	snprintf(bad, sizeof(bad), "%s/no/such/dir/aifleet.prom", f->w.dir);
 	{
-		const char *args[] = {"--config", f->config, "--no-progress", "sync",
+		const char *args[] = {"--config", f->w.config, "--no-progress", "sync",
 				      "--metrics-file", bad, NULL};
 
-		assert_int_equal(e2e_run_aifleet(f->dir, migrate, NULL, NULL), 0);
-		assert_int_equal(e2e_run_aifleet(f->dir, args, NULL, &err), 78);
+		assert_int_equal(e2e_run_aifleet(f->w.dir, migrate, NULL, NULL), 0);
+		assert_int_equal(e2e_run_aifleet(f->w.dir, args, NULL, &err), 78);
 		if (!strstr(err, "no directory"))
 			fail_msg("no reason given:\n%s", err);
 		free(err);
 	}
 	assert_int_equal(db_int(f, "SELECT count(*) FROM aifleet.sync_run"), 0);
 	{
-		const char *args[] = {"--config", f->config, "--no-progress", "sync",
-				      "--metrics-file", f->dir, NULL};
+		const char *args[] = {"--config", f->w.config, "--no-progress", "sync",
+				      "--metrics-file", f->w.dir, NULL};
 
-		assert_int_equal(e2e_run_aifleet(f->dir, args, NULL, NULL), 78);
+		assert_int_equal(e2e_run_aifleet(f->w.dir, args, NULL, NULL), 78);
 	}
-	assert_int_equal(e2e_run_aifleet(f->dir, dry, NULL, NULL), 0);
+	assert_int_equal(e2e_run_aifleet(f->w.dir, dry, NULL, NULL), 0);
 	assert_int_not_equal(stat(f->prom, &st), 0);
-	assert_int_equal(e2e_run_aifleet(f->dir, status, NULL, NULL), 64);
+	assert_int_equal(e2e_run_aifleet(f->w.dir, status, NULL, NULL), 64);
 }
 
 /* Label values are escaped as the format wants (a region may hold any
@@ -510,8 +487,8 @@ static void test_alert_rules(void **state)
 	const char *unit[] = {"test", "rules", RULES_DIR "/aifleet.rules.test.yml", NULL};
 	fixture *f = *state;
 
-	promtool(f->dir, check);
-	promtool(f->dir, unit);
+	promtool(f->w.dir, check);
+	promtool(f->w.dir, unit);
 }
 
 int main(void)
@@ -520,8 +497,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_of_a_run, fixture_up, fixture_down),
 		cmocka_unit_test_setup_teardown(test_failed_runs, fixture_up, fixture_down),
 		cmocka_unit_test_setup_teardown(test_bad_path_and_dry_run, fixture_up, fixture_down),
-		cmocka_unit_test_setup_teardown(test_label_escaping, dir_up, dir_down),
-		cmocka_unit_test_setup_teardown(test_alert_rules, dir_up, dir_down),
+		cmocka_unit_test_setup_teardown(test_label_escaping, dir_up, fixture_down),
+		cmocka_unit_test_setup_teardown(test_alert_rules, dir_up, fixture_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
