@@ -120,6 +120,22 @@ char *af_test_tempdir(void)
 	return strdup(dir);
 }
 
+char *af_test_write_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *path = malloc(n);
+	FILE *f;
+
+	assert_non_null(path);
+	snprintf(path, n, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(path, mode), 0);
+	return path;
+}
+
 double af_test_now(void)
 {
 	struct timespec ts;

@@ -10,6 +10,9 @@
 char *af_test_read_fixture(const char *rel, size_t *len);
 /* Reads any file whole; NULL if it cannot. Caller frees. */
 char *af_test_read_file(const char *path, size_t *len);
+/* Writes `text` to `dir`/`name` with `mode` (chmod: the umask does not
+ * apply), failing the test if it cannot; returns the path (caller frees). */
+char *af_test_write_file(const char *dir, const char *name, const char *text, mode_t mode);
 /* A fresh temporary directory (mkdtemp under $TMPDIR); caller frees. One
  * that no af_test_rmtree removed (a failed assertion skips it) is removed
  * when the test program exits. */

@@ -20,16 +20,9 @@
 static char *write_config(const char *text, mode_t mode)
 {
 	char *dir = af_test_tempdir();
-	char *path = malloc(strlen(dir) + 16);
-	FILE *f;
+	char *path = af_test_write_file(dir, "aifleet.ini", text, mode);
 
-	sprintf(path, "%s/aifleet.ini", dir);
 	free(dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	chmod(path, mode);
 	return path;
 }
 

@@ -119,21 +119,6 @@ static void test_status_json(void **state)
 
 /* ---- check-config ---------------------------------------------------------- */
 
-static char *write_file(const char *dir, const char *name, const char *text, mode_t mode)
-{
-	char *path = malloc(strlen(dir) + strlen(name) + 2);
-	FILE *f;
-
-	assert_non_null(path);
-	sprintf(path, "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	chmod(path, mode);
-	return path;
-}
-
 /*
  * Accounts of every kind of source: environment (set and unset), an
  * aliyun CLI profile (present and absent), RRSA OIDC (token file there
@@ -207,9 +192,9 @@ static void test_check_config(void **state)
 	p = strstr(strcpy(text, config_text), "@DIR@");
 	memmove(p + strlen(dir), p + 5, strlen(p + 5) + 1);
 	memcpy(p, dir, strlen(dir));
-	config = write_file(dir, "aifleet.ini", text, 0600);
-	aliyun = write_file(dir, "aliyun.json", aliyun_json, 0600);
-	token = write_file(dir, "token", "eyJhbGciOiJSUzI1NiJ9.e30.sig", 0600);
+	config = af_test_write_file(dir, "aifleet.ini", text, 0600);
+	aliyun = af_test_write_file(dir, "aliyun.json", aliyun_json, 0600);
+	token = af_test_write_file(dir, "token", "eyJhbGciOiJSUzI1NiJ9.e30.sig", 0600);
 	setenv("CC_ID", "LTAIcheckconfigenv01", 1);
 	setenv("CC_SECRET", "cc-env-secret-XYZ", 1);
 	setenv("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::123:role/pod", 1);
@@ -248,7 +233,7 @@ static void test_check_config(void **state)
 	/* the OIDC token file gone, and the CLI's profile not in its file */
 	unlink(token);
 	free(aliyun);
-	aliyun = write_file(dir, "aliyun.json",
+	aliyun = af_test_write_file(dir, "aliyun.json",
 			    "{\"current\":\"dev\",\"profiles\":[{\"name\":\"dev\",\"mode\":\"AK\","
 			    "\"access_key_id\":\"LTAIcheckconfig0002\",\"access_key_secret\":\"x\"}]}",
 			    0600);

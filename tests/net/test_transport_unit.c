@@ -244,20 +244,6 @@ static void test_default_endpoints(void **state)
 	assert_int_equal(af_endpoint_expand(e, 8, "https://{region}", "cn-beijing"), AF_ERR_LIMIT);
 }
 
-static char *write_file(const char *dir, const char *name, const char *text, mode_t mode)
-{
-	char *path = malloc(strlen(dir) + strlen(name) + 2);
-	FILE *f;
-
-	sprintf(path, "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	assert_int_equal(chmod(path, mode), 0);
-	return path;
-}
-
 static const char aliyun_cfg[] =
 	"{\"current\":\"dev\",\"profiles\":["
 	"{\"name\":\"default\",\"mode\":\"AK\",\"access_key_id\":\"LTAIdefault\","
@@ -270,7 +256,7 @@ static const char aliyun_cfg[] =
 static void test_creds_aliyun(void **state)
 {
 	char *dir = af_test_tempdir();
-	char *p = write_file(dir, "config.json", aliyun_cfg, 0600);
+	char *p = af_test_write_file(dir, "config.json", aliyun_cfg, 0600);
 	af_credentials c;
 
 	unsetenv("ALIBABA_CLOUD_PROFILE");
@@ -316,7 +302,7 @@ static void test_creds_aliyun(void **state)
 	assert_int_equal(af_credentials_check_file_mode(p), 0);
 	remove(p);
 	free(p);
-	p = write_file(dir, "bad.json", "{\"profiles\": [", 0600);
+	p = af_test_write_file(dir, "bad.json", "{\"profiles\": [", 0600);
 	assert_int_equal(af_credentials_from_aliyun_cli(&c, p, "x"), AF_ERR_CONFIG);
 	remove(p);
 	free(p);
@@ -327,7 +313,7 @@ static void test_creds_aliyun(void **state)
 static void test_creds_tencent(void **state)
 {
 	char *dir = af_test_tempdir();
-	char *p = write_file(dir, "credentials",
+	char *p = af_test_write_file(dir, "credentials",
 			     "[default]\nsecret_id = AKIDdefault\nsecret_key = KEYdefault\n"
 			     "[prod]\nsecret_id=AKIDprod\nsecret_key=KEYprod\ntoken=TOKprod\n"
 			     "[broken]\nsecret_id=only\n",

@@ -340,16 +340,12 @@ static void test_prune_command(void **state)
 	af_test_run_result res = {0};
 	af_testdb db;
 	af_store *s;
-	char *dir = af_test_tempdir(), config[1100];
-	FILE *f;
+	char *dir = af_test_tempdir(), *config;
 
 	(void)state;
 	s = history(&db);
-	snprintf(config, sizeof(config), "%s/aifleet.ini", dir);
-	f = fopen(config, "w");
-	assert_non_null(f);
-	fprintf(f, "[database]\nhistory_retention = 100000 days\n");
-	fclose(f);
+	config = af_test_write_file(dir, "aifleet.ini", "[database]\nhistory_retention = 100000 days\n",
+				    0600);
 	{
 		const char *args[] = {AIFLEET_BIN, "--db", db.conninfo, "prune", "--older-than",
 				      "nonsense", NULL};
@@ -388,6 +384,7 @@ static void test_prune_command(void **state)
 	}
 	af_test_run_free(&res);
 	af_test_rmtree(dir);
+	free(config);
 	free(dir);
 	af_store_free(s);
 	af_testdb_drop(&db);
