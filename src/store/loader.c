@@ -438,7 +438,7 @@ static const char *target_sql(const af_loader *l, int t)
 	if (t == TARGET_STAGE)
 		return l->stage.copy_sql;
 	if (t == TARGET_UNSEEN)
-		return "COPY af_unseen (id) FROM STDIN";
+		return "COPY af_unseen (entity, id) FROM STDIN";
 	if (t == TARGET_HISTORY)
 		return AF_DIRECT_HISTORY_COPY;
 	return l->stage.direct_copy_sql[t - TARGET_TABLE];
@@ -659,8 +659,10 @@ static const char scope_table_sql[] =
 	" filtered boolean NOT NULL DEFAULT false, seen bigint NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (provider, account, region, product)"
 	") ON COMMIT DROP;"
-	/* the live rows of filtered scopes that no record matched */
-	"CREATE TEMP TABLE af_unseen (id bigint PRIMARY KEY) ON COMMIT DROP";
+	/* the live rows of filtered scopes that no record matched, by
+	 * entity code (af_entity.code), as af_stage names them */
+	"CREATE TEMP TABLE af_unseen (entity \"char\" NOT NULL, id bigint PRIMARY KEY)"
+	" ON COMMIT DROP";
 
 /* The scopes the run may load, as sorted keys, for check_allowed. */
 static int list_allowed(af_loader *l, const af_run_options *opts, const bool *busy)
@@ -1126,21 +1128,38 @@ bad:
 	return af_error_set(AF_ERR_DB, "reading live rows: unexpected line from PostgreSQL");
 }
 
-/* The live rows of the filtered scopes, streamed by COPY (a result set of
+/*
+ * The live rows of the filtered scopes, streamed by COPY (a result set of
  * a million rows would be held whole by libpq), each with the part of its
- * hash the live set compares: half the bytes to send and parse. */
-static int fetch_live(af_loader *l, const af_entity *e, af_live_set *set)
+ * hash the live set compares: half the bytes to send and parse.
+ *
+ * When the run filters every scope of the ledger (a whole-fleet sync with
+ * changes everywhere), the rows are read without the join on af_scope:
+ * the table's live rows are the filtered scopes' rows, and hashing four
+ * text columns of each was about half of the readback. Were a row outside
+ * them read all the same, it would cost nothing but its bytes: a record
+ * matches only a row of its own scope (the scope is part of the content
+ * hash), and the tombstone pass keeps only the unseen rows of filtered
+ * scopes (find_vanished joins af_scope).
+ */
+static int fetch_live(af_loader *l, const af_entity *e, bool whole, af_live_set *set)
 {
 	char sql[512];
 	PGresult *res;
 	char *line = NULL;
 	int n, err = 0;
 
-	snprintf(sql, sizeof(sql),
-		 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t JOIN af_scope sc"
-		 " USING (provider, account, region, product)"
-		 " WHERE sc.filtered AND t.deleted_at IS NULL) TO STDOUT",
-		 AF_LIVE_KEY_LEN, e->table);
+	if (whole)
+		snprintf(sql, sizeof(sql),
+			 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t"
+			 " WHERE t.deleted_at IS NULL) TO STDOUT",
+			 AF_LIVE_KEY_LEN, e->table);
+	else
+		snprintf(sql, sizeof(sql),
+			 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t JOIN af_scope sc"
+			 " USING (provider, account, region, product)"
+			 " WHERE sc.filtered AND t.deleted_at IS NULL) TO STDOUT",
+			 AF_LIVE_KEY_LEN, e->table);
 	res = PQexec(l->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		err = af_store_db_error(l->conn, res, "reading live rows");
@@ -1157,6 +1176,24 @@ static int fetch_live(af_loader *l, const af_entity *e, af_live_set *set)
 		err = af_store_db_error(l->conn, NULL, "reading live rows");
 	err = drain_results(l, "reading live rows", err);
 	af_live_set_seal(set);
+	return err;
+}
+
+/* Whether the run filters every scope the ledger knows (fetch_live). */
+static int filters_whole_ledger(af_loader *l, bool *whole)
+{
+	PGresult *res = PQexec(l->conn,
+			       "SELECT NOT EXISTS (SELECT 1 FROM aifleet.scope_state s"
+			       " WHERE NOT EXISTS (SELECT 1 FROM af_scope sc WHERE sc.filtered"
+			       "  AND (sc.provider, sc.account, sc.region, sc.product)"
+			       "   = (s.provider, s.account, s.region, s.product)))");
+	int err = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		err = af_store_db_error(l->conn, res, "reading the scope ledger");
+	else
+		*whole = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
 	return err;
 }
 
@@ -1180,13 +1217,20 @@ static int replay_row(void *ctx, const af_spool_tag *tag, const char *row, size_
 	return put_row(l, TARGET_STAGE, row, len);
 }
 
+/* af_live_set_each_unseen's context: the loader and the entity whose
+ * live set it walks. */
+typedef struct unseen_writer {
+	af_loader *l;
+	char code;
+} unseen_writer;
+
 static int copy_unseen_id(void *ctx, int64_t id)
 {
-	af_loader *l = ctx;
-	char line[32];
-	int n = snprintf(line, sizeof(line), "%" PRId64 "\n", id);
+	const unseen_writer *w = ctx;
+	char line[40];
+	int n = snprintf(line, sizeof(line), "%c\t%" PRId64 "\n", w->code, id);
 
-	return put_row(l, TARGET_UNSEEN, line, (size_t)n);
+	return put_row(w->l, TARGET_UNSEEN, line, (size_t)n);
 }
 
 /* The seen counts of the filtered scopes, for the guard's live count. */
@@ -1235,6 +1279,7 @@ static bool any_filtered(const af_loader *l)
  */
 static int filter_spooled(af_loader *l)
 {
+	bool whole = false;
 	size_t i;
 	int err = 0;
 
@@ -1245,15 +1290,20 @@ static int filter_spooled(af_loader *l)
 		drop_spool(l);
 		return 0;
 	}
+	if ((err = filters_whole_ledger(l, &whole)) < 0)
+		return err;
 	for (i = 0; i < AF_NENTITIES && !err; i++)
 		if ((err = af_live_set_new(&l->live[i])) == 0)
-			err = fetch_live(l, &af_entities[i], l->live[i]);
+			err = fetch_live(l, &af_entities[i], whole, l->live[i]);
 	if (err < 0)
 		return err;
 	if ((err = af_spool_replay(l->spool, replay_row, l)) < 0)
 		return fail_run(l, err);
-	for (i = 0; i < AF_NENTITIES && !err; i++)
-		err = af_live_set_each_unseen(l->live[i], copy_unseen_id, l);
+	for (i = 0; i < AF_NENTITIES && !err; i++) {
+		unseen_writer w = {l, af_entities[i].code};
+
+		err = af_live_set_each_unseen(l->live[i], copy_unseen_id, &w);
+	}
 	if (err < 0 || (err = flush_targets(l)) < 0)
 		return err;
 	for (i = 0; i < AF_NENTITIES; i++) {
@@ -1524,6 +1574,11 @@ static int merge_entity(af_loader *l, size_t i, const char *run_id, af_entity_co
  * that is every live row not written by this run nor matched in m_<type>;
  * in a filtered one, the live rows no record matched (af_unseen) that are
  * not in m_<type> either (an updated row's old hash is unseen too).
+ *
+ * The unseen rows are found by primary key, one probe each (LATERAL ...
+ * LIMIT 1 keeps the planner from flattening it into a join): it costs
+ * random reads as if nothing were cached and would rather hash the whole
+ * table, which for 10k unseen resources among a million was 0.2 s.
  */
 static int find_vanished(af_loader *l, const af_entity *e, const char *run_id)
 {
@@ -1540,11 +1595,14 @@ static int find_vanished(af_loader *l, const af_entity *e, const char *run_id)
 				 " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)"
 				 " UNION ALL"
 				 " SELECT t.id, t.provider, t.account, t.region, t.product"
-				 " FROM af_unseen u JOIN %s t ON t.id = u.id"
+				 " FROM af_unseen u CROSS JOIN LATERAL (SELECT t.id, t.provider,"
+				 "  t.account, t.region, t.product, t.deleted_at"
+				 "  FROM %s t WHERE t.id = u.id LIMIT 1) t"
 				 " JOIN af_scope sc USING (provider, account, region, product)"
-				 " WHERE sc.eligible AND sc.filtered AND t.deleted_at IS NULL"
+				 " WHERE u.entity = '%c' AND sc.eligible AND sc.filtered"
+				 " AND t.deleted_at IS NULL"
 				 " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)",
-				 e->type, e->table, run_id, e->type, e->table, e->type)) == 0)
+				 e->type, e->table, run_id, e->type, e->table, e->code, e->type)) == 0)
 		err = run_sql(l, "finding vanished records", &q, NULL,
 			      &l->vanished[e - af_entities]);
 	af_buf_free(&q);

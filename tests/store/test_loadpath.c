@@ -352,6 +352,84 @@ static void account_view(af_testdb *db, const char *acct)
 	af_testdb_exec(db, sql);
 }
 
+static const af_scope Z = {"alibaba", "z", "cn-beijing", "tair_kvcache"};
+static const af_scope W = {"alibaba", "w", "cn-beijing", "tair_kvcache"};
+
+/* The row versions of one account: any write to them shows. */
+static char *account_written(af_testdb *db, const char *acct)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(x, ',' ORDER BY x) FROM ("
+	         " SELECT 'i' || ctid || xmin AS x FROM aifleet.instance WHERE account = '%s'"
+	         " UNION ALL SELECT 's' || ctid || xmin FROM aifleet.service WHERE account = '%s'"
+	         " UNION ALL SELECT 'r' || ctid || xmin FROM aifleet.resource WHERE account = '%s'"
+	         " UNION ALL SELECT 'h' || h.ctid || h.xmin FROM aifleet.history h"
+	         "  JOIN aifleet.instance i ON i.id = h.entity_id WHERE i.account = '%s') v",
+	         acct, acct, acct, acct);
+	return af_testdb_query_value(db, sql);
+}
+
+/*
+ * A changed scope's live rows are read back joined to the run's scopes,
+ * or, when the run filters every scope of the ledger, the whole table.
+ * W's rows are in the tables but not in the ledger (its row is deleted),
+ * so the second read takes them in too: they must stay as they are --
+ * neither matched by a record of another scope nor tombstoned as unseen.
+ */
+static void test_readback_paths(void **state)
+{
+	af_testdb db;
+	af_store *s = st_open(&db);
+	scope_run x_changed_z_same[2] = {{&X, GPU4 | NO_TK2, AF_SCOPE_COMPLETE, 0},
+	                                 {&Z, 0, AF_SCOPE_COMPLETE, 0}};
+	scope_run both_changed[2] = {{&X, RENAME | GPU4 | NO_TK2, AF_SCOPE_COMPLETE, 0},
+	                             {&Z, EXTRA | NO_SVC, AF_SCOPE_COMPLETE, 0}};
+	af_load_summary sum;
+	char *w_before, *w_after;
+
+	(void)state;
+	run1(s, &X, 0);
+	run1(s, &Z, 0);
+	run1(s, &W, 0);
+	af_testdb_exec(&db, "DELETE FROM aifleet.scope_state WHERE account = 'w'");
+	w_before = account_written(&db, "w");
+
+	/* Z unchanged (skipped, not filtered): X's rows read by scope */
+	sum = run(s, x_changed_z_same, 2);
+	assert_int_equal(sum.scopes_skipped, 1);
+	assert_int_equal(sum.instances.deleted, 1);
+	assert_int_equal(sum.resources.updated, 1);
+	assert_int_equal(sum.resources.deleted, 1);
+
+	/* every ledger scope filtered: the whole tables, W's rows with them */
+	sum = run(s, both_changed, 2);
+	assert_int_equal(sum.scopes_skipped, 0);
+	assert_int_equal(sum.instances.updated, 1);  /* X's tk-1 renamed */
+	assert_int_equal(sum.instances.created, 1);  /* Z's tk-3 */
+	assert_int_equal(sum.services.deleted, 1);   /* Z's svc-1 */
+	assert_int_equal(sum.resources.deleted, 1);  /* and its resource */
+	assert_int_equal(sum.resources.created, 1);  /* tk-3's */
+	assert_int_equal(sum.instances.deleted + sum.instances.restored + sum.resources.updated, 0);
+	w_after = account_written(&db, "w");
+	assert_non_null(w_before);
+	assert_string_equal(w_before, w_after);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE account = 'w'"
+	                        " AND deleted_at IS NULL"),
+	                 2);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE account = 'x'"
+	                        " AND deleted_at IS NULL"),
+	                 1);
+	assert_int_equal(q(&db, "SELECT count(*) FROM aifleet.instance WHERE account = 'z'"
+	                        " AND deleted_at IS NULL"),
+	                 3);
+	free(w_before);
+	free(w_after);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 /*
  * The same records into two accounts of one database, run after run: X
  * takes the fast paths (its scope is in the ledger: skipped when unchanged,
@@ -444,6 +522,7 @@ int main(void)
 	    cmocka_unit_test(test_moved_record_clears_old_digest),
 	    cmocka_unit_test(test_spool_directory_unwritable),
 	    cmocka_unit_test(test_paths_agree),
+	    cmocka_unit_test(test_readback_paths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
