@@ -56,6 +56,9 @@
 /* Rows created in one run after which the table is analyzed, if they are
  * also a tenth of what the planner thinks it holds (analyze_table). */
 #define ANALYZE_AFTER 1000
+/* A merge whose stage is at most this share of the rows the filter read
+ * back (1/20) is planned as probes into cached tables (merge_entities). */
+#define SMALL_MERGE_SHARE 20
 /* One record (with its raw payload) may not exceed this. */
 #define ROW_MAX ((size_t)16 * 1024 * 1024)
 
@@ -154,6 +157,8 @@ struct af_loader {
 	af_live_set *live[AF_NENTITIES]; /* the filtered scopes' live rows */
 	uint64_t seen[AF_NENTITIES];      /* records found unchanged in them */
 	uint64_t vanished[AF_NENTITIES];  /* rows in v_<type> */
+	uint64_t staged_rows;             /* rows sent to af_stage */
+	uint64_t live_rows;               /* rows the filter read back */
 	uint64_t spooled_bytes;           /* what the spool held, for the log */
 	EVP_MD_CTX *md;
 	json_tokener *tok;
@@ -514,6 +519,8 @@ static int put_row(af_loader *l, int t, const char *row, size_t len)
 		return err;
 	if ((err = af_buf_append(&l->out[t], row, len)) < 0)
 		return fail_run(l, err);
+	if (t == TARGET_STAGE)
+		l->staged_rows++;
 	return 0;
 }
 
@@ -1297,6 +1304,8 @@ static int filter_spooled(af_loader *l)
 			err = fetch_live(l, &af_entities[i], whole, l->live[i]);
 	if (err < 0)
 		return err;
+	for (i = 0; i < AF_NENTITIES; i++)
+		l->live_rows += af_live_set_count(l->live[i]);
 	if ((err = af_spool_replay(l->spool, replay_row, l)) < 0)
 		return fail_run(l, err);
 	for (i = 0; i < AF_NENTITIES && !err; i++) {
@@ -1974,10 +1983,24 @@ static int merge_entities(af_loader *l, const char *run_id, af_load_summary *sum
 	int err;
 
 	/* Sorting and hashing a large staging table in memory is what keeps
-	 * the merge fast; the setting ends with the transaction. */
+	 * the merge fast; the settings end with the transaction. */
 	if ((err = af_store_exec(l->conn, "preparing the merge",
 				 "SET LOCAL work_mem = '128MB'; ANALYZE af_stage; ANALYZE af_scope")) <
 	    0)
+		return err;
+	/*
+	 * A merge of a few changed rows among many the run has just read back
+	 * probes the tables it joins; at the default random_page_cost (4: a
+	 * disk seek for every probe) the planner hashed whole tables instead.
+	 * At 1.1, what PostgreSQL's manual suggests for data in cache, 1%
+	 * churn in every scope of 1.3M rows merged in 3.6 s instead of 4.2.
+	 * Only then: for a merge of a whole fleet (nothing read back, or a
+	 * stage as large as what was) it chose probes where hashing was
+	 * faster, 67 s instead of 53.
+	 */
+	if (l->live_rows > 0 && l->staged_rows <= l->live_rows / SMALL_MERGE_SHARE &&
+	    (err = af_store_exec(l->conn, "preparing the merge",
+				 "SET LOCAL random_page_cost = 1.1")) < 0)
 		return err;
 	/* Parents first (af_entities' order), so that children can resolve
 	 * their owner's id. */
