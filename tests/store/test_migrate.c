@@ -569,6 +569,52 @@ static void test_upgrade_006_spans_the_history(void **state)
 	af_testdb_drop(&db);
 }
 
+/* The upgrade to 008 (free space in the entity tables' pages) on a
+ * history written at 007: every row as it was, the setting on the three
+ * entity tables only, and runs go on from the upgraded database. */
+static void test_upgrade_007_leaves_room(void **state)
+{
+	static const unsigned runs[] = {0, H_RENAME | H_GPU4};
+	static const char rows_sql[] =
+	    "SELECT string_agg(r, ',' ORDER BY r) FROM ("
+	    " SELECT to_jsonb(t)::text AS r FROM aifleet.instance t UNION ALL"
+	    " SELECT to_jsonb(t)::text FROM aifleet.service t UNION ALL"
+	    " SELECT to_jsonb(t)::text FROM aifleet.resource t UNION ALL"
+	    " SELECT to_jsonb(t)::text FROM aifleet.history t) v";
+	af_testdb db;
+	af_store *s = NULL;
+	char *before, *after;
+
+	(void)state;
+	assert_true(af_migrations_count >= 8);
+	assert_int_equal(af_migrations[7].version, 8);
+	migrate_by_hand(&db, 7);
+	assert_int_equal(af_store_connect(&s, db.conninfo), 0);
+	for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)
+		history_run(s, runs[i]);
+	before = af_testdb_query_value(&db, rows_sql);
+	apply_by_hand(&db, 7, 8);
+	after = af_testdb_query_value(&db, rows_sql);
+	assert_non_null(before);
+	assert_string_equal(before, after);
+	free(after);
+	after = af_testdb_query_value(&db,
+		"SELECT string_agg(c.relname || ':' || array_to_string(c.reloptions, ';'), ','"
+		" ORDER BY c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE n.nspname = 'aifleet' AND c.reloptions IS NOT NULL AND c.relkind = 'r'");
+	assert_string_equal(after, "instance:fillfactor=90,resource:fillfactor=90,service:fillfactor=90");
+	/* a run after the upgrade: tk-2 vanishes, tk-3 appears */
+	history_run(s, H_NO_TK2 | H_TK3);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.instance"
+						  " WHERE deleted_at IS NOT NULL"), 1);
+	assert_int_equal(af_testdb_query_int(&db, "SELECT count(*) FROM aifleet.instance"
+						  " WHERE native_id = 'tk-3' AND deleted_at IS NULL"), 1);
+	free(before);
+	free(after);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 static void test_checksum_matches_postgres_sha256(void **state)
 {
 	af_testdb db;
@@ -730,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_upgrade_004_reads_the_same),
 		cmocka_unit_test(test_upgrade_005_keeps_the_runs),
 		cmocka_unit_test(test_upgrade_006_spans_the_history),
+		cmocka_unit_test(test_upgrade_007_leaves_room),
 		cmocka_unit_test(test_checksum_matches_postgres_sha256),
 		cmocka_unit_test(test_tampered_checksum_refused),
 		cmocka_unit_test(test_unknown_migration_refused),
