@@ -355,10 +355,11 @@ static void account_view(af_testdb *db, const char *acct)
 static const af_scope Z = {"alibaba", "z", "cn-beijing", "tair_kvcache"};
 static const af_scope W = {"alibaba", "w", "cn-beijing", "tair_kvcache"};
 
-/* The row versions of one account: any write to them shows. */
+/* The row versions of one account's entities and of their history: any
+ * write to them shows. */
 static char *account_written(af_testdb *db, const char *acct)
 {
-	char sql[1024];
+	char sql[1536];
 
 	snprintf(sql, sizeof(sql),
 	         "SELECT string_agg(x, ',' ORDER BY x) FROM ("
@@ -366,8 +367,11 @@ static char *account_written(af_testdb *db, const char *acct)
 	         " UNION ALL SELECT 's' || ctid || xmin FROM aifleet.service WHERE account = '%s'"
 	         " UNION ALL SELECT 'r' || ctid || xmin FROM aifleet.resource WHERE account = '%s'"
 	         " UNION ALL SELECT 'h' || h.ctid || h.xmin FROM aifleet.history h"
-	         "  JOIN aifleet.instance i ON i.id = h.entity_id WHERE i.account = '%s') v",
-	         acct, acct, acct, acct);
+	         "  JOIN (SELECT id FROM aifleet.instance WHERE account = '%s' UNION ALL"
+	         "   SELECT id FROM aifleet.service WHERE account = '%s' UNION ALL"
+	         "   SELECT id FROM aifleet.resource WHERE account = '%s') e"
+	         "  ON e.id = h.entity_id) v",
+	         acct, acct, acct, acct, acct, acct);
 	return af_testdb_query_value(db, sql);
 }
 
