@@ -1,6 +1,6 @@
 # Starting and stopping the cloud simulator (aifleet-sim) from a script:
-# scripts/demo.sh, scripts/container-test.sh and the benchmarks in
-# tests/bench/ source this file. Sourced, not run: the simulator must be the
+# scripts/demo.sh, scripts/container-test.sh and the sync benchmarks in
+# tests/bench/ (through sync-lib.sh) source this file. Sourced, not run: the simulator must be the
 # calling script's own child, so that its cleanup can wait for it.
 #
 #   sim_start BIN DIR [ARG...]

@@ -18,24 +18,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(1000 5000 10000)
-build=${BUILD_DIR:-$root/build-bench}
 regions_per_account=16 # the simulator's limit
 items=5
-work=$(mktemp -d /tmp/aifleet-scopes-bench.XXXXXX)
-chmod 755 "$work"
-. "$root/scripts/sim-lib.sh"
-
-cleanup() {
-	sim_stop
-	"$root/scripts/pg.sh" stop "$work/pg" || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$root/scripts/install-deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DAIFLEET_TESTS=ON >/dev/null
-cmake --build "$build" -j "$(nproc)" --target aifleet aifleet-sim >/dev/null
-dsn=$("$root/scripts/pg.sh" start "$work/pg")
+. "$root/tests/bench/sync-lib.sh"
+sync_world_up scopes-bench
 server=${dsn% dbname=postgres}
 
 regions() {
@@ -79,20 +65,6 @@ start_sim() {
 	chmod 600 "$work/aifleet.ini"
 }
 
-summary() { # label regex -> the first capture in the run's summary line
-	sed -nE "s/.*$2.*/\\1/p" "$work/out.$1" | head -1
-}
-
-sync_once() { # label -> "wall rss_kib user_s sys_s"
-	/usr/bin/time -f '%e %M %U %S' -o "$work/time" \
-		"$build/src/cli/aifleet" --config "$work/aifleet.ini" --log-level warn \
-		--no-progress sync >"$work/out.$1" 2>"$work/err.$1" || {
-		cat "$work/err.$1" >&2
-		exit 1
-	}
-	cat "$work/time"
-}
-
 printf '%-7s %-9s %9s %9s %10s %10s %10s %10s %9s %12s\n' scopes run wall "peak RSS" "ms/scope" \
 	"KiB/scope" collect "fetch w-s" merge "CPU ms/scope"
 for n in "${sizes[@]}"; do
@@ -102,7 +74,8 @@ for n in "${sizes[@]}"; do
 	start_sim
 	"$build/src/cli/aifleet" --config "$work/aifleet.ini" -q migrate >/dev/null
 	for run in first unchanged; do
-		read -r wall rss user sys < <(sync_once "$run-$n")
+		sync_once "$run-$n"
+		read -r wall rss user sys <"$work/time.$run-$n"
 		grep -q "($scopes complete" "$work/out.$run-$n" || {
 			echo "scopes-bench: $run sync of $scopes scopes not all complete:" >&2
 			cat "$work/out.$run-$n" >&2

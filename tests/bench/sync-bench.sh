@@ -15,23 +15,8 @@ set -euo pipefail
 
 items=${1:-100000}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
-work=$(mktemp -d /tmp/aifleet-sync-bench.XXXXXX)
-chmod 755 "$work"
-. "$root/scripts/sim-lib.sh"
-
-cleanup() {
-	sim_stop
-	"$root/scripts/pg.sh" stop "$work/pg" || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$root/scripts/install-deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DAIFLEET_TESTS=ON >/dev/null
-cmake --build "$build" -j "$(nproc)" --target aifleet aifleet-sim >/dev/null
-
-dsn=$("$root/scripts/pg.sh" start "$work/pg")
+. "$root/tests/bench/sync-lib.sh"
+sync_world_up sync-bench
 
 cat >"$work/sim.ini" <<INI
 [account bench-ali]
@@ -91,27 +76,14 @@ export BENCH_TC_ID=AKIDBenchTencent000000001 BENCH_TC_SECRET=bench-tc-secret-NOT
 
 "$build/src/cli/aifleet" --config "$work/aifleet.ini" -q migrate >/dev/null
 
-sync_once() { # label
-	/usr/bin/time -f '%e %M' -o "$work/time.$1" \
-		"$build/src/cli/aifleet" --config "$work/aifleet.ini" --log-level warn \
-		--no-progress sync >"$work/out.$1" 2>"$work/err.$1" || {
-		cat "$work/err.$1" >&2
-		exit 1
-	}
-}
-
-field() { # label regex -> first capture of the summary line
-	sed -nE "s/.*$2.*/\\1/p" "$work/out.$1" | head -1
-}
-
 report() { # label title
 	local wall rss
-	read -r wall rss <"$work/time.$1"
+	read -r wall rss _ <"$work/time.$1"
 	printf '%-22s %7.2f s %5d MiB  requests %-6s items %-7s history %-7s collect %5s s (fetch %s, normalize+copy %s worker-s)  merge %5s s\n' \
-		"$2" "$wall" $((rss / 1024)) "$(field "$1" '; ([0-9]+) requests')" \
-		"$(field "$1" '\), ([0-9]+) items')" "$(field "$1" '; ([0-9]+) history rows')" \
-		"$(field "$1" 'collect ([0-9.]+) s')" "$(field "$1" 'fetch ([0-9.]+) s')" \
-		"$(field "$1" 'normalize\+copy ([0-9.]+) s')" "$(field "$1" 'merge ([0-9.]+) s')"
+		"$2" "$wall" $((rss / 1024)) "$(summary "$1" '; ([0-9]+) requests')" \
+		"$(summary "$1" '\), ([0-9]+) items')" "$(summary "$1" '; ([0-9]+) history rows')" \
+		"$(summary "$1" 'collect ([0-9.]+) s')" "$(summary "$1" 'fetch ([0-9.]+) s')" \
+		"$(summary "$1" 'normalize\+copy ([0-9.]+) s')" "$(summary "$1" 'merge ([0-9.]+) s')"
 }
 
 echo "sync-bench: $items items per product (Tair, Hologres, TI-ONE), simulator on :$port"
