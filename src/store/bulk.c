@@ -51,19 +51,6 @@ static const char deferrable_sql[] =
 	" AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"
 	" ORDER BY pass, name";
 
-static int tables_empty(PGconn *conn, bool *empty)
-{
-	PGresult *res = PQexec(conn, empty_sql);
-	int err = 0;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		err = af_store_db_error(conn, res, "checking whether the inventory is empty");
-	else
-		*empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return err;
-}
-
 static int list_deferrable(PGconn *conn, af_deferred_indexes *d)
 {
 	PGresult *res = PQexec(conn, deferrable_sql);
@@ -101,7 +88,8 @@ int af_bulk_defer_indexes(PGconn *conn, af_deferred_indexes *d)
 	int err;
 
 	memset(d, 0, sizeof(*d));
-	if ((err = tables_empty(conn, &empty)) < 0 || !empty)
+	if ((err = af_store_query_bool(conn, "checking whether the inventory is empty", empty_sql,
+				       &empty)) < 0 || !empty)
 		return err;
 	if ((err = list_deferrable(conn, d)) < 0)
 		goto done;

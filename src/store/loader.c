@@ -1187,22 +1187,11 @@ static int fetch_live(af_loader *l, const af_entity *e, bool whole, af_live_set 
 }
 
 /* Whether the run filters every scope the ledger knows (fetch_live). */
-static int filters_whole_ledger(af_loader *l, bool *whole)
-{
-	PGresult *res = PQexec(l->conn,
-			       "SELECT NOT EXISTS (SELECT 1 FROM aifleet.scope_state s"
-			       " WHERE NOT EXISTS (SELECT 1 FROM af_scope sc WHERE sc.filtered"
-			       "  AND (sc.provider, sc.account, sc.region, sc.product)"
-			       "   = (s.provider, s.account, s.region, s.product)))");
-	int err = 0;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		err = af_store_db_error(l->conn, res, "reading the scope ledger");
-	else
-		*whole = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return err;
-}
+static const char whole_ledger_sql[] =
+	"SELECT NOT EXISTS (SELECT 1 FROM aifleet.scope_state s"
+	" WHERE NOT EXISTS (SELECT 1 FROM af_scope sc WHERE sc.filtered"
+	"  AND (sc.provider, sc.account, sc.region, sc.product)"
+	"   = (s.provider, s.account, s.region, s.product)))";
 
 /* A spooled row: dropped with its skipped scope, counted when the live set
  * knows it (unchanged), else staged. */
@@ -1297,7 +1286,8 @@ static int filter_spooled(af_loader *l)
 		drop_spool(l);
 		return 0;
 	}
-	if ((err = filters_whole_ledger(l, &whole)) < 0)
+	if ((err = af_store_query_bool(l->conn, "reading the scope ledger", whole_ledger_sql,
+				       &whole)) < 0)
 		return err;
 	for (i = 0; i < AF_NENTITIES && !err; i++)
 		if ((err = af_live_set_new(&l->live[i])) == 0)

@@ -58,6 +58,19 @@ int af_store_exec(PGconn *conn, const char *what, const char *sql)
 	return err;
 }
 
+int af_store_query_bool(PGconn *conn, const char *what, const char *sql, bool *out)
+{
+	PGresult *res = PQexec(conn, sql);
+	int err = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 1)
+		err = af_store_db_error(conn, res, what);
+	else
+		*out = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return err;
+}
+
 char *af_store_join_key(const char *const *fields, size_t n)
 {
 	af_buf b = AF_BUF_INIT;

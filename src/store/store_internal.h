@@ -33,6 +33,9 @@ struct af_store {
 /* Runs a command, turns a failure into AF_ERR_DB (or AF_ERR_TRANSIENT when the
  * connection is gone) with `what` and the server's message. */
 int af_store_exec(PGconn *conn, const char *what, const char *sql);
+/* Runs a query of one boolean (one row, one column): *out is its value;
+ * a failure as af_store_exec's. */
+int af_store_query_bool(PGconn *conn, const char *what, const char *sql, bool *out);
 /* Maps the connection / result state to an error class and sets the message. */
 int af_store_db_error(PGconn *conn, const PGresult *res, const char *what);
 
