@@ -1156,17 +1156,12 @@ static int fetch_live(af_loader *l, const af_entity *e, bool whole, af_live_set 
 	char *line = NULL;
 	int n, err = 0;
 
-	if (whole)
-		snprintf(sql, sizeof(sql),
-			 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t"
-			 " WHERE t.deleted_at IS NULL) TO STDOUT",
-			 AF_LIVE_KEY_LEN, e->table);
-	else
-		snprintf(sql, sizeof(sql),
-			 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t JOIN af_scope sc"
-			 " USING (provider, account, region, product)"
-			 " WHERE sc.filtered AND t.deleted_at IS NULL) TO STDOUT",
-			 AF_LIVE_KEY_LEN, e->table);
+	snprintf(sql, sizeof(sql),
+		 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t%s"
+		 " WHERE %st.deleted_at IS NULL) TO STDOUT",
+		 AF_LIVE_KEY_LEN, e->table,
+		 whole ? "" : " JOIN af_scope sc USING (provider, account, region, product)",
+		 whole ? "" : "sc.filtered AND ");
 	res = PQexec(l->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		err = af_store_db_error(l->conn, res, "reading live rows");
@@ -1595,11 +1590,10 @@ static int find_vanished(af_loader *l, const af_entity *e, const char *run_id)
 				 " UNION ALL"
 				 " SELECT t.id, t.provider, t.account, t.region, t.product"
 				 " FROM af_unseen u CROSS JOIN LATERAL (SELECT t.id, t.provider,"
-				 "  t.account, t.region, t.product, t.deleted_at"
-				 "  FROM %s t WHERE t.id = u.id LIMIT 1) t"
+				 "  t.account, t.region, t.product FROM %s t"
+				 "  WHERE t.id = u.id AND t.deleted_at IS NULL LIMIT 1) t"
 				 " JOIN af_scope sc USING (provider, account, region, product)"
 				 " WHERE u.entity = '%c' AND sc.eligible AND sc.filtered"
-				 " AND t.deleted_at IS NULL"
 				 " AND NOT EXISTS (SELECT 1 FROM m_%s m WHERE m.tid = t.id)",
 				 e->type, e->table, run_id, e->type, e->table, e->code, e->type)) == 0)
 		err = run_sql(l, "finding vanished records", &q, NULL,
