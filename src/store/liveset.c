@@ -35,6 +35,11 @@ struct af_live_set {
 	size_t mask;         /* slots - 1; slots a power of two */
 	unsigned char *seen; /* one mark per row, allocated by seal */
 	size_t n, cap;
+	/* The row after the last one taken. Records tend to come in the
+	 * order their rows were read (both are the order the scope was first
+	 * loaded in): that row is tried before the table, and a run of them
+	 * is then a walk through memory instead of a cache miss each. */
+	size_t next;
 	bool sealed;
 };
 
@@ -52,7 +57,7 @@ int af_live_set_add(af_live_set *s, int64_t id, const unsigned char key[AF_LIVE_
 	if (s->n == EMPTY)
 		return af_error_set(AF_ERR_LIMIT, "more than %u live rows in one run", EMPTY - 1);
 	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 1024;
+		size_t cap = s->cap ? 2 * s->cap : 64;
 		live_row *p = realloc(s->rows, cap * sizeof(*p));
 
 		if (!p)
@@ -105,6 +110,16 @@ void af_live_set_seal(af_live_set *s)
 	}
 }
 
+/* Marks row i seen, unless it is already; the next row is tried next. */
+static bool take_row(af_live_set *s, size_t i)
+{
+	if (s->seen[i])
+		return false;
+	s->seen[i] = 1;
+	s->next = i + 1;
+	return true;
+}
+
 bool af_live_set_take(af_live_set *s, const unsigned char hash[32])
 {
 	bool found = false;
@@ -112,6 +127,9 @@ bool af_live_set_take(af_live_set *s, const unsigned char hash[32])
 
 	if (!s->sealed || !s->slots)
 		return false;
+	if (s->next < s->n && memcmp(s->rows[s->next].key, hash, KEY_LEN) == 0 &&
+	    take_row(s, s->next))
+		return true;
 	/* Rows with one hash (none are expected: the hash covers the natural
 	 * key) are taken one per record; a further record with that hash
 	 * still finds it live. */
@@ -119,10 +137,8 @@ bool af_live_set_take(af_live_set *s, const unsigned char hash[32])
 		if (memcmp(s->rows[i].key, hash, KEY_LEN) != 0)
 			continue;
 		found = true;
-		if (!s->seen[i]) {
-			s->seen[i] = 1;
+		if (take_row(s, i))
 			break;
-		}
 	}
 	return found;
 }

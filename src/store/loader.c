@@ -5,7 +5,9 @@
  *           ledger's scopes and digests, COPY
  *   sink    validate + hash each record in C, add the hash to its scope's
  *           digest, and route its COPY row: a scope the ledger never saw
- *           streams into COPY (in batches), any other goes to the spool
+ *           streams into COPY (in batches); any other has its live rows
+ *           read meanwhile, and a record they hold as it is goes no
+ *           further; the rest of it goes to the spool
  *   commit  skip the clean scopes whose digest did not change; filter the
  *           other spooled scopes against their live rows, staging only
  *           what changed; then merge set-based (classify, insert, update,
@@ -14,7 +16,8 @@
  *
  * What an entity's columns are -- and so what is validated, hashed, staged
  * and merged -- is one table per entity in columns.c; the digest and the
- * spool are spool.c, the live set liveset.c; this file runs the run.
+ * spool are spool.c, the live set liveset.c, reading it while records
+ * arrive readahead.c; this file runs the run.
  *
  * A failed run leaves no trace in the database: the sync_run row is written
  * inside the run's transaction, so a failure rolls it back with everything
@@ -30,6 +33,7 @@
 #include "direct.h"
 #include "liveset.h"
 #include "locks.h"
+#include "readahead.h"
 #include "spool.h"
 
 #include <inttypes.h>
@@ -59,6 +63,10 @@
 /* A merge whose stage is at most this share of the rows the filter read
  * back (1/20) is planned as probes into cached tables (merge_entities). */
 #define SMALL_MERGE_SHARE 20
+/* Live rows read while records arrive, at most (about 34 bytes each, so
+ * 34 MiB): a sync's peak memory stays near what its collection needs.
+ * The scopes past it are read at the commit, if they changed. */
+#define READ_AHEAD_ROWS ((size_t)1 << 20)
 /* One record (with its raw payload) may not exceed this. */
 #define ROW_MAX ((size_t)16 * 1024 * 1024)
 
@@ -75,17 +83,22 @@ typedef struct scope_entry {
 	 * A scope the ledger knows is spooled: its rows wait in the spool
 	 * until the commit knows whether it changed. Unchanged (its digest
 	 * is the one its last clean run left), it is skipped; changed, it is
-	 * filtered: only rows the live set does not know are staged.
+	 * filtered: only rows its live rows do not hold as they are are
+	 * staged. Its live rows are read while records arrive (readahead.h):
+	 * a record that comes once they are in and that they hold is counted
+	 * in seen_by and not spooled at all.
 	 */
 	af_scope_digest digest;
 	uint64_t records[AF_NENTITIES]; /* sent, per entity */
 	bool spooled;
+	af_live_read *live;             /* its live rows, once asked for */
+	uint64_t seen_by[AF_NENTITIES]; /* records its live rows held as they are */
 	bool direct; /* its provider, account and product are new: direct.c */
 	bool has_stored;
 	unsigned char stored[AF_SCOPE_DIGEST_LEN];
 	bool skipped;  /* set by the commit: unchanged, nothing of it loaded */
 	bool filtered; /* set by the commit: spooled, not skipped */
-	uint64_t seen; /* filtered: records the live set knew (unchanged) */
+	uint64_t seen; /* filtered: records its live rows held (unchanged) */
 	bool clean;    /* set by the commit: its digest may be kept */
 	unsigned char final[AF_SCOPE_DIGEST_LEN];
 } scope_entry;
@@ -151,11 +164,12 @@ struct af_loader {
 	af_direct *direct; /* the first-load path; NULL when disabled */
 	af_deferred_indexes deferred; /* dropped for a database's first load: bulk.c */
 	af_spool *spool; /* rows of the scopes that may be skipped; NULL until one */
+	af_readahead *ahead; /* the spooled scopes' live rows, read meanwhile */
+	unsigned polls;      /* records since the last poll of `ahead` */
 	ledger_scope *ledger; /* the scopes scope_state knows, sorted by key */
 	size_t nledger;
 	size_t last_scope; /* scope_find's first guess: records come in runs */
-	af_live_set *live[AF_NENTITIES]; /* the filtered scopes' live rows */
-	uint64_t seen[AF_NENTITIES];      /* records found unchanged in them */
+	uint64_t seen[AF_NENTITIES];      /* records of filtered scopes found unchanged */
 	uint64_t vanished[AF_NENTITIES];  /* rows in v_<type> */
 	uint64_t staged_rows;             /* rows sent to af_stage */
 	uint64_t live_rows;               /* rows the filter read back */
@@ -310,6 +324,18 @@ static int index_scope(af_loader *l, size_t index)
 	return 0;
 }
 
+/* Asks for a spooled scope's live rows, read while records arrive: only
+ * with the write lock, when the ledger says which scopes have rows (a
+ * run without it reads them at its commit). */
+static int ask_live_rows(af_loader *l, scope_entry *e, const af_scope *sc)
+{
+	int err;
+
+	if (!l->ahead && (err = af_readahead_new(&l->ahead, l->conn, READ_AHEAD_ROWS)) < 0)
+		return err;
+	return af_readahead_queue(l->ahead, sc, &e->live);
+}
+
 /* The run's entry of a scope, made if it has none yet. */
 static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 {
@@ -359,7 +385,9 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 	}
 	if ((err = look_up_ledger(l, e, &e->spooled)) < 0)
 		return err;
-	e->direct = !e->spooled && l->direct && af_direct_scope_new(l->direct, sc);
+	if (e->spooled)
+		return ask_live_rows(l, e, sc);
+	e->direct = l->direct && af_direct_scope_new(l->direct, sc);
 	return 0;
 }
 
@@ -371,6 +399,8 @@ static void scope_entry_free(scope_entry *e)
 	free(e->product);
 	free(e->err_copy);
 	free(e->first_reject);
+	af_live_read_free(e->live);
+	e->live = NULL;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -477,6 +507,17 @@ static int close_copy(af_loader *l)
 	return err < 0 ? fail_run(l, err) : 0;
 }
 
+/* The reads of live rows still under way, waited for: the connection is
+ * free for a COPY or a statement then. */
+static int finish_reads(af_loader *l)
+{
+	int err;
+
+	if (af_readahead_busy(l->ahead) && (err = af_readahead_finish(l->ahead)) < 0)
+		return fail_run(l, err);
+	return 0;
+}
+
 /* Sends the target's buffer, switching the open COPY to it first. */
 static int send_target(af_loader *l, int t)
 {
@@ -487,7 +528,7 @@ static int send_target(af_loader *l, int t)
 	if (af_buf_len(b) == 0)
 		return 0;
 	if (l->open_target != t) {
-		if ((err = close_copy(l)) < 0)
+		if ((err = close_copy(l)) < 0 || (err = finish_reads(l)) < 0)
 			return err;
 		res = PQexec(l->conn, target_sql(l, t));
 		if (PQresultStatus(res) != PGRES_COPY_IN)
@@ -564,9 +605,41 @@ static int put_direct(af_loader *l, const af_entity *e)
 	return put_row(l, TARGET_HISTORY, af_buf_data(&l->hist), af_buf_len(&l->hist));
 }
 
+/* Records between two looks at what the reads of live rows received: a
+ * look is a system call, a record a few microseconds. */
+#define POLL_EVERY 64
+
+/* Lets the reads of live rows go on, without waiting -- while no COPY
+ * holds the connection (send_target finishes them before it opens one). */
+static int poll_reads(af_loader *l)
+{
+	int err;
+
+	if (!af_readahead_busy(l->ahead) || l->open_target != NO_TARGET ||
+	    ++l->polls < POLL_EVERY)
+		return 0;
+	l->polls = 0;
+	if ((err = af_readahead_poll(l->ahead)) < 0)
+		return fail_run(l, err);
+	return 0;
+}
+
+/* A spooled scope's record that its live rows, read already, hold as it
+ * is: nothing to stage or spool, whatever the commit decides. */
+static bool known_unchanged(scope_entry *se, const af_entity *e, const unsigned char *hash)
+{
+	size_t i = (size_t)(e - af_entities);
+
+	if (!se->live || !se->live->done || !af_live_set_take(se->live->set[i], hash))
+		return false;
+	se->seen_by[i]++;
+	return true;
+}
+
 /* Hashes the record, adds the hash to its scope's digest, and routes its
  * row: on the first-load path into its table when direct.c takes it, else
- * a staging row to COPY or the spool. */
+ * -- unless its scope's live rows hold it -- a staging row to COPY or the
+ * spool. */
 static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const void *rec)
 {
 	af_spool_tag tag;
@@ -574,9 +647,14 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 	bool taken = false;
 	int err;
 
-	if ((err = scope_find(&se, l, sc)) < 0 ||
+	if ((err = poll_reads(l)) < 0 || (err = scope_find(&se, l, sc)) < 0 ||
 	    (err = af_content_hash(l->md, e, sc, rec, tag.hash)) < 0)
 		return fail_run(l, err);
+	if (se->spooled && known_unchanged(se, e, tag.hash)) {
+		af_scope_digest_add(&se->digest, tag.hash);
+		se->records[e - af_entities]++;
+		return 0;
+	}
 	if (se->direct) {
 		af_buf_reset(&l->row);
 		af_buf_reset(&l->hist);
@@ -836,7 +914,7 @@ static int reserve_ids(void *ctx, int64_t n, int64_t *first)
 	PGresult *res;
 	int err;
 
-	if ((err = close_copy(l)) < 0)
+	if ((err = close_copy(l)) < 0 || (err = finish_reads(l)) < 0)
 		return err;
 	snprintf(count, sizeof(count), "%" PRId64, n);
 	snprintf(sql, sizeof(sql),
@@ -1100,96 +1178,8 @@ static int stage_scopes(af_loader *l)
 
 /* ---- commit: the filter ------------------------------------------------- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* One line of fetch_live's COPY: "id<TAB>\\x<hex digits of the hash's
- * first AF_LIVE_KEY_LEN bytes>\n". */
-static int add_live_line(af_live_set *set, const char *line, int len)
-{
-	unsigned char key[AF_LIVE_KEY_LEN];
-	const char *tab = memchr(line, '\t', (size_t)len);
-	char *end;
-	long long id;
-
-	if (!tab || line + len - tab < 4 + 2 * AF_LIVE_KEY_LEN || memcmp(tab + 1, "\\\\x", 3))
-		goto bad;
-	id = strtoll(line, &end, 10);
-	if (end != tab)
-		goto bad;
-	for (size_t i = 0; i < AF_LIVE_KEY_LEN; i++) {
-		int hi = hex_value(tab[4 + 2 * i]), lo = hex_value(tab[5 + 2 * i]);
-
-		if (hi < 0 || lo < 0)
-			goto bad;
-		key[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return af_live_set_add(set, id, key);
-bad:
-	return af_error_set(AF_ERR_DB, "reading live rows: unexpected line from PostgreSQL");
-}
-
-/*
- * The live rows of the filtered scopes, streamed by COPY (a result set of
- * a million rows would be held whole by libpq), each with the part of its
- * hash the live set compares: half the bytes to send and parse.
- *
- * When the run filters every scope of the ledger (a whole-fleet sync with
- * changes everywhere), the rows are read without the join on af_scope:
- * the table's live rows are the filtered scopes' rows, and hashing four
- * text columns of each was about half of the readback. Were a row outside
- * them read all the same, it would cost nothing but its bytes: a record
- * matches only a row of its own scope (the scope is part of the content
- * hash), and the tombstone pass keeps only the unseen rows of filtered
- * scopes (find_vanished joins af_scope).
- */
-static int fetch_live(af_loader *l, const af_entity *e, bool whole, af_live_set *set)
-{
-	char sql[512];
-	PGresult *res;
-	char *line = NULL;
-	int n, err = 0;
-
-	snprintf(sql, sizeof(sql),
-		 "COPY (SELECT t.id, substring(t.content_hash FOR %d) FROM %s t%s"
-		 " WHERE %st.deleted_at IS NULL) TO STDOUT",
-		 AF_LIVE_KEY_LEN, e->table,
-		 whole ? "" : " JOIN af_scope sc USING (provider, account, region, product)",
-		 whole ? "" : "sc.filtered AND ");
-	res = PQexec(l->conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		err = af_store_db_error(l->conn, res, "reading live rows");
-		PQclear(res);
-		return err;
-	}
-	PQclear(res);
-	while ((n = PQgetCopyData(l->conn, &line, 0)) > 0) {
-		if (!err)
-			err = add_live_line(set, line, n);
-		PQfreemem(line);
-	}
-	if (n == -2 && !err)
-		err = af_store_db_error(l->conn, NULL, "reading live rows");
-	err = drain_results(l, "reading live rows", err);
-	af_live_set_seal(set);
-	return err;
-}
-
-/* Whether the run filters every scope the ledger knows (fetch_live). */
-static const char whole_ledger_sql[] =
-	"SELECT NOT EXISTS (SELECT 1 FROM aifleet.scope_state s"
-	" WHERE NOT EXISTS (SELECT 1 FROM af_scope sc WHERE sc.filtered"
-	"  AND (sc.provider, sc.account, sc.region, sc.product)"
-	"   = (s.provider, s.account, s.region, s.product)))";
-
-/* A spooled row: dropped with its skipped scope, counted when the live set
- * knows it (unchanged), else staged. */
+/* A spooled row: dropped with its skipped scope, counted when its scope's
+ * live rows hold it (unchanged), else staged. */
 static int replay_row(void *ctx, const af_spool_tag *tag, const char *row, size_t len)
 {
 	af_loader *l = ctx;
@@ -1200,9 +1190,8 @@ static int replay_row(void *ctx, const af_spool_tag *tag, const char *row, size_
 	e = &l->scopes[tag->scope];
 	if (e->skipped)
 		return 0;
-	if (af_live_set_take(l->live[tag->entity], tag->hash)) {
-		e->seen++;
-		l->seen[tag->entity]++;
+	if (af_live_set_take(e->live->set[tag->entity], tag->hash)) {
+		e->seen_by[tag->entity]++;
 		return 0;
 	}
 	return put_row(l, TARGET_STAGE, row, len);
@@ -1222,6 +1211,23 @@ static int copy_unseen_id(void *ctx, int64_t id)
 	int n = snprintf(line, sizeof(line), "%c\t%" PRId64 "\n", w->code, id);
 
 	return put_row(w->l, TARGET_UNSEEN, line, (size_t)n);
+}
+
+/* The live rows of a filtered scope that no record matched, for the
+ * tombstone pass; and what its records matched, counted. */
+static int put_unseen(af_loader *l, scope_entry *e)
+{
+	int err;
+
+	for (size_t i = 0; i < AF_NENTITIES; i++) {
+		unseen_writer w = {l, af_entities[i].code};
+
+		if ((err = af_live_set_each_unseen(e->live->set[i], copy_unseen_id, &w)) < 0)
+			return err;
+		e->seen += e->seen_by[i];
+		l->seen[i] += e->seen_by[i];
+	}
+	return 0;
 }
 
 /* The seen counts of the filtered scopes, for the guard's live count. */
@@ -1253,59 +1259,81 @@ static void drop_spool(af_loader *l)
 	l->spool = NULL;
 }
 
-static bool any_filtered(const af_loader *l)
+/* The filtered scopes' live rows, every one read: those not read while
+ * records arrived (past READ_AHEAD_ROWS, or in a run that collected
+ * without the write lock) now. */
+static int read_filtered(af_loader *l)
 {
-	for (size_t i = 0; i < l->nscopes; i++)
-		if (l->scopes[i].filtered)
-			return true;
-	return false;
+	int err;
+
+	if ((err = finish_reads(l)) < 0)
+		return err;
+	if (l->ahead)
+		af_readahead_unlimit(l->ahead);
+	for (size_t i = 0; i < l->nscopes; i++) {
+		scope_entry *e = &l->scopes[i];
+		af_scope sc = {e->provider, e->account, e->region, e->product};
+
+		if (!e->filtered)
+			continue;
+		if (e->live && e->live->dropped) {
+			af_live_read_free(e->live);
+			e->live = NULL;
+		}
+		if (!e->live && (err = ask_live_rows(l, e, &sc)) < 0)
+			return fail_run(l, err);
+	}
+	if ((err = finish_reads(l)) < 0)
+		return err;
+	for (size_t i = 0; i < l->nscopes; i++) {
+		scope_entry *e = &l->scopes[i];
+
+		for (size_t k = 0; e->filtered && k < AF_NENTITIES; k++)
+			l->live_rows += af_live_set_count(e->live->set[k]);
+	}
+	return 0;
+}
+
+/* The live rows are needed no more: their memory goes before the merge. */
+static void free_live_rows(af_loader *l)
+{
+	for (size_t i = 0; i < l->nscopes; i++) {
+		af_live_read_free(l->scopes[i].live);
+		l->scopes[i].live = NULL;
+	}
+	af_readahead_free(l->ahead);
+	l->ahead = NULL;
 }
 
 /*
- * The filter: the spooled rows of the scopes that changed are compared
- * with the live rows of those scopes; only the rows the database does not
- * hold as they are (new, changed, restored) are staged, and the live rows
- * no record matched go to af_unseen for the tombstone pass. The merge then
- * costs what changed, not what exists.
+ * The filter: the records of the scopes that changed are compared with
+ * those scopes' live rows; only the rows the database does not hold as
+ * they are (new, changed, restored) are staged, and the live rows no
+ * record matched go to af_unseen for the tombstone pass. The merge then
+ * costs what changed, not what exists. Most records were compared as
+ * they came (known_unchanged); the spool holds the others, replayed here.
  */
 static int filter_spooled(af_loader *l)
 {
-	bool whole = false;
-	size_t i;
 	int err = 0;
 
-	if (!l->spool)
-		return 0;
-	if (!any_filtered(l)) {
-		/* every spooled scope was skipped: nothing to read back */
-		drop_spool(l);
-		return 0;
+	if ((err = read_filtered(l)) < 0)
+		goto done;
+	if (l->spool && (err = af_spool_replay(l->spool, replay_row, l)) < 0) {
+		err = fail_run(l, err);
+		goto done;
 	}
-	if ((err = af_store_query_bool(l->conn, "reading the scope ledger", whole_ledger_sql,
-				       &whole)) < 0)
-		return err;
-	for (i = 0; i < AF_NENTITIES && !err; i++)
-		if ((err = af_live_set_new(&l->live[i])) == 0)
-			err = fetch_live(l, &af_entities[i], whole, l->live[i]);
-	if (err < 0)
-		return err;
-	for (i = 0; i < AF_NENTITIES; i++)
-		l->live_rows += af_live_set_count(l->live[i]);
-	if ((err = af_spool_replay(l->spool, replay_row, l)) < 0)
-		return fail_run(l, err);
-	for (i = 0; i < AF_NENTITIES && !err; i++) {
-		unseen_writer w = {l, af_entities[i].code};
-
-		err = af_live_set_each_unseen(l->live[i], copy_unseen_id, &w);
-	}
+	for (size_t i = 0; i < l->nscopes && !err; i++)
+		if (l->scopes[i].filtered)
+			err = put_unseen(l, &l->scopes[i]);
 	if (err < 0 || (err = flush_targets(l)) < 0)
-		return err;
-	for (i = 0; i < AF_NENTITIES; i++) {
-		af_live_set_free(l->live[i]);
-		l->live[i] = NULL;
-	}
-	drop_spool(l);
-	return stage_seen(l);
+		goto done;
+	err = stage_seen(l);
+done:
+	free_live_rows(l);
+	if (l->spool)
+		drop_spool(l);
+	return err;
 }
 
 static int run_sql(af_loader *l, const char *what, af_buf *q, const char *run_id, uint64_t *n)
@@ -2093,7 +2121,8 @@ int af_loader_commit(af_loader *l, af_load_summary *out)
 	snprintf(run_id, sizeof(run_id), "%" PRId64, l->run_id);
 	l->accepting = false;
 	if ((l->write_deferred && (err = take_deferred_writes(l)) < 0) ||
-	    (err = judge_digests(l)) < 0 || (err = flush_targets(l)) < 0)
+	    (err = judge_digests(l)) < 0 || (err = flush_targets(l)) < 0 ||
+	    (err = finish_reads(l)) < 0)
 		goto done;
 	sum.copy_seconds = af_clock_seconds() - l->t_begin;
 	t_merge = af_clock_seconds();
@@ -2136,6 +2165,9 @@ void af_loader_free(af_loader *l)
 			PQclear(res);
 		l->open_target = NO_TARGET;
 	}
+	/* a read of live rows under way is ended first */
+	af_readahead_free(l->ahead);
+	l->ahead = NULL;
 	if (l->in_tx && PQstatus(l->conn) == CONNECTION_OK)
 		PQclear(PQexec(l->conn, "ROLLBACK"));
 	af_unlock_scopes(l->conn, &l->scope_locks);
@@ -2159,8 +2191,6 @@ void af_loader_free(af_loader *l)
 	af_direct_free(l->direct);
 	af_deferred_indexes_free(&l->deferred);
 	af_spool_free(l->spool);
-	for (i = 0; i < AF_NENTITIES; i++)
-		af_live_set_free(l->live[i]);
 	for (i = 0; i < l->nledger; i++)
 		free(l->ledger[i].key);
 	free(l->ledger);

@@ -1,7 +1,8 @@
 /* Unit tests for the live set (src/store/liveset.c): a row added is taken
  * by its hash once sealed and then no longer listed as unseen, a hash never
  * added is not taken, rows whose hashes share the bytes that pick a slot
- * stay apart, and an empty set finds nothing. */
+ * stay apart, the order records come in does not matter, and an empty set
+ * finds nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,6 +135,48 @@ static void test_shared_slot_bytes(void **state)
 	free(t.listed);
 }
 
+/* Records come mostly in the order their rows were read (the set tries
+ * the row after the last one taken first), but not always: in order, in
+ * reverse, with a row skipped and with two rows of one hash side by side,
+ * each record takes exactly one row and every other row stays unseen. */
+static void test_taken_in_any_order(void **state)
+{
+	enum { N = 1000 };
+	unsigned char hash[32];
+	af_live_set *s = NULL;
+	tally t = {calloc(N + 1, 1), 0, N};
+
+	(void)state;
+	assert_non_null(t.listed);
+	assert_int_equal(af_live_set_new(&s), 0);
+	for (int64_t id = 1; id <= N; id++) {
+		/* ids 501 and 502 share a hash */
+		hash_of((uint64_t)(id == 502 ? 501 : id), hash);
+		assert_int_equal(af_live_set_add(s, id, hash), 0);
+	}
+	af_live_set_seal(s);
+	for (int64_t id = 1; id <= 500; id++) { /* in order, 250 skipped */
+		hash_of((uint64_t)id, hash);
+		if (id != 250)
+			assert_true(af_live_set_take(s, hash));
+	}
+	hash_of(501, hash);
+	assert_true(af_live_set_take(s, hash)); /* 501 */
+	assert_true(af_live_set_take(s, hash)); /* 502, its twin */
+	assert_true(af_live_set_take(s, hash)); /* a third record: both taken, still live */
+	for (int64_t id = N; id > 502; id--) {  /* in reverse */
+		hash_of((uint64_t)id, hash);
+		assert_true(af_live_set_take(s, hash));
+	}
+	hash_of(10, hash);
+	assert_true(af_live_set_take(s, hash)); /* again: taken before, still live */
+	assert_int_equal(af_live_set_each_unseen(s, count_unseen, &t), 0);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.listed[250], 1);
+	af_live_set_free(s);
+	free(t.listed);
+}
+
 /* An empty set (a scope with no live rows left) takes nothing and lists
  * nothing. */
 static void test_empty_set(void **state)
@@ -162,6 +205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_take_marks_and_unseen_lists_the_rest),
 	    cmocka_unit_test(test_shared_slot_bytes),
+	    cmocka_unit_test(test_taken_in_any_order),
 	    cmocka_unit_test(test_empty_set),
 	};
 

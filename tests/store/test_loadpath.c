@@ -376,11 +376,11 @@ static char *account_written(af_testdb *db, const char *acct)
 }
 
 /*
- * A changed scope's live rows are read back joined to the run's scopes,
- * or, when the run filters every scope of the ledger, the whole table.
- * W's rows are in the tables but not in the ledger (its row is deleted),
- * so the second read takes them in too: they must stay as they are --
- * neither matched by a record of another scope nor tombstoned as unseen.
+ * A changed scope's live rows are read by scope, one changed scope beside
+ * a skipped one and then two changed ones. W's rows are in the tables but
+ * not in the ledger (its row is deleted) and not in the run: they must stay
+ * as they are -- neither matched by a record of another scope nor
+ * tombstoned as unseen.
  */
 static void test_readback_paths(void **state)
 {
@@ -400,14 +400,14 @@ static void test_readback_paths(void **state)
 	af_testdb_exec(&db, "DELETE FROM aifleet.scope_state WHERE account = 'w'");
 	w_before = account_written(&db, "w");
 
-	/* Z unchanged (skipped, not filtered): X's rows read by scope */
+	/* Z unchanged (skipped, not filtered), X changed */
 	sum = run(s, x_changed_z_same, 2);
 	assert_int_equal(sum.scopes_skipped, 1);
 	assert_int_equal(sum.instances.deleted, 1);
 	assert_int_equal(sum.resources.updated, 1);
 	assert_int_equal(sum.resources.deleted, 1);
 
-	/* every ledger scope filtered: the whole tables, W's rows with them */
+	/* every ledger scope of the run filtered */
 	sum = run(s, both_changed, 2);
 	assert_int_equal(sum.scopes_skipped, 0);
 	assert_int_equal(sum.instances.updated, 1);  /* X's tk-1 renamed */
@@ -516,6 +516,77 @@ static void test_paths_agree(void **state)
 	af_testdb_drop(&db);
 }
 
+/* Many instances in one scope, run `step` of a history: every seventh
+ * renamed at step 1, every eleventh gone from step 2, new ones from 3. */
+static void feed_many(af_loader *l, const af_scope *sc, int step)
+{
+	char id[32], name[48];
+
+	for (int i = 0; i < 600 + (step >= 3 ? 5 : 0); i++) {
+		if (step >= 2 && i % 11 == 0)
+			continue;
+		snprintf(id, sizeof(id), "tk-%d", i);
+		snprintf(name, sizeof(name), "%s%s", id, step >= 1 && i % 7 == 0 ? "-renamed" : "");
+		assert_int_equal(st_inst(l, sc, id, name), 0);
+		assert_int_equal(st_res(l, sc, AF_OWNER_INSTANCE, id, "cpu_cores",
+		                        step >= 4 && i == 42 ? 16 : 8, "cores", NULL),
+		                 0);
+	}
+}
+
+/*
+ * Records compared as they come: a spooled scope's live rows are read
+ * while its records arrive, and a record they hold goes no further; the
+ * records before the read was in are spooled and compared at the commit.
+ * Hundreds of records a run give the reads time to land mid-run, so both
+ * happen. X goes that way, Y (its ledger row deleted before each run) the
+ * full merge; rows and history must agree after renames, deletions, new
+ * instances, one changed resource and an unchanged run.
+ */
+static void test_compared_as_they_come(void **state)
+{
+	static const char *const all[] = {"all"};
+	static const int steps[] = {0, 1, 2, 3, 3, 4};
+	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
+	af_run_options opts = {.trigger = "test", .guard = &guard};
+	af_testdb db;
+	af_store *s = st_open(&db);
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		af_load_summary sum;
+		af_loader *l = NULL;
+
+		af_testdb_exec(&db, "DELETE FROM aifleet.scope_state WHERE account = 'y'");
+		assert_int_equal(af_loader_begin(&l, s, &opts), 0);
+		feed_many(l, &X, steps[k]);
+		feed_many(l, &Y, steps[k]);
+		st_done(l, &X, AF_SCOPE_COMPLETE);
+		st_done(l, &Y, AF_SCOPE_COMPLETE);
+		assert_int_equal(af_loader_commit(l, &sum), 0);
+		af_loader_free(l);
+		/* step 3 twice: X unchanged the second time */
+		assert_int_equal(sum.scopes_skipped, k == 4);
+		if (k == 1)
+			assert_int_equal(sum.instances.updated, 2 * 86);
+		if (k == 2)
+			assert_int_equal(sum.instances.deleted + sum.resources.deleted, 2 * 2 * 55);
+		if (k == 3)
+			assert_int_equal(sum.instances.created + sum.resources.created, 2 * 2 * 5);
+		if (k == 5)
+			assert_int_equal(sum.resources.updated, 2);
+	}
+	account_view(&db, "x");
+	account_view(&db, "y");
+	assert_int_equal(q(&db, "SELECT count(*) FROM t_x WHERE type LIKE 'history%'"),
+	                 2 * 600 + 86 + 2 * 55 + 2 * 5 + 1);
+	assert_int_equal(q(&db, "SELECT count(*) FROM ((TABLE t_x EXCEPT ALL TABLE t_y)"
+	                        " UNION ALL (TABLE t_y EXCEPT ALL TABLE t_x)) d"),
+	                 0);
+	af_store_free(s);
+	af_testdb_drop(&db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +598,7 @@ int main(void)
 	    cmocka_unit_test(test_spool_directory_unwritable),
 	    cmocka_unit_test(test_paths_agree),
 	    cmocka_unit_test(test_readback_paths),
+	    cmocka_unit_test(test_compared_as_they_come),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
