@@ -67,6 +67,11 @@
  * 34 MiB): a sync's peak memory stays near what its collection needs.
  * The scopes past it are read at the commit, if they changed. */
 #define READ_AHEAD_ROWS ((size_t)1 << 20)
+/* A known scope's records before its live rows are read while records
+ * arrive: a read is a query or two of round trips, worth it for a large
+ * scope, not for thousands of small ones (those are read at the commit,
+ * and only if they changed). */
+#define READ_AHEAD_AFTER 256
 /* One record (with its raw payload) may not exceed this. */
 #define ROW_MAX ((size_t)16 * 1024 * 1024)
 
@@ -324,9 +329,7 @@ static int index_scope(af_loader *l, size_t index)
 	return 0;
 }
 
-/* Asks for a spooled scope's live rows, read while records arrive: only
- * with the write lock, when the ledger says which scopes have rows (a
- * run without it reads them at its commit). */
+/* Queues the read of a spooled scope's live rows. */
 static int ask_live_rows(af_loader *l, scope_entry *e, const af_scope *sc)
 {
 	int err;
@@ -385,9 +388,7 @@ static int scope_find(scope_entry **out, af_loader *l, const af_scope *sc)
 	}
 	if ((err = look_up_ledger(l, e, &e->spooled)) < 0)
 		return err;
-	if (e->spooled)
-		return ask_live_rows(l, e, sc);
-	e->direct = l->direct && af_direct_scope_new(l->direct, sc);
+	e->direct = !e->spooled && l->direct && af_direct_scope_new(l->direct, sc);
 	return 0;
 }
 
@@ -624,6 +625,21 @@ static int poll_reads(af_loader *l)
 	return 0;
 }
 
+/* A spooled scope's live rows are read while records arrive once it has
+ * sent READ_AHEAD_AFTER of them -- only with the write lock, when the
+ * ledger says which scopes have rows (a run without it reads them at its
+ * commit). */
+static int maybe_read_ahead(af_loader *l, scope_entry *se, const af_scope *sc)
+{
+	uint64_t sent = 0;
+
+	if (se->live || l->write_deferred)
+		return 0;
+	for (size_t i = 0; i < AF_NENTITIES; i++)
+		sent += se->records[i];
+	return sent < READ_AHEAD_AFTER ? 0 : ask_live_rows(l, se, sc);
+}
+
 /* A spooled scope's record that its live rows, read already, hold as it
  * is: nothing to stage or spool, whatever the commit decides. */
 static bool known_unchanged(scope_entry *se, const af_entity *e, const unsigned char *hash)
@@ -649,6 +665,8 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 
 	if ((err = poll_reads(l)) < 0 || (err = scope_find(&se, l, sc)) < 0 ||
 	    (err = af_content_hash(l->md, e, sc, rec, tag.hash)) < 0)
+		return fail_run(l, err);
+	if (se->spooled && (err = maybe_read_ahead(l, se, sc)) < 0)
 		return fail_run(l, err);
 	if (se->spooled && known_unchanged(se, e, tag.hash)) {
 		af_scope_digest_add(&se->digest, tag.hash);
@@ -1268,8 +1286,9 @@ static int read_filtered(af_loader *l)
 
 	if ((err = finish_reads(l)) < 0)
 		return err;
-	if (l->ahead)
-		af_readahead_unlimit(l->ahead);
+	if (!l->ahead && (err = af_readahead_new(&l->ahead, l->conn, 0)) < 0)
+		return fail_run(l, err);
+	af_readahead_unlimit(l->ahead);
 	for (size_t i = 0; i < l->nscopes; i++) {
 		scope_entry *e = &l->scopes[i];
 		af_scope sc = {e->provider, e->account, e->region, e->product};
@@ -1288,7 +1307,12 @@ static int read_filtered(af_loader *l)
 	for (size_t i = 0; i < l->nscopes; i++) {
 		scope_entry *e = &l->scopes[i];
 
-		for (size_t k = 0; e->filtered && k < AF_NENTITIES; k++)
+		if (!e->filtered)
+			continue;
+		if (!e->live->done)
+			return fail_run(l, af_error_set(AF_ERR_GENERIC, "internal error: a changed"
+							" scope's live rows were not read"));
+		for (size_t k = 0; k < AF_NENTITIES; k++)
 			l->live_rows += af_live_set_count(e->live->set[k]);
 	}
 	return 0;
