@@ -5,8 +5,8 @@
  * The live rows of the spooled scopes, read while the run's records still
  * arrive (loader.c). A spooled scope's records wait for the commit, so the
  * connection has nothing to do during the collection: the loader queues a
- * read of each spooled scope's live rows as it meets the scope, and polls
- * between records. Once a scope's rows are in, each of its records is
+ * read of a spooled scope's live rows once the scope has sent a few hundred
+ * records, and polls between records. Once a scope's rows are in, each of its records is
  * checked at once against them, and one the database holds as it is costs
  * neither a COPY row nor spool space -- the spool keeps what changed, and
  * the commit replays only that.
