@@ -10,6 +10,10 @@
 
 #include "aifleet/error.h"
 
+static const char *const all_scopes[] = {"all"};
+const af_delete_guard st_allow_all_deletes = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN,
+                                              all_scopes, 1};
+
 af_store *st_open(af_testdb *db)
 {
 	af_store *s = NULL;

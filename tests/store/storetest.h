@@ -6,6 +6,11 @@
 #include "aifleet/store.h"
 #include "testdb.h"
 
+/* The mass-delete guard's defaults, with every scope allowed ("all"): the
+ * tests delete on purpose, from fleets small enough for any deletion to
+ * look like a mass one. */
+extern const af_delete_guard st_allow_all_deletes;
+
 /* Creates a database, connects and migrates; aborts the test on failure. */
 af_store *st_open(af_testdb *db);
 

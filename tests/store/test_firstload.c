@@ -125,9 +125,8 @@ typedef void (*feeder)(af_loader *l, bool with_orphan);
 
 static af_load_summary run(af_store *s, feeder feed, bool no_direct, bool with_orphan)
 {
-	static const char *const all[] = {"all"};
-	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
-	af_run_options opts = {.trigger = "test", .guard = &guard, .no_direct = no_direct};
+	af_run_options opts = {
+	    .trigger = "test", .guard = &st_allow_all_deletes, .no_direct = no_direct};
 	af_load_summary sum;
 	af_loader *l = NULL;
 

@@ -81,9 +81,7 @@ typedef struct scope_run {
 /* One run over the given scopes; returns its summary. */
 static af_load_summary run(af_store *s, const scope_run *runs, size_t n)
 {
-	static const char *const all[] = {"all"};
-	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
-	af_run_options opts = {.trigger = "test", .guard = &guard};
+	af_run_options opts = {.trigger = "test", .guard = &st_allow_all_deletes};
 	af_load_summary sum;
 	af_loader *l = NULL;
 	size_t i;
@@ -545,10 +543,8 @@ static void feed_many(af_loader *l, const af_scope *sc, int step)
  */
 static void test_compared_as_they_come(void **state)
 {
-	static const char *const all[] = {"all"};
 	static const int steps[] = {0, 1, 2, 3, 3, 4};
-	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
-	af_run_options opts = {.trigger = "test", .guard = &guard};
+	af_run_options opts = {.trigger = "test", .guard = &st_allow_all_deletes};
 	af_testdb db;
 	af_store *s = st_open(&db);
 

@@ -34,9 +34,7 @@ static const af_scope Q = {"alibaba", "o'brien \\ 'x'", "cn-beijing", "tair_kvca
  * more that the next run drops (tombstoned). */
 static void load(af_store *s, const af_scope *sc, int n)
 {
-	static const char *const all[] = {"all"};
-	af_delete_guard guard = {AF_DELETE_GUARD_FRACTION, AF_DELETE_GUARD_MIN, all, 1};
-	af_run_options opts = {.trigger = "test", .guard = &guard};
+	af_run_options opts = {.trigger = "test", .guard = &st_allow_all_deletes};
 	af_load_summary sum;
 	af_loader *l = NULL;
 	char id[32];
