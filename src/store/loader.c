@@ -652,6 +652,14 @@ static bool known_unchanged(scope_entry *se, const af_entity *e, const unsigned 
 	return true;
 }
 
+/* A record the run keeps (staged, spooled, or known unchanged): in its
+ * scope's digest and counts. */
+static void count_sent(scope_entry *se, const af_entity *e, const unsigned char *hash)
+{
+	af_scope_digest_add(&se->digest, hash);
+	se->records[e - af_entities]++;
+}
+
 /* Hashes the record, adds the hash to its scope's digest, and routes its
  * row: on the first-load path into its table when direct.c takes it, else
  * -- unless its scope's live rows hold it -- a staging row to COPY or the
@@ -669,8 +677,7 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 	if (se->spooled && (err = maybe_read_ahead(l, se, sc)) < 0)
 		return fail_run(l, err);
 	if (se->spooled && known_unchanged(se, e, tag.hash)) {
-		af_scope_digest_add(&se->digest, tag.hash);
-		se->records[e - af_entities]++;
+		count_sent(se, e, tag.hash);
 		return 0;
 	}
 	if (se->direct) {
@@ -690,8 +697,7 @@ static int stage_row(af_loader *l, const af_entity *e, const af_scope *sc, const
 	/* Bad data is that record's problem too; anything else ends the run. */
 	if (err < 0)
 		return err == AF_ERR_DATA ? err : fail_run(l, err);
-	af_scope_digest_add(&se->digest, tag.hash);
-	se->records[e - af_entities]++;
+	count_sent(se, e, tag.hash);
 	if (taken)
 		return put_direct(l, e);
 	tag.scope = (uint32_t)(se - l->scopes);
@@ -1206,12 +1212,8 @@ static int replay_row(void *ctx, const af_spool_tag *tag, const char *row, size_
 	if (tag->scope >= l->nscopes || tag->entity >= AF_NENTITIES)
 		return fail_run(l, af_error_set(AF_ERR_IO, "the loader's spool is damaged"));
 	e = &l->scopes[tag->scope];
-	if (e->skipped)
+	if (e->skipped || known_unchanged(e, &af_entities[tag->entity], tag->hash))
 		return 0;
-	if (af_live_set_take(e->live->set[tag->entity], tag->hash)) {
-		e->seen_by[tag->entity]++;
-		return 0;
-	}
 	return put_row(l, TARGET_STAGE, row, len);
 }
 

@@ -25,7 +25,7 @@
 #include "store_internal.h"
 
 typedef struct pending_read {
-	char *sql;
+	af_buf sql;
 	af_live_read *into;
 	struct pending_read *next;
 } pending_read;
@@ -68,15 +68,14 @@ void af_live_read_free(af_live_read *r)
 	free(r);
 }
 
-/* The read's statement: the scope's live rows in every entity table. */
-static int read_sql(PGconn *conn, const af_scope *sc, char **out)
+/* The read's statement, into the empty q: the scope's live rows in every
+ * entity table. */
+static int read_sql(PGconn *conn, const af_scope *sc, af_buf *q)
 {
 	const char *fields[4] = {sc->provider, sc->account, sc->region, sc->product};
 	char *lit[4] = {NULL, NULL, NULL, NULL};
-	af_buf q = AF_BUF_INIT;
 	int err = 0;
 
-	*out = NULL;
 	for (size_t i = 0; i < 4 && err == 0; i++) {
 		const char *f = fields[i] ? fields[i] : "";
 
@@ -85,25 +84,19 @@ static int read_sql(PGconn *conn, const af_scope *sc, char **out)
 					   PQerrorMessage(conn));
 	}
 	if (err == 0)
-		err = af_buf_puts(&q, "COPY (");
+		err = af_buf_puts(q, "COPY (");
 	for (size_t i = 0; i < AF_NENTITIES && err == 0; i++)
-		err = af_buf_printf(&q,
+		err = af_buf_printf(q,
 				    "%sSELECT '%c', id, substring(content_hash FOR %d) FROM %s"
 				    " WHERE provider = %s AND account = %s AND region = %s"
 				    " AND product = %s AND deleted_at IS NULL",
 				    i ? " UNION ALL " : "", af_entities[i].code, AF_LIVE_KEY_LEN,
 				    af_entities[i].table, lit[0], lit[1], lit[2], lit[3]);
 	if (err == 0)
-		err = af_buf_puts(&q, ") TO STDOUT");
+		err = af_buf_puts(q, ") TO STDOUT");
 	for (size_t i = 0; i < 4; i++)
 		PQfreemem(lit[i]);
-	if (err < 0 || !af_buf_data(&q)) {
-		af_buf_free(&q);
-		return err < 0 ? err : af_error_oom();
-	}
-	*out = strdup(af_buf_data(&q));
-	af_buf_free(&q);
-	return *out ? 0 : af_error_oom();
+	return err;
 }
 
 int af_readahead_queue(af_readahead *ra, const af_scope *sc, af_live_read **out)
@@ -120,6 +113,8 @@ int af_readahead_queue(af_readahead *ra, const af_scope *sc, af_live_read **out)
 	if (err == 0)
 		err = read_sql(ra->conn, sc, &p->sql);
 	if (err < 0) {
+		if (p)
+			af_buf_free(&p->sql);
 		free(p);
 		af_live_read_free(r);
 		return err;
@@ -217,7 +212,7 @@ static void read_done(af_readahead *ra)
 	ra->head = p->next;
 	if (!ra->head)
 		ra->tail = NULL;
-	free(p->sql);
+	af_buf_free(&p->sql);
 	free(p);
 	ra->state = IDLE;
 }
@@ -254,7 +249,7 @@ static int drive(af_readahead *ra, bool wait)
 				read_done(ra);
 				break;
 			}
-			if (!PQsendQuery(ra->conn, ra->head->sql))
+			if (!PQsendQuery(ra->conn, af_buf_data(&ra->head->sql)))
 				return fail(ra, af_store_db_error(ra->conn, NULL, "reading live rows"));
 			ra->state = SENT;
 			break;
@@ -342,7 +337,7 @@ void af_readahead_free(af_readahead *ra)
 		pending_read *p = ra->head;
 
 		ra->head = p->next;
-		free(p->sql);
+		af_buf_free(&p->sql);
 		free(p);
 	}
 	free(ra);
