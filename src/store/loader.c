@@ -64,9 +64,9 @@
  * back (1/20) is planned as probes into cached tables (merge_entities). */
 #define SMALL_MERGE_SHARE 20
 /* Live rows read while records arrive, at most (about 34 bytes each, so
- * 34 MiB): a sync's peak memory stays near what its collection needs.
+ * 51 MiB): a sync's peak memory stays near what its collection needs.
  * The scopes past it are read at the commit, if they changed. */
-#define READ_AHEAD_ROWS ((size_t)1 << 20)
+#define READ_AHEAD_ROWS ((size_t)3 << 19)
 /* A known scope's records before its live rows are read while records
  * arrive: a read is a query or two of round trips, worth it for a large
  * scope, not for thousands of small ones (those are read at the commit,
